@@ -1,0 +1,3 @@
+//! The rkube binary.
+
+fn main() {}
