@@ -348,7 +348,9 @@ impl Store for EtcdStore {
             _ => self.current_revision().await? + 1,
         };
         let compacted = self.compact_revision().await?;
-        if start < compacted {
+        // etcd may drop a deletion made at the compaction point itself, so history is only
+        // promised after it.
+        if start <= compacted {
             return Err(Error::Compacted {
                 requested: start,
                 compacted,

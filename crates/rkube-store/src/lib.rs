@@ -82,12 +82,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Streams every change under `prefix` whose revision is at least `options.start_revision`
     /// (0: only changes after the current revision), in revision order, each exactly once.
-    /// Starting before the last compaction is [`Error::Compacted`]. While idle the stream sends
+    /// The start must lie after the compaction point ([`Error::Compacted`] otherwise): a
+    /// compacted store still answers reads *at* that point, but its history begins after it. While idle the stream sends
     /// [`WatchEvent::Progress`] with a revision up to which everything has been delivered.
     async fn watch(&self, prefix: &str, options: WatchOptions) -> Result<WatchStream>;
 
-    /// Discards history older than `revision`: afterwards reads and watches at revisions below
-    /// it fail with [`Error::Compacted`], while `revision` itself stays readable. Compacting
+    /// Discards history older than `revision`: afterwards reads at revisions below it fail with
+    /// [`Error::Compacted`] while `revision` itself stays readable, and watches must start
+    /// after it. Compacting
     /// at or below the current compaction point is [`Error::Compacted`]; past the current
     /// revision, [`Error::FutureRevision`].
     async fn compact(&self, revision: Revision) -> Result<()>;

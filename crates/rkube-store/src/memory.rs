@@ -212,7 +212,7 @@ impl Engine for MemoryEngine {
         limit: usize,
     ) -> Result<Vec<WatchEvent>> {
         let state = self.read();
-        if start < state.compacted {
+        if start <= state.compacted {
             return Err(Error::Compacted {
                 requested: start,
                 compacted: state.compacted,

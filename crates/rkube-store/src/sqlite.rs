@@ -593,7 +593,7 @@ impl Engine for SqliteEngine {
     ) -> Result<Vec<WatchEvent>> {
         let key_end = crate::prefix_end(prefix);
         self.snapshot(|tx, _current, compacted| {
-            if start < compacted {
+            if start <= compacted {
                 return Ok(Err(Error::Compacted {
                     requested: start,
                     compacted,

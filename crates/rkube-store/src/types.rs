@@ -108,6 +108,7 @@ impl WatchEvent {
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
     /// The first revision to deliver (inclusive); 0 means the revision after the current one.
+    /// It must lie after the store's compaction point.
     pub start_revision: Revision,
     /// Send [`WatchEvent::Progress`] after this long without events (`None`: never).
     pub progress_notify: Option<Duration>,

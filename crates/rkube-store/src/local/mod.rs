@@ -250,7 +250,7 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>>;
     fn list(&self, prefix: &str, options: &ListOptions) -> Result<ListResult>;
     /// Up to `limit` events under `prefix` with `start <= revision <= end`, in order.
-    /// [`Error::Compacted`] if `start` is below the compaction point.
+    /// [`Error::Compacted`] unless `start` lies after the compaction point.
     fn events(
         &self,
         prefix: &str,
@@ -456,7 +456,7 @@ impl<E: Engine> crate::Store for LocalStore<E> {
     async fn watch(&self, prefix: &str, options: WatchOptions) -> Result<WatchStream> {
         let engine = self.engine.clone();
         let compacted = self.read(|e| e.compact_revision()).await?;
-        if options.start_revision > 0 && options.start_revision < compacted {
+        if options.start_revision > 0 && options.start_revision <= compacted {
             return Err(Error::Compacted {
                 requested: options.start_revision,
                 compacted,

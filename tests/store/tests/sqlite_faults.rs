@@ -1,0 +1,132 @@
+//! The sqlite backend's files: what survives a restart, and what a damaged file does.
+
+use std::process::Command;
+
+use rkube_store::{Error, SqliteConfig, SqliteStore, Store};
+use rkube_store_tests::db_path;
+
+async fn open(path: &std::path::Path) -> Result<SqliteStore, Error> {
+    SqliteStore::open(SqliteConfig::new(path)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_and_revision_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let (rev, compacted) = {
+        let store = open(&path).await.unwrap();
+        let r1 = store.create("/keep/a", b"a".to_vec(), None).await.unwrap();
+        store
+            .update("/keep/a", b"a2".to_vec(), r1, None)
+            .await
+            .unwrap();
+        let r3 = store.create("/keep/b", b"b".to_vec(), None).await.unwrap();
+        store.compact(r3).await.unwrap();
+        let (rev, _) = store.delete("/keep/b", None).await.unwrap();
+        (rev, r3)
+    };
+    let store = open(&path).await.unwrap();
+    assert_eq!(store.current_revision().await.unwrap(), rev);
+    assert_eq!(store.compact_revision().await.unwrap(), compacted);
+    assert_eq!(
+        &store.get("/keep/a", None).await.unwrap().unwrap().value[..],
+        b"a2"
+    );
+    assert!(store.get("/keep/b", None).await.unwrap().is_none());
+    assert!(
+        store
+            .get("/keep/b", Some(compacted))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.create("/keep/c", b"c".to_vec(), None).await.unwrap(),
+        rev + 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_database_is_a_clear_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    std::fs::write(&path, b"this is a text file, not a database\n".repeat(200)).unwrap();
+    let err = open(&path).await.err().expect("opening garbage must fail");
+    assert!(matches!(err, Error::Database { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "names the file: {err}"
+    );
+    // The file is left as it was.
+    assert!(
+        std::fs::read(&path)
+            .unwrap()
+            .starts_with(b"this is a text file")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_database_is_a_clear_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    {
+        let store = open(&path).await.unwrap();
+        for i in 0..400 {
+            store
+                .create(&format!("/t/{i:04}"), vec![b'v'; 2000], None)
+                .await
+                .unwrap();
+        }
+    }
+    // Fold the log into the main file, then cut the file in half.
+    let status = Command::new("sqlite3")
+        .arg(&path)
+        .arg("PRAGMA wal_checkpoint(TRUNCATE);")
+        .status()
+        .expect("the sqlite3 tool");
+    assert!(status.success());
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+
+    let err = open(&path)
+        .await
+        .err()
+        .expect("opening a truncated database must fail");
+    assert!(matches!(err, Error::Database { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&path.display().to_string()),
+        "names the file: {message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_can_be_read_with_the_sqlite3_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let store = open(&path).await.unwrap();
+    let rev = store
+        .create(
+            "/registry/pods/default/web",
+            b"{\"kind\":\"Pod\"}".to_vec(),
+            None,
+        )
+        .await
+        .unwrap();
+    let out = Command::new("sqlite3")
+        .arg(&path)
+        .arg("SELECT c.key, l.revision, CAST(l.value AS TEXT) FROM current c JOIN log l ON l.revision = c.revision;")
+        .output()
+        .expect("the sqlite3 tool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("/registry/pods/default/web|{rev}|{{\"kind\":\"Pod\"}}")
+    );
+}
