@@ -1,6 +1,9 @@
 //! Test support for the store: a real etcd server started from the Debian `etcd-server`
 //! package on free loopback ports, and the backends opened the way the tests need them.
 
+// This crate is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

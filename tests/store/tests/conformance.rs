@@ -1,5 +1,7 @@
 //! The conformance suite, run against every backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use rkube_store_tests::{Backend, suite};
 
 macro_rules! conformance {

@@ -4,6 +4,8 @@
 //!
 //! `RKUBE_CRASH_CYCLES` sets the number of kill cycles (default 5; the long run uses 200).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -30,7 +32,7 @@ fn run_and_kill(db: &std::path::Path, cycle: u64, kill_after: usize) -> Vec<(Str
     let mut lines = BufReader::new(stdout).lines();
     let mut acks = Vec::new();
     let mut killed = false;
-    while let Some(line) = lines.next() {
+    for line in lines.by_ref() {
         let line = line.expect("read crash-writer output");
         let mut parts = line.split(' ');
         assert_eq!(parts.next(), Some("ack"), "unexpected line {line:?}");

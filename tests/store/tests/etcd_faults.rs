@@ -1,6 +1,8 @@
 //! The etcd backend when etcd is not there: clear `Unavailable` errors, and recovery, for both
 //! requests and watches, once etcd is back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use futures::StreamExt;

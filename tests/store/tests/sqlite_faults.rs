@@ -1,5 +1,7 @@
 //! The sqlite backend's files: what survives a restart, and what a damaged file does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use rkube_store::{Error, SqliteConfig, SqliteStore, Store};
