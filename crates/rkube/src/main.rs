@@ -1,3 +1,77 @@
-//! The rkube binary.
+//! The rkube binary: one executable for every role.
 
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use rkube_store::{SqliteConfig, StoreConfig};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "A Kubernetes-compatible container orchestrator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the control plane on this machine.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Where the server keeps its state (the embedded database lives here).
+    #[arg(long, env = "RKUBE_DATA_DIR", default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
+    /// Use this datastore instead of the embedded one: etcd://host:port[,host:port…].
+    #[arg(long, env = "RKUBE_DATASTORE_ENDPOINT")]
+    datastore_endpoint: Option<String>,
+}
+
+impl ServerArgs {
+    fn store_config(&self) -> anyhow::Result<StoreConfig> {
+        match &self.datastore_endpoint {
+            Some(endpoint) => StoreConfig::from_endpoint(endpoint)
+                .with_context(|| format!("--datastore-endpoint {endpoint}")),
+            None => Ok(StoreConfig::Sqlite(SqliteConfig::new(self.data_dir.join("db/state.db")))),
+        }
+    }
+}
+
+async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.store_config()?;
+    let store = rkube_store::open(config.clone())
+        .await
+        .with_context(|| format!("opening the datastore ({config:?})"))?;
+    let revision = store.current_revision().await.context("reading the datastore revision")?;
+    tracing::info!(revision, "datastore open");
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Server(args) => server(args).await,
+    }
+}
