@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use rkube_store::{SqliteConfig, StoreConfig};
 
 #[derive(Parser)]
-#[command(name = "rkube", version, about = "A Kubernetes-compatible container orchestrator")]
+#[command(
+    name = "rkube",
+    version,
+    about = "A Kubernetes-compatible container orchestrator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,9 @@ impl ServerArgs {
         match &self.datastore_endpoint {
             Some(endpoint) => StoreConfig::from_endpoint(endpoint)
                 .with_context(|| format!("--datastore-endpoint {endpoint}")),
-            None => Ok(StoreConfig::Sqlite(SqliteConfig::new(self.data_dir.join("db/state.db")))),
+            None => Ok(StoreConfig::Sqlite(SqliteConfig::new(
+                self.data_dir.join("db/state.db"),
+            ))),
         }
     }
 }
@@ -44,7 +50,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let store = rkube_store::open(config.clone())
         .await
         .with_context(|| format!("opening the datastore ({config:?})"))?;
-    let revision = store.current_revision().await.context("reading the datastore revision")?;
+    let revision = store
+        .current_revision()
+        .await
+        .context("reading the datastore revision")?;
     tracing::info!(revision, "datastore open");
     shutdown_signal().await?;
     tracing::info!("shutting down");
