@@ -1,0 +1,16 @@
+//! The Kubernetes API as rkube serves it, independent of HTTP and storage: which resources
+//! exist ([`registry`]), how objects are defaulted ([`defaults`]) and validated
+//! ([`validation`]), label and field selectors ([`selector`]), the patch formats ([`patch`]),
+//! and the columns `kubectl get` shows ([`table`]).
+//!
+//! Everything here is pure: JSON values and k8s-openapi types in, values or [`ApiError`]s out.
+
+pub mod defaults;
+pub mod error;
+pub mod patch;
+pub mod registry;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+pub use error::{ApiError, FieldError, FieldErrorKind};

@@ -1,0 +1,423 @@
+//! Which resources the API serves, with upstream's names, scope, short names, categories,
+//! verbs and subresources. Group, version, kind, plural and scope come from k8s-openapi's own
+//! constants, so they cannot drift from the types.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use k8s_openapi::api::{
+    admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authn,
+    authorization::v1 as authz, autoscaling::v2 as autoscaling, batch::v1 as batch,
+    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
+    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+};
+use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The verbs of a resource stored and served in full.
+pub const STANDARD_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+/// Namespaces: everything but deletecollection.
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+/// Review resources: answered, never stored.
+const CREATE_ONLY: &[&str] = &["create"];
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+/// One resource the API serves.
+#[derive(Debug)]
+pub struct ResourceType {
+    /// The API group ("" for the core group).
+    pub group: &'static str,
+    /// The version, e.g. `v1`.
+    pub version: &'static str,
+    /// The kind, e.g. `Deployment`.
+    pub kind: &'static str,
+    /// The kind of its list, e.g. `DeploymentList` (empty for create-only resources).
+    pub list_kind: &'static str,
+    /// The plural resource name used in URLs, e.g. `deployments`.
+    pub plural: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// Short names kubectl accepts, e.g. `deploy`.
+    pub short_names: &'static [&'static str],
+    /// Categories, e.g. `all`.
+    pub categories: &'static [&'static str],
+    /// The verbs it supports.
+    pub verbs: &'static [&'static str],
+    /// Its subresources, e.g. `status`, `scale`.
+    pub subresources: &'static [&'static str],
+    /// Round-trips a JSON object through the typed form: checks types, keeps known fields
+    /// only, and gives the canonical JSON.
+    pub normalize: fn(Value) -> Result<Value, serde_json::Error>,
+}
+
+impl ResourceType {
+    /// The singular name (the lowercased kind), as discovery and kubectl use it.
+    pub fn singular(&self) -> String {
+        self.kind.to_ascii_lowercase()
+    }
+
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_owned()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The resource name qualified by group, as upstream messages use it: `pods`,
+    /// `deployments.apps`.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_owned()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The kind qualified by group, as upstream's invalid-object messages use it: `Pod`,
+    /// `Deployment.apps`.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.to_owned()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
+    /// Whether the resource supports `verb`.
+    pub fn supports(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+
+    /// Whether objects are kept in the store (create-only reviews are not).
+    pub fn is_stored(&self) -> bool {
+        self.supports("get")
+    }
+
+    /// Whether it has the named subresource.
+    pub fn has_subresource(&self, name: &str) -> bool {
+        self.subresources.contains(&name)
+    }
+}
+
+fn normalize<T: DeserializeOwned + Serialize>(value: Value) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(serde_json::from_value::<T>(value)?)
+}
+
+fn is_namespaced<T: Resource + 'static>() -> bool {
+    TypeId::of::<T::Scope>() == TypeId::of::<NamespaceResourceScope>()
+}
+
+/// A resource stored and served with the standard verbs.
+fn stored<T>(
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    subresources: &'static [&'static str],
+) -> ResourceType
+where
+    T: Resource + ListableResource + DeserializeOwned + Serialize + 'static,
+{
+    ResourceType {
+        group: T::GROUP,
+        version: T::VERSION,
+        kind: T::KIND,
+        list_kind: T::LIST_KIND,
+        plural: T::URL_PATH_SEGMENT,
+        namespaced: is_namespaced::<T>(),
+        short_names,
+        categories,
+        verbs: STANDARD_VERBS,
+        subresources,
+        normalize: normalize::<T>,
+    }
+}
+
+/// A review: created, answered, never stored.
+fn review<T>() -> ResourceType
+where
+    T: Resource + DeserializeOwned + Serialize + 'static,
+{
+    ResourceType {
+        group: T::GROUP,
+        version: T::VERSION,
+        kind: T::KIND,
+        list_kind: "",
+        plural: T::URL_PATH_SEGMENT,
+        namespaced: is_namespaced::<T>(),
+        short_names: NONE,
+        categories: NONE,
+        verbs: CREATE_ONLY,
+        subresources: NONE,
+        normalize: normalize::<T>,
+    }
+}
+
+/// Every resource served, in discovery order.
+pub fn all() -> &'static Registry {
+    &REGISTRY
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let mut namespaces = stored::<core::Namespace>(&["ns"], NONE, &["finalize", "status"]);
+    namespaces.verbs = NAMESPACE_VERBS;
+    Registry::new(vec![
+        // core/v1
+        stored::<core::ConfigMap>(&["cm"], NONE, NONE),
+        stored::<core::Endpoints>(&["ep"], NONE, NONE),
+        stored::<core::Event>(&["ev"], NONE, NONE),
+        stored::<core::LimitRange>(&["limits"], NONE, NONE),
+        namespaces,
+        stored::<core::Node>(&["no"], NONE, &["proxy", "status"]),
+        stored::<core::PersistentVolumeClaim>(&["pvc"], NONE, &["status"]),
+        stored::<core::PersistentVolume>(&["pv"], NONE, &["status"]),
+        stored::<core::Pod>(
+            &["po"],
+            ALL,
+            &[
+                "attach",
+                "binding",
+                "ephemeralcontainers",
+                "eviction",
+                "exec",
+                "log",
+                "portforward",
+                "proxy",
+                "resize",
+                "status",
+            ],
+        ),
+        stored::<core::PodTemplate>(NONE, NONE, NONE),
+        stored::<core::ReplicationController>(&["rc"], ALL, &["scale", "status"]),
+        stored::<core::ResourceQuota>(&["quota"], NONE, &["status"]),
+        stored::<core::Secret>(NONE, NONE, NONE),
+        stored::<core::ServiceAccount>(&["sa"], NONE, &["token"]),
+        stored::<core::Service>(&["svc"], ALL, &["proxy", "status"]),
+        // admissionregistration.k8s.io/v1
+        stored::<admission::MutatingWebhookConfiguration>(NONE, &["api-extensions"], NONE),
+        stored::<admission::ValidatingAdmissionPolicy>(NONE, &["api-extensions"], &["status"]),
+        stored::<admission::ValidatingAdmissionPolicyBinding>(NONE, &["api-extensions"], NONE),
+        stored::<admission::ValidatingWebhookConfiguration>(NONE, &["api-extensions"], NONE),
+        // apps/v1
+        stored::<apps::ControllerRevision>(NONE, NONE, NONE),
+        stored::<apps::DaemonSet>(&["ds"], ALL, &["status"]),
+        stored::<apps::Deployment>(&["deploy"], ALL, &["scale", "status"]),
+        stored::<apps::ReplicaSet>(&["rs"], ALL, &["scale", "status"]),
+        stored::<apps::StatefulSet>(&["sts"], ALL, &["scale", "status"]),
+        // authentication.k8s.io/v1, authorization.k8s.io/v1
+        review::<authn::SelfSubjectReview>(),
+        review::<authn::TokenReview>(),
+        review::<authz::LocalSubjectAccessReview>(),
+        review::<authz::SelfSubjectAccessReview>(),
+        review::<authz::SelfSubjectRulesReview>(),
+        review::<authz::SubjectAccessReview>(),
+        // autoscaling/v2
+        stored::<autoscaling::HorizontalPodAutoscaler>(&["hpa"], ALL, &["status"]),
+        // batch/v1
+        stored::<batch::CronJob>(&["cj"], ALL, &["status"]),
+        stored::<batch::Job>(NONE, ALL, &["status"]),
+        // certificates.k8s.io/v1
+        stored::<certificates::CertificateSigningRequest>(&["csr"], NONE, &["approval", "status"]),
+        // coordination.k8s.io/v1
+        stored::<coordination::Lease>(NONE, NONE, NONE),
+        // discovery.k8s.io/v1
+        stored::<discovery::EndpointSlice>(NONE, NONE, NONE),
+        // events.k8s.io/v1
+        stored::<events::Event>(&["ev"], NONE, NONE),
+        // networking.k8s.io/v1
+        stored::<networking::IngressClass>(NONE, NONE, NONE),
+        stored::<networking::Ingress>(&["ing"], NONE, &["status"]),
+        stored::<networking::NetworkPolicy>(&["netpol"], NONE, NONE),
+        // policy/v1
+        stored::<policy::PodDisruptionBudget>(&["pdb"], NONE, &["status"]),
+        // rbac.authorization.k8s.io/v1
+        stored::<rbac::ClusterRoleBinding>(NONE, NONE, NONE),
+        stored::<rbac::ClusterRole>(NONE, NONE, NONE),
+        stored::<rbac::RoleBinding>(NONE, NONE, NONE),
+        stored::<rbac::Role>(NONE, NONE, NONE),
+        // scheduling.k8s.io/v1
+        stored::<scheduling::PriorityClass>(&["pc"], NONE, NONE),
+        // storage.k8s.io/v1
+        stored::<storage::CSIDriver>(NONE, NONE, NONE),
+        stored::<storage::CSINode>(NONE, NONE, NONE),
+        stored::<storage::StorageClass>(&["sc"], NONE, NONE),
+        stored::<storage::VolumeAttachment>(NONE, NONE, &["status"]),
+    ])
+});
+
+/// The resources served, with lookups by URL and by kind.
+#[derive(Debug)]
+pub struct Registry {
+    types: Vec<ResourceType>,
+    by_path: HashMap<(&'static str, &'static str, &'static str), usize>,
+    by_kind: HashMap<(&'static str, &'static str), usize>,
+}
+
+impl Registry {
+    fn new(types: Vec<ResourceType>) -> Self {
+        let by_path = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.group, t.version, t.plural), i))
+            .collect();
+        let by_kind = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.group, t.kind), i))
+            .collect();
+        Self {
+            types,
+            by_path,
+            by_kind,
+        }
+    }
+
+    /// Every resource, in discovery order (core first, then groups by name).
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
+    }
+
+    /// The resource at `/apis/<group>/<version>/<plural>` (`/api/v1/<plural>` for core).
+    pub fn by_path(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
+        self.by_path
+            .get(&(group, version, plural))
+            .map(|i| &self.types[*i])
+    }
+
+    /// The resource of `kind` in `group`.
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceType> {
+        self.by_kind.get(&(group, kind)).map(|i| &self.types[*i])
+    }
+
+    /// The groups served, core ("") first, each once, in order of first appearance.
+    pub fn groups(&self) -> Vec<&'static str> {
+        let mut groups: Vec<&'static str> = Vec::new();
+        for t in &self.types {
+            if !groups.contains(&t.group) {
+                groups.push(t.group);
+            }
+        }
+        groups
+    }
+
+    /// The one version served for `group`.
+    pub fn version_of(&self, group: &str) -> Option<&'static str> {
+        self.types
+            .iter()
+            .find(|t| t.group == group)
+            .map(|t| t.version)
+    }
+
+    /// The resources of one group and version.
+    pub fn in_group_version<'a>(
+        &'a self,
+        group: &'a str,
+        version: &'a str,
+    ) -> impl Iterator<Item = &'a ResourceType> + 'a {
+        self.types
+            .iter()
+            .filter(move |t| t.group == group && t.version == version)
+    }
+}
+
+/// The kind, group and version a subresource's body has, and the verbs it takes.
+pub fn subresource_kind(
+    parent: &ResourceType,
+    subresource: &str,
+) -> (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+) {
+    const GET_UPDATE: &[&str] = &["get", "patch", "update"];
+    match subresource {
+        "status" => (parent.kind, parent.group, parent.version, GET_UPDATE),
+        "scale" => ("Scale", "autoscaling", "v1", GET_UPDATE),
+        "binding" => ("Binding", "", "v1", &["create"]),
+        "eviction" => ("Eviction", "policy", "v1", &["create"]),
+        "token" => ("TokenRequest", "authentication.k8s.io", "v1", &["create"]),
+        "finalize" => ("Namespace", "", "v1", &["update"]),
+        "approval" => (
+            "CertificateSigningRequest",
+            "certificates.k8s.io",
+            "v1",
+            GET_UPDATE,
+        ),
+        "ephemeralcontainers" | "resize" => ("Pod", "", "v1", GET_UPDATE),
+        "log" => ("Pod", "", "v1", &["get"]),
+        "exec" | "attach" | "portforward" => ("PodExecOptions", "", "v1", &["create", "get"]),
+        "proxy" => (
+            "",
+            "",
+            "v1",
+            &["create", "delete", "get", "patch", "update"],
+        ),
+        _ => ("", "", "", &[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_and_grouped_resources_are_found_by_path_and_kind() {
+        let pods = all().by_path("", "v1", "pods").expect("pods");
+        assert_eq!(
+            (pods.kind, pods.list_kind, pods.namespaced),
+            ("Pod", "PodList", true)
+        );
+        assert_eq!(pods.short_names, ["po"]);
+        let deploy = all().by_kind("apps", "Deployment").expect("deployments");
+        assert_eq!(
+            (deploy.plural, deploy.qualified_plural()),
+            ("deployments", "deployments.apps".into())
+        );
+        assert!(deploy.has_subresource("scale"));
+        let nodes = all().by_path("", "v1", "nodes").expect("nodes");
+        assert!(!nodes.namespaced);
+        let crb = all()
+            .by_kind("rbac.authorization.k8s.io", "ClusterRoleBinding")
+            .expect("crb");
+        assert!(!crb.namespaced);
+        assert!(all().by_path("", "v1", "widgets").is_none());
+    }
+
+    #[test]
+    fn every_resource_is_unique_by_path_and_kind() {
+        let r = all();
+        assert_eq!(r.by_path.len(), r.types.len());
+        assert_eq!(r.by_kind.len(), r.types.len());
+        assert_eq!(r.groups()[0], "");
+    }
+
+    #[test]
+    fn normalize_drops_unknown_fields_and_rejects_wrong_types() {
+        let cm = all().by_kind("", "ConfigMap").expect("configmaps");
+        let v = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a"}, "data": {"k": "v"}, "bogus": 1});
+        let n = (cm.normalize)(v).expect("valid");
+        assert!(n.get("bogus").is_none());
+        assert_eq!(n["data"]["k"], "v");
+        let bad = serde_json::json!({"metadata": {"name": 5}});
+        assert!((cm.normalize)(bad).is_err());
+    }
+}

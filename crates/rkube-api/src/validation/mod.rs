@@ -1,0 +1,3 @@
+//! Validation of objects before they are stored, with upstream's field errors.
+
+pub mod names;
