@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rkube_apiserver::{ApiServer, ServerConfig};
 use rkube_store::{SqliteConfig, StoreConfig};
 
 #[derive(Parser)]
@@ -31,6 +32,21 @@ struct ServerArgs {
     /// Use this datastore instead of the embedded one: etcd://host:port[,host:port…].
     #[arg(long, env = "RKUBE_DATASTORE_ENDPOINT")]
     datastore_endpoint: Option<String>,
+    /// The HTTPS port of the API server.
+    #[arg(long, default_value_t = 6443)]
+    https_listen_port: u16,
+    /// The address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_address: std::net::IpAddr,
+    /// Extra names or addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+    /// The Service cluster IP range.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
 }
 
 impl ServerArgs {
@@ -55,8 +71,26 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("reading the datastore revision")?;
     tracing::info!(revision, "datastore open");
+    let mut config = ServerConfig::new(&args.data_dir);
+    config.https_port = args.https_listen_port;
+    config.bind_address = args.bind_address;
+    config.tls_sans = args.tls_san.clone();
+    config.service_cidr = args
+        .service_cidr
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
+    config.token_auth_file = args.token_auth_file.clone();
+    let server = ApiServer::start(config, store)
+        .await
+        .context("starting the API server")?;
+    tracing::info!(
+        address = %server.local_addr(),
+        kubeconfig = %server.kubeconfig_path().display(),
+        "API server ready"
+    );
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    server.shutdown();
     Ok(())
 }
 

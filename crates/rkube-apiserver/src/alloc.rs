@@ -1,0 +1,223 @@
+//! Service ClusterIPs and NodePorts. Each allocated IP or port is a key in the store, claimed
+//! with a create: two Services can never get the same one, even through several API servers.
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use rkube_api::registry::ResourceType;
+use rkube_api::{ApiError, FieldError};
+use serde_json::{Value, json};
+
+use crate::app::App;
+
+/// The NodePort range (upstream's default).
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
+
+const IP_PREFIX: &str = "/registry/rkube/serviceips/";
+const PORT_PREFIX: &str = "/registry/rkube/nodeports/";
+
+/// An IPv4 range such as `10.43.0.0/16`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    base: u32,
+    bits: u8,
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ip, bits) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
+        let bits: u8 = bits.parse().ok().filter(|b| (8..=30).contains(b)).ok_or_else(|| format!("{s:?}: prefix must be 8 to 30"))?;
+        let mask = u32::MAX << (32 - bits);
+        Ok(Self { base: u32::from(ip) & mask, bits })
+    }
+}
+
+impl Ipv4Cidr {
+    /// Upstream rkube's default Service range, 10.43.0.0/16.
+    pub fn default_services() -> Self {
+        Self { base: u32::from(Ipv4Addr::new(10, 43, 0, 0)), bits: 16 }
+    }
+
+    fn size(&self) -> u32 {
+        1u32 << (32 - self.bits)
+    }
+
+    /// The `n`th address of the range.
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + n)
+    }
+
+    /// Whether `ip` lies in the range, excluding its network and broadcast addresses.
+    pub fn contains_host(&self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        ip > self.base && ip < self.base + self.size() - 1
+    }
+
+    /// How many host addresses it has.
+    pub fn hosts(&self) -> u32 {
+        self.size() - 2
+    }
+}
+
+fn is_service(rt: &ResourceType) -> bool {
+    rt.group.is_empty() && rt.kind == "Service"
+}
+
+impl App {
+    /// Claims a store key for an IP or port; false if taken.
+    async fn claim(&self, key: &str, owner: &Value) -> Result<bool, ApiError> {
+        match self.objects.store().create(key, owner.to_string().into_bytes(), None).await {
+            Ok(_) => Ok(true),
+            Err(rkube_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(err) => Err(ApiError::Internal(format!("allocating {key}: {err}"))),
+        }
+    }
+
+    async fn unclaim(&self, key: &str) {
+        let _ = self.objects.store().delete(key, None).await;
+    }
+
+    /// Gives a new Service its ClusterIP and NodePorts.
+    pub(crate) async fn allocate(&self, rt: &ResourceType, service: &mut Value) -> Result<(), ApiError> {
+        if !is_service(rt) {
+            return Ok(());
+        }
+        let mut claimed = Vec::new();
+        let result = self.allocate_service(service, &mut claimed).await;
+        if result.is_err() {
+            for key in claimed {
+                self.unclaim(&key).await;
+            }
+        }
+        result
+    }
+
+    async fn allocate_service(&self, service: &mut Value, claimed: &mut Vec<String>) -> Result<(), ApiError> {
+        let name = service["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let owner = json!({"namespace": service["metadata"]["namespace"], "name": name});
+        let invalid = |causes| ApiError::Invalid { kind: "Service".into(), name: name.clone(), causes };
+        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        if kind != "ExternalName" {
+            let wanted = service["spec"]["clusterIP"].as_str().unwrap_or("").to_owned();
+            let ip = match wanted.as_str() {
+                "None" => "None".to_owned(),
+                "" => {
+                    let cidr = self.config.service_cidr;
+                    let start = rand::random::<u32>() % cidr.hosts();
+                    let mut found = None;
+                    for i in 0..cidr.hosts() {
+                        // Host 1 is the kubernetes Service's; everything else is handed out.
+                        let n = 2 + (start + i) % (cidr.hosts() - 1);
+                        let ip = cidr.nth(n).to_string();
+                        if self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
+                            claimed.push(format!("{IP_PREFIX}{ip}"));
+                            found = Some(ip);
+                            break;
+                        }
+                    }
+                    found.ok_or_else(|| ApiError::Internal("no ClusterIP left in the service CIDR".into()))?
+                }
+                ip => {
+                    let parsed: Ipv4Addr = ip.parse().map_err(|_| {
+                        invalid(vec![FieldError::invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+                    })?;
+                    if !self.config.service_cidr.contains_host(parsed) {
+                        return Err(invalid(vec![FieldError::invalid(
+                            "spec.clusterIPs",
+                            json!([ip]),
+                            &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range"),
+                        )]));
+                    }
+                    if !self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
+                        return Err(invalid(vec![FieldError::invalid(
+                            "spec.clusterIPs",
+                            json!([ip]),
+                            &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                        )]));
+                    }
+                    claimed.push(format!("{IP_PREFIX}{ip}"));
+                    ip.to_owned()
+                }
+            };
+            service["spec"]["clusterIP"] = json!(ip);
+            service["spec"]["clusterIPs"] = json!([ip]);
+            if ip != "None" || service["spec"].get("ipFamilies").is_none() {
+                service["spec"]["ipFamilies"] = json!(["IPv4"]);
+            }
+            if service["spec"].get("ipFamilyPolicy").is_none() {
+                service["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+            }
+        }
+        if kind == "NodePort" || kind == "LoadBalancer" {
+            let ports = service["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            let mut out = Vec::new();
+            for (i, mut port) in ports.into_iter().enumerate() {
+                match port["nodePort"].as_u64() {
+                    Some(p) if p > 0 => {
+                        let in_range = u16::try_from(p).is_ok_and(|p| NODE_PORTS.contains(&p));
+                        if !in_range {
+                            return Err(invalid(vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), p, "provided port is not in the valid range. The range of valid ports is 30000-32767")]));
+                        }
+                        if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
+                            return Err(invalid(vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), p, "provided port is already allocated")]));
+                        }
+                        claimed.push(format!("{PORT_PREFIX}{p}"));
+                    }
+                    _ => {
+                        let span = u32::from(*NODE_PORTS.end() - *NODE_PORTS.start()) + 1;
+                        let start = rand::random::<u32>() % span;
+                        let mut found = None;
+                        for j in 0..span {
+                            let p = *NODE_PORTS.start() as u32 + (start + j) % span;
+                            if self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
+                                claimed.push(format!("{PORT_PREFIX}{p}"));
+                                found = Some(p);
+                                break;
+                            }
+                        }
+                        let p = found.ok_or_else(|| ApiError::Internal("no NodePort left".into()))?;
+                        port["nodePort"] = json!(p);
+                    }
+                }
+                out.push(port);
+            }
+            service["spec"]["ports"] = json!(out);
+        }
+        Ok(())
+    }
+
+    /// Frees what a deleted Service held.
+    pub(crate) async fn release(&self, rt: &ResourceType, service: &Value) {
+        if !is_service(rt) {
+            return;
+        }
+        if let Some(ip) = service["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None" && !ip.is_empty()) {
+            self.unclaim(&format!("{IP_PREFIX}{ip}")).await;
+        }
+        for port in service["spec"]["ports"].as_array().into_iter().flatten() {
+            if let Some(p) = port["nodePort"].as_u64() {
+                self.unclaim(&format!("{PORT_PREFIX}{p}")).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_and_bound_their_hosts() {
+        let c: Ipv4Cidr = "10.43.0.0/16".parse().unwrap();
+        assert_eq!(c.nth(1), Ipv4Addr::new(10, 43, 0, 1));
+        assert_eq!(c.hosts(), 65534);
+        assert!(c.contains_host(Ipv4Addr::new(10, 43, 2, 3)));
+        assert!(!c.contains_host(Ipv4Addr::new(10, 43, 0, 0)));
+        assert!(!c.contains_host(Ipv4Addr::new(10, 44, 0, 1)));
+        assert!("10.43.0.0".parse::<Ipv4Cidr>().is_err());
+        assert!("10.43.0.0/31".parse::<Ipv4Cidr>().is_err());
+    }
+}

@@ -1,0 +1,291 @@
+//! The API server's request handling, independent of how requests arrive (TLS socket or the
+//! in-process transport): authentication, authorization, routing to discovery, health and the
+//! REST verbs, and turning results and errors into responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use rkube_api::ApiError;
+use rkube_api::registry::{self, ResourceType};
+use serde_json::{Value, json};
+
+use crate::auth::{Authorizer, Decision, TokenAuthenticator, UserInfo};
+use crate::objects::Objects;
+use crate::request::{self, Query, RequestInfo};
+
+/// The body of every response.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A complete body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// The largest request body accepted (upstream's limit is 3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Settings the handlers need.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// The address clients reach the server at (for discovery's serverAddressByClientCIDRs).
+    pub advertise_address: String,
+    /// The Service cluster IP range.
+    pub service_cidr: crate::alloc::Ipv4Cidr,
+}
+
+/// The request handler.
+pub struct App {
+    pub(crate) objects: Objects,
+    pub(crate) config: AppConfig,
+    tokens: TokenAuthenticator,
+    authorizer: Arc<dyn Authorizer>,
+    ready: AtomicBool,
+}
+
+/// How the caller proved who it is, before the token is looked at.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// A verified client certificate's identity, if one was presented.
+    Tls(Option<UserInfo>),
+    /// A component inside this process.
+    Loopback,
+}
+
+fn json_response(code: u16, value: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The response for an error.
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    let status = crate::status::status(err);
+    let code = crate::status::code_and_reason(err).0;
+    let mut response = json_response(code, &status);
+    if let ApiError::TooManyRequests { retry_after_seconds: Some(s), .. } = err
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
+fn text_response(code: u16, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(text));
+    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+/// What the client accepts, from its Accept header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Accept {
+    Json,
+    Table,
+}
+
+fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
+    let Some(accept) = accept else { return Ok(Accept::Json) };
+    let mut json_ok = false;
+    for part in accept.split(',') {
+        let mut params = part.split(';').map(str::trim);
+        let media = params.next().unwrap_or("");
+        let params: Vec<&str> = params.collect();
+        let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
+        match (media, as_) {
+            ("application/json" | "*/*" | "application/*", Some("Table")) => {
+                if params.iter().any(|p| *p == "g=meta.k8s.io") {
+                    return Ok(Accept::Table);
+                }
+            }
+            ("application/json" | "*/*" | "application/*" | "application/json;stream=watch", None) => json_ok = true,
+            _ => {}
+        }
+    }
+    if json_ok {
+        Ok(Accept::Json)
+    } else {
+        Err(ApiError::NotAcceptable(
+            "only the following media types are accepted: application/json".into(),
+        ))
+    }
+}
+
+impl App {
+    /// A handler over `objects`.
+    pub fn new(objects: Objects, config: AppConfig, tokens: TokenAuthenticator, authorizer: Arc<dyn Authorizer>) -> Self {
+        Self { objects, config, tokens, authorizer, ready: AtomicBool::new(false) }
+    }
+
+    /// Marks the server ready (readyz answers 200 from now on).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn resource(&self, group: &str, kind: &str) -> Result<&'static ResourceType, ApiError> {
+        registry::all()
+            .by_kind(group, kind)
+            .ok_or_else(|| ApiError::Internal(format!("no resource for kind {kind} in group {group:?}")))
+    }
+
+    fn authenticate(&self, caller: &Caller, headers: &http::HeaderMap) -> Option<UserInfo> {
+        if let Some(token) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            return self.tokens.authenticate(token.trim());
+        }
+        match caller {
+            Caller::Tls(user) => user.clone(),
+            Caller::Loopback => Some(UserInfo::loopback()),
+        }
+    }
+
+    /// Handles one request whose body has been read.
+    pub async fn handle(self: &Arc<Self>, parts: http::request::Parts, body: Bytes, caller: Caller) -> Response<Body> {
+        let query = Query::parse(parts.uri.query());
+        let path = parts.uri.path().to_owned();
+        // Health and version answer everyone, as upstream's default RBAC allows.
+        match path.as_str() {
+            "/healthz" | "/livez" => return text_response(200, "ok"),
+            "/readyz" => {
+                return if self.ready.load(Ordering::Acquire) {
+                    text_response(200, "ok")
+                } else {
+                    text_response(503, "not ready")
+                };
+            }
+            "/version" => return json_response(200, &crate::discovery::version()),
+            _ => {}
+        }
+        let Some(user) = self.authenticate(&caller, &parts.headers) else {
+            return error_response(&ApiError::Unauthorized);
+        };
+        let info = request::parse(&parts.method, &path, &query);
+        if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
+            return error_response(&ApiError::Forbidden(reason));
+        }
+        let accept = match negotiate(parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+            Ok(a) => a,
+            Err(err) => return error_response(&err),
+        };
+        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let result = if info.is_resource {
+            self.serve_resource(&info, &query, &parts.method, content_type.as_deref(), &body, accept, &user).await
+        } else {
+            crate::discovery::serve(&path, &self.config).map(|v| json_response(200, &v))
+        };
+        match result {
+            Ok(response) => response,
+            Err(err) => {
+                if matches!(err, ApiError::Internal(_)) {
+                    tracing::error!(error = %err, path, "request failed");
+                }
+                error_response(&err)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn serve_resource(
+        self: &Arc<Self>,
+        info: &RequestInfo,
+        query: &Query,
+        method: &Method,
+        content_type: Option<&str>,
+        body: &[u8],
+        accept: Accept,
+        user: &UserInfo,
+    ) -> Result<Response<Body>, ApiError> {
+        let rt = registry::all()
+            .by_path(&info.group, &info.version, &info.resource)
+            .ok_or(ApiError::NoSuchPath)?;
+        if rt.namespaced && info.namespace.is_none() && matches!(info.verb.as_str(), "create" | "update" | "patch" | "delete")
+            && rt.is_stored()
+        {
+            return Err(ApiError::NoSuchPath);
+        }
+        if let Some(sub) = &info.subresource
+            && !rt.has_subresource(sub)
+        {
+            return Err(ApiError::NoSuchPath);
+        }
+        if !rt.supports(&info.verb) && info.subresource.is_none() {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({} {})",
+                method, rt.qualified_plural()
+            )));
+        }
+        let name = info.name.as_deref();
+        let table = |v: Value| crate::tables::respond(accept, rt, v, query);
+        match (info.verb.as_str(), name, info.subresource.as_deref()) {
+            ("create", None, None) if !rt.is_stored() => {
+                let object = crate::rest::decode_body(content_type, body)?;
+                let reviewed = crate::reviews::review(rt, object, user)?;
+                Ok(json_response(201, &reviewed))
+            }
+            ("create", None, None) => {
+                let object = crate::rest::decode_body(content_type, body)?;
+                let (code, created) = self.create(rt, info, query, object).await?;
+                Ok(json_response(code, &created))
+            }
+            ("get", Some(name), None | Some("status")) => Ok(table(self.get(rt, info, name).await?)),
+            ("list", None, None) => Ok(table(self.list(rt, info, query).await?)),
+            ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
+            ("update", Some(name), None | Some("status")) => {
+                let object = crate::rest::decode_body(content_type, body)?;
+                let (code, updated) = self.update(rt, info, query, name, object).await?;
+                Ok(json_response(code, &updated))
+            }
+            ("patch", Some(name), None | Some("status")) => {
+                let patch = crate::rest::decode_body(content_type, body)?;
+                let (code, patched) = self.patch(rt, info, query, name, content_type, patch, user).await?;
+                Ok(json_response(code, &patched))
+            }
+            ("delete", Some(name), None) => {
+                let options = if body.is_empty() { json!({}) } else { crate::rest::decode_body(content_type, body)? };
+                let (code, deleted) = self.delete(rt, info, query, name, options).await?;
+                Ok(json_response(code, &deleted))
+            }
+            ("deletecollection", None, None) => {
+                let options = if body.is_empty() { json!({}) } else { crate::rest::decode_body(content_type, body)? };
+                Ok(json_response(200, &self.delete_collection(rt, info, query, options).await?))
+            }
+            (verb, _, Some(sub)) => Err(ApiError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {}/{sub})",
+                rt.qualified_plural()
+            ))),
+            (verb, _, None) => Err(ApiError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({verb} {})",
+                rt.qualified_plural()
+            ))),
+        }
+    }
+
+    /// Defaulting then validation: what admission does to every object before it is stored.
+    pub(crate) fn admit(&self, rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+        crate::admission::admit(rt, object, old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_accept_headers_pick_table_or_json() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(kubectl)).unwrap(), Accept::Table);
+        assert_eq!(negotiate(Some("application/json")).unwrap(), Accept::Json);
+        assert_eq!(negotiate(None).unwrap(), Accept::Json);
+        assert!(matches!(negotiate(Some("application/vnd.kubernetes.protobuf")), Err(ApiError::NotAcceptable(_))));
+        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(), Accept::Json);
+    }
+}

@@ -1,0 +1,44 @@
+//! What a new cluster has before anyone asks: the namespaces upstream creates and the
+//! `kubernetes` Service in `default`, pointing at this server.
+
+use std::net::IpAddr;
+
+use rkube_api::ApiError;
+use serde_json::json;
+
+use crate::app::App;
+use crate::request::{Query, RequestInfo};
+
+const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+async fn create_if_missing(app: &App, group: &str, kind: &str, namespace: Option<&str>, object: serde_json::Value) -> Result<(), ApiError> {
+    let rt = app.resource(group, kind)?;
+    let info = RequestInfo { namespace: namespace.map(str::to_owned), ..Default::default() };
+    match app.create(rt, &info, &Query::default(), object).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Creates what is missing; safe to run at every start.
+pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiError> {
+    for ns in NAMESPACES {
+        create_if_missing(app, "", "Namespace", None, json!({"metadata": {"name": ns}})).await?;
+    }
+    let cluster_ip = app.config.service_cidr.nth(1).to_string();
+    let service = json!({
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+            "sessionAffinity": "None",
+        },
+    });
+    create_if_missing(app, "", "Service", Some("default"), service).await?;
+    let endpoints = json!({
+        "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": advertise_ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+    });
+    create_if_missing(app, "", "Endpoints", Some("default"), endpoints).await
+}

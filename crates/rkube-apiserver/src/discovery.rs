@@ -1,0 +1,133 @@
+//! Discovery (`/api`, `/apis`, each group version) and `/version`, built from the registry.
+
+use rkube_api::ApiError;
+use rkube_api::registry::{self, ResourceType, subresource_kind};
+use serde_json::{Value, json};
+
+use crate::app::AppConfig;
+
+/// The Kubernetes version rkube speaks.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": format!("{KUBERNETES_VERSION}+rkube"),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+fn resource_entries(rt: &ResourceType) -> Vec<Value> {
+    let mut entries = Vec::new();
+    let mut main = json!({
+        "name": rt.plural,
+        "singularName": rt.singular(),
+        "namespaced": rt.namespaced,
+        "kind": rt.kind,
+        "verbs": rt.verbs,
+    });
+    if !rt.short_names.is_empty() {
+        main["shortNames"] = json!(rt.short_names);
+    }
+    if !rt.categories.is_empty() {
+        main["categories"] = json!(rt.categories);
+    }
+    entries.push(main);
+    for sub in rt.subresources {
+        let (kind, group, version, verbs) = subresource_kind(rt, sub);
+        let mut entry = json!({
+            "name": format!("{}/{sub}", rt.plural),
+            "singularName": "",
+            "namespaced": rt.namespaced,
+            "kind": kind,
+            "verbs": verbs,
+        });
+        if group != rt.group || version != rt.version {
+            entry["group"] = json!(group);
+            entry["version"] = json!(version);
+        }
+        entries.push(entry);
+    }
+    entries
+}
+
+fn group_entry(group: &str) -> Value {
+    let version = registry::all().version_of(group).unwrap_or("v1");
+    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
+    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+}
+
+/// Answers a discovery path, or 404.
+pub fn serve(path: &str, config: &AppConfig) -> Result<Value, ApiError> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let reg = registry::all();
+    match parts.as_slice() {
+        ["api"] => Ok(json!({
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": config.advertise_address}],
+        })),
+        ["apis"] => {
+            let groups: Vec<Value> =
+                reg.groups().into_iter().filter(|g| !g.is_empty()).map(group_entry).collect();
+            Ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        }
+        ["apis", group] if reg.version_of(group).is_some() => {
+            let mut entry = group_entry(group);
+            entry["kind"] = json!("APIGroup");
+            entry["apiVersion"] = json!("v1");
+            Ok(entry)
+        }
+        ["api", "v1"] => Ok(resource_list("", "v1")),
+        ["apis", group, version] if reg.in_group_version(group, version).next().is_some() => {
+            Ok(resource_list(group, version))
+        }
+        _ => Err(ApiError::NoSuchPath),
+    }
+}
+
+fn resource_list(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> =
+        registry::all().in_group_version(group, version).flat_map(resource_entries).collect();
+    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AppConfig {
+        AppConfig {
+            advertise_address: "127.0.0.1:6443".into(),
+            service_cidr: "10.43.0.0/16".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn core_discovery_lists_pods_with_subresources() {
+        let v1 = serve("/api/v1", &config()).unwrap();
+        let names: Vec<&str> = v1["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"pods/eviction"));
+        let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        let eviction = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
+        assert_eq!((eviction["group"].as_str(), eviction["kind"].as_str()), (Some("policy"), Some("Eviction")));
+    }
+
+    #[test]
+    fn groups_are_listed_with_their_preferred_version() {
+        let apis = serve("/apis", &config()).unwrap();
+        let apps = apis["groups"].as_array().unwrap().iter().find(|g| g["name"] == "apps").unwrap();
+        assert_eq!(apps["preferredVersion"]["groupVersion"], "apps/v1");
+        assert!(serve("/apis/nonexistent.io", &config()).is_err());
+        assert_eq!(serve("/apis/apps/v1", &config()).unwrap()["groupVersion"], "apps/v1");
+    }
+}

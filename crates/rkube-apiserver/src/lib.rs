@@ -1,0 +1,148 @@
+//! The rkube API server: the Kubernetes REST API over the rkube store, served over HTTPS to
+//! kubectl and every other client, and in-process to components sharing the server's process.
+
+mod admission;
+mod alloc;
+mod app;
+pub mod auth;
+mod bootstrap;
+pub mod certs;
+mod discovery;
+mod filter;
+mod objects;
+mod patch;
+pub mod request;
+mod rest;
+mod reviews;
+mod serve;
+mod status;
+mod tables;
+mod watch;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use alloc::Ipv4Cidr;
+pub use app::{App, AppConfig, Caller};
+use auth::{AllowAuthenticated, TokenAuthenticator};
+use rkube_store::Store;
+
+/// How to run the API server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where certificates and the admin kubeconfig are kept.
+    pub data_dir: PathBuf,
+    /// The address to listen on.
+    pub bind_address: IpAddr,
+    /// The HTTPS port (0: any free port).
+    pub https_port: u16,
+    /// Extra names and addresses for the serving certificate.
+    pub tls_sans: Vec<String>,
+    /// The Service cluster IP range.
+    pub service_cidr: Ipv4Cidr,
+    /// Static bearer tokens, in upstream's CSV format.
+    pub token_auth_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    /// The defaults for a server keeping its files under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            https_port: 6443,
+            tls_sans: Vec::new(),
+            service_cidr: Ipv4Cidr::default_services(),
+            token_auth_file: None,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Certificates could not be made or read.
+    #[error("certificates: {0}")]
+    Certs(#[from] certs::CertError),
+    /// The token file is bad.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenFileError),
+    /// The listener or TLS setup failed.
+    #[error("{what}: {message}")]
+    Serve {
+        /// What was being set up.
+        what: String,
+        /// What failed.
+        message: String,
+    },
+    /// The initial objects could not be written.
+    #[error("creating the initial objects: {0}")]
+    Bootstrap(rkube_api::ApiError),
+}
+
+/// A running API server.
+pub struct ApiServer {
+    app: Arc<App>,
+    local_addr: SocketAddr,
+    kubeconfig: PathBuf,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Starts serving on `store`: makes or loads certificates, creates the initial objects,
+    /// listens, writes `<data-dir>/kubeconfig.yaml`, and reports ready.
+    pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self, StartError> {
+        let host_ips = serve::host_addresses();
+        let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "kubernetes".to_owned(),
+            "kubernetes.default".to_owned(), "kubernetes.default.svc".to_owned(),
+            "kubernetes.default.svc.cluster.local".to_owned(), config.service_cidr.nth(1).to_string()];
+        sans.extend(host_ips.iter().map(ToString::to_string));
+        sans.extend(config.tls_sans.iter().cloned());
+        sans.dedup();
+        let certs = certs::ensure(&config.data_dir.join("tls"), &sans)?;
+        let tokens = match &config.token_auth_file {
+            Some(path) => TokenAuthenticator::from_file(path)?,
+            None => TokenAuthenticator::default(),
+        };
+        let listener = tokio::net::TcpListener::bind((config.bind_address, config.https_port))
+            .await
+            .map_err(|e| StartError::Serve { what: format!("listening on {}:{}", config.bind_address, config.https_port), message: e.to_string() })?;
+        let local_addr = listener.local_addr().map_err(|e| StartError::Serve { what: "reading the listen address".into(), message: e.to_string() })?;
+        let advertise_ip = host_ips.first().copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let app_config = AppConfig {
+            advertise_address: format!("{advertise_ip}:{}", local_addr.port()),
+            service_cidr: config.service_cidr,
+        };
+        let app = Arc::new(App::new(objects::Objects::new(store), app_config, tokens, Arc::new(AllowAuthenticated)));
+        bootstrap::run(&app, advertise_ip, local_addr.port()).await.map_err(StartError::Bootstrap)?;
+        let acceptor = serve::tls_acceptor(&certs)?;
+        let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
+        let kubeconfig = config.data_dir.join("kubeconfig.yaml");
+        let server_url = format!("https://127.0.0.1:{}", local_addr.port());
+        certs::write_kubeconfig(&kubeconfig, &certs::admin_kubeconfig(&certs, &server_url))?;
+        app.set_ready();
+        Ok(Self { app, local_addr, kubeconfig, accept_task })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin kubeconfig.
+    pub fn kubeconfig_path(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
+    /// A client that reaches this server in process (no socket, no TLS), as a component
+    /// sharing its process would use it. It acts as `system:apiserver` (system:masters).
+    pub fn client(&self) -> kube::Client {
+        serve::in_process_client(self.app.clone())
+    }
+
+    /// Stops accepting connections.
+    pub fn shutdown(self) {
+        self.accept_task.abort();
+    }
+}

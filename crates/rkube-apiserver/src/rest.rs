@@ -1,0 +1,648 @@
+//! The REST verbs on stored resources, with upstream's rules for metadata, status,
+//! resource versions, preconditions and finalizers.
+
+use rkube_api::ApiError;
+use rkube_api::registry::ResourceType;
+use serde_json::{Map, Value, json};
+
+use crate::app::App;
+use crate::objects::{self, ListParams, MODIFIED, meta_str};
+use crate::request::{Query, RequestInfo};
+
+/// Kinds whose strategy sets and bumps `metadata.generation`.
+const GENERATION_KINDS: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Ingress",
+    "NetworkPolicy",
+    "ValidatingAdmissionPolicy",
+];
+
+/// The current time as Kubernetes writes timestamps (seconds, UTC).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
+}
+
+/// Parses a request body as JSON (the only body format accepted so far).
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let media = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
+    match media {
+        "application/json" | "" | "*/*" | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" | "application/json-patch+json"
+        | "application/apply-patch+yaml" => {}
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: \
+                 application/json (got {other})"
+            )));
+        }
+    }
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
+fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
+    let want_version = rt.api_version();
+    if !object.is_object() {
+        return Err(ApiError::bad_request("the request body must be a JSON object"));
+    }
+    match object.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != want_version => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want_version})"
+            )));
+        }
+        _ => object["apiVersion"] = json!(want_version),
+    }
+    match object.get("kind").and_then(Value::as_str) {
+        Some(k) if k != rt.kind => {
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                rt.kind
+            )));
+        }
+        _ => object["kind"] = json!(rt.kind),
+    }
+    Ok(())
+}
+
+/// Sets the namespace from the URL, refusing a body that names another.
+fn check_namespace(object: &mut Value, rt: &ResourceType, ns: Option<&str>) -> Result<(), ApiError> {
+    let meta = metadata_mut(object)?;
+    if !rt.namespaced {
+        meta.remove("namespace");
+        return Ok(());
+    }
+    let ns = ns.ok_or_else(|| ApiError::bad_request("a namespace is required for this resource"))?;
+    match meta.get("namespace").and_then(Value::as_str) {
+        Some(body_ns) if !body_ns.is_empty() && body_ns != ns => Err(ApiError::BadRequest(
+            "the namespace of the provided object does not match the namespace sent on the request"
+                .into(),
+        )),
+        _ => {
+            meta.insert("namespace".into(), json!(ns));
+            Ok(())
+        }
+    }
+}
+
+/// Checks types and keeps known fields only.
+fn normalize(rt: &ResourceType, object: Value) -> Result<Value, ApiError> {
+    (rt.normalize)(object).map_err(|e| ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind)))
+}
+
+/// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn generate_name(base: &str) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let base: String = base.chars().take(58).collect();
+    let suffix: String =
+        (0..5).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect();
+    format!("{base}{suffix}")
+}
+
+/// The quality of service class of a pod, as the kubelet and scheduler see it.
+fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
+    let inits = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+    let all: Vec<&Value> = containers.iter().chain(inits.iter()).collect();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in &all {
+        let requests = c["resources"]["requests"].as_object();
+        let limits = c["resources"]["limits"].as_object();
+        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
+            any = true;
+        }
+        for resource in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(resource));
+            let request = requests.and_then(|r| r.get(resource)).or(limit);
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// System fields and initial status on create.
+fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
+    let generation = GENERATION_KINDS.contains(&rt.kind);
+    {
+        let meta = metadata_mut(object)?;
+        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion", "generation"] {
+            meta.remove(field);
+        }
+        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        if generation {
+            meta.insert("generation".into(), json!(1));
+        }
+    }
+    match (rt.group, rt.kind) {
+        ("", "Pod") => {
+            let qos = qos_class(object);
+            object["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        ("", "Namespace") => {
+            object["spec"] = json!({"finalizers": ["kubernetes"]});
+            object["status"] = json!({"phase": "Active"});
+        }
+        ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
+            object["status"] = json!({"phase": "Pending"});
+        }
+        ("", "Service") => object["status"] = json!({"loadBalancer": {}}),
+        ("", "Node") => {}
+        _ if rt.has_subresource("status") => {
+            if let Some(o) = object.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Upstream's update rules: system fields come from the stored object; the main resource
+/// cannot change status and the status subresource cannot change anything else; generation
+/// moves when the spec does.
+fn prepare_for_update(rt: &ResourceType, subresource: Option<&str>, new: Value, old: &Value) -> Result<Value, ApiError> {
+    let mut result = if subresource == Some("status") {
+        let mut merged = old.clone();
+        merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        if merged["status"].is_null()
+            && let Some(o) = merged.as_object_mut()
+        {
+            o.remove("status");
+        }
+        merged
+    } else {
+        let mut updated = new;
+        if rt.has_subresource("status") && rt.kind != "Node" {
+            match old.get("status") {
+                Some(status) => updated["status"] = status.clone(),
+                None => {
+                    if let Some(o) = updated.as_object_mut() {
+                        o.remove("status");
+                    }
+                }
+            }
+        }
+        updated
+    };
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let spec_changed = result.get("spec") != old.get("spec");
+    let meta = metadata_mut(&mut result)?;
+    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+        match old_meta.get(field) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    if GENERATION_KINDS.contains(&rt.kind) && spec_changed && subresource.is_none() {
+        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        meta.insert("generation".into(), json!(generation));
+    }
+    Ok(result)
+}
+
+/// Whether two objects differ other than in their resource version.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+fn dry_run(query: &Query) -> Result<bool, ApiError> {
+    match query.get("dryRun") {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}; only \"All\" is supported"))),
+    }
+}
+
+impl App {
+    fn namespace_of<'a>(&self, rt: &ResourceType, info: &'a RequestInfo) -> Option<&'a str> {
+        info.namespace.as_deref().filter(|_| rt.namespaced)
+    }
+
+    /// Refuses writes into a namespace that does not exist or is being deleted.
+    async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
+        let namespaces = self.resource("", "Namespace")?;
+        match self.objects.get(namespaces, None, ns).await {
+            Ok(n) if n["status"]["phase"] == "Terminating" => Err(ApiError::Forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            ))),
+            Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// POST: create an object.
+    pub async fn create(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, mut object: Value) -> Result<(u16, Value), ApiError> {
+        check_type(&mut object, rt)?;
+        let ns = self.namespace_of(rt, info);
+        check_namespace(&mut object, rt, ns)?;
+        let mut object = normalize(rt, object)?;
+        let name = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
+            Some(name) => name.to_owned(),
+            None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
+                Some(base) => {
+                    let name = generate_name(base);
+                    metadata_mut(&mut object)?.insert("name".into(), json!(name));
+                    name
+                }
+                None => {
+                    return Err(ApiError::Invalid {
+                        kind: rt.qualified_kind(),
+                        name: String::new(),
+                        causes: vec![rkube_api::FieldError::required("metadata.name", "name or generateName is required")],
+                    });
+                }
+            },
+        };
+        prepare_for_create(rt, &mut object)?;
+        self.admit(rt, &mut object, None)?;
+        if let Some(ns) = ns
+            && !(rt.group.is_empty() && rt.kind == "Namespace")
+        {
+            self.check_namespace_open(ns).await?;
+        }
+        if dry_run(query)? {
+            return Ok((201, object));
+        }
+        self.allocate(rt, &mut object).await?;
+        match self.objects.create(rt, ns, &name, object.clone()).await {
+            Ok(created) => Ok((201, created)),
+            Err(err) => {
+                self.release(rt, &object).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// GET one object.
+    pub async fn get(&self, rt: &ResourceType, info: &RequestInfo, name: &str) -> Result<Value, ApiError> {
+        self.objects.get(rt, self.namespace_of(rt, info), name).await
+    }
+
+    /// GET a collection.
+    pub async fn list(&self, rt: &ResourceType, info: &RequestInfo, query: &Query) -> Result<Value, ApiError> {
+        let ns = self.namespace_of(rt, info);
+        let filter = self.filter(rt, query)?;
+        let params = ListParams {
+            limit: match query.get("limit") {
+                Some(l) => Some(l.parse().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?),
+                None => None,
+            },
+            continue_token: query.get("continue").map(str::to_owned),
+            exact_revision: list_revision(query)?,
+        };
+        let page = self.objects.list(rt, ns, &params, &|o| filter.matches(o)).await?;
+        let mut meta = json!({"resourceVersion": page.revision.to_string()});
+        if let Some(token) = page.continue_token {
+            meta["continue"] = json!(token);
+        }
+        if let Some(remaining) = page.remaining.filter(|r| *r > 0 && filter.is_empty()) {
+            meta["remainingItemCount"] = json!(remaining);
+        }
+        let items: Vec<Value> = page
+            .items
+            .into_iter()
+            .map(|mut item| {
+                // Upstream's list items carry no type meta.
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("apiVersion");
+                    o.remove("kind");
+                }
+                item
+            })
+            .collect();
+        Ok(json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items}))
+    }
+
+    /// PUT: replace an object (or its status).
+    pub async fn update(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, name: &str, mut object: Value) -> Result<(u16, Value), ApiError> {
+        check_type(&mut object, rt)?;
+        let ns = self.namespace_of(rt, info);
+        check_namespace(&mut object, rt, ns)?;
+        match meta_str(&object, "name") {
+            Some(body_name) if body_name != name => {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            Some(_) => {}
+            None => {
+                metadata_mut(&mut object)?.insert("name".into(), json!(name));
+            }
+        }
+        let object = normalize(rt, object)?;
+        let wanted_rv = objects::resource_version(&object);
+        let dry = dry_run(query)?;
+        self.guaranteed_update(rt, ns, name, info.subresource.as_deref(), dry, wanted_rv, |_| Ok(object.clone())).await
+    }
+
+    /// Reads, transforms and writes an object, retrying on conflicts when the caller did not
+    /// pin a resource version.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn guaranteed_update(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        dry: bool,
+        wanted_rv: Option<i64>,
+        transform: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<(u16, Value), ApiError> {
+        for _ in 0..16 {
+            let current = self.objects.get(rt, ns, name).await?;
+            let current_rv = objects::resource_version(&current).unwrap_or(0);
+            if let Some(wanted) = wanted_rv
+                && wanted != current_rv
+            {
+                return Err(ApiError::Conflict {
+                    group: rt.group.into(),
+                    resource: rt.qualified_plural(),
+                    name: name.into(),
+                    message: MODIFIED.into(),
+                });
+            }
+            let mut new = transform(&current)?;
+            check_type(&mut new, rt)?;
+            let mut new = prepare_for_update(rt, subresource, new, &current)?;
+            self.admit(rt, &mut new, Some(&current))?;
+            if same_object(&new, &current) || dry {
+                return Ok((200, if dry { new } else { current }));
+            }
+            match self.objects.update(rt, ns, name, new, current_rv).await {
+                Ok(updated) => {
+                    self.finish_if_finalized(rt, ns, name, &updated).await?;
+                    return Ok((200, updated));
+                }
+                Err(ApiError::Conflict { .. }) if wanted_rv.is_none() => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(ApiError::Conflict {
+            group: rt.group.into(),
+            resource: rt.qualified_plural(),
+            name: name.into(),
+            message: "too many concurrent updates; please retry".into(),
+        })
+    }
+
+    /// An object marked for deletion whose last finalizer was just removed is deleted.
+    async fn finish_if_finalized(&self, rt: &ResourceType, ns: Option<&str>, name: &str, object: &Value) -> Result<(), ApiError> {
+        let marked = object["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null());
+        let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        let spec_finalizers = rt.kind == "Namespace" && object["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+        if marked && !finalizers && !spec_finalizers {
+            match self.objects.delete(rt, ns, name, objects::resource_version(object)).await {
+                Ok(deleted) => self.release(rt, &deleted).await,
+                Err(ApiError::NotFound { .. } | ApiError::Conflict { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    /// DELETE one object.
+    pub async fn delete(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, name: &str, options: Value) -> Result<(u16, Value), ApiError> {
+        let ns = self.namespace_of(rt, info);
+        let dry = dry_run(query)? || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
+        let grace = options["gracePeriodSeconds"].as_i64().or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+        let propagation = options["propagationPolicy"]
+            .as_str()
+            .map(str::to_owned)
+            .or_else(|| query.get("propagationPolicy").map(str::to_owned))
+            .or_else(|| match options["orphanDependents"].as_bool() {
+                Some(true) => Some("Orphan".to_owned()),
+                Some(false) => Some("Background".to_owned()),
+                None => None,
+            });
+        let finalizer = match propagation.as_deref() {
+            None | Some("Background") => None,
+            Some("Orphan") => Some("orphan"),
+            Some("Foreground") => Some("foregroundDeletion"),
+            Some(other) => {
+                return Err(ApiError::Invalid {
+                    kind: "DeleteOptions".into(),
+                    name: String::new(),
+                    causes: vec![rkube_api::FieldError::not_supported("propagationPolicy", other, &["Foreground", "Background", "Orphan"])],
+                });
+            }
+        };
+        for _ in 0..16 {
+            let current = self.objects.get(rt, ns, name).await?;
+            let rv = objects::resource_version(&current);
+            check_preconditions(rt, name, &options["preconditions"], &current)?;
+            let mut marked = current.clone();
+            let mut needs_mark = false;
+            {
+                let meta = metadata_mut(&mut marked)?;
+                let mut finalizers: Vec<Value> = meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+                if let Some(f) = finalizer
+                    && !finalizers.iter().any(|x| x == f)
+                {
+                    finalizers.push(json!(f));
+                    meta.insert("finalizers".into(), json!(finalizers.clone()));
+                }
+                if !finalizers.is_empty() {
+                    needs_mark = true;
+                }
+            }
+            let graceful = rt.group.is_empty() && rt.kind == "Pod" && pod_needs_graceful_deletion(&current, grace);
+            let namespace = rt.group.is_empty() && rt.kind == "Namespace" && current["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            if namespace {
+                marked["status"]["phase"] = json!("Terminating");
+                needs_mark = true;
+            }
+            if needs_mark || graceful {
+                let already = current["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null());
+                let meta = metadata_mut(&mut marked)?;
+                if !already {
+                    let seconds = if graceful { grace_period(&current, grace) } else { 0 };
+                    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
+                    meta.insert("deletionTimestamp".into(), json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                    meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
+                }
+                if dry || same_object(&marked, &current) {
+                    return Ok((200, marked));
+                }
+                match self.objects.update(rt, ns, name, marked, rv.unwrap_or(0)).await {
+                    Ok(updated) => return Ok((200, updated)),
+                    Err(ApiError::Conflict { .. }) => continue,
+                    Err(err) => return Err(err),
+                }
+            }
+            if dry {
+                return Ok((200, current));
+            }
+            match self.objects.delete(rt, ns, name, rv).await {
+                Ok(deleted) => {
+                    self.release(rt, &deleted).await;
+                    if rt.group.is_empty() && rt.kind == "Pod" {
+                        return Ok((200, deleted));
+                    }
+                    let uid = meta_str(&deleted, "uid");
+                    return Ok((200, crate::status::success(rt.group, rt.plural, name, uid)));
+                }
+                Err(ApiError::Conflict { .. }) => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(ApiError::Conflict {
+            group: rt.group.into(),
+            resource: rt.qualified_plural(),
+            name: name.into(),
+            message: "too many concurrent updates; please retry".into(),
+        })
+    }
+
+    /// DELETE a collection: every object the selectors pick, one by one.
+    pub async fn delete_collection(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, options: Value) -> Result<Value, ApiError> {
+        let listed = self.list(rt, info, query).await?;
+        let ns = info.namespace.clone();
+        for item in listed["items"].as_array().cloned().unwrap_or_default() {
+            let Some(name) = meta_str(&item, "name") else { continue };
+            let mut one = info.clone();
+            one.namespace = meta_str(&item, "namespace").map(str::to_owned).or(ns.clone());
+            match self.delete(rt, &one, query, name, options.clone()).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(listed)
+    }
+}
+
+fn check_preconditions(rt: &ResourceType, name: &str, preconditions: &Value, current: &Value) -> Result<(), ApiError> {
+    let conflict = |message: String| ApiError::Conflict {
+        group: rt.group.into(),
+        resource: rt.qualified_plural(),
+        name: name.into(),
+        message,
+    };
+    if let Some(uid) = preconditions["uid"].as_str() {
+        let actual = meta_str(current, "uid").unwrap_or("");
+        if uid != actual {
+            return Err(conflict(format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+            )));
+        }
+    }
+    if let Some(rv) = preconditions["resourceVersion"].as_str() {
+        let actual = meta_str(current, "resourceVersion").unwrap_or("");
+        if rv != actual {
+            return Err(conflict(format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A pod bound to a node and still running is deleted gracefully: marked, and removed by its
+/// kubelet (or after the grace period). Unbound or finished pods go at once.
+fn pod_needs_graceful_deletion(pod: &Value, grace: Option<i64>) -> bool {
+    let bound = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    bound && !finished && grace_period(pod, grace) > 0
+}
+
+fn grace_period(pod: &Value, grace: Option<i64>) -> i64 {
+    grace.unwrap_or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0)
+}
+
+/// `resourceVersion` + `resourceVersionMatch` of a list: only `Exact` reads the past; every
+/// other form is served at the latest revision, which satisfies "not older than".
+fn list_revision(query: &Query) -> Result<Option<i64>, ApiError> {
+    let rv = query.get("resourceVersion");
+    match (query.get("resourceVersionMatch"), rv) {
+        (Some("Exact"), Some(rv)) => rv
+            .parse::<i64>()
+            .ok()
+            .filter(|r| *r > 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid resourceVersion {rv:?} for resourceVersionMatch=Exact"))),
+        (Some("Exact"), None) => Err(ApiError::BadRequest("resourceVersionMatch=Exact requires a resourceVersion".into())),
+        (Some("NotOlderThan") | None, _) => {
+            if let Some(rv) = rv
+                && rv.parse::<u64>().is_err()
+            {
+                return Err(ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")));
+            }
+            Ok(None)
+        }
+        (Some(other), _) => Err(ApiError::BadRequest(format!("invalid resourceVersionMatch {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_classes_follow_requests_and_limits() {
+        assert_eq!(qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
+        let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+        assert_eq!(qos_class(&g), "Guaranteed");
+        let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        assert_eq!(qos_class(&b), "Burstable");
+    }
+
+    #[test]
+    fn generated_names_keep_the_base_and_add_five_characters() {
+        let n = generate_name("web-");
+        assert!(n.starts_with("web-") && n.len() == 9, "{n}");
+    }
+
+    #[test]
+    fn status_cannot_change_through_the_main_resource() {
+        let rt = rkube_api::registry::all().by_kind("apps", "Deployment").unwrap();
+        let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let new = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 3}, "status": {"replicas": 9}});
+        let out = prepare_for_update(rt, None, new.clone(), &old).unwrap();
+        assert_eq!(out["status"]["replicas"], 1);
+        assert_eq!(out["spec"]["replicas"], 3);
+        assert_eq!(out["metadata"]["uid"], "u1");
+        assert_eq!(out["metadata"]["generation"], 2);
+        let status = prepare_for_update(rt, Some("status"), new, &old).unwrap();
+        assert_eq!((status["spec"]["replicas"].clone(), status["status"]["replicas"].clone()), (json!(1), json!(9)));
+        assert_eq!(status["metadata"]["generation"], 1);
+    }
+}

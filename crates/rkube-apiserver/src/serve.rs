@@ -1,0 +1,135 @@
+//! Getting requests to the handler: HTTPS with optional client certificates, and the
+//! in-process transport for components in the same process.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rkube_api::ApiError;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio_rustls::TlsAcceptor;
+
+use crate::StartError;
+use crate::app::{App, Body, Caller, MAX_BODY, error_response};
+use crate::auth::user_from_certificate;
+use crate::certs::ClusterCerts;
+
+fn serve_err(what: &str) -> impl Fn(String) -> StartError + '_ {
+    move |message| StartError::Serve { what: what.to_owned(), message }
+}
+
+/// TLS with the serving certificate; client certificates signed by the cluster CA are
+/// verified when presented, and not required (tokens work too).
+pub fn tls_acceptor(certs: &ClusterCerts) -> Result<TlsAcceptor, StartError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let err = serve_err("setting up TLS");
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certs.server_cert.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(certs.server_key.as_bytes()).map_err(|e| err(e.to_string()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(certs.ca_cert.as_bytes()) {
+        roots.add(ca.map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| err(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| err(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Reads a request body (up to the limit) and hands the request to the app.
+async fn dispatch<B>(app: Arc<App>, request: Request<B>, caller: Caller) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::RequestEntityTooLarge(format!("the request body is larger than {MAX_BODY} bytes"))
+            } else {
+                ApiError::BadRequest(format!("reading the request body: {e}"))
+            };
+            return error_response(&err);
+        }
+    };
+    app.handle(parts, bytes, caller).await
+}
+
+/// Accepts TLS connections until aborted.
+pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, app: Arc<App>) {
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "accepting a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(tls) => tls,
+                Err(err) => {
+                    tracing::debug!(error = %err, "TLS handshake failed");
+                    return;
+                }
+            };
+            let user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| user_from_certificate(c));
+            let service = hyper::service::service_fn(move |request| {
+                let (app, caller) = (app.clone(), Caller::Tls(user.clone()));
+                async move { Ok::<_, Infallible>(dispatch(app, request, caller).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+                tracing::debug!(error = %err, "connection ended");
+            }
+        });
+    }
+}
+
+/// A kube client whose requests go straight to the handler.
+pub fn in_process_client(app: Arc<App>) -> kube::Client {
+    let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(dispatch(app, request, Caller::Loopback).await) }
+    });
+    kube::Client::new(service, "default")
+}
+
+/// This host's IPv4 addresses other than loopback, read from the kernel's routing table.
+pub fn host_addresses() -> Vec<IpAddr> {
+    let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") else { return Vec::new() };
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    let mut last: Option<IpAddr> = None;
+    for line in trie.lines() {
+        let line = line.trim_start_matches(|c: char| c == ' ' || c == '|' || c == '+' || c == '-');
+        if let Ok(ip) = line.trim().parse::<IpAddr>() {
+            last = Some(ip);
+        } else if line.contains("/32 host LOCAL")
+            && let Some(ip) = last
+            && !ip.is_loopback()
+            && !addresses.contains(&ip)
+        {
+            addresses.push(ip);
+        }
+    }
+    addresses
+}
