@@ -79,6 +79,44 @@ mod tests {
         }
     }
 
+    /// Every string up to four characters long over the characters that matter to the parsers.
+    fn short_strings() -> Vec<String> {
+        const ALPHABET: [char; 15] = [
+            'a', '=', '!', '(', ')', ',', '<', '>', ' ', '\\', 'i', 'n', '\0', 'é', '-',
+        ];
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            let next: Vec<String> = last
+                .iter()
+                .flat_map(|s| ALPHABET.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(next.iter().cloned());
+            last = next;
+        }
+        all
+    }
+
+    #[test]
+    fn no_short_input_panics_and_canonical_strings_parse_to_themselves() {
+        for input in short_strings() {
+            if let Ok(selector) = LabelSelector::parse(&input) {
+                let canonical = selector.to_string();
+                let again = LabelSelector::parse(&canonical)
+                    .unwrap_or_else(|e| panic!("{input:?} -> {canonical:?}: {e}"));
+                assert_eq!(again, selector, "{input:?} -> {canonical:?}");
+            }
+            if let Ok(selector) = FieldSelector::parse(&input) {
+                let canonical = selector.to_string();
+                let again = FieldSelector::parse(&canonical)
+                    .unwrap_or_else(|e| panic!("{input:?} -> {canonical:?}: {e}"));
+                assert_eq!(again.to_string(), canonical, "{input:?}");
+                let _ = selector.check_supported("", "Pod");
+                let _ = selector.matches("", "Pod", &serde_json::Value::Null);
+            }
+        }
+    }
+
     #[test]
     fn an_aggregate_of_one_error_is_that_error_and_of_several_is_bracketed() {
         assert_eq!(aggregate(vec!["a".into()]), "a");
