@@ -158,7 +158,9 @@ fn parse_pointer(pointer: &str) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     let Some(rest) = pointer.strip_prefix('/') else {
-        return Err(format!("JSON pointer must be empty or start with a \"/\": {pointer}"));
+        return Err(format!(
+            "JSON pointer must be empty or start with a \"/\": {pointer}"
+        ));
     };
     rest.split('/')
         .map(|token| {

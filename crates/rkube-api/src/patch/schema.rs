@@ -41,7 +41,8 @@ pub(super) struct Field {
 /// A struct type: its Go name (for messages) and the fields that matter to a merge.
 #[derive(Debug)]
 pub(super) struct Schema {
-    /// The upstream type name.
+    /// The upstream type name, to tell schemas apart when debugging.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(super) name: &'static str,
     /// The fields with patch metadata or leading to some.
     pub(super) fields: &'static [Field],
@@ -51,10 +52,11 @@ impl Schema {
     /// The field a JSON key names. Like Go's `encoding/json`, an exact match wins and a
     /// case-insensitive one is accepted.
     pub(super) fn field(&self, key: &str) -> Option<&'static Field> {
-        self.fields
-            .iter()
-            .find(|f| f.name == key)
-            .or_else(|| self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(key)))
+        self.fields.iter().find(|f| f.name == key).or_else(|| {
+            self.fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(key))
+        })
     }
 }
 
@@ -235,7 +237,10 @@ static NODE: Schema = schema(
             "status",
             &schema(
                 "NodeStatus",
-                &[merge_by("conditions", "type"), merge_by("addresses", "type")],
+                &[
+                    merge_by("conditions", "type"),
+                    merge_by("addresses", "type"),
+                ],
             ),
         ),
     ],
@@ -323,7 +328,10 @@ static CSI_NODE: Schema = schema(
     "CSINode",
     &[
         nested("metadata", &OBJECT_META),
-        nested("spec", &schema("CSINodeSpec", &[merge_by("drivers", "name")])),
+        nested(
+            "spec",
+            &schema("CSINodeSpec", &[merge_by("drivers", "name")]),
+        ),
     ],
 );
 
@@ -349,7 +357,10 @@ static VALIDATING_ADMISSION_POLICY: Schema = schema(
             "spec",
             &schema(
                 "ValidatingAdmissionPolicySpec",
-                &[merge_by("matchConditions", "name"), merge_by("variables", "name")],
+                &[
+                    merge_by("matchConditions", "name"),
+                    merge_by("variables", "name"),
+                ],
             ),
         ),
     ],
@@ -407,6 +418,7 @@ mod tests {
         for t in crate::registry::all().types() {
             let root = for_kind(t.group, t.kind).expect("schema");
             assert!(root.field("metadata").is_some(), "{}", t.kind);
+            assert!(!root.name.is_empty());
         }
         assert!(for_kind("example.com", "Widget").is_none());
         assert!(for_kind("", "Deployment").is_none());
@@ -415,7 +427,11 @@ mod tests {
     #[test]
     fn pod_templates_resolve_to_the_pod_spec_in_every_workload() {
         let templated = [
-            ("", "ReplicationController", &["spec", "template", "spec"][..]),
+            (
+                "",
+                "ReplicationController",
+                &["spec", "template", "spec"][..],
+            ),
             ("", "PodTemplate", &["template", "spec"][..]),
             ("apps", "Deployment", &["spec", "template", "spec"][..]),
             ("apps", "ReplicaSet", &["spec", "template", "spec"][..]),
@@ -440,24 +456,142 @@ mod tests {
     #[test]
     fn tagged_fields_carry_upstream_strategy_and_key() {
         let cases: &[(&str, &str, &[&str], Strategy, &str, bool)] = &[
-            ("", "Pod", &["spec", "containers"], Strategy::Merge, "name", false),
-            ("", "Pod", &["spec", "containers", "ports"], Strategy::Merge, "containerPort", false),
-            ("", "Pod", &["spec", "containers", "env"], Strategy::Merge, "name", false),
-            ("", "Pod", &["spec", "initContainers", "volumeMounts"], Strategy::Merge, "mountPath", false),
-            ("", "Pod", &["spec", "volumes"], Strategy::Merge, "name", true),
-            ("", "Pod", &["spec", "tolerations"], Strategy::Default, "", false),
-            ("", "Pod", &["status", "conditions"], Strategy::Merge, "type", false),
-            ("", "Pod", &["metadata", "finalizers"], Strategy::Merge, "", false),
-            ("", "Pod", &["metadata", "ownerReferences"], Strategy::Merge, "uid", false),
-            ("", "Service", &["spec", "ports"], Strategy::Merge, "port", false),
-            ("", "Node", &["status", "addresses"], Strategy::Merge, "type", false),
-            ("", "Node", &["spec", "podCIDRs"], Strategy::Merge, "", false),
-            ("apps", "Deployment", &["spec", "strategy"], Strategy::Default, "", true),
-            ("apps", "StatefulSet", &["status", "conditions"], Strategy::Merge, "type", false),
-            ("policy", "PodDisruptionBudget", &["spec", "selector"], Strategy::Replace, "", false),
-            ("admissionregistration.k8s.io", "MutatingWebhookConfiguration",
-                &["webhooks", "matchConditions"], Strategy::Merge, "name", false),
-            ("rbac.authorization.k8s.io", "Role", &["metadata", "finalizers"], Strategy::Merge, "", false),
+            (
+                "",
+                "Pod",
+                &["spec", "containers"],
+                Strategy::Merge,
+                "name",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["spec", "containers", "ports"],
+                Strategy::Merge,
+                "containerPort",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["spec", "containers", "env"],
+                Strategy::Merge,
+                "name",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["spec", "initContainers", "volumeMounts"],
+                Strategy::Merge,
+                "mountPath",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["spec", "volumes"],
+                Strategy::Merge,
+                "name",
+                true,
+            ),
+            (
+                "",
+                "Pod",
+                &["spec", "tolerations"],
+                Strategy::Default,
+                "",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["status", "conditions"],
+                Strategy::Merge,
+                "type",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["metadata", "finalizers"],
+                Strategy::Merge,
+                "",
+                false,
+            ),
+            (
+                "",
+                "Pod",
+                &["metadata", "ownerReferences"],
+                Strategy::Merge,
+                "uid",
+                false,
+            ),
+            (
+                "",
+                "Service",
+                &["spec", "ports"],
+                Strategy::Merge,
+                "port",
+                false,
+            ),
+            (
+                "",
+                "Node",
+                &["status", "addresses"],
+                Strategy::Merge,
+                "type",
+                false,
+            ),
+            (
+                "",
+                "Node",
+                &["spec", "podCIDRs"],
+                Strategy::Merge,
+                "",
+                false,
+            ),
+            (
+                "apps",
+                "Deployment",
+                &["spec", "strategy"],
+                Strategy::Default,
+                "",
+                true,
+            ),
+            (
+                "apps",
+                "StatefulSet",
+                &["status", "conditions"],
+                Strategy::Merge,
+                "type",
+                false,
+            ),
+            (
+                "policy",
+                "PodDisruptionBudget",
+                &["spec", "selector"],
+                Strategy::Replace,
+                "",
+                false,
+            ),
+            (
+                "admissionregistration.k8s.io",
+                "MutatingWebhookConfiguration",
+                &["webhooks", "matchConditions"],
+                Strategy::Merge,
+                "name",
+                false,
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "Role",
+                &["metadata", "finalizers"],
+                Strategy::Merge,
+                "",
+                false,
+            ),
         ];
         for (group, kind, path, strategy, key, retain) in cases {
             let got = resolve(group, kind, path);
