@@ -453,9 +453,19 @@ mod tests {
         }
     }
 
+    /// Group, kind, field path, and the strategy, merge key and `retainKeys` expected there.
+    type Expectation = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Strategy,
+        &'static str,
+        bool,
+    );
+
     #[test]
     fn tagged_fields_carry_upstream_strategy_and_key() {
-        let cases: &[(&str, &str, &[&str], Strategy, &str, bool)] = &[
+        let cases: &[Expectation] = &[
             (
                 "",
                 "Pod",
