@@ -237,6 +237,61 @@ fn merging_lists_add_replace_and_delete_items_by_their_merge_key() {
 }
 
 #[test]
+fn directives_work_inside_merged_items_and_nested_maps() {
+    run(vec![
+        case(
+            "$retainKeys in a volume switches its source",
+            "Pod",
+            json!({"spec": {"volumes": [{"name": "data", "emptyDir": {}}, {"name": "other", "emptyDir": {}}]}}),
+            json!({"spec": {"volumes": [{"name": "data", "$retainKeys": ["configMap", "name"], "configMap": {"name": "c"}}]}}),
+            json!({"spec": {"volumes": [{"name": "data", "configMap": {"name": "c"}}, {"name": "other", "emptyDir": {}}]}}),
+        ),
+        case(
+            "$patch: replace on labels replaces the map",
+            "ConfigMap",
+            json!({"metadata": {"name": "c", "labels": {"a": "1", "b": "2"}}}),
+            json!({"metadata": {"labels": {"$patch": "replace", "c": "3"}}}),
+            json!({"metadata": {"name": "c", "labels": {"c": "3"}}}),
+        ),
+        case(
+            "an owner reference is deleted by uid",
+            "ConfigMap",
+            json!({"metadata": {"ownerReferences": [{"uid": "1"}, {"uid": "2"}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "1", "$patch": "delete"}]}}),
+            json!({"metadata": {"ownerReferences": [{"uid": "2"}]}}),
+        ),
+        case(
+            "$deleteFromPrimitiveList also works on a list that is otherwise replaced",
+            "Pod",
+            pod_spec(json!([{"name": "app", "args": ["-a", "-b", "-a"]}])),
+            pod_spec(json!([{"name": "app", "$deleteFromPrimitiveList/args": ["-a"]}])),
+            pod_spec(json!([{"name": "app", "args": ["-b"]}])),
+        ),
+        case(
+            "service ports follow $setElementOrder",
+            "Service",
+            json!({"spec": {"ports": [{"port": 80}, {"port": 443}]}}),
+            json!({"spec": {"$setElementOrder/ports": [{"port": 443}, {"port": 80}]}}),
+            json!({"spec": {"ports": [{"port": 443}, {"port": 80}]}}),
+        ),
+        case(
+            "pod status conditions merge by type",
+            "Pod",
+            json!({"status": {"conditions": [{"type": "Ready", "status": "False"}], "podIPs": [{"ip": "10.0.0.1"}]}}),
+            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "podIPs": [{"ip": "fd00::1"}]}}),
+            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}], "podIPs": [{"ip": "fd00::1"}, {"ip": "10.0.0.1"}]}}),
+        ),
+        case(
+            "a replaced list keeps the patch as sent",
+            "Pod",
+            json!({"spec": {"tolerations": [{"key": "a"}]}}),
+            json!({"spec": {"tolerations": []}}),
+            json!({"spec": {"tolerations": []}}),
+        ),
+    ]);
+}
+
+#[test]
 fn metadata_sets_and_owner_references_merge_on_every_kind() {
     run(vec![
         case(
