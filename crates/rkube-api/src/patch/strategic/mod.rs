@@ -29,9 +29,9 @@
 //! `$patch` value, `$setElementOrder` out of step with the patch) reaches the client as 500,
 //! because upstream returns it as a plain error.
 
-use serde_json::{Map, Value};
-
 mod order;
+
+use serde_json::{Map, Value};
 
 use self::order::{ServerView, apply_element_orders, order_items, order_keys};
 use super::schema::{self, Schema, Strategy};
