@@ -266,11 +266,11 @@ pub(super) fn containers(containers: &[Value]) -> (Value, Value) {
     (Value::from(names.join(",")), Value::from(images.join(",")))
 }
 
-/// A resource quantity as written; an absent one is Go's zero quantity, `0`.
+/// A resource quantity in canonical form; an absent one is Go's zero quantity, `0`.
 pub(super) fn quantity(value: Option<&Value>) -> String {
     match value {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => super::quantity::canonical(s),
+        Some(Value::Number(n)) => super::quantity::canonical(&n.to_string()),
         _ => "0".to_owned(),
     }
 }

@@ -16,6 +16,7 @@ mod desc;
 mod format;
 mod misc;
 mod pod;
+mod quantity;
 #[cfg(test)]
 mod tests;
 

@@ -290,7 +290,7 @@ fn a_claim_shows_capacity_only_once_bound_and_terminating_once_deleted() {
 fn a_quota_splits_requests_and_limits_sorted_by_resource() {
     let object = json!({"metadata": meta("compute", 60), "status": {
         "hard": {"requests.cpu": "2", "limits.memory": "4Gi", "pods": "10", "limits.cpu": "4"},
-        "used": {"requests.cpu": "500m", "limits.memory": "1Gi", "pods": "3"}}});
+        "used": {"requests.cpu": "0.5", "limits.memory": "1024Mi", "pods": "3"}}});
     assert_eq!(
         row("", "ResourceQuota", &object),
         json!([
