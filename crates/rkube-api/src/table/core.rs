@@ -141,9 +141,11 @@ fn service_external_ip(service: &Value) -> String {
 
 /// One service's row.
 pub(super) fn service(service: &Value, now: Timestamp) -> Vec<Value> {
+    // Upstream's defaulting fills `clusterIPs` from `clusterIP` when only the latter is set.
     let cluster_ip = list(service, &["spec", "clusterIPs"])
         .first()
         .and_then(Value::as_str)
+        .or_else(|| opt_text(service, &["spec", "clusterIP"]).filter(|ip| !ip.is_empty()))
         .unwrap_or("<none>");
     let ports: Vec<String> = list(service, &["spec", "ports"])
         .iter()

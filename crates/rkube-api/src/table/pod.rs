@@ -185,9 +185,13 @@ pub(super) fn pod(pod: &Value, now: Timestamp) -> Vec<Value> {
         _ => restarts.count.to_string(),
     };
 
-    let ip = list(pod, &["status", "podIPs"])
-        .first()
-        .map_or("", |ip| text(ip, &["ip"]));
+    // Upstream's conversion from v1 makes `podIP` the first of `podIPs` when it is set.
+    let ip = match text(pod, &["status", "podIP"]) {
+        "" => list(pod, &["status", "podIPs"])
+            .first()
+            .map_or("", |ip| text(ip, &["ip"])),
+        ip => ip,
+    };
     let gates = list(pod, &["spec", "readinessGates"]);
     let gates_cell = if gates.is_empty() {
         "<none>".to_owned()

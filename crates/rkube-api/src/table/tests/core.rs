@@ -7,7 +7,7 @@ use super::{ago, headers, meta, row};
 #[test]
 fn a_cluster_ip_service_shows_ports_and_selector() {
     let object = json!({"metadata": meta("web", 600), "spec": {
-        "type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+        "type": "ClusterIP", "clusterIP": "10.96.0.10",
         "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
         "selector": {"app": "web", "tier": "front"}}});
     let (normal, wide) = headers("", "Service");

@@ -50,9 +50,10 @@ fn a_running_pod_shows_ready_containers_and_when_it_last_restarted() {
 fn restarts_without_a_last_termination_time_show_only_the_count() {
     let object = pod(
         json!({"containers": [{"name": "app"}]}),
-        json!({"phase": "Running", "containerStatuses": [running("app", 3)]}),
+        json!({"phase": "Running", "podIP": "10.0.0.7", "containerStatuses": [running("app", 3)]}),
     );
     assert_eq!(row("", "Pod", &object)[3], json!("3"));
+    assert_eq!(row("", "Pod", &object)[5], json!("10.0.0.7"));
 }
 
 #[test]
