@@ -2,6 +2,7 @@
 
 mod apps;
 mod core;
+mod extra;
 mod misc;
 mod pod;
 
