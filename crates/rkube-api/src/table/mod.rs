@@ -13,6 +13,7 @@ mod admission;
 mod apps;
 mod core;
 mod desc;
+mod event;
 mod extra;
 mod format;
 mod misc;
@@ -101,8 +102,13 @@ type Printer = fn(&Value, Timestamp) -> Vec<Value>;
 const PRINTERS: &[(&str, &str, &[Column], Printer)] = &[
     ("", "ConfigMap", core::CONFIG_MAP, core::config_map),
     ("", "Endpoints", core::ENDPOINTS, core::endpoints),
-    ("", "Event", core::EVENT, core::event),
-    ("events.k8s.io", "Event", core::EVENT, core::events_v1_event),
+    ("", "Event", event::EVENT, event::event),
+    (
+        "events.k8s.io",
+        "Event",
+        event::EVENT,
+        event::events_v1_event,
+    ),
     ("", "Namespace", core::NAMESPACE, core::namespace),
     ("", "Node", core::NODE, core::node),
     (
