@@ -27,18 +27,30 @@ impl FromStr for Ipv4Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (ip, bits) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
+        let (ip, bits) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (want a.b.c.d/n)"))?;
         let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{s:?}: bad address"))?;
-        let bits: u8 = bits.parse().ok().filter(|b| (8..=30).contains(b)).ok_or_else(|| format!("{s:?}: prefix must be 8 to 30"))?;
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| (8..=30).contains(b))
+            .ok_or_else(|| format!("{s:?}: prefix must be 8 to 30"))?;
         let mask = u32::MAX << (32 - bits);
-        Ok(Self { base: u32::from(ip) & mask, bits })
+        Ok(Self {
+            base: u32::from(ip) & mask,
+            bits,
+        })
     }
 }
 
 impl Ipv4Cidr {
     /// Upstream rkube's default Service range, 10.43.0.0/16.
     pub fn default_services() -> Self {
-        Self { base: u32::from(Ipv4Addr::new(10, 43, 0, 0)), bits: 16 }
+        Self {
+            base: u32::from(Ipv4Addr::new(10, 43, 0, 0)),
+            bits: 16,
+        }
     }
 
     fn size(&self) -> u32 {
@@ -69,7 +81,12 @@ fn is_service(rt: &ResourceType) -> bool {
 impl App {
     /// Claims a store key for an IP or port; false if taken.
     async fn claim(&self, key: &str, owner: &Value) -> Result<bool, ApiError> {
-        match self.objects.store().create(key, owner.to_string().into_bytes(), None).await {
+        match self
+            .objects
+            .store()
+            .create(key, owner.to_string().into_bytes(), None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(rkube_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(err) => Err(ApiError::Internal(format!("allocating {key}: {err}"))),
@@ -81,7 +98,11 @@ impl App {
     }
 
     /// Gives a new Service its ClusterIP and NodePorts.
-    pub(crate) async fn allocate(&self, rt: &ResourceType, service: &mut Value) -> Result<(), ApiError> {
+    pub(crate) async fn allocate(
+        &self,
+        rt: &ResourceType,
+        service: &mut Value,
+    ) -> Result<(), ApiError> {
         if !is_service(rt) {
             return Ok(());
         }
@@ -95,13 +116,30 @@ impl App {
         result
     }
 
-    async fn allocate_service(&self, service: &mut Value, claimed: &mut Vec<String>) -> Result<(), ApiError> {
-        let name = service["metadata"]["name"].as_str().unwrap_or("").to_owned();
+    async fn allocate_service(
+        &self,
+        service: &mut Value,
+        claimed: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        let name = service["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
         let owner = json!({"namespace": service["metadata"]["namespace"], "name": name});
-        let invalid = |causes| ApiError::Invalid { kind: "Service".into(), name: name.clone(), causes };
-        let kind = service["spec"]["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        let invalid = |causes| ApiError::Invalid {
+            kind: "Service".into(),
+            name: name.clone(),
+            causes,
+        };
+        let kind = service["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_owned();
         if kind != "ExternalName" {
-            let wanted = service["spec"]["clusterIP"].as_str().unwrap_or("").to_owned();
+            let wanted = service["spec"]["clusterIP"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
             let ip = match wanted.as_str() {
                 "None" => "None".to_owned(),
                 "" => {
@@ -118,24 +156,34 @@ impl App {
                             break;
                         }
                     }
-                    found.ok_or_else(|| ApiError::Internal("no ClusterIP left in the service CIDR".into()))?
+                    found.ok_or_else(|| {
+                        ApiError::Internal("no ClusterIP left in the service CIDR".into())
+                    })?
                 }
                 ip => {
                     let parsed: Ipv4Addr = ip.parse().map_err(|_| {
-                        invalid(vec![FieldError::invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")])
+                        invalid(vec![FieldError::invalid(
+                            "spec.clusterIPs[0]",
+                            ip,
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        )])
                     })?;
                     if !self.config.service_cidr.contains_host(parsed) {
                         return Err(invalid(vec![FieldError::invalid(
                             "spec.clusterIPs",
                             json!([ip]),
-                            &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range"),
+                            &format!(
+                                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range"
+                            ),
                         )]));
                     }
                     if !self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
                         return Err(invalid(vec![FieldError::invalid(
                             "spec.clusterIPs",
                             json!([ip]),
-                            &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                            &format!(
+                                "failed to allocate IP {ip}: provided IP is already allocated"
+                            ),
                         )]));
                     }
                     claimed.push(format!("{IP_PREFIX}{ip}"));
@@ -152,17 +200,28 @@ impl App {
             }
         }
         if kind == "NodePort" || kind == "LoadBalancer" {
-            let ports = service["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            let ports = service["spec"]["ports"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let mut out = Vec::new();
             for (i, mut port) in ports.into_iter().enumerate() {
                 match port["nodePort"].as_u64() {
                     Some(p) if p > 0 => {
                         let in_range = u16::try_from(p).is_ok_and(|p| NODE_PORTS.contains(&p));
                         if !in_range {
-                            return Err(invalid(vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), p, "provided port is not in the valid range. The range of valid ports is 30000-32767")]));
+                            return Err(invalid(vec![FieldError::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                p,
+                                "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                            )]));
                         }
                         if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
-                            return Err(invalid(vec![FieldError::invalid(format!("spec.ports[{i}].nodePort"), p, "provided port is already allocated")]));
+                            return Err(invalid(vec![FieldError::invalid(
+                                format!("spec.ports[{i}].nodePort"),
+                                p,
+                                "provided port is already allocated",
+                            )]));
                         }
                         claimed.push(format!("{PORT_PREFIX}{p}"));
                     }
@@ -178,7 +237,8 @@ impl App {
                                 break;
                             }
                         }
-                        let p = found.ok_or_else(|| ApiError::Internal("no NodePort left".into()))?;
+                        let p =
+                            found.ok_or_else(|| ApiError::Internal("no NodePort left".into()))?;
                         port["nodePort"] = json!(p);
                     }
                 }
@@ -194,7 +254,10 @@ impl App {
         if !is_service(rt) {
             return;
         }
-        if let Some(ip) = service["spec"]["clusterIP"].as_str().filter(|ip| *ip != "None" && !ip.is_empty()) {
+        if let Some(ip) = service["spec"]["clusterIP"]
+            .as_str()
+            .filter(|ip| *ip != "None" && !ip.is_empty())
+        {
             self.unclaim(&format!("{IP_PREFIX}{ip}")).await;
         }
         for port in service["spec"]["ports"].as_array().into_iter().flatten() {

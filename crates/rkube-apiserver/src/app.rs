@@ -58,8 +58,12 @@ pub enum Caller {
 fn json_response(code: u16, value: &Value) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(full(body));
-    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -68,7 +72,10 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     let status = crate::status::status(err);
     let code = crate::status::code_and_reason(err).0;
     let mut response = json_response(code, &status);
-    if let ApiError::TooManyRequests { retry_after_seconds: Some(s), .. } = err
+    if let ApiError::TooManyRequests {
+        retry_after_seconds: Some(s),
+        ..
+    } = err
         && let Ok(v) = HeaderValue::from_str(&s.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -79,7 +86,10 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
 fn text_response(code: u16, text: &'static str) -> Response<Body> {
     let mut response = Response::new(full(text));
     *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -91,7 +101,9 @@ pub(crate) enum Accept {
 }
 
 fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
-    let Some(accept) = accept else { return Ok(Accept::Json) };
+    let Some(accept) = accept else {
+        return Ok(Accept::Json);
+    };
     let mut json_ok = false;
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
@@ -104,7 +116,10 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
                     return Ok(Accept::Table);
                 }
             }
-            ("application/json" | "*/*" | "application/*" | "application/json;stream=watch", None) => json_ok = true,
+            (
+                "application/json" | "*/*" | "application/*" | "application/json;stream=watch",
+                None,
+            ) => json_ok = true,
             _ => {}
         }
     }
@@ -119,8 +134,19 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
 
 impl App {
     /// A handler over `objects`.
-    pub fn new(objects: Objects, config: AppConfig, tokens: TokenAuthenticator, authorizer: Arc<dyn Authorizer>) -> Self {
-        Self { objects, config, tokens, authorizer, ready: AtomicBool::new(false) }
+    pub fn new(
+        objects: Objects,
+        config: AppConfig,
+        tokens: TokenAuthenticator,
+        authorizer: Arc<dyn Authorizer>,
+    ) -> Self {
+        Self {
+            objects,
+            config,
+            tokens,
+            authorizer,
+            ready: AtomicBool::new(false),
+        }
     }
 
     /// Marks the server ready (readyz answers 200 from now on).
@@ -128,10 +154,14 @@ impl App {
         self.ready.store(true, Ordering::Release);
     }
 
-    pub(crate) fn resource(&self, group: &str, kind: &str) -> Result<&'static ResourceType, ApiError> {
-        registry::all()
-            .by_kind(group, kind)
-            .ok_or_else(|| ApiError::Internal(format!("no resource for kind {kind} in group {group:?}")))
+    pub(crate) fn resource(
+        &self,
+        group: &str,
+        kind: &str,
+    ) -> Result<&'static ResourceType, ApiError> {
+        registry::all().by_kind(group, kind).ok_or_else(|| {
+            ApiError::Internal(format!("no resource for kind {kind} in group {group:?}"))
+        })
     }
 
     fn authenticate(&self, caller: &Caller, headers: &http::HeaderMap) -> Option<UserInfo> {
@@ -149,7 +179,12 @@ impl App {
     }
 
     /// Handles one request whose body has been read.
-    pub async fn handle(self: &Arc<Self>, parts: http::request::Parts, body: Bytes, caller: Caller) -> Response<Body> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        parts: http::request::Parts,
+        body: Bytes,
+        caller: Caller,
+    ) -> Response<Body> {
         let query = Query::parse(parts.uri.query());
         let path = parts.uri.path().to_owned();
         // Health and version answer everyone, as upstream's default RBAC allows.
@@ -172,13 +207,31 @@ impl App {
         if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
             return error_response(&ApiError::Forbidden(reason));
         }
-        let accept = match negotiate(parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
+        let accept = match negotiate(
+            parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok()),
+        ) {
             Ok(a) => a,
             Err(err) => return error_response(&err),
         };
-        let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let result = if info.is_resource {
-            self.serve_resource(&info, &query, &parts.method, content_type.as_deref(), &body, accept, &user).await
+            self.serve_resource(
+                &info,
+                &query,
+                &parts.method,
+                content_type.as_deref(),
+                &body,
+                accept,
+                &user,
+            )
+            .await
         } else {
             crate::discovery::serve(&path, &self.config).map(|v| json_response(200, &v))
         };
@@ -207,7 +260,9 @@ impl App {
         let rt = registry::all()
             .by_path(&info.group, &info.version, &info.resource)
             .ok_or(ApiError::NoSuchPath)?;
-        if rt.namespaced && info.namespace.is_none() && matches!(info.verb.as_str(), "create" | "update" | "patch" | "delete")
+        if rt.namespaced
+            && info.namespace.is_none()
+            && matches!(info.verb.as_str(), "create" | "update" | "patch" | "delete")
             && rt.is_stored()
         {
             return Err(ApiError::NoSuchPath);
@@ -220,7 +275,8 @@ impl App {
         if !rt.supports(&info.verb) && info.subresource.is_none() {
             return Err(ApiError::MethodNotAllowed(format!(
                 "the server does not allow this method on the requested resource ({} {})",
-                method, rt.qualified_plural()
+                method,
+                rt.qualified_plural()
             )));
         }
         let name = info.name.as_deref();
@@ -236,7 +292,9 @@ impl App {
                 let (code, created) = self.create(rt, info, query, object).await?;
                 Ok(json_response(code, &created))
             }
-            ("get", Some(name), None | Some("status")) => Ok(table(self.get(rt, info, name).await?)),
+            ("get", Some(name), None | Some("status")) => {
+                Ok(table(self.get(rt, info, name).await?))
+            }
             ("list", None, None) => Ok(table(self.list(rt, info, query).await?)),
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
             ("update", Some(name), None | Some("status")) => {
@@ -246,17 +304,30 @@ impl App {
             }
             ("patch", Some(name), None | Some("status")) => {
                 let patch = crate::rest::decode_body(content_type, body)?;
-                let (code, patched) = self.patch(rt, info, query, name, content_type, patch, user).await?;
+                let (code, patched) = self
+                    .patch(rt, info, query, name, content_type, patch, user)
+                    .await?;
                 Ok(json_response(code, &patched))
             }
             ("delete", Some(name), None) => {
-                let options = if body.is_empty() { json!({}) } else { crate::rest::decode_body(content_type, body)? };
+                let options = if body.is_empty() {
+                    json!({})
+                } else {
+                    crate::rest::decode_body(content_type, body)?
+                };
                 let (code, deleted) = self.delete(rt, info, query, name, options).await?;
                 Ok(json_response(code, &deleted))
             }
             ("deletecollection", None, None) => {
-                let options = if body.is_empty() { json!({}) } else { crate::rest::decode_body(content_type, body)? };
-                Ok(json_response(200, &self.delete_collection(rt, info, query, options).await?))
+                let options = if body.is_empty() {
+                    json!({})
+                } else {
+                    crate::rest::decode_body(content_type, body)?
+                };
+                Ok(json_response(
+                    200,
+                    &self.delete_collection(rt, info, query, options).await?,
+                ))
             }
             (verb, _, Some(sub)) => Err(ApiError::MethodNotAllowed(format!(
                 "the server does not allow this method on the requested resource ({verb} {}/{sub})",
@@ -270,7 +341,12 @@ impl App {
     }
 
     /// Defaulting then validation: what admission does to every object before it is stored.
-    pub(crate) fn admit(&self, rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    pub(crate) fn admit(
+        &self,
+        rt: &ResourceType,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         crate::admission::admit(rt, object, old)
     }
 }
@@ -285,7 +361,13 @@ mod tests {
         assert_eq!(negotiate(Some(kubectl)).unwrap(), Accept::Table);
         assert_eq!(negotiate(Some("application/json")).unwrap(), Accept::Json);
         assert_eq!(negotiate(None).unwrap(), Accept::Json);
-        assert!(matches!(negotiate(Some("application/vnd.kubernetes.protobuf")), Err(ApiError::NotAcceptable(_))));
-        assert_eq!(negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(), Accept::Json);
+        assert!(matches!(
+            negotiate(Some("application/vnd.kubernetes.protobuf")),
+            Err(ApiError::NotAcceptable(_))
+        ));
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
+            Accept::Json
+        );
     }
 }

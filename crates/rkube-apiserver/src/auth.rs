@@ -26,7 +26,11 @@ impl UserInfo {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".to_owned());
         }
-        Self { name: name.into(), uid: uid.into(), groups }
+        Self {
+            name: name.into(),
+            uid: uid.into(),
+            groups,
+        }
     }
 
     /// The identity of components running inside the server process.
@@ -40,8 +44,11 @@ pub fn user_from_certificate(der: &[u8]) -> Option<UserInfo> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let subject = cert.subject();
     let name = subject.iter_common_name().next()?.as_str().ok()?.to_owned();
-    let groups =
-        subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_owned).collect();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok())
+        .map(str::to_owned)
+        .collect();
     Some(UserInfo::new(name, "", groups))
 }
 
@@ -62,7 +69,10 @@ pub struct TokenFileError {
 impl TokenAuthenticator {
     /// Reads upstream's token CSV: `token,user,uid[,"group1,group2"]` per line.
     pub fn from_file(path: &Path) -> Result<Self, TokenFileError> {
-        let fail = |message: String| TokenFileError { path: path.display().to_string(), message };
+        let fail = |message: String| TokenFileError {
+            path: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
         Self::parse(&text).map_err(fail)
     }
@@ -80,9 +90,18 @@ impl TokenAuthenticator {
             }
             let groups = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
-            tokens.insert(fields[0].clone(), UserInfo::new(fields[1].clone(), fields[2].clone(), groups));
+            tokens.insert(
+                fields[0].clone(),
+                UserInfo::new(fields[1].clone(), fields[2].clone(), groups),
+            );
         }
         Ok(Self { tokens })
     }
@@ -151,7 +170,10 @@ mod tests {
         let alice = auth.authenticate("secret1").unwrap();
         assert_eq!(alice.name, "alice");
         assert_eq!(alice.groups, ["dev", "ops", "system:authenticated"]);
-        assert_eq!(auth.authenticate("secret2").unwrap().groups, ["system:authenticated"]);
+        assert_eq!(
+            auth.authenticate("secret2").unwrap().groups,
+            ["system:authenticated"]
+        );
         assert!(auth.authenticate("nope").is_none());
         assert!(TokenAuthenticator::parse("onlytoken\n").is_err());
     }

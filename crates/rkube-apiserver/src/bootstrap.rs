@@ -11,9 +11,18 @@ use crate::request::{Query, RequestInfo};
 
 const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-async fn create_if_missing(app: &App, group: &str, kind: &str, namespace: Option<&str>, object: serde_json::Value) -> Result<(), ApiError> {
+async fn create_if_missing(
+    app: &App,
+    group: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    object: serde_json::Value,
+) -> Result<(), ApiError> {
     let rt = app.resource(group, kind)?;
-    let info = RequestInfo { namespace: namespace.map(str::to_owned), ..Default::default() };
+    let info = RequestInfo {
+        namespace: namespace.map(str::to_owned),
+        ..Default::default()
+    };
     match app.create(rt, &info, &Query::default(), object).await {
         Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
         Err(err) => Err(err),
@@ -23,7 +32,14 @@ async fn create_if_missing(app: &App, group: &str, kind: &str, namespace: Option
 /// Creates what is missing; safe to run at every start.
 pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiError> {
     for ns in NAMESPACES {
-        create_if_missing(app, "", "Namespace", None, json!({"metadata": {"name": ns}})).await?;
+        create_if_missing(
+            app,
+            "",
+            "Namespace",
+            None,
+            json!({"metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let cluster_ip = app.config.service_cidr.nth(1).to_string();
     let service = json!({

@@ -57,12 +57,18 @@ fn read(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CertError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(CertError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 fn write(path: &Path, contents: &str, private: bool) -> Result<()> {
-    let io = |source| CertError::Io { path: path.to_owned(), source };
+    let io = |source| CertError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -77,7 +83,10 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<()> {
 }
 
 fn rcgen_err(what: &str) -> impl Fn(rcgen::Error) -> CertError + '_ {
-    move |source| CertError::Rcgen { what: what.to_owned(), source }
+    move |source| CertError::Rcgen {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
@@ -101,10 +110,15 @@ fn new_ca() -> Result<(String, String)> {
     let mut params = CertificateParams::default();
     params.distinguished_name = name("rkube-ca", None);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     validity(&mut params, 3650);
-    let cert = params.self_signed(&key).map_err(rcgen_err("signing the CA"))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(rcgen_err("signing the CA"))?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -116,22 +130,30 @@ fn sign(
     what: &str,
 ) -> Result<(String, String)> {
     let ca_key = KeyPair::from_pem(ca_key).map_err(rcgen_err("reading the CA key"))?;
-    let issuer =
-        Issuer::from_ca_cert_pem(ca_cert, ca_key).map_err(rcgen_err("reading the CA certificate"))?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert, ca_key)
+        .map_err(rcgen_err("reading the CA certificate"))?;
     let key = KeyPair::generate().map_err(rcgen_err(what))?;
     let cert = params.signed_by(&key, &issuer).map_err(rcgen_err(what))?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// A client certificate: CN is the user, each organization a group.
-pub fn client_cert(ca_cert: &str, ca_key: &str, user: &str, groups: &[&str]) -> Result<(String, String)> {
+pub fn client_cert(
+    ca_cert: &str,
+    ca_key: &str,
+    user: &str,
+    groups: &[&str],
+) -> Result<(String, String)> {
     let mut params = CertificateParams::default();
     let mut dn = name(user, None);
     for g in groups {
         dn.push(DnType::OrganizationName, *g);
     }
     params.distinguished_name = dn;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     validity(&mut params, 365);
     sign(ca_cert, ca_key, params, "signing a client certificate")
@@ -147,7 +169,10 @@ fn server_cert(ca_cert: &str, ca_key: &str, sans: &[String]) -> Result<(String, 
             Err(_) => s.clone().try_into().ok().map(SanType::DnsName),
         })
         .collect();
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     validity(&mut params, 365);
     sign(ca_cert, ca_key, params, "signing the serving certificate")
@@ -190,7 +215,14 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<ClusterCerts> {
             (c, k)
         }
     };
-    Ok(ClusterCerts { ca_cert, ca_key, server_cert, server_key, admin_cert, admin_key })
+    Ok(ClusterCerts {
+        ca_cert,
+        ca_key,
+        server_cert,
+        server_key,
+        admin_cert,
+        admin_key,
+    })
 }
 
 /// A kubeconfig for the admin user against `server` (e.g. `https://127.0.0.1:6443`).
@@ -230,7 +262,11 @@ mod tests {
         let again = ensure(dir.path(), &sans).unwrap();
         assert_eq!(first.ca_cert, again.ca_cert);
         assert_eq!(first.server_cert, again.server_cert);
-        let more = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "10.0.0.5".to_owned()];
+        let more = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "10.0.0.5".to_owned(),
+        ];
         let remade = ensure(dir.path(), &more).unwrap();
         assert_eq!(first.ca_cert, remade.ca_cert);
         assert_ne!(first.server_cert, remade.server_cert);
@@ -242,13 +278,23 @@ mod tests {
         let certs = ensure(dir.path(), &["localhost".to_owned()]).unwrap();
         let der = rustls_pemfile_first(&certs.admin_cert);
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let cn: Vec<_> = cert.subject().iter_common_name().filter_map(|a| a.as_str().ok()).collect();
-        let o: Vec<_> = cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).collect();
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        let o: Vec<_> = cert
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
         assert_eq!((cn, o), (vec!["system:admin"], vec!["system:masters"]));
     }
 
     fn rustls_pemfile_first(pem: &str) -> Vec<u8> {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
     }
 }

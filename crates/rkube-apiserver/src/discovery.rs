@@ -75,8 +75,12 @@ pub fn serve(path: &str, config: &AppConfig) -> Result<Value, ApiError> {
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": config.advertise_address}],
         })),
         ["apis"] => {
-            let groups: Vec<Value> =
-                reg.groups().into_iter().filter(|g| !g.is_empty()).map(group_entry).collect();
+            let groups: Vec<Value> = reg
+                .groups()
+                .into_iter()
+                .filter(|g| !g.is_empty())
+                .map(group_entry)
+                .collect();
             Ok(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
         }
         ["apis", group] if reg.version_of(group).is_some() => {
@@ -94,9 +98,15 @@ pub fn serve(path: &str, config: &AppConfig) -> Result<Value, ApiError> {
 }
 
 fn resource_list(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> =
-        registry::all().in_group_version(group, version).flat_map(resource_entries).collect();
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let resources: Vec<Value> = registry::all()
+        .in_group_version(group, version)
+        .flat_map(resource_entries)
+        .collect();
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
 }
 
@@ -114,20 +124,50 @@ mod tests {
     #[test]
     fn core_discovery_lists_pods_with_subresources() {
         let v1 = serve("/api/v1", &config()).unwrap();
-        let names: Vec<&str> = v1["resources"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
-        assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"pods/eviction"));
-        let pods = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+        let names: Vec<&str> = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"pods")
+                && names.contains(&"pods/status")
+                && names.contains(&"pods/eviction")
+        );
+        let pods = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
-        let eviction = v1["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods/eviction").unwrap();
-        assert_eq!((eviction["group"].as_str(), eviction["kind"].as_str()), (Some("policy"), Some("Eviction")));
+        let eviction = v1["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .unwrap();
+        assert_eq!(
+            (eviction["group"].as_str(), eviction["kind"].as_str()),
+            (Some("policy"), Some("Eviction"))
+        );
     }
 
     #[test]
     fn groups_are_listed_with_their_preferred_version() {
         let apis = serve("/apis", &config()).unwrap();
-        let apps = apis["groups"].as_array().unwrap().iter().find(|g| g["name"] == "apps").unwrap();
+        let apps = apis["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "apps")
+            .unwrap();
         assert_eq!(apps["preferredVersion"]["groupVersion"], "apps/v1");
         assert!(serve("/apis/nonexistent.io", &config()).is_err());
-        assert_eq!(serve("/apis/apps/v1", &config()).unwrap()["groupVersion"], "apps/v1");
+        assert_eq!(
+            serve("/apis/apps/v1", &config()).unwrap()["groupVersion"],
+            "apps/v1"
+        );
     }
 }

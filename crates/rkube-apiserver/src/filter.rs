@@ -43,7 +43,11 @@ impl ObjectFilter {
 
 impl App {
     /// The filter a request's `labelSelector` and `fieldSelector` ask for.
-    pub(crate) fn filter(&self, rt: &ResourceType, query: &Query) -> Result<ObjectFilter, ApiError> {
+    pub(crate) fn filter(
+        &self,
+        rt: &ResourceType,
+        query: &Query,
+    ) -> Result<ObjectFilter, ApiError> {
         let labels = match query.get("labelSelector") {
             Some(s) => LabelSelector::parse(s)?,
             None => LabelSelector::everything(),
@@ -56,6 +60,12 @@ impl App {
             }
             None => FieldSelector::everything(),
         };
-        Ok(ObjectFilter { group: rt.group, kind: rt.kind, labels, fields, name: None })
+        Ok(ObjectFilter {
+            group: rt.group,
+            kind: rt.kind,
+            labels,
+            fields,
+            name: None,
+        })
     }
 }

@@ -94,9 +94,15 @@ impl ApiServer {
     /// listens, writes `<data-dir>/kubeconfig.yaml`, and reports ready.
     pub async fn start(config: ServerConfig, store: Arc<dyn Store>) -> Result<Self, StartError> {
         let host_ips = serve::host_addresses();
-        let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "kubernetes".to_owned(),
-            "kubernetes.default".to_owned(), "kubernetes.default.svc".to_owned(),
-            "kubernetes.default.svc.cluster.local".to_owned(), config.service_cidr.nth(1).to_string()];
+        let mut sans = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "kubernetes".to_owned(),
+            "kubernetes.default".to_owned(),
+            "kubernetes.default.svc".to_owned(),
+            "kubernetes.default.svc.cluster.local".to_owned(),
+            config.service_cidr.nth(1).to_string(),
+        ];
         sans.extend(host_ips.iter().map(ToString::to_string));
         sans.extend(config.tls_sans.iter().cloned());
         sans.dedup();
@@ -107,22 +113,43 @@ impl ApiServer {
         };
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.https_port))
             .await
-            .map_err(|e| StartError::Serve { what: format!("listening on {}:{}", config.bind_address, config.https_port), message: e.to_string() })?;
-        let local_addr = listener.local_addr().map_err(|e| StartError::Serve { what: "reading the listen address".into(), message: e.to_string() })?;
-        let advertise_ip = host_ips.first().copied().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+            .map_err(|e| StartError::Serve {
+                what: format!("listening on {}:{}", config.bind_address, config.https_port),
+                message: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| StartError::Serve {
+            what: "reading the listen address".into(),
+            message: e.to_string(),
+        })?;
+        let advertise_ip = host_ips
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let app_config = AppConfig {
             advertise_address: format!("{advertise_ip}:{}", local_addr.port()),
             service_cidr: config.service_cidr,
         };
-        let app = Arc::new(App::new(objects::Objects::new(store), app_config, tokens, Arc::new(AllowAuthenticated)));
-        bootstrap::run(&app, advertise_ip, local_addr.port()).await.map_err(StartError::Bootstrap)?;
+        let app = Arc::new(App::new(
+            objects::Objects::new(store),
+            app_config,
+            tokens,
+            Arc::new(AllowAuthenticated),
+        ));
+        bootstrap::run(&app, advertise_ip, local_addr.port())
+            .await
+            .map_err(StartError::Bootstrap)?;
         let acceptor = serve::tls_acceptor(&certs)?;
         let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");
         let server_url = format!("https://127.0.0.1:{}", local_addr.port());
         certs::write_kubeconfig(&kubeconfig, &certs::admin_kubeconfig(&certs, &server_url))?;
         app.set_ready();
-        Ok(Self { app, local_addr, kubeconfig, accept_task })
+        Ok(Self {
+            app,
+            local_addr,
+            kubeconfig,
+            accept_task,
+        })
     }
 
     /// The address the server listens on.

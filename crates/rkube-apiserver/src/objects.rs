@@ -21,7 +21,11 @@ pub fn key(rt: &ResourceType, namespace: Option<&str>, name: &str) -> String {
 
 /// The key prefix of all objects of a resource (in one namespace, if given).
 pub fn prefix(rt: &ResourceType, namespace: Option<&str>) -> String {
-    let group = if rt.group.is_empty() { "core" } else { rt.group };
+    let group = if rt.group.is_empty() {
+        "core"
+    } else {
+        rt.group
+    };
     match namespace.filter(|_| rt.namespaced) {
         Some(ns) => format!("/registry/{group}/{}/{ns}/", rt.plural),
         None => format!("/registry/{group}/{}/", rt.plural),
@@ -35,12 +39,28 @@ pub fn store_error(rt: &ResourceType, name: &str, err: rkube_store::Error) -> Ap
     let resource = rt.qualified_plural();
     let name = name.to_owned();
     match err {
-        E::AlreadyExists { .. } => ApiError::AlreadyExists { group, resource, name },
-        E::NotFound { .. } => ApiError::NotFound { group, resource, name },
-        E::Conflict { .. } => ApiError::Conflict { group, resource, name, message: MODIFIED.into() },
-        E::Compacted { requested, compacted } => {
-            ApiError::Gone(format!("too old resource version: {requested} ({compacted})"))
-        }
+        E::AlreadyExists { .. } => ApiError::AlreadyExists {
+            group,
+            resource,
+            name,
+        },
+        E::NotFound { .. } => ApiError::NotFound {
+            group,
+            resource,
+            name,
+        },
+        E::Conflict { .. } => ApiError::Conflict {
+            group,
+            resource,
+            name,
+            message: MODIFIED.into(),
+        },
+        E::Compacted {
+            requested,
+            compacted,
+        } => ApiError::Gone(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
         E::FutureRevision { requested, current } => ApiError::Timeout(format!(
             "Too large resource version: {requested}, current: {current}"
         )),
@@ -134,9 +154,14 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
         .map_err(|_| bad("not base64"))?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|_| bad("not a continue token"))?;
     if value["v"] != "meta.k8s.io/v1" {
-        return Err(bad("incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+        return Err(bad(
+            "incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        ));
     }
-    let rev = value["rv"].as_i64().filter(|r| *r > 0).ok_or_else(|| bad("no resource version"))?;
+    let rev = value["rv"]
+        .as_i64()
+        .filter(|r| *r > 0)
+        .ok_or_else(|| bad("no resource version"))?;
     let start = value["start"].as_str().ok_or_else(|| bad("no start key"))?;
     if start.contains("..") || start.starts_with('/') {
         return Err(bad("invalid start key"));
@@ -156,7 +181,12 @@ impl Objects {
     }
 
     /// One object.
-    pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub async fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         match self.store.get(&key(rt, ns, name), None).await {
             Ok(Some(kv)) => decode(&kv),
             Ok(None) => Err(ApiError::NotFound {
@@ -188,7 +218,11 @@ impl Objects {
         let mut page = ListPage::default();
         loop {
             let want = limit.map(|l| l - page.items.len());
-            let options = ListOptions { revision, limit: want, start: start.clone() };
+            let options = ListOptions {
+                revision,
+                limit: want,
+                start: start.clone(),
+            };
             let result = match self.store.list(&prefix, options).await {
                 Ok(r) => r,
                 Err(rkube_store::Error::Compacted { .. }) if params.continue_token.is_some() => {
@@ -210,7 +244,8 @@ impl Objects {
                 Some(last) if result.more => {
                     if full {
                         let rest = last.strip_prefix(&prefix).unwrap_or(&last);
-                        page.continue_token = Some(encode_continue(result.revision, &continue_after(rest)));
+                        page.continue_token =
+                            Some(encode_continue(result.revision, &continue_after(rest)));
                         // Like upstream, the count is only exact without a filter.
                         page.remaining = Some(result.count - result.items.len() as i64);
                         return Ok(page);
@@ -287,7 +322,10 @@ mod tests {
     fn keys_follow_the_registry_layout() {
         let reg = rkube_api::registry::all();
         let pods = reg.by_path("", "v1", "pods").unwrap();
-        assert_eq!(key(pods, Some("default"), "web"), "/registry/core/pods/default/web");
+        assert_eq!(
+            key(pods, Some("default"), "web"),
+            "/registry/core/pods/default/web"
+        );
         assert_eq!(prefix(pods, None), "/registry/core/pods/");
         let nodes = reg.by_path("", "v1", "nodes").unwrap();
         assert_eq!(key(nodes, Some("ignored"), "n1"), "/registry/core/nodes/n1");
@@ -298,10 +336,19 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_bad_ones_are_rejected() {
         let token = encode_continue(42, "ns/name\0");
-        assert_eq!(decode_continue(&token).unwrap(), (42, "ns/name\0".to_owned()));
-        assert!(matches!(decode_continue("!!!"), Err(ApiError::BadRequest(_))));
+        assert_eq!(
+            decode_continue(&token).unwrap(),
+            (42, "ns/name\0".to_owned())
+        );
+        assert!(matches!(
+            decode_continue("!!!"),
+            Err(ApiError::BadRequest(_))
+        ));
         let sneaky = base64::engine::general_purpose::URL_SAFE
             .encode(json!({"v": "meta.k8s.io/v1", "rv": 3, "start": "../secrets/"}).to_string());
-        assert!(matches!(decode_continue(&sneaky), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            decode_continue(&sneaky),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

@@ -23,13 +23,25 @@ impl App {
         body: Value,
         _user: &UserInfo,
     ) -> Result<(u16, Value), ApiError> {
-        let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_owned();
-        let apply: fn(&ResourceType, &Value, &Value) -> Result<Value, ApiError> = match media.as_str() {
+        let media = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        let apply: fn(&ResourceType, &Value, &Value) -> Result<Value, ApiError> = match media
+            .as_str()
+        {
             "application/json-patch+json" => |_, doc, p| patch::json_patch(doc, p),
             "application/merge-patch+json" => |_, doc, p| patch::merge_patch(doc, p),
-            "application/strategic-merge-patch+json" => |rt, doc, p| patch::strategic_merge_patch(rt.group, rt.kind, doc, p),
+            "application/strategic-merge-patch+json" => {
+                |rt, doc, p| patch::strategic_merge_patch(rt.group, rt.kind, doc, p)
+            }
             "application/apply-patch+yaml" => {
-                return Err(ApiError::UnsupportedMediaType("server-side apply is not supported by this server yet".into()));
+                return Err(ApiError::UnsupportedMediaType(
+                    "server-side apply is not supported by this server yet".into(),
+                ));
             }
             other => {
                 return Err(ApiError::UnsupportedMediaType(format!(
@@ -41,19 +53,27 @@ impl App {
         };
         let ns = info.namespace.as_deref().filter(|_| rt.namespaced);
         let dry = matches!(query.get("dryRun"), Some("All"));
-        self.guaranteed_update(rt, ns, name, info.subresource.as_deref(), dry, None, |current| {
-            let patched = apply(rt, current, &body)?;
-            // A resource version written by the patch is a precondition, as upstream treats it.
-            if resource_version(&patched) != resource_version(current) {
-                return Err(ApiError::Conflict {
-                    group: rt.group.into(),
-                    resource: rt.qualified_plural(),
-                    name: name.into(),
-                    message: MODIFIED.into(),
-                });
-            }
-            Ok(patched)
-        })
+        self.guaranteed_update(
+            rt,
+            ns,
+            name,
+            info.subresource.as_deref(),
+            dry,
+            None,
+            |current| {
+                let patched = apply(rt, current, &body)?;
+                // A resource version written by the patch is a precondition, as upstream treats it.
+                if resource_version(&patched) != resource_version(current) {
+                    return Err(ApiError::Conflict {
+                        group: rt.group.into(),
+                        resource: rt.qualified_plural(),
+                        name: name.into(),
+                        message: MODIFIED.into(),
+                    });
+                }
+                Ok(patched)
+            },
+        )
         .await
     }
 }

@@ -12,12 +12,19 @@ pub struct Query(HashMap<String, String>);
 impl Query {
     /// Parses `a=b&c=d`, percent-decoding.
     pub fn parse(query: Option<&str>) -> Self {
-        Self(form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect())
+        Self(
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The value of `key`, if given and not empty.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A boolean parameter: `true`/`1` are true (upstream accepts both for `watch`).
@@ -55,8 +62,15 @@ const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
 /// Reads the request info from the method, path and query.
 pub fn parse(method: &Method, path: &str, query: &Query) -> RequestInfo {
-    let mut info = RequestInfo { verb: method.as_str().to_ascii_lowercase(), ..Default::default() };
-    let mut parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
+    let mut info = RequestInfo {
+        verb: method.as_str().to_ascii_lowercase(),
+        ..Default::default()
+    };
+    let mut parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
     let (prefix, rest) = match parts.first() {
         Some(&"api") if parts.len() >= 2 => ("api", 1),
         Some(&"apis") if parts.len() >= 3 => ("apis", 1),
@@ -125,31 +139,64 @@ mod tests {
     fn namespaced_and_cluster_paths_are_read_as_upstream() {
         let i = info(Method::GET, "/api/v1/namespaces/default/pods/web", "");
         assert_eq!(
-            (i.verb.as_str(), i.namespace.as_deref(), i.resource.as_str(), i.name.as_deref()),
+            (
+                i.verb.as_str(),
+                i.namespace.as_deref(),
+                i.resource.as_str(),
+                i.name.as_deref()
+            ),
             ("get", Some("default"), "pods", Some("web"))
         );
         let i = info(Method::GET, "/apis/apps/v1/deployments", "");
-        assert_eq!((i.verb.as_str(), i.group.as_str(), i.namespace), ("list", "apps", None));
+        assert_eq!(
+            (i.verb.as_str(), i.group.as_str(), i.namespace),
+            ("list", "apps", None)
+        );
         let i = info(Method::GET, "/api/v1/namespaces/kube-system", "");
         assert_eq!(
-            (i.resource.as_str(), i.name.as_deref(), i.namespace.as_deref()),
+            (
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.namespace.as_deref()
+            ),
             ("namespaces", Some("kube-system"), Some("kube-system"))
         );
         let i = info(Method::PUT, "/api/v1/namespaces/ns1/finalize", "");
         assert_eq!(
-            (i.verb.as_str(), i.resource.as_str(), i.name.as_deref(), i.subresource.as_deref()),
+            (
+                i.verb.as_str(),
+                i.resource.as_str(),
+                i.name.as_deref(),
+                i.subresource.as_deref()
+            ),
             ("update", "namespaces", Some("ns1"), Some("finalize"))
         );
-        let i = info(Method::PUT, "/apis/apps/v1/namespaces/d/deployments/web/scale", "");
+        let i = info(
+            Method::PUT,
+            "/apis/apps/v1/namespaces/d/deployments/web/scale",
+            "",
+        );
         assert_eq!(i.subresource.as_deref(), Some("scale"));
     }
 
     #[test]
     fn verbs_follow_method_name_and_watch() {
-        assert_eq!(info(Method::GET, "/api/v1/pods", "watch=true").verb, "watch");
-        assert_eq!(info(Method::GET, "/api/v1/watch/namespaces/a/pods", "").verb, "watch");
-        assert_eq!(info(Method::DELETE, "/api/v1/namespaces/a/pods", "").verb, "deletecollection");
-        assert_eq!(info(Method::POST, "/api/v1/namespaces/a/pods", "").verb, "create");
+        assert_eq!(
+            info(Method::GET, "/api/v1/pods", "watch=true").verb,
+            "watch"
+        );
+        assert_eq!(
+            info(Method::GET, "/api/v1/watch/namespaces/a/pods", "").verb,
+            "watch"
+        );
+        assert_eq!(
+            info(Method::DELETE, "/api/v1/namespaces/a/pods", "").verb,
+            "deletecollection"
+        );
+        assert_eq!(
+            info(Method::POST, "/api/v1/namespaces/a/pods", "").verb,
+            "create"
+        );
         assert!(!info(Method::GET, "/api/v1", "").is_resource);
         assert!(!info(Method::GET, "/healthz", "").is_resource);
     }

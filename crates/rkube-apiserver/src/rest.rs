@@ -27,7 +27,9 @@ const GENERATION_KINDS: &[&str] = &[
 
 /// The current time as Kubernetes writes timestamps (seconds, UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
@@ -41,10 +43,19 @@ fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError>
 
 /// Parses a request body as JSON (the only body format accepted so far).
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
-    let media = content_type.unwrap_or("application/json").split(';').next().unwrap_or("").trim();
+    let media = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
     match media {
-        "application/json" | "" | "*/*" | "application/merge-patch+json"
-        | "application/strategic-merge-patch+json" | "application/json-patch+json"
+        "application/json"
+        | ""
+        | "*/*"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json"
         | "application/apply-patch+yaml" => {}
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -56,14 +67,17 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
 fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
     let want_version = rt.api_version();
     if !object.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     match object.get("apiVersion").and_then(Value::as_str) {
         Some(v) if v != want_version => {
@@ -86,13 +100,18 @@ fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
 }
 
 /// Sets the namespace from the URL, refusing a body that names another.
-fn check_namespace(object: &mut Value, rt: &ResourceType, ns: Option<&str>) -> Result<(), ApiError> {
+fn check_namespace(
+    object: &mut Value,
+    rt: &ResourceType,
+    ns: Option<&str>,
+) -> Result<(), ApiError> {
     let meta = metadata_mut(object)?;
     if !rt.namespaced {
         meta.remove("namespace");
         return Ok(());
     }
-    let ns = ns.ok_or_else(|| ApiError::bad_request("a namespace is required for this resource"))?;
+    let ns =
+        ns.ok_or_else(|| ApiError::bad_request("a namespace is required for this resource"))?;
     match meta.get("namespace").and_then(Value::as_str) {
         Some(body_ns) if !body_ns.is_empty() && body_ns != ns => Err(ApiError::BadRequest(
             "the namespace of the provided object does not match the namespace sent on the request"
@@ -107,7 +126,8 @@ fn check_namespace(object: &mut Value, rt: &ResourceType, ns: Option<&str>) -> R
 
 /// Checks types and keeps known fields only.
 fn normalize(rt: &ResourceType, object: Value) -> Result<Value, ApiError> {
-    (rt.normalize)(object).map_err(|e| ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind)))
+    (rt.normalize)(object)
+        .map_err(|e| ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind)))
 }
 
 /// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
@@ -117,15 +137,22 @@ fn generate_name(base: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let base: String = base.chars().take(58).collect();
-    let suffix: String =
-        (0..5).map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char).collect();
+    let suffix: String = (0..5)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
+        .collect();
     format!("{base}{suffix}")
 }
 
 /// The quality of service class of a pod, as the kubelet and scheduler see it.
 fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod["spec"]["containers"].as_array().cloned().unwrap_or_default();
-    let inits = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+    let containers = pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let inits = pod["spec"]["initContainers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let all: Vec<&Value> = containers.iter().chain(inits.iter()).collect();
     let mut any = false;
     let mut guaranteed = true;
@@ -157,7 +184,15 @@ fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiEr
     let generation = GENERATION_KINDS.contains(&rt.kind);
     {
         let meta = metadata_mut(object)?;
-        for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion", "generation"] {
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "resourceVersion",
+            "generation",
+        ] {
             meta.remove(field);
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -193,7 +228,12 @@ fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiEr
 /// Upstream's update rules: system fields come from the stored object; the main resource
 /// cannot change status and the status subresource cannot change anything else; generation
 /// moves when the spec does.
-fn prepare_for_update(rt: &ResourceType, subresource: Option<&str>, new: Value, old: &Value) -> Result<Value, ApiError> {
+fn prepare_for_update(
+    rt: &ResourceType,
+    subresource: Option<&str>,
+    new: Value,
+    old: &Value,
+) -> Result<Value, ApiError> {
     let mut result = if subresource == Some("status") {
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
@@ -220,14 +260,24 @@ fn prepare_for_update(rt: &ResourceType, subresource: Option<&str>, new: Value, 
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let spec_changed = result.get("spec") != old.get("spec");
     let meta = metadata_mut(&mut result)?;
-    for field in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
         match old_meta.get(field) {
             Some(v) => meta.insert(field.into(), v.clone()),
             None => meta.remove(field),
         };
     }
     if GENERATION_KINDS.contains(&rt.kind) && spec_changed && subresource.is_none() {
-        let generation = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0) + 1;
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            + 1;
         meta.insert("generation".into(), json!(generation));
     }
     Ok(result)
@@ -249,7 +299,9 @@ fn dry_run(query: &Query) -> Result<bool, ApiError> {
     match query.get("dryRun") {
         None => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}; only \"All\" is supported"))),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unsupported dryRun value {other:?}; only \"All\" is supported"
+        ))),
     }
 }
 
@@ -271,7 +323,13 @@ impl App {
     }
 
     /// POST: create an object.
-    pub async fn create(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, mut object: Value) -> Result<(u16, Value), ApiError> {
+    pub async fn create(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        mut object: Value,
+    ) -> Result<(u16, Value), ApiError> {
         check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
         check_namespace(&mut object, rt, ns)?;
@@ -288,7 +346,10 @@ impl App {
                     return Err(ApiError::Invalid {
                         kind: rt.qualified_kind(),
                         name: String::new(),
-                        causes: vec![rkube_api::FieldError::required("metadata.name", "name or generateName is required")],
+                        causes: vec![rkube_api::FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
                     });
                 }
             },
@@ -314,23 +375,41 @@ impl App {
     }
 
     /// GET one object.
-    pub async fn get(&self, rt: &ResourceType, info: &RequestInfo, name: &str) -> Result<Value, ApiError> {
-        self.objects.get(rt, self.namespace_of(rt, info), name).await
+    pub async fn get(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        self.objects
+            .get(rt, self.namespace_of(rt, info), name)
+            .await
     }
 
     /// GET a collection.
-    pub async fn list(&self, rt: &ResourceType, info: &RequestInfo, query: &Query) -> Result<Value, ApiError> {
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
         let ns = self.namespace_of(rt, info);
         let filter = self.filter(rt, query)?;
         let params = ListParams {
             limit: match query.get("limit") {
-                Some(l) => Some(l.parse().map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?),
+                Some(l) => Some(
+                    l.parse()
+                        .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
+                ),
                 None => None,
             },
             continue_token: query.get("continue").map(str::to_owned),
             exact_revision: list_revision(query)?,
         };
-        let page = self.objects.list(rt, ns, &params, &|o| filter.matches(o)).await?;
+        let page = self
+            .objects
+            .list(rt, ns, &params, &|o| filter.matches(o))
+            .await?;
         let mut meta = json!({"resourceVersion": page.revision.to_string()});
         if let Some(token) = page.continue_token {
             meta["continue"] = json!(token);
@@ -350,11 +429,20 @@ impl App {
                 item
             })
             .collect();
-        Ok(json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items}))
+        Ok(
+            json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items}),
+        )
     }
 
     /// PUT: replace an object (or its status).
-    pub async fn update(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, name: &str, mut object: Value) -> Result<(u16, Value), ApiError> {
+    pub async fn update(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        name: &str,
+        mut object: Value,
+    ) -> Result<(u16, Value), ApiError> {
         check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
         check_namespace(&mut object, rt, ns)?;
@@ -372,7 +460,16 @@ impl App {
         let object = normalize(rt, object)?;
         let wanted_rv = objects::resource_version(&object);
         let dry = dry_run(query)?;
-        self.guaranteed_update(rt, ns, name, info.subresource.as_deref(), dry, wanted_rv, |_| Ok(object.clone())).await
+        self.guaranteed_update(
+            rt,
+            ns,
+            name,
+            info.subresource.as_deref(),
+            dry,
+            wanted_rv,
+            |_| Ok(object.clone()),
+        )
+        .await
     }
 
     /// Reads, transforms and writes an object, retrying on conflicts when the caller did not
@@ -426,12 +523,29 @@ impl App {
     }
 
     /// An object marked for deletion whose last finalizer was just removed is deleted.
-    async fn finish_if_finalized(&self, rt: &ResourceType, ns: Option<&str>, name: &str, object: &Value) -> Result<(), ApiError> {
-        let marked = object["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null());
-        let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
-        let spec_finalizers = rt.kind == "Namespace" && object["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+    async fn finish_if_finalized(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        object: &Value,
+    ) -> Result<(), ApiError> {
+        let marked = object["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
+        let finalizers = object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        let spec_finalizers = rt.kind == "Namespace"
+            && object["spec"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
         if marked && !finalizers && !spec_finalizers {
-            match self.objects.delete(rt, ns, name, objects::resource_version(object)).await {
+            match self
+                .objects
+                .delete(rt, ns, name, objects::resource_version(object))
+                .await
+            {
                 Ok(deleted) => self.release(rt, &deleted).await,
                 Err(ApiError::NotFound { .. } | ApiError::Conflict { .. }) => {}
                 Err(err) => return Err(err),
@@ -441,10 +555,22 @@ impl App {
     }
 
     /// DELETE one object.
-    pub async fn delete(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, name: &str, options: Value) -> Result<(u16, Value), ApiError> {
+    pub async fn delete(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        name: &str,
+        options: Value,
+    ) -> Result<(u16, Value), ApiError> {
         let ns = self.namespace_of(rt, info);
-        let dry = dry_run(query)? || options["dryRun"].as_array().is_some_and(|d| d.iter().any(|v| v == "All"));
-        let grace = options["gracePeriodSeconds"].as_i64().or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
+        let dry = dry_run(query)?
+            || options["dryRun"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+        let grace = options["gracePeriodSeconds"]
+            .as_i64()
+            .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
         let propagation = options["propagationPolicy"]
             .as_str()
             .map(str::to_owned)
@@ -462,7 +588,11 @@ impl App {
                 return Err(ApiError::Invalid {
                     kind: "DeleteOptions".into(),
                     name: String::new(),
-                    causes: vec![rkube_api::FieldError::not_supported("propagationPolicy", other, &["Foreground", "Background", "Orphan"])],
+                    causes: vec![rkube_api::FieldError::not_supported(
+                        "propagationPolicy",
+                        other,
+                        &["Foreground", "Background", "Orphan"],
+                    )],
                 });
             }
         };
@@ -474,7 +604,11 @@ impl App {
             let mut needs_mark = false;
             {
                 let meta = metadata_mut(&mut marked)?;
-                let mut finalizers: Vec<Value> = meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+                let mut finalizers: Vec<Value> = meta
+                    .get("finalizers")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 if let Some(f) = finalizer
                     && !finalizers.iter().any(|x| x == f)
                 {
@@ -485,25 +619,44 @@ impl App {
                     needs_mark = true;
                 }
             }
-            let graceful = rt.group.is_empty() && rt.kind == "Pod" && pod_needs_graceful_deletion(&current, grace);
-            let namespace = rt.group.is_empty() && rt.kind == "Namespace" && current["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
+            let graceful = rt.group.is_empty()
+                && rt.kind == "Pod"
+                && pod_needs_graceful_deletion(&current, grace);
+            let namespace = rt.group.is_empty()
+                && rt.kind == "Namespace"
+                && current["spec"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty());
             if namespace {
                 marked["status"]["phase"] = json!("Terminating");
                 needs_mark = true;
             }
             if needs_mark || graceful {
-                let already = current["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null());
+                let already = current["metadata"]
+                    .get("deletionTimestamp")
+                    .is_some_and(|t| !t.is_null());
                 let meta = metadata_mut(&mut marked)?;
                 if !already {
-                    let seconds = if graceful { grace_period(&current, grace) } else { 0 };
+                    let seconds = if graceful {
+                        grace_period(&current, grace)
+                    } else {
+                        0
+                    };
                     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
-                    meta.insert("deletionTimestamp".into(), json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+                    meta.insert(
+                        "deletionTimestamp".into(),
+                        json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                    );
                     meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
                 }
                 if dry || same_object(&marked, &current) {
                     return Ok((200, marked));
                 }
-                match self.objects.update(rt, ns, name, marked, rv.unwrap_or(0)).await {
+                match self
+                    .objects
+                    .update(rt, ns, name, marked, rv.unwrap_or(0))
+                    .await
+                {
                     Ok(updated) => return Ok((200, updated)),
                     Err(ApiError::Conflict { .. }) => continue,
                     Err(err) => return Err(err),
@@ -534,13 +687,23 @@ impl App {
     }
 
     /// DELETE a collection: every object the selectors pick, one by one.
-    pub async fn delete_collection(&self, rt: &ResourceType, info: &RequestInfo, query: &Query, options: Value) -> Result<Value, ApiError> {
+    pub async fn delete_collection(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        options: Value,
+    ) -> Result<Value, ApiError> {
         let listed = self.list(rt, info, query).await?;
         let ns = info.namespace.clone();
         for item in listed["items"].as_array().cloned().unwrap_or_default() {
-            let Some(name) = meta_str(&item, "name") else { continue };
+            let Some(name) = meta_str(&item, "name") else {
+                continue;
+            };
             let mut one = info.clone();
-            one.namespace = meta_str(&item, "namespace").map(str::to_owned).or(ns.clone());
+            one.namespace = meta_str(&item, "namespace")
+                .map(str::to_owned)
+                .or(ns.clone());
             match self.delete(rt, &one, query, name, options.clone()).await {
                 Ok(_) | Err(ApiError::NotFound { .. }) => {}
                 Err(err) => return Err(err),
@@ -550,7 +713,12 @@ impl App {
     }
 }
 
-fn check_preconditions(rt: &ResourceType, name: &str, preconditions: &Value, current: &Value) -> Result<(), ApiError> {
+fn check_preconditions(
+    rt: &ResourceType,
+    name: &str,
+    preconditions: &Value,
+    current: &Value,
+) -> Result<(), ApiError> {
     let conflict = |message: String| ApiError::Conflict {
         group: rt.group.into(),
         resource: rt.qualified_plural(),
@@ -579,13 +747,24 @@ fn check_preconditions(rt: &ResourceType, name: &str, preconditions: &Value, cur
 /// A pod bound to a node and still running is deleted gracefully: marked, and removed by its
 /// kubelet (or after the grace period). Unbound or finished pods go at once.
 fn pod_needs_graceful_deletion(pod: &Value, grace: Option<i64>) -> bool {
-    let bound = pod["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
-    let finished = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
+    let bound = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
     bound && !finished && grace_period(pod, grace) > 0
 }
 
 fn grace_period(pod: &Value, grace: Option<i64>) -> i64 {
-    grace.unwrap_or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0)
+    grace
+        .unwrap_or_else(|| {
+            pod["spec"]["terminationGracePeriodSeconds"]
+                .as_i64()
+                .unwrap_or(30)
+        })
+        .max(0)
 }
 
 /// `resourceVersion` + `resourceVersionMatch` of a list: only `Exact` reads the past; every
@@ -598,17 +777,27 @@ fn list_revision(query: &Query) -> Result<Option<i64>, ApiError> {
             .ok()
             .filter(|r| *r > 0)
             .map(Some)
-            .ok_or_else(|| ApiError::BadRequest(format!("invalid resourceVersion {rv:?} for resourceVersionMatch=Exact"))),
-        (Some("Exact"), None) => Err(ApiError::BadRequest("resourceVersionMatch=Exact requires a resourceVersion".into())),
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "invalid resourceVersion {rv:?} for resourceVersionMatch=Exact"
+                ))
+            }),
+        (Some("Exact"), None) => Err(ApiError::BadRequest(
+            "resourceVersionMatch=Exact requires a resourceVersion".into(),
+        )),
         (Some("NotOlderThan") | None, _) => {
             if let Some(rv) = rv
                 && rv.parse::<u64>().is_err()
             {
-                return Err(ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid resourceVersion {rv:?}"
+                )));
             }
             Ok(None)
         }
-        (Some(other), _) => Err(ApiError::BadRequest(format!("invalid resourceVersionMatch {other:?}"))),
+        (Some(other), _) => Err(ApiError::BadRequest(format!(
+            "invalid resourceVersionMatch {other:?}"
+        ))),
     }
 }
 
@@ -618,7 +807,10 @@ mod tests {
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})),
+            "BestEffort"
+        );
         let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
         assert_eq!(qos_class(&g), "Guaranteed");
         let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
@@ -633,7 +825,9 @@ mod tests {
 
     #[test]
     fn status_cannot_change_through_the_main_resource() {
-        let rt = rkube_api::registry::all().by_kind("apps", "Deployment").unwrap();
+        let rt = rkube_api::registry::all()
+            .by_kind("apps", "Deployment")
+            .unwrap();
         let old = json!({"metadata": {"name": "d", "uid": "u1", "generation": 1}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
         let new = json!({"metadata": {"name": "d", "uid": "other"}, "spec": {"replicas": 3}, "status": {"replicas": 9}});
         let out = prepare_for_update(rt, None, new.clone(), &old).unwrap();
@@ -642,7 +836,13 @@ mod tests {
         assert_eq!(out["metadata"]["uid"], "u1");
         assert_eq!(out["metadata"]["generation"], 2);
         let status = prepare_for_update(rt, Some("status"), new, &old).unwrap();
-        assert_eq!((status["spec"]["replicas"].clone(), status["status"]["replicas"].clone()), (json!(1), json!(9)));
+        assert_eq!(
+            (
+                status["spec"]["replicas"].clone(),
+                status["status"]["replicas"].clone()
+            ),
+            (json!(1), json!(9))
+        );
         assert_eq!(status["metadata"]["generation"], 1);
     }
 }

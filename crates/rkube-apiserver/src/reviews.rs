@@ -14,7 +14,9 @@ fn user_info(user: &UserInfo) -> Value {
 /// Answers a review for `user`.
 pub fn review(rt: &ResourceType, mut object: Value, user: &UserInfo) -> Result<Value, ApiError> {
     if !object.is_object() {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     }
     object["apiVersion"] = json!(rt.api_version());
     object["kind"] = json!(rt.kind);
@@ -26,7 +28,8 @@ pub fn review(rt: &ResourceType, mut object: Value, user: &UserInfo) -> Result<V
         "SelfSubjectReview" => object["status"] = json!({"userInfo": user_info(user)}),
         // Every authenticated user may do everything until RBAC arrives.
         "SelfSubjectAccessReview" | "SubjectAccessReview" | "LocalSubjectAccessReview" => {
-            object["status"] = json!({"allowed": true, "reason": "every authenticated user is allowed"});
+            object["status"] =
+                json!({"allowed": true, "reason": "every authenticated user is allowed"});
         }
         "SelfSubjectRulesReview" => {
             object["status"] = json!({
@@ -36,7 +39,9 @@ pub fn review(rt: &ResourceType, mut object: Value, user: &UserInfo) -> Result<V
             });
         }
         other => {
-            return Err(ApiError::MethodNotAllowed(format!("{other} is not served yet")));
+            return Err(ApiError::MethodNotAllowed(format!(
+                "{other} is not served yet"
+            )));
         }
     }
     Ok(object)

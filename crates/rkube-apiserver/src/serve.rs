@@ -20,7 +20,10 @@ use crate::auth::user_from_certificate;
 use crate::certs::ClusterCerts;
 
 fn serve_err(what: &str) -> impl Fn(String) -> StartError + '_ {
-    move |message| StartError::Serve { what: what.to_owned(), message }
+    move |message| StartError::Serve {
+        what: what.to_owned(),
+        message,
+    }
 }
 
 /// TLS with the serving certificate; client certificates signed by the cluster CA are
@@ -28,13 +31,17 @@ fn serve_err(what: &str) -> impl Fn(String) -> StartError + '_ {
 pub fn tls_acceptor(certs: &ClusterCerts) -> Result<TlsAcceptor, StartError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let err = serve_err("setting up TLS");
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certs.server_cert.as_bytes())
-        .collect::<Result<_, _>>()
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(certs.server_cert.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(certs.server_key.as_bytes())
         .map_err(|e| err(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(certs.server_key.as_bytes()).map_err(|e| err(e.to_string()))?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(certs.ca_cert.as_bytes()) {
-        roots.add(ca.map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))?;
+        roots
+            .add(ca.map_err(|e| err(e.to_string()))?)
+            .map_err(|e| err(e.to_string()))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
@@ -60,8 +67,13 @@ where
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::RequestEntityTooLarge(format!("the request body is larger than {MAX_BODY} bytes"))
+            let err = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::RequestEntityTooLarge(format!(
+                    "the request body is larger than {MAX_BODY} bytes"
+                ))
             } else {
                 ApiError::BadRequest(format!("reading the request body: {e}"))
             };
@@ -92,13 +104,21 @@ pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAccepto
                     return;
                 }
             };
-            let user = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| user_from_certificate(c));
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| user_from_certificate(c));
             let service = hyper::service::service_fn(move |request| {
                 let (app, caller) = (app.clone(), Caller::Tls(user.clone()));
                 async move { Ok::<_, Infallible>(dispatch(app, request, caller).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(err) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+            if let Err(err) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(error = %err, "connection ended");
             }
         });
@@ -116,7 +136,9 @@ pub fn in_process_client(app: Arc<App>) -> kube::Client {
 
 /// This host's IPv4 addresses other than loopback, read from the kernel's routing table.
 pub fn host_addresses() -> Vec<IpAddr> {
-    let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") else { return Vec::new() };
+    let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") else {
+        return Vec::new();
+    };
     let mut addresses: Vec<IpAddr> = Vec::new();
     let mut last: Option<IpAddr> = None;
     for line in trie.lines() {

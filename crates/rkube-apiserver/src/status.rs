@@ -34,9 +34,22 @@ fn kind_and_group(qualified: &str) -> (&str, &str) {
 pub fn status(err: &ApiError) -> Value {
     let (code, reason) = code_and_reason(err);
     let details = match err {
-        ApiError::NotFound { group, resource, name }
-        | ApiError::AlreadyExists { group, resource, name }
-        | ApiError::Conflict { group, resource, name, .. } => {
+        ApiError::NotFound {
+            group,
+            resource,
+            name,
+        }
+        | ApiError::AlreadyExists {
+            group,
+            resource,
+            name,
+        }
+        | ApiError::Conflict {
+            group,
+            resource,
+            name,
+            ..
+        } => {
             // Upstream names the plural resource in details.kind for these.
             let plural = resource.split('.').next().unwrap_or(resource);
             Some(json!({"name": name, "group": group, "kind": plural}))
@@ -49,9 +62,10 @@ pub fn status(err: &ApiError) -> Value {
                 .collect();
             Some(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
         }
-        ApiError::TooManyRequests { retry_after_seconds: Some(s), .. } => {
-            Some(json!({"retryAfterSeconds": s}))
-        }
+        ApiError::TooManyRequests {
+            retry_after_seconds: Some(s),
+            ..
+        } => Some(json!({"retryAfterSeconds": s})),
         ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
         _ => None,
     };
@@ -87,12 +101,19 @@ mod tests {
 
     #[test]
     fn not_found_reads_as_upstream() {
-        let err = ApiError::NotFound { group: "apps".into(), resource: "deployments".into(), name: "web".into() };
+        let err = ApiError::NotFound {
+            group: "apps".into(),
+            resource: "deployments".into(),
+            name: "web".into(),
+        };
         let s = status(&err);
         assert_eq!(s["code"], 404);
         assert_eq!(s["reason"], "NotFound");
         assert_eq!(s["message"], "deployments \"web\" not found");
-        assert_eq!(s["details"], json!({"name": "web", "group": "apps", "kind": "deployments"}));
+        assert_eq!(
+            s["details"],
+            json!({"name": "web", "group": "apps", "kind": "deployments"})
+        );
     }
 
     #[test]

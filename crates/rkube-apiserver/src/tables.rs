@@ -16,7 +16,10 @@ pub fn respond(accept: Accept, rt: &ResourceType, value: Value, query: &Query) -
         Accept::Json => value,
     };
     let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -25,7 +28,10 @@ pub fn table_value(rt: &ResourceType, value: Value, query: &Query) -> Value {
     let now = jiff::Timestamp::now();
     let include = query.get("includeObject").unwrap_or("Metadata");
     let (items, list_meta) = match value.get("items").and_then(Value::as_array) {
-        Some(items) => (items.clone(), value.get("metadata").cloned().unwrap_or(json!({}))),
+        Some(items) => (
+            items.clone(),
+            value.get("metadata").cloned().unwrap_or(json!({})),
+        ),
         None => {
             let rv = value["metadata"]["resourceVersion"].clone();
             (vec![value], json!({"resourceVersion": rv}))

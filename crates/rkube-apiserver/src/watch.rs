@@ -42,7 +42,8 @@ impl Encoder {
             }
             _ => object,
         };
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -52,7 +53,10 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.line("BOOKMARK", json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": meta}))
+        self.line(
+            "BOOKMARK",
+            json!({"kind": self.rt.kind, "apiVersion": self.rt.api_version(), "metadata": meta}),
+        )
     }
 }
 
@@ -78,9 +82,15 @@ pub async fn serve(
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(other) => return Err(ApiError::BadRequest(format!("invalid sendInitialEvents {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid sendInitialEvents {other:?}"
+            )));
+        }
     };
-    if send_initial.is_some() && (query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
+    if send_initial.is_some()
+        && (query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks)
+    {
         return Err(ApiError::Invalid {
             kind: "ListOptions.meta.k8s.io".into(),
             name: String::new(),
@@ -91,12 +101,18 @@ pub async fn serve(
         });
     }
     let timeout = match query.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(t.parse().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?),
+        Some(t) => Duration::from_secs(
+            t.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds {t:?}")))?,
+        ),
         None => DEFAULT_TIMEOUT,
     };
     let rv: Option<i64> = match query.get("resourceVersion") {
         None => None,
-        Some(v) => Some(v.parse().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}")))?),
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {v:?}")))?,
+        ),
     };
     // "" and "0" start with the current state (synthetic ADDED events); a specific version
     // starts after it, unless initial events are asked for.
@@ -105,10 +121,19 @@ pub async fn serve(
         (None | Some(0), None) => true,
         (Some(_), None) => false,
     };
-    let encoder = Encoder { rt, accept, query: query.clone() };
+    let encoder = Encoder {
+        rt,
+        accept,
+        query: query.clone(),
+    };
     let mut initial_lines = Vec::new();
     let start = if with_initial {
-        let page = app.objects.list(rt, ns.as_deref(), &ListParams::default(), &|o| filter.matches(o)).await?;
+        let page = app
+            .objects
+            .list(rt, ns.as_deref(), &ListParams::default(), &|o| {
+                filter.matches(o)
+            })
+            .await?;
         for object in page.items {
             initial_lines.push(encoder.line("ADDED", object));
         }
@@ -121,11 +146,22 @@ pub async fn serve(
     };
 
     let prefix = objects::prefix(rt, ns.as_deref());
-    let options = WatchOptions { start_revision: start, progress_notify: Some(BOOKMARK_EVERY) };
+    let options = WatchOptions {
+        start_revision: start,
+        progress_notify: Some(BOOKMARK_EVERY),
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     match app.objects.store().watch(&prefix, options).await {
         Ok(stream) => {
-            tokio::spawn(pump(stream, tx, initial_lines, encoder, filter, bookmarks, timeout));
+            tokio::spawn(pump(
+                stream,
+                tx,
+                initial_lines,
+                encoder,
+                filter,
+                bookmarks,
+                timeout,
+            ));
         }
         Err(err) => {
             let api = objects::store_error(rt, "", err);
@@ -133,10 +169,15 @@ pub async fn serve(
         }
     }
     let body = StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
     }));
     let mut response = Response::new(body.boxed_unsync());
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(response)
 }
 
@@ -182,7 +223,12 @@ async fn pump(
 
 /// One store event as a watch event, honouring the filter: an object that starts matching is
 /// ADDED, one that stops matching is DELETED, as upstream's watch cache reports them.
-fn translate(encoder: &Encoder, filter: &ObjectFilter, event: WatchEvent, bookmarks: bool) -> Option<Bytes> {
+fn translate(
+    encoder: &Encoder,
+    filter: &ObjectFilter,
+    event: WatchEvent,
+    bookmarks: bool,
+) -> Option<Bytes> {
     let decode = |kv: &rkube_store::KeyValue| objects::decode(kv).ok();
     match event {
         WatchEvent::Progress { revision } => bookmarks.then(|| encoder.bookmark(revision, false)),
