@@ -65,6 +65,11 @@ pub struct ResourceType {
     /// Round-trips a JSON object through the typed form: checks types, keeps known fields
     /// only, and gives the canonical JSON.
     pub normalize: fn(Value) -> Result<Value, serde_json::Error>,
+    /// Adds the kind's OpenAPI schema (and those it refers to) to a generator and returns a
+    /// reference to it.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    /// The schema's name, e.g. `io.k8s.api.core.v1.Pod`.
+    pub schema_name: fn() -> std::borrow::Cow<'static, str>,
 }
 
 impl ResourceType {
@@ -118,6 +123,10 @@ impl ResourceType {
     }
 }
 
+fn schema<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
 fn normalize<T: DeserializeOwned + Serialize>(value: Value) -> Result<Value, serde_json::Error> {
     serde_json::to_value(serde_json::from_value::<T>(value)?)
 }
@@ -133,7 +142,7 @@ fn stored<T>(
     subresources: &'static [&'static str],
 ) -> ResourceType
 where
-    T: Resource + ListableResource + DeserializeOwned + Serialize + 'static,
+    T: Resource + ListableResource + DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
 {
     ResourceType {
         group: T::GROUP,
@@ -147,13 +156,15 @@ where
         verbs: STANDARD_VERBS,
         subresources,
         normalize: normalize::<T>,
+        schema: schema::<T>,
+        schema_name: T::schema_name,
     }
 }
 
 /// A review: created, answered, never stored.
 fn review<T>() -> ResourceType
 where
-    T: Resource + DeserializeOwned + Serialize + 'static,
+    T: Resource + DeserializeOwned + Serialize + schemars::JsonSchema + 'static,
 {
     ResourceType {
         group: T::GROUP,
@@ -167,6 +178,8 @@ where
         verbs: CREATE_ONLY,
         subresources: NONE,
         normalize: normalize::<T>,
+        schema: schema::<T>,
+        schema_name: T::schema_name,
     }
 }
 

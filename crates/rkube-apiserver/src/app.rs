@@ -221,6 +221,19 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+            return match crate::openapi::serve(&path) {
+                Ok(bytes) => {
+                    let mut response = Response::new(full(bytes.as_ref().clone()));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(err) => error_response(&err),
+            };
+        }
         let result = if info.is_resource {
             self.serve_resource(
                 &info,

@@ -10,6 +10,7 @@ pub mod certs;
 mod discovery;
 mod filter;
 mod objects;
+mod openapi;
 mod patch;
 pub mod request;
 mod rest;

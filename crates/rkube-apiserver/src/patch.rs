@@ -60,6 +60,7 @@ impl App {
             info.subresource.as_deref(),
             dry,
             None,
+            crate::rest::FieldValidation::from_query(query)?,
             |current| {
                 let patched = apply(rt, current, &body)?;
                 // A resource version written by the patch is a precondition, as upstream treats it.

@@ -124,10 +124,88 @@ fn check_namespace(
     }
 }
 
-/// Checks types and keeps known fields only.
-fn normalize(rt: &ResourceType, object: Value) -> Result<Value, ApiError> {
-    (rt.normalize)(object)
-        .map_err(|e| ApiError::BadRequest(format!("{} in body is invalid: {e}", rt.kind)))
+/// How to treat fields the schema does not know (`?fieldValidation=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Reject the request (400).
+    Strict,
+    /// Drop them; upstream also warns.
+    Warn,
+    /// Drop them silently.
+    Ignore,
+}
+
+impl FieldValidation {
+    /// Reads the query parameter; upstream's default is Warn.
+    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
+        match query.get("fieldValidation") {
+            None | Some("Warn") => Ok(Self::Warn),
+            Some("Strict") => Ok(Self::Strict),
+            Some("Ignore") => Ok(Self::Ignore),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// The paths of fields present in `input` but dropped by the typed round trip.
+fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, value) in i {
+                if value.is_null() {
+                    continue;
+                }
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                match k.get(key) {
+                    None => out.push(child),
+                    Some(known) => unknown_fields(value, known, &child, out),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (n, (value, known)) in i.iter().zip(k).enumerate() {
+                unknown_fields(value, known, &format!("{path}[{n}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Checks types and keeps known fields only; under Strict, unknown fields are a 400.
+pub(crate) fn normalize(
+    rt: &ResourceType,
+    object: Value,
+    validation: FieldValidation,
+) -> Result<Value, ApiError> {
+    let cannot = |why: String| {
+        ApiError::BadRequest(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}",
+            kind = rt.kind,
+            v = rt.version
+        ))
+    };
+    let normalized = (rt.normalize)(object.clone()).map_err(|e| cannot(e.to_string()))?;
+    if validation == FieldValidation::Strict {
+        let mut unknown = Vec::new();
+        unknown_fields(&object, &normalized, "", &mut unknown);
+        if !unknown.is_empty() {
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(cannot(format!(
+                "strict decoding error: {}",
+                fields.join(", ")
+            )));
+        }
+    }
+    Ok(normalized)
 }
 
 /// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
@@ -333,7 +411,7 @@ impl App {
         check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
         check_namespace(&mut object, rt, ns)?;
-        let mut object = normalize(rt, object)?;
+        let mut object = normalize(rt, object, FieldValidation::from_query(query)?)?;
         let name = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
             Some(name) => name.to_owned(),
             None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
@@ -457,7 +535,8 @@ impl App {
                 metadata_mut(&mut object)?.insert("name".into(), json!(name));
             }
         }
-        let object = normalize(rt, object)?;
+        let validation = FieldValidation::from_query(query)?;
+        let object = normalize(rt, object, validation)?;
         let wanted_rv = objects::resource_version(&object);
         let dry = dry_run(query)?;
         self.guaranteed_update(
@@ -467,6 +546,7 @@ impl App {
             info.subresource.as_deref(),
             dry,
             wanted_rv,
+            validation,
             |_| Ok(object.clone()),
         )
         .await
@@ -483,6 +563,7 @@ impl App {
         subresource: Option<&str>,
         dry: bool,
         wanted_rv: Option<i64>,
+        validation: FieldValidation,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<(u16, Value), ApiError> {
         for _ in 0..16 {
@@ -500,6 +581,13 @@ impl App {
             }
             let mut new = transform(&current)?;
             check_type(&mut new, rt)?;
+            let mut new = normalize(rt, new, validation)?;
+            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                // The round trip may drop an explicit resource version; keep the caller's.
+                if let Some(rv) = current["metadata"].get("resourceVersion") {
+                    meta.entry("resourceVersion").or_insert(rv.clone());
+                }
+            }
             let mut new = prepare_for_update(rt, subresource, new, &current)?;
             self.admit(rt, &mut new, Some(&current))?;
             if same_object(&new, &current) || dry {
