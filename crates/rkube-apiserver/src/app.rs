@@ -342,6 +342,31 @@ impl App {
                     &self.delete_collection(rt, info, query, options).await?,
                 ))
             }
+            ("get", Some(name), Some("scale")) => {
+                Ok(json_response(200, &self.get_scale(rt, info, name).await?))
+            }
+            ("update", Some(name), Some("scale")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let change = crate::scale::ScaleChange::Replace(body);
+                Ok(json_response(
+                    200,
+                    &self.change_scale(rt, info, query, name, change).await?,
+                ))
+            }
+            ("patch", Some(name), Some("scale")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let media = content_type
+                    .unwrap_or("")
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                let change = crate::scale::ScaleChange::Patch(media, body);
+                Ok(json_response(
+                    200,
+                    &self.change_scale(rt, info, query, name, change).await?,
+                ))
+            }
             (verb, _, Some(sub)) => Err(ApiError::MethodNotAllowed(format!(
                 "the server does not allow this method on the requested resource ({verb} {}/{sub})",
                 rt.qualified_plural()

@@ -23,6 +23,12 @@ async fn create_if_missing(
         namespace: namespace.map(str::to_owned),
         ..Default::default()
     };
+    let name = object["metadata"]["name"].as_str().unwrap_or("");
+    match app.get(rt, &info, name).await {
+        Ok(_) => return Ok(()),
+        Err(ApiError::NotFound { .. }) => {}
+        Err(err) => return Err(err),
+    }
     match app.create(rt, &info, &Query::default(), object).await {
         Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
         Err(err) => Err(err),

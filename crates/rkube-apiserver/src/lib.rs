@@ -15,6 +15,7 @@ mod patch;
 pub mod request;
 mod rest;
 mod reviews;
+mod scale;
 mod serve;
 mod status;
 mod tables;
