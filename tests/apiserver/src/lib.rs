@@ -1,0 +1,59 @@
+//! Starts an API server for a test: on a fresh sqlite store in a temporary directory,
+//! listening on a free loopback port, with a client over the in-process transport.
+
+// This crate is test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use rkube_apiserver::{ApiServer, ServerConfig};
+use rkube_store::{SqliteConfig, SqliteStore, Store};
+
+/// A running server and what keeps it alive.
+pub struct TestServer {
+    /// The server.
+    pub server: ApiServer,
+    /// An in-process client acting as an administrator.
+    pub client: kube::Client,
+    /// The data directory.
+    pub dir: tempfile::TempDir,
+}
+
+/// Opens the sqlite store of a data directory.
+pub async fn open_store(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(
+        SqliteStore::open(SqliteConfig::new(dir.join("db/state.db")))
+            .await
+            .unwrap(),
+    )
+}
+
+/// Starts a server in `dir`.
+pub async fn start_in(dir: &std::path::Path) -> ApiServer {
+    let mut config = ServerConfig::new(dir);
+    config.https_port = 0;
+    config.bind_address = [127, 0, 0, 1].into();
+    ApiServer::start(config, open_store(dir).await)
+        .await
+        .unwrap()
+}
+
+/// Starts a server in a fresh directory.
+pub async fn start() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_in(dir.path()).await;
+    let client = server.client();
+    TestServer {
+        server,
+        client,
+        dir,
+    }
+}
+
+/// The API error inside a kube error, if it is one.
+pub fn api_error(err: kube::Error) -> kube::core::Status {
+    match err {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}

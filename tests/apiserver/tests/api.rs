@@ -1,0 +1,445 @@
+//! The API server's verbs and rules, exercised through `kube::Api` over the in-process
+//! transport, as a component or client program would use them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use rkube_apiserver_tests::{api_error, start, start_in};
+use serde_json::json;
+
+fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()},
+        "data": {"key": "value"},
+    }))
+    .unwrap()
+}
+
+fn deployment(name: &str, replicas: i32) -> Deployment {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]},
+            },
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn objects_are_created_read_updated_and_deleted() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let created = cms
+        .create(&PostParams::default(), &configmap("a", &[]))
+        .await
+        .unwrap();
+    let meta = &created.metadata;
+    assert!(
+        meta.uid.is_some() && meta.creation_timestamp.is_some() && meta.resource_version.is_some()
+    );
+
+    let got = cms.get("a").await.unwrap();
+    assert_eq!(got.metadata.resource_version, meta.resource_version);
+
+    let mut changed = got.clone();
+    changed.data = Some(BTreeMap::from([("key".into(), "other".into())]));
+    let updated = cms
+        .replace("a", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_ne!(updated.metadata.resource_version, meta.resource_version);
+    assert_eq!(updated.metadata.uid, meta.uid, "the uid never changes");
+
+    cms.delete("a", &DeleteParams::default()).await.unwrap();
+    let err = api_error(cms.get("a").await.unwrap_err());
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+    assert_eq!(err.message, "configmaps \"a\" not found");
+}
+
+#[tokio::test]
+async fn a_stale_update_is_a_conflict_and_a_duplicate_create_already_exists() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let first = cms
+        .create(&PostParams::default(), &configmap("c", &[]))
+        .await
+        .unwrap();
+    let mut second = first.clone();
+    second.data = Some(BTreeMap::from([("key".into(), "2".into())]));
+    cms.replace("c", &PostParams::default(), &second)
+        .await
+        .unwrap();
+    let mut stale = first.clone();
+    stale.data = Some(BTreeMap::from([("key".into(), "3".into())]));
+    let err = api_error(
+        cms.replace("c", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    assert!(
+        err.message.contains("the object has been modified"),
+        "{}",
+        err.message
+    );
+
+    let err = api_error(
+        cms.create(&PostParams::default(), &configmap("c", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
+}
+
+#[tokio::test]
+async fn an_invalid_name_is_unprocessable_with_a_field_cause() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let err = api_error(
+        cms.create(&PostParams::default(), &configmap("Not_Valid", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
+    let causes = err.details.unwrap().causes;
+    assert_eq!(causes[0].field, "metadata.name");
+    assert_eq!(causes[0].reason, "FieldValueInvalid");
+}
+
+#[tokio::test]
+async fn lists_filter_by_label_and_page_consistently() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    for i in 0..25 {
+        let tier = if i % 2 == 0 { "even" } else { "odd" };
+        cms.create(
+            &PostParams::default(),
+            &configmap(&format!("cm-{i:02}"), &[("tier", tier)]),
+        )
+        .await
+        .unwrap();
+    }
+    let even = cms
+        .list(&ListParams::default().labels("tier=even"))
+        .await
+        .unwrap();
+    assert_eq!(even.items.len(), 13);
+    let odd_in = cms
+        .list(&ListParams::default().labels("tier in (odd)"))
+        .await
+        .unwrap();
+    assert_eq!(odd_in.items.len(), 12);
+
+    let first = cms.list(&ListParams::default().limit(10)).await.unwrap();
+    assert_eq!(first.items.len(), 10);
+    assert_eq!(first.metadata.remaining_item_count, Some(15));
+    // A write between pages does not show up in the paged snapshot.
+    cms.create(&PostParams::default(), &configmap("cm-99", &[]))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = first
+        .items
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect();
+    let mut token = first.metadata.continue_;
+    while let Some(t2) = token.filter(|t| !t.is_empty()) {
+        let page = cms
+            .list(&ListParams::default().limit(10).continue_token(&t2))
+            .await
+            .unwrap();
+        names.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
+        token = page.metadata.continue_;
+    }
+    assert_eq!(names.len(), 25);
+    assert!(!names.contains(&"cm-99".to_owned()));
+
+    let err = api_error(
+        cms.list(&ListParams::default().labels("tier in ("))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+}
+
+#[tokio::test]
+async fn a_watch_sees_added_modified_and_deleted() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let rv = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let stream = cms
+        .watch(&WatchParams::default().timeout(10), &rv)
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    cms.create(&PostParams::default(), &configmap("w", &[]))
+        .await
+        .unwrap();
+    let patch = json!({"data": {"key": "changed"}});
+    cms.patch("w", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    cms.delete("w", &DeleteParams::default()).await.unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        match stream.try_next().await.unwrap().expect("watch ended early") {
+            WatchEvent::Added(c) => kinds.push(("ADDED", c.metadata.name.unwrap())),
+            WatchEvent::Modified(c) => kinds.push(("MODIFIED", c.metadata.name.unwrap())),
+            WatchEvent::Deleted(c) => kinds.push(("DELETED", c.metadata.name.unwrap())),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("watch error {e:?}"),
+        }
+    }
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, ["ADDED", "MODIFIED", "DELETED"]);
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_version_reports_gone() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let old = cms
+        .create(&PostParams::default(), &configmap("x", &[]))
+        .await
+        .unwrap();
+    let newer = cms
+        .create(&PostParams::default(), &configmap("y", &[]))
+        .await
+        .unwrap();
+    let store = rkube_apiserver_tests::open_store(t.dir.path()).await;
+    let compact_at: i64 = newer.metadata.resource_version.unwrap().parse().unwrap();
+    store.compact(compact_at).await.unwrap();
+    let stream = cms
+        .watch(
+            &WatchParams::default(),
+            &old.metadata.resource_version.unwrap(),
+        )
+        .await
+        .unwrap();
+    futures::pin_mut!(stream);
+    match stream.next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn status_and_spec_change_only_through_their_own_endpoints() {
+    let t = start().await;
+    let deploys: Api<Deployment> = Api::namespaced(t.client.clone(), "default");
+    let created = deploys
+        .create(&PostParams::default(), &deployment("web", 2))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    let status = json!({"status": {"replicas": 2, "readyReplicas": 1}});
+    deploys
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let sneaky = json!({"spec": {"replicas": 5}, "status": {"replicas": 99}});
+    let after = deploys
+        .patch("web", &PatchParams::default(), &Patch::Merge(&sneaky))
+        .await
+        .unwrap();
+    assert_eq!(after.spec.unwrap().replicas, Some(5));
+    assert_eq!(
+        after.status.unwrap().replicas,
+        Some(2),
+        "status is kept on the main resource"
+    );
+    assert_eq!(
+        after.metadata.generation,
+        Some(2),
+        "a spec change bumps the generation"
+    );
+
+    let scale = deploys.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(5));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    let patch = json!({"spec": {"replicas": 1}});
+    deploys
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    assert_eq!(
+        deploys.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn finalizers_hold_deletion_until_removed() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let mut cm = configmap("held", &[]);
+    cm.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    cms.delete("held", &DeleteParams::default()).await.unwrap();
+    let marked = cms.get("held").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let release = json!({"metadata": {"finalizers": null}});
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(&release))
+        .await
+        .unwrap();
+    assert_eq!(api_error(cms.get("held").await.unwrap_err()).code, 404);
+}
+
+#[tokio::test]
+async fn a_deleted_namespace_terminates_and_refuses_new_content() {
+    let t = start().await;
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    let terminating = namespaces.get("team").await.unwrap();
+    assert_eq!(
+        terminating.status.unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "team");
+    let err = api_error(
+        cms.create(&PostParams::default(), &configmap("late", &[]))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 403);
+    let missing: Api<ConfigMap> = Api::namespaced(t.client.clone(), "nowhere");
+    assert_eq!(
+        api_error(
+            missing
+                .create(&PostParams::default(), &configmap("x", &[]))
+                .await
+                .unwrap_err()
+        )
+        .code,
+        404
+    );
+}
+
+#[tokio::test]
+async fn services_get_unique_cluster_ips_and_node_ports() {
+    let t = start().await;
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let svc = |name: &str, extra: serde_json::Value| -> Service {
+        let mut spec = json!({"ports": [{"port": 80}], "selector": {"app": name}});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let a = services
+        .create(&PostParams::default(), &svc("a", json!({})))
+        .await
+        .unwrap();
+    let b = services
+        .create(
+            &PostParams::default(),
+            &svc("b", json!({"type": "NodePort"})),
+        )
+        .await
+        .unwrap();
+    let (ip_a, ip_b) = (
+        a.spec.unwrap().cluster_ip.unwrap(),
+        b.spec.clone().unwrap().cluster_ip.unwrap(),
+    );
+    assert!(ip_a.starts_with("10.43.") && ip_b.starts_with("10.43."));
+    assert_ne!(ip_a, ip_b);
+    let node_port = b.spec.unwrap().ports.unwrap()[0].node_port.unwrap();
+    assert!((30000..=32767).contains(&node_port));
+    let err = api_error(
+        services
+            .create(
+                &PostParams::default(),
+                &svc("c", json!({"clusterIP": ip_a})),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    // Deleting frees the address for reuse.
+    services
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap();
+    services
+        .create(
+            &PostParams::default(),
+            &svc("d", json!({"clusterIP": ip_a})),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn discovery_finds_every_group_the_server_serves() {
+    let t = start().await;
+    let discovery = kube::discovery::Discovery::new(t.client.clone())
+        .run()
+        .await
+        .unwrap();
+    let apps = discovery
+        .groups()
+        .find(|g| g.name() == "apps")
+        .expect("apps group");
+    let kinds: Vec<String> = apps
+        .recommended_resources()
+        .into_iter()
+        .map(|(r, _)| r.kind)
+        .collect();
+    assert!(kinds.contains(&"Deployment".to_owned()), "{kinds:?}");
+    let version = t.client.apiserver_version().await.unwrap();
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "33")
+    );
+}
+
+#[tokio::test]
+async fn the_server_restarts_on_its_data() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("kept", &[]))
+        .await
+        .unwrap();
+    t.server.shutdown();
+    let again = start_in(t.dir.path()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(again.client(), "default");
+    assert_eq!(cms.get("kept").await.unwrap().data.unwrap()["key"], "value");
+    let services: Api<Service> = Api::namespaced(again.client(), "default");
+    assert_eq!(
+        services
+            .get("kubernetes")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .cluster_ip
+            .as_deref(),
+        Some("10.43.0.1")
+    );
+}
