@@ -1,0 +1,228 @@
+//! Core defaults other than pods: Service, Namespace, Node, volumes and claims, Endpoints,
+//! LimitRange.
+
+use serde_json::{Map, Value, json};
+
+use super::{child, child_or_insert, default_str, default_value, each_object, is_nil, str_of};
+use crate::defaults::pod;
+
+/// Seconds a ClientIP session sticks when no timeout is given (three hours).
+const CLIENT_IP_TIMEOUT_SECONDS: i64 = 10_800;
+
+/// `SetDefaults_Service`, plus the IP family fields upstream's service REST fills in for a
+/// single-stack cluster.
+pub(super) fn service(obj: &mut Map<String, Value>) {
+    let Some(spec) = child_or_insert(obj, "spec") else {
+        return;
+    };
+    default_str(spec, "sessionAffinity", "None");
+    match str_of(spec, "sessionAffinity") {
+        Some("None") => {
+            spec.remove("sessionAffinityConfig");
+        }
+        Some("ClientIP") => {
+            let has_timeout = spec
+                .get("sessionAffinityConfig")
+                .and_then(|c| c.get("clientIP"))
+                .and_then(|c| c.get("timeoutSeconds"))
+                .is_some_and(|t| !t.is_null());
+            if !has_timeout {
+                spec.insert(
+                    "sessionAffinityConfig".to_owned(),
+                    json!({"clientIP": {"timeoutSeconds": CLIENT_IP_TIMEOUT_SECONDS}}),
+                );
+            }
+        }
+        _ => {}
+    }
+    default_str(spec, "type", "ClusterIP");
+    each_object(spec, "ports", |port| {
+        default_str(port, "protocol", "TCP");
+        let unset = match port.get("targetPort") {
+            None | Some(Value::Null) => true,
+            Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        if unset && let Some(number) = port.get("port").cloned() {
+            port.insert("targetPort".to_owned(), number);
+        }
+    });
+    let service_type = str_of(spec, "type").unwrap_or("").to_owned();
+    let has_external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|ips| !ips.is_empty());
+    let externally_accessible = matches!(service_type.as_str(), "LoadBalancer" | "NodePort")
+        || (service_type == "ClusterIP" && has_external_ips);
+    if externally_accessible {
+        default_str(spec, "externalTrafficPolicy", "Cluster");
+    }
+    if matches!(
+        service_type.as_str(),
+        "ClusterIP" | "NodePort" | "LoadBalancer"
+    ) {
+        default_value(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if service_type == "LoadBalancer" {
+        default_value(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if service_type != "ExternalName" {
+        ip_families(spec);
+    }
+    if service_type == "LoadBalancer"
+        && let Some(status) = child(obj, "status")
+        && let Some(lb) = child(status, "loadBalancer")
+    {
+        each_object(lb, "ingress", |ingress| {
+            if str_of(ingress, "ip").is_some_and(|ip| !ip.is_empty()) {
+                default_value(ingress, "ipMode", json!("VIP"));
+            }
+        });
+    }
+}
+
+/// `clusterIPs` mirrors `clusterIP`; the family follows the address given, IPv4 otherwise.
+fn ip_families(spec: &mut Map<String, Value>) {
+    if let Some(ip) = str_of(spec, "clusterIP").filter(|ip| !ip.is_empty()) {
+        let ip = ip.to_owned();
+        default_value(spec, "clusterIPs", json!([ip]));
+    }
+    let first_ip = spec
+        .get("clusterIPs")
+        .and_then(|ips| ips.get(0))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    default_value(spec, "ipFamilyPolicy", json!("SingleStack"));
+    let family = if first_ip.contains(':') {
+        "IPv6"
+    } else {
+        "IPv4"
+    };
+    default_value(spec, "ipFamilies", json!([family]));
+}
+
+/// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label), the `kubernetes`
+/// finalizer the namespace strategy adds, and `SetDefaults_NamespaceStatus`.
+pub(super) fn namespace(obj: &mut Map<String, Value>) {
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !name.is_empty()
+        && let Some(metadata) = child_or_insert(obj, "metadata")
+        && let Some(labels) = child_or_insert(metadata, "labels")
+    {
+        labels.insert(
+            "kubernetes.io/metadata.name".to_owned(),
+            Value::String(name),
+        );
+    }
+    if let Some(spec) = child_or_insert(obj, "spec") {
+        default_value(spec, "finalizers", json!(["kubernetes"]));
+    }
+    if let Some(status) = child_or_insert(obj, "status") {
+        default_str(status, "phase", "Active");
+    }
+}
+
+/// `SetDefaults_NodeStatus`: allocatable is capacity until the kubelet says otherwise.
+pub(super) fn node(obj: &mut Map<String, Value>) {
+    if let Some(status) = child(obj, "status")
+        && is_nil(status, "allocatable")
+        && let Some(capacity) = status.get("capacity").filter(|c| c.is_object()).cloned()
+    {
+        status.insert("allocatable".to_owned(), capacity);
+    }
+}
+
+/// `SetDefaults_PersistentVolume` and its sources' defaults.
+pub(super) fn persistent_volume(obj: &mut Map<String, Value>) {
+    if let Some(spec) = child_or_insert(obj, "spec") {
+        default_str(spec, "persistentVolumeReclaimPolicy", "Retain");
+        default_value(spec, "volumeMode", json!("Filesystem"));
+        if let Some(host_path) = child(spec, "hostPath") {
+            default_value(host_path, "type", json!(""));
+        }
+        if let Some(rbd) = child(spec, "rbd") {
+            pod::rbd_source(rbd);
+        }
+        if let Some(iscsi) = child(spec, "iscsi") {
+            pod::iscsi_source(iscsi);
+        }
+        if let Some(azure) = child(spec, "azureDisk") {
+            pod::azure_disk_source(azure);
+        }
+        if let Some(scale_io) = child(spec, "scaleIO") {
+            pod::scale_io_source(scale_io);
+        }
+    }
+    if let Some(status) = child_or_insert(obj, "status") {
+        default_str(status, "phase", "Pending");
+    }
+}
+
+/// `SetDefaults_PersistentVolumeClaim` and `SetDefaults_PersistentVolumeClaimSpec`.
+pub(super) fn persistent_volume_claim(obj: &mut Map<String, Value>) {
+    if let Some(spec) = child_or_insert(obj, "spec") {
+        default_value(spec, "volumeMode", json!("Filesystem"));
+    }
+    if let Some(status) = child_or_insert(obj, "status") {
+        default_str(status, "phase", "Pending");
+    }
+}
+
+/// `SetDefaults_Endpoints`: ports are TCP unless said otherwise.
+pub(super) fn endpoints(obj: &mut Map<String, Value>) {
+    each_object(obj, "subsets", |subset| {
+        each_object(subset, "ports", |port| default_str(port, "protocol", "TCP"));
+    });
+}
+
+/// `SetDefaults_LimitRangeItem`: for containers, the default limit falls back to the max,
+/// the default request to the default limit and then to the min.
+pub(super) fn limit_range(obj: &mut Map<String, Value>) {
+    let Some(spec) = child(obj, "spec") else {
+        return;
+    };
+    each_object(spec, "limits", |item| {
+        if str_of(item, "type") != Some("Container") {
+            return;
+        }
+        let max = resource_list(item, "max");
+        let min = resource_list(item, "min");
+        let Some(default) = child_or_insert(item, "default") else {
+            return;
+        };
+        for (name, quantity) in max {
+            default.entry(name).or_insert(quantity);
+        }
+        let default = default.clone();
+        let Some(request) = child_or_insert(item, "defaultRequest") else {
+            return;
+        };
+        for (name, quantity) in default.into_iter().chain(min) {
+            request.entry(name).or_insert(quantity);
+        }
+        // Go leaves empty maps out when it serialises; so do we.
+        for key in ["default", "defaultRequest"] {
+            if item
+                .get(key)
+                .and_then(Value::as_object)
+                .is_some_and(Map::is_empty)
+            {
+                item.remove(key);
+            }
+        }
+    });
+}
+
+fn resource_list(map: &Map<String, Value>, key: &str) -> Map<String, Value> {
+    map.get(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}

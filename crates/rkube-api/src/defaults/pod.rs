@@ -1,0 +1,293 @@
+//! Pod and pod template defaults: `SetDefaults_Pod`, `SetDefaults_PodSpec` and everything the
+//! generated walk reaches inside a pod spec (volumes, containers, probes, env).
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    child, child_or_insert, default_nonzero, default_str, default_value, each_object, is_nil,
+    str_of,
+};
+
+/// The container lists of a pod spec; all get the same container defaults.
+const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+
+/// Priorities of the two built-in priority classes, which need no lookup.
+const SYSTEM_PRIORITIES: [(&str, i64); 2] = [
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
+
+/// A Pod: its spec as in any template, plus what only materialises on Pods.
+pub(super) fn pod(obj: &mut Map<String, Value>) {
+    let Some(spec) = child_or_insert(obj, "spec") else {
+        return;
+    };
+    // Upstream defaults requests to limits on Pods only, not in templates, so that a
+    // template's LimitRange can still apply.
+    for list in ["containers", "initContainers"] {
+        each_object(spec, list, requests_from_limits);
+    }
+    default_value(spec, "enableServiceLinks", Value::Bool(true));
+    if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
+        for list in ["containers", "initContainers"] {
+            each_object(spec, list, |container| {
+                each_object(container, "ports", |port| {
+                    if let Some(container_port) = port.get("containerPort").cloned() {
+                        default_nonzero_with(port, "hostPort", container_port);
+                    }
+                });
+            });
+        }
+    }
+    admission_defaults(spec);
+    pod_spec(spec);
+}
+
+/// A pod template (`spec.template` of workloads, `template` of a PodTemplate).
+pub(super) fn template(template: &mut Map<String, Value>) {
+    if let Some(spec) = child_or_insert(template, "spec") {
+        pod_spec(spec);
+    }
+}
+
+/// What the default admission plugins add to every new Pod: Priority (priority and
+/// preemptionPolicy), ServiceAccount (serviceAccountName) and DefaultTolerationSeconds
+/// (tolerate not-ready and unreachable nodes for five minutes).
+fn admission_defaults(spec: &mut Map<String, Value>) {
+    let class = str_of(spec, "priorityClassName").unwrap_or("");
+    let priority = if class.is_empty() {
+        Some(0)
+    } else {
+        SYSTEM_PRIORITIES
+            .iter()
+            .find(|(name, _)| *name == class)
+            .map(|(_, p)| *p)
+    };
+    // A user-defined class needs a lookup the caller does; leave both fields to it.
+    if let Some(priority) = priority {
+        default_value(spec, "priority", Value::from(priority));
+        default_str(spec, "preemptionPolicy", "PreemptLowerPriority");
+    }
+    default_str(spec, "serviceAccountName", "default");
+    if is_nil(spec, "tolerations") {
+        spec.insert("tolerations".to_owned(), Value::Array(Vec::new()));
+    }
+    if let Some(tolerations) = spec.get_mut("tolerations").and_then(Value::as_array_mut) {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let present = tolerations.iter().any(|t| {
+                let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+                let tkey = t.get("key").and_then(Value::as_str).unwrap_or("");
+                (effect.is_empty() || effect == "NoExecute") && (tkey == key || tkey.is_empty())
+            });
+            if !present {
+                tolerations.push(json!({
+                    "effect": "NoExecute",
+                    "key": key,
+                    "operator": "Exists",
+                    "tolerationSeconds": 300,
+                }));
+            }
+        }
+    }
+}
+
+/// Sets `key` to `value` when it is absent, null or zero.
+fn default_nonzero_with(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let unset = match map.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::Number(n)) => n.as_f64() == Some(0.0),
+        Some(_) => false,
+    };
+    if unset {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+/// Copies each limit into requests where no request for that resource is given.
+fn requests_from_limits(container: &mut Map<String, Value>) {
+    let Some(resources) = child(container, "resources") else {
+        return;
+    };
+    let Some(limits) = resources.get("limits").and_then(Value::as_object).cloned() else {
+        return;
+    };
+    if let Some(requests) = child_or_insert(resources, "requests") {
+        for (name, quantity) in limits {
+            requests.entry(name).or_insert(quantity);
+        }
+    }
+}
+
+/// `SetDefaults_PodSpec` and the walk below it, for Pods and templates alike.
+pub(super) fn pod_spec(spec: &mut Map<String, Value>) {
+    default_str(spec, "dnsPolicy", "ClusterFirst");
+    default_str(spec, "restartPolicy", "Always");
+    default_value(spec, "securityContext", json!({}));
+    default_value(spec, "terminationGracePeriodSeconds", json!(30));
+    default_str(spec, "schedulerName", "default-scheduler");
+    // v1 keeps the deprecated `serviceAccount` as a mirror of `serviceAccountName`.
+    if let Some(old) = str_of(spec, "serviceAccount").map(str::to_owned) {
+        default_str(spec, "serviceAccountName", &old);
+    }
+    if let Some(name) = str_of(spec, "serviceAccountName").filter(|n| !n.is_empty()) {
+        let name = name.to_owned();
+        spec.insert("serviceAccount".to_owned(), Value::String(name));
+    }
+    each_object(spec, "volumes", volume);
+    for list in CONTAINER_LISTS {
+        each_object(spec, list, container);
+    }
+}
+
+/// `SetDefaults_Volume` and the per-source defaults.
+fn volume(volume: &mut Map<String, Value>) {
+    if volume.iter().all(|(k, v)| k == "name" || v.is_null()) {
+        volume.insert("emptyDir".to_owned(), json!({}));
+    }
+    if let Some(host_path) = child(volume, "hostPath") {
+        default_value(host_path, "type", json!(""));
+    }
+    for source in ["secret", "configMap", "downwardAPI", "projected"] {
+        if let Some(source) = child(volume, source) {
+            default_value(source, "defaultMode", json!(420));
+        }
+    }
+    if let Some(downward) = child(volume, "downwardAPI") {
+        each_object(downward, "items", downward_item);
+    }
+    if let Some(projected) = child(volume, "projected") {
+        each_object(projected, "sources", |source| {
+            if let Some(downward) = child(source, "downwardAPI") {
+                each_object(downward, "items", downward_item);
+            }
+            if let Some(token) = child(source, "serviceAccountToken") {
+                default_value(token, "expirationSeconds", json!(3600));
+            }
+        });
+    }
+    if let Some(iscsi) = child(volume, "iscsi") {
+        iscsi_source(iscsi);
+    }
+    if let Some(rbd) = child(volume, "rbd") {
+        rbd_source(rbd);
+    }
+    if let Some(azure) = child(volume, "azureDisk") {
+        azure_disk_source(azure);
+    }
+    if let Some(scale_io) = child(volume, "scaleIO") {
+        scale_io_source(scale_io);
+    }
+    if let Some(template) = child(volume, "ephemeral").and_then(|e| child(e, "volumeClaimTemplate"))
+        && let Some(spec) = child(template, "spec")
+    {
+        default_value(spec, "volumeMode", json!("Filesystem"));
+    }
+}
+
+/// `SetDefaults_ISCSIVolumeSource`.
+pub(super) fn iscsi_source(iscsi: &mut Map<String, Value>) {
+    default_str(iscsi, "iscsiInterface", "default");
+}
+
+/// `SetDefaults_RBDVolumeSource`.
+pub(super) fn rbd_source(rbd: &mut Map<String, Value>) {
+    default_str(rbd, "pool", "rbd");
+    default_str(rbd, "user", "admin");
+    default_str(rbd, "keyring", "/etc/ceph/keyring");
+}
+
+/// `SetDefaults_AzureDiskVolumeSource`.
+pub(super) fn azure_disk_source(azure: &mut Map<String, Value>) {
+    default_value(azure, "cachingMode", json!("ReadWrite"));
+    default_value(azure, "fsType", json!("ext4"));
+    default_value(azure, "readOnly", json!(false));
+    default_value(azure, "kind", json!("Shared"));
+}
+
+/// `SetDefaults_ScaleIOVolumeSource`.
+pub(super) fn scale_io_source(scale_io: &mut Map<String, Value>) {
+    default_str(scale_io, "storageMode", "ThinProvisioned");
+    default_str(scale_io, "fsType", "xfs");
+}
+
+fn downward_item(item: &mut Map<String, Value>) {
+    if let Some(field_ref) = child(item, "fieldRef") {
+        default_str(field_ref, "apiVersion", "v1");
+    }
+}
+
+/// `SetDefaults_Container` with its ports, env, probes and lifecycle hooks.
+fn container(container: &mut Map<String, Value>) {
+    let policy = pull_policy_for(str_of(container, "image").unwrap_or(""));
+    default_str(container, "imagePullPolicy", policy);
+    default_str(container, "terminationMessagePath", "/dev/termination-log");
+    default_str(container, "terminationMessagePolicy", "File");
+    // A struct, not a pointer, upstream: it is always written, if only as `{}`.
+    default_value(container, "resources", json!({}));
+    each_object(container, "ports", |port| {
+        default_str(port, "protocol", "TCP");
+    });
+    each_object(container, "env", |env| {
+        if let Some(field_ref) = child(env, "valueFrom").and_then(|v| child(v, "fieldRef")) {
+            default_str(field_ref, "apiVersion", "v1");
+        }
+    });
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(probe) = child(container, probe) {
+            default_nonzero(probe, "timeoutSeconds", 1);
+            default_nonzero(probe, "periodSeconds", 10);
+            default_nonzero(probe, "successThreshold", 1);
+            default_nonzero(probe, "failureThreshold", 3);
+            handler(probe);
+        }
+    }
+    if let Some(lifecycle) = child(container, "lifecycle") {
+        for hook in ["postStart", "preStop"] {
+            if let Some(hook) = child(lifecycle, hook) {
+                handler(hook);
+            }
+        }
+    }
+}
+
+/// The defaults of a probe's or hook's action.
+fn handler(handler: &mut Map<String, Value>) {
+    if let Some(http) = child(handler, "httpGet") {
+        default_str(http, "path", "/");
+        default_str(http, "scheme", "HTTP");
+    }
+    if let Some(grpc) = child(handler, "grpc") {
+        default_value(grpc, "service", json!(""));
+    }
+}
+
+/// `Always` for an image tagged `latest` or not tagged (and not pinned by digest),
+/// `IfNotPresent` otherwise, as upstream decides from the parsed reference.
+pub(super) fn pull_policy_for(image: &str) -> &'static str {
+    if image.is_empty() {
+        // Upstream's parse fails and it falls back to IfNotPresent.
+        return "IfNotPresent";
+    }
+    if image.contains('@') {
+        let name = image.split('@').next().unwrap_or("");
+        return if tag_of(name) == Some("latest") {
+            "Always"
+        } else {
+            "IfNotPresent"
+        };
+    }
+    match tag_of(image) {
+        None | Some("latest") => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// The tag of a reference without digest: what follows the last ':' after the last '/'
+/// (a ':' before it belongs to a registry's port).
+fn tag_of(name: &str) -> Option<&str> {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.rsplit_once(':').map(|(_, tag)| tag)
+}
