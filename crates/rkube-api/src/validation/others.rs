@@ -1,0 +1,285 @@
+//! Kinds outside core, apps, batch and RBAC that users write by hand: autoscalers,
+//! disruption budgets, ingresses, leases, priority and storage classes.
+
+use serde_json::Value;
+
+use super::field::{self, Path, get, int_at, list_at, str_at};
+use super::meta::NameRule;
+use super::names::is_dns1123_subdomain;
+use crate::error::FieldError;
+
+/// The highest priority a user-defined PriorityClass may have.
+const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;
+
+/// The checks of the kinds this module covers; other kinds get metadata checks only.
+pub(super) fn validate(group: &str, kind: &str, object: &Value, errs: &mut Vec<FieldError>) {
+    match (group, kind) {
+        ("autoscaling", "HorizontalPodAutoscaler") => horizontal_pod_autoscaler(object, errs),
+        ("policy", "PodDisruptionBudget") => pod_disruption_budget(object, errs),
+        ("networking.k8s.io", "Ingress") => ingress(object, errs),
+        ("coordination.k8s.io", "Lease") => lease(object, errs),
+        ("scheduling.k8s.io", "PriorityClass") => priority_class(object, errs),
+        ("storage.k8s.io", "StorageClass") => storage_class(object, errs),
+        _ => {}
+    }
+}
+
+/// `ValidateHorizontalPodAutoscalerSpec`, in part.
+fn horizontal_pod_autoscaler(object: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    let path = Path::new("spec");
+    let min = int_at(spec, "minReplicas");
+    if let Some(min) = min.filter(|m| *m < 1) {
+        errs.push(FieldError::invalid(
+            path.child("minReplicas"),
+            min,
+            "must be greater than or equal to 1",
+        ));
+    }
+    let max = int_at(spec, "maxReplicas").unwrap_or(0);
+    if max < 1 {
+        errs.push(FieldError::invalid(
+            path.child("maxReplicas"),
+            max,
+            "must be greater than 0",
+        ));
+    }
+    if min.is_some_and(|min| max < min) {
+        errs.push(FieldError::invalid(
+            path.child("maxReplicas"),
+            max,
+            "must be greater than or equal to `minReplicas`",
+        ));
+    }
+    let target = get(spec, "scaleTargetRef").unwrap_or(&Value::Null);
+    let tp = path.child("scaleTargetRef");
+    for key in ["kind", "name"] {
+        let value = str_at(target, key);
+        if value.is_empty() {
+            errs.push(FieldError::required(tp.child(key), ""));
+        } else {
+            for msg in NameRule::PathSegment.check(value, false) {
+                errs.push(FieldError::invalid(tp.child(key), value, &msg));
+            }
+        }
+    }
+}
+
+/// `ValidatePodDisruptionBudgetSpec`.
+fn pod_disruption_budget(object: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    let path = Path::new("spec");
+    let min = get(spec, "minAvailable");
+    let max = get(spec, "maxUnavailable");
+    if min.is_some() && max.is_some() {
+        errs.push(FieldError::invalid(
+            &path,
+            spec.clone(),
+            "minAvailable and maxUnavailable cannot be both set",
+        ));
+    }
+    for (key, value) in [("minAvailable", min), ("maxUnavailable", max)] {
+        field::int_or_percent(value, &path.child(key), errs);
+        if let Some(Value::String(s)) = value
+            && field::is_percent(s)
+            && field::int_or_percent_value(value) > 100
+        {
+            errs.push(FieldError::invalid(
+                path.child(key),
+                s.as_str(),
+                "must not be greater than 100%",
+            ));
+        }
+    }
+    if let Some(selector) = get(spec, "selector") {
+        field::label_selector(selector, &path.child("selector"), errs);
+    }
+    let policy = str_at(spec, "unhealthyPodEvictionPolicy");
+    if !policy.is_empty() && !["AlwaysAllow", "IfHealthyBudget"].contains(&policy) {
+        errs.push(FieldError::not_supported(
+            path.child("unhealthyPodEvictionPolicy"),
+            policy,
+            &["AlwaysAllow", "IfHealthyBudget"],
+        ));
+    }
+}
+
+/// `ValidateIngressSpec`, in part: hosts, path types and paths, and backends.
+fn ingress(object: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    let path = Path::new("spec");
+    let rules = list_at(spec, "rules");
+    if rules.is_empty() && get(spec, "defaultBackend").is_none() {
+        errs.push(FieldError::invalid(
+            &path,
+            spec.clone(),
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(backend) = get(spec, "defaultBackend") {
+        ingress_backend(backend, &path.child("defaultBackend"), errs);
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let rp = path.child("rules").index(i);
+        let host = str_at(rule, "host");
+        if !host.is_empty() {
+            let bare = host.strip_prefix("*.").unwrap_or(host);
+            for msg in is_dns1123_subdomain(bare) {
+                errs.push(FieldError::invalid(rp.child("host"), host, &msg));
+            }
+        }
+        let Some(http) = get(rule, "http") else {
+            continue;
+        };
+        let pp = rp.child("http").child("paths");
+        let paths = list_at(http, "paths");
+        if paths.is_empty() {
+            errs.push(FieldError::required(&pp, ""));
+        }
+        for (j, entry) in paths.iter().enumerate() {
+            let ep = pp.index(j);
+            let kind = str_at(entry, "pathType");
+            let supported = ["Exact", "ImplementationSpecific", "Prefix"];
+            if kind.is_empty() {
+                errs.push(FieldError::required(
+                    ep.child("pathType"),
+                    "pathType must be specified",
+                ));
+            } else if !supported.contains(&kind) {
+                errs.push(FieldError::not_supported(
+                    ep.child("pathType"),
+                    kind,
+                    &supported,
+                ));
+            }
+            let path_value = str_at(entry, "path");
+            if kind != "ImplementationSpecific" && !path_value.starts_with('/') {
+                errs.push(FieldError::invalid(
+                    ep.child("path"),
+                    path_value,
+                    "must be an absolute path",
+                ));
+            }
+            match get(entry, "backend") {
+                Some(backend) => ingress_backend(backend, &ep.child("backend"), errs),
+                None => errs.push(FieldError::required(ep.child("backend"), "")),
+            }
+        }
+    }
+}
+
+/// `validateIngressBackend`: a service (name and one port) or a resource.
+fn ingress_backend(backend: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    match (get(backend, "service"), get(backend, "resource")) {
+        (Some(_), Some(_)) => errs.push(FieldError::invalid(
+            path,
+            backend.clone(),
+            "cannot set both resource and service backends",
+        )),
+        (None, None) => errs.push(FieldError::invalid(
+            path,
+            backend.clone(),
+            "resource or service backend is required",
+        )),
+        (Some(service), None) => {
+            let sp = path.child("service");
+            if str_at(service, "name").is_empty() {
+                errs.push(FieldError::required(sp.child("name"), ""));
+            }
+            let port = get(service, "port").unwrap_or(&Value::Null);
+            let name = str_at(port, "name");
+            match int_at(port, "number") {
+                Some(_) if !name.is_empty() => {
+                    errs.push(FieldError::invalid(
+                        sp.child("port"),
+                        port.clone(),
+                        "cannot set both port name & port number",
+                    ));
+                }
+                Some(n) => field::port_number(n, &sp.child("port").child("number"), errs),
+                None if name.is_empty() => errs.push(FieldError::invalid(
+                    sp.child("port"),
+                    port.clone(),
+                    "port name or number is required",
+                )),
+                None => {
+                    for msg in field::port_name_errors(name) {
+                        errs.push(FieldError::invalid(
+                            sp.child("port").child("name"),
+                            name,
+                            msg,
+                        ));
+                    }
+                }
+            }
+        }
+        (None, Some(_)) => {}
+    }
+}
+
+/// `ValidateLeaseSpec`, in part.
+fn lease(object: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    if let Some(d) = int_at(spec, "leaseDurationSeconds").filter(|d| *d <= 0) {
+        errs.push(FieldError::invalid(
+            Path::new("spec").child("leaseDurationSeconds"),
+            d,
+            "must be greater than 0",
+        ));
+    }
+}
+
+/// `ValidatePriorityClass`: the `system-` prefix is reserved, user values are bounded.
+fn priority_class(object: &Value, errs: &mut Vec<FieldError>) {
+    let name = field::dig(object, &["metadata", "name"])
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let value = int_at(object, "value").unwrap_or(0);
+    let known = [
+        ("system-node-critical", 2_000_001_000),
+        ("system-cluster-critical", 2_000_000_000),
+    ];
+    if name.starts_with("system-") {
+        if !known.contains(&(name, value)) {
+            errs.push(FieldError::forbidden(
+                Path::new("metadata").child("name"),
+                &format!(
+                    "priority class names with 'system-' prefix are reserved for system use \
+                     only. error: {name:?} is not a known system priority class"
+                ),
+            ));
+        }
+    } else if value > HIGHEST_USER_PRIORITY {
+        errs.push(FieldError::forbidden(
+            Path::new("value"),
+            "maximum allowed value of a user defined priority is 1000000000",
+        ));
+    }
+    let policy = str_at(object, "preemptionPolicy");
+    if !policy.is_empty() && !["Never", "PreemptLowerPriority"].contains(&policy) {
+        errs.push(FieldError::not_supported(
+            Path::new("preemptionPolicy"),
+            policy,
+            &["Never", "PreemptLowerPriority"],
+        ));
+    }
+}
+
+/// `ValidateStorageClass`, in part.
+fn storage_class(object: &Value, errs: &mut Vec<FieldError>) {
+    if str_at(object, "provisioner").is_empty() {
+        errs.push(FieldError::required(Path::new("provisioner"), ""));
+    }
+    for (key, supported) in [
+        ("reclaimPolicy", &["Delete", "Retain"][..]),
+        (
+            "volumeBindingMode",
+            &["Immediate", "WaitForFirstConsumer"][..],
+        ),
+    ] {
+        let value = str_at(object, key);
+        if !value.is_empty() && !supported.contains(&value) {
+            errs.push(FieldError::not_supported(Path::new(key), value, supported));
+        }
+    }
+}
