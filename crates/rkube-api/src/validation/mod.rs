@@ -17,6 +17,7 @@ mod others;
 mod pod;
 mod rbac;
 mod service;
+mod volumes;
 
 use serde_json::Value;
 

@@ -10,6 +10,7 @@ use super::field::{self, Path, get, int_at, list_at, str_at};
 use super::names::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
 };
+use super::volumes;
 use crate::error::FieldError;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
@@ -19,40 +20,6 @@ const MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
 /// Sorted, as upstream lists them.
 pub(super) const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
-
-/// The volume sources a volume may have exactly one of.
-const VOLUME_SOURCES: &[&str] = &[
-    "hostPath",
-    "emptyDir",
-    "gcePersistentDisk",
-    "awsElasticBlockStore",
-    "gitRepo",
-    "secret",
-    "nfs",
-    "iscsi",
-    "glusterfs",
-    "persistentVolumeClaim",
-    "rbd",
-    "flexVolume",
-    "cinder",
-    "cephfs",
-    "flocker",
-    "downwardAPI",
-    "fc",
-    "azureFile",
-    "configMap",
-    "vsphereVolume",
-    "quobyte",
-    "azureDisk",
-    "photonPersistentDisk",
-    "projected",
-    "portworxVolume",
-    "scaleIO",
-    "storageos",
-    "csi",
-    "ephemeral",
-    "image",
-];
 
 /// What `pod updates may not change fields other than …` lists.
 const UPDATABLE_POD_FIELDS: &str = "`spec.containers[*].image`,`spec.initContainers[*].image`,\
@@ -92,7 +59,7 @@ pub(super) fn template(template: Option<&Value>, path: &Path, errs: &mut Vec<Fie
 
 /// `ValidatePodSpec`.
 pub(super) fn pod_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let volume_names = volumes(spec, &path.child("volumes"), errs);
+    let volume_names = volumes::volumes(spec, &path.child("volumes"), errs);
     let mut all_names = BTreeSet::new();
     let containers_path = path.child("containers");
     let containers = list_at(spec, "containers");
@@ -463,128 +430,6 @@ fn handler(handler: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     if let Some(grpc) = get(handler, "grpc") {
         let port = int_at(grpc, "port").unwrap_or(0);
         field::port_number(port, &path.child("grpc").child("port"), errs);
-    }
-}
-
-/// `ValidateVolumes`: names, exactly one source each, and the common sources' fields.
-/// Returns the names, for volume mounts to refer to.
-fn volumes(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for (i, volume) in list_at(spec, "volumes").iter().enumerate() {
-        let p = path.index(i);
-        let name = str_at(volume, "name");
-        if name.is_empty() {
-            errs.push(FieldError::required(p.child("name"), ""));
-        } else {
-            for msg in is_dns1123_label(name) {
-                errs.push(FieldError::invalid(p.child("name"), name, &msg));
-            }
-            if !names.insert(name.to_owned()) {
-                errs.push(FieldError::duplicate(p.child("name"), name));
-            }
-        }
-        let sources: Vec<&str> = VOLUME_SOURCES
-            .iter()
-            .copied()
-            .filter(|s| get(volume, s).is_some())
-            .collect();
-        match sources.len() {
-            0 => errs.push(FieldError::required(&p, "must specify a volume type")),
-            1 => {}
-            _ => errs.push(FieldError::forbidden(
-                p.child(sources[1]),
-                "may not specify more than 1 volume type",
-            )),
-        }
-        volume_source(volume, &p, errs);
-    }
-    names
-}
-
-/// The fields of the sources users write most.
-fn volume_source(volume: &Value, p: &Path, errs: &mut Vec<FieldError>) {
-    for (source, required) in [
-        ("configMap", "name"),
-        ("secret", "secretName"),
-        ("hostPath", "path"),
-        ("persistentVolumeClaim", "claimName"),
-        ("nfs", "server"),
-        ("csi", "driver"),
-    ] {
-        let Some(src) = get(volume, source) else {
-            continue;
-        };
-        let sp = p.child(source);
-        if str_at(src, required).is_empty() && !(source == "secret" || source == "configMap") {
-            errs.push(FieldError::required(sp.child(required), ""));
-        }
-        if source == "secret" && str_at(src, "secretName").is_empty() {
-            errs.push(FieldError::required(sp.child("secretName"), ""));
-        }
-        if let Some(mode) = int_at(src, "defaultMode")
-            && !(0..=0o777).contains(&mode)
-        {
-            errs.push(FieldError::invalid(
-                sp.child("defaultMode"),
-                mode,
-                "must be a number between 0 and 0777 (octal), both inclusive",
-            ));
-        }
-        for (j, item) in list_at(src, "items").iter().enumerate() {
-            let ip = sp.child("items").index(j);
-            if str_at(item, "key").is_empty() {
-                errs.push(FieldError::required(ip.child("key"), ""));
-            }
-            item_path(str_at(item, "path"), &ip.child("path"), errs);
-        }
-    }
-    if let Some(host_path) = get(volume, "hostPath") {
-        let kind = str_at(host_path, "type");
-        let kinds = [
-            "",
-            "DirectoryOrCreate",
-            "Directory",
-            "FileOrCreate",
-            "File",
-            "Socket",
-            "CharDevice",
-            "BlockDevice",
-        ];
-        if !kinds.contains(&kind) {
-            errs.push(FieldError::not_supported(
-                p.child("hostPath").child("type"),
-                kind,
-                &kinds,
-            ));
-        }
-    }
-}
-
-/// `validateLocalDescendingPath` for a key projected into a volume.
-fn item_path(path_value: &str, path: &Path, errs: &mut Vec<FieldError>) {
-    if path_value.is_empty() {
-        errs.push(FieldError::required(path, ""));
-        return;
-    }
-    if path_value.starts_with('/') {
-        errs.push(FieldError::invalid(
-            path,
-            path_value,
-            "must be a relative path",
-        ));
-    }
-    if path_value.split('/').any(|part| part == "..") {
-        errs.push(FieldError::invalid(
-            path,
-            path_value,
-            "must not contain '..'",
-        ));
-    } else if path_value.starts_with("..") {
-        errs.push(FieldError::invalid(
-            path,
-            path_value,
-            "must not start with '..'",
-        ));
     }
 }
 
