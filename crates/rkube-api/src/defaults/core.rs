@@ -103,6 +103,48 @@ fn ip_families(spec: &mut Map<String, Value>) {
     default_value(spec, "ipFamilies", json!([family]));
 }
 
+/// `SetDefaults_Secret` (type Opaque), and what v1's conversion does with `stringData`:
+/// each entry is written into `data`, base64-encoded, over any entry of the same key, and
+/// `stringData` itself is never stored.
+pub(super) fn secret(obj: &mut Map<String, Value>) {
+    default_str(obj, "type", "Opaque");
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return;
+    };
+    if strings.is_empty() {
+        return;
+    }
+    if let Some(data) = child_or_insert(obj, "data") {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or("");
+            data.insert(key, Value::String(base64(text.as_bytes())));
+        }
+    }
+}
+
+/// Standard base64 with padding, as Go encodes `[]byte` in JSON.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                let index = usize::try_from((n >> (18 - 6 * i)) & 63).unwrap_or(0);
+                out.push(char::from(ALPHABET[index]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label), the `kubernetes`
 /// finalizer the namespace strategy adds, and `SetDefaults_NamespaceStatus`.
 pub(super) fn namespace(obj: &mut Map<String, Value>) {

@@ -35,7 +35,7 @@ pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
         }
         ("", "ReplicationController") => workloads::replication_controller(obj),
         ("", "Service") => core::service(obj),
-        ("", "Secret") => default_str(obj, "type", "Opaque"),
+        ("", "Secret") => core::secret(obj),
         ("", "Namespace") => core::namespace(obj),
         ("", "Node") => core::node(obj),
         ("", "PersistentVolume") => core::persistent_volume(obj),

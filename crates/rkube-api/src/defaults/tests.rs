@@ -343,6 +343,15 @@ fn load_balancers_and_external_names_get_their_own_defaults() {
 #[test]
 fn secrets_namespaces_volumes_and_claims_get_their_defaults() {
     assert_eq!(defaulted("", "Secret", json!({}))["type"], "Opaque");
+    let secret = defaulted(
+        "",
+        "Secret",
+        json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "hello", "c": "hi!"}}),
+    );
+    assert_eq!(
+        secret,
+        json!({"type": "Opaque", "data": {"a": "eA==", "b": "aGVsbG8=", "c": "aGkh"}})
+    );
     let ns = defaulted("", "Namespace", json!({"metadata": {"name": "team"}}));
     assert_eq!(
         ns,

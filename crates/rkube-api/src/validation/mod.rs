@@ -15,6 +15,7 @@ mod meta;
 pub mod names;
 mod others;
 mod pod;
+mod quantity;
 mod rbac;
 mod service;
 mod volumes;

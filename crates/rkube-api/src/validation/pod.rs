@@ -10,7 +10,7 @@ use super::field::{self, Path, get, int_at, list_at, str_at};
 use super::names::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
 };
-use super::volumes;
+use super::{quantity, volumes};
 use crate::error::FieldError;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
@@ -195,6 +195,7 @@ fn container(c: &Value, p: &Path, volumes: &BTreeSet<String>, errs: &mut Vec<Fie
     }
     ports(c, &p.child("ports"), errs);
     env(c, &p.child("env"), errs);
+    resources(c, &p.child("resources"), errs);
     volume_mounts(c, &p.child("volumeMounts"), volumes, errs);
     field::one_of(
         str_at(c, "imagePullPolicy"),
@@ -208,6 +209,54 @@ fn container(c: &Value, p: &Path, volumes: &BTreeSet<String>, errs: &mut Vec<Fie
         &p.child("terminationMessagePolicy"),
         errs,
     );
+}
+
+/// Whether a request may be lower than its limit: native resources other than huge pages.
+fn overcommit_allowed(name: &str) -> bool {
+    let native = !name.contains('/') || name.contains("kubernetes.io/");
+    native && !name.starts_with("hugepages-")
+}
+
+/// `ValidateResourceRequirements`: amounts are non-negative, and requests do not exceed
+/// limits (or, where overcommit is not allowed, equal them).
+fn resources(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let Some(resources) = get(c, "resources") else {
+        return;
+    };
+    let limits = field::string_map(resources, "limits");
+    let requests = field::string_map(resources, "requests");
+    for (kind, map) in [("limits", &limits), ("requests", &requests)] {
+        for (name, amount) in map {
+            if quantity::parse(amount).is_some_and(|v| v < 0.0) {
+                errs.push(FieldError::invalid(
+                    path.child(kind).key(name),
+                    amount.as_str(),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+    }
+    for (name, request) in &requests {
+        let Some(limit) = limits.get(name) else {
+            continue;
+        };
+        let (Some(r), Some(l)) = (quantity::parse(request), quantity::parse(limit)) else {
+            continue;
+        };
+        if r != l && !overcommit_allowed(name) {
+            errs.push(FieldError::invalid(
+                path.child("requests"),
+                request.as_str(),
+                &format!("must be equal to {name} limit of {limit}"),
+            ));
+        } else if r > l {
+            errs.push(FieldError::invalid(
+                path.child("requests"),
+                request.as_str(),
+                &format!("must be less than or equal to {name} limit of {limit}"),
+            ));
+        }
+    }
 }
 
 /// `validateContainerPorts`.

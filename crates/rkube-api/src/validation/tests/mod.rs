@@ -293,6 +293,15 @@ fn common_pod_mistakes_give_upstreams_errors() {
             vec!["spec.containers[0].livenessProbe: Required value: must specify a handler type"],
         ),
         (
+            |p| {
+                p["spec"]["containers"][0]["resources"] =
+                    json!({"limits": {"cpu": "500m"}, "requests": {"cpu": "1"}})
+            },
+            vec![
+                "spec.containers[0].resources.requests: Invalid value: \"1\": must be less than or equal to cpu limit of 500m",
+            ],
+        ),
+        (
             |p| p["metadata"]["namespace"] = json!(""),
             vec!["metadata.namespace: Required value"],
         ),
