@@ -17,6 +17,7 @@ pub(super) fn validate(group: &str, kind: &str, object: &Value, errs: &mut Vec<F
         ("autoscaling", "HorizontalPodAutoscaler") => horizontal_pod_autoscaler(object, errs),
         ("policy", "PodDisruptionBudget") => pod_disruption_budget(object, errs),
         ("networking.k8s.io", "Ingress") => ingress(object, errs),
+        ("networking.k8s.io", "NetworkPolicy") => network_policy(object, errs),
         ("coordination.k8s.io", "Lease") => lease(object, errs),
         ("scheduling.k8s.io", "PriorityClass") => priority_class(object, errs),
         ("storage.k8s.io", "StorageClass") => storage_class(object, errs),
@@ -215,6 +216,139 @@ fn ingress_backend(backend: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         }
         (None, Some(_)) => {}
     }
+}
+
+/// `ValidateNetworkPolicySpec`: selectors, ports and peers of each rule, policy types.
+fn network_policy(object: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    let path = Path::new("spec");
+    if let Some(selector) = get(spec, "podSelector") {
+        field::label_selector(selector, &path.child("podSelector"), errs);
+    }
+    for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
+        for (i, rule) in list_at(spec, direction).iter().enumerate() {
+            let rp = path.child(direction).index(i);
+            for (j, port) in list_at(rule, "ports").iter().enumerate() {
+                network_policy_port(port, &rp.child("ports").index(j), errs);
+            }
+            for (j, peer) in list_at(rule, peers).iter().enumerate() {
+                network_policy_peer(peer, &rp.child(peers).index(j), errs);
+            }
+        }
+    }
+    let types = list_at(spec, "policyTypes");
+    if types.len() > 2 {
+        errs.push(FieldError::invalid(
+            path.child("policyTypes"),
+            Value::Array(types.to_vec()),
+            "may not specify more than two policyTypes",
+        ));
+    }
+    for (i, kind) in types.iter().enumerate() {
+        let kind = kind.as_str().unwrap_or("");
+        if !["Ingress", "Egress"].contains(&kind) {
+            errs.push(FieldError::not_supported(
+                path.child("policyTypes").index(i),
+                kind,
+                &["Ingress", "Egress"],
+            ));
+        }
+    }
+}
+
+/// `ValidateNetworkPolicyPort`.
+fn network_policy_port(port: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let protocol = str_at(port, "protocol");
+    if !protocol.is_empty() && !["TCP", "UDP", "SCTP"].contains(&protocol) {
+        errs.push(FieldError::not_supported(
+            path.child("protocol"),
+            protocol,
+            &["TCP", "UDP", "SCTP"],
+        ));
+    }
+    let end = int_at(port, "endPort");
+    match get(port, "port") {
+        Some(Value::Number(n)) => {
+            let number = n.as_i64().unwrap_or(0);
+            field::port_number(number, &path.child("port"), errs);
+            if let Some(end) = end {
+                if end < number {
+                    errs.push(FieldError::invalid(
+                        path.child("endPort"),
+                        number,
+                        "must be greater than or equal to `port`",
+                    ));
+                }
+                field::port_number(end, &path.child("endPort"), errs);
+            }
+        }
+        Some(Value::String(name)) => {
+            if let Some(end) = end {
+                errs.push(FieldError::invalid(
+                    path.child("endPort"),
+                    end,
+                    "may not be specified when `port` is non-numeric",
+                ));
+            }
+            for msg in field::port_name_errors(name) {
+                errs.push(FieldError::invalid(path.child("port"), name.as_str(), msg));
+            }
+        }
+        _ => {
+            if let Some(end) = end {
+                errs.push(FieldError::invalid(
+                    path.child("endPort"),
+                    end,
+                    "may not be specified when `port` is not specified",
+                ));
+            }
+        }
+    }
+}
+
+/// `ValidateNetworkPolicyPeer`: at least one selector or an IP block, never both.
+fn network_policy_peer(peer: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let mut count = 0;
+    for key in ["podSelector", "namespaceSelector"] {
+        if let Some(selector) = get(peer, key) {
+            count += 1;
+            field::label_selector(selector, &path.child(key), errs);
+        }
+    }
+    if let Some(block) = get(peer, "ipBlock") {
+        count += 1;
+        let cidr = str_at(block, "cidr");
+        let bp = path.child("ipBlock");
+        if cidr.is_empty() {
+            errs.push(FieldError::required(bp.child("cidr"), ""));
+        } else if !is_cidr(cidr) {
+            errs.push(FieldError::invalid(
+                bp.child("cidr"),
+                cidr,
+                "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)",
+            ));
+        }
+    }
+    if count == 0 {
+        errs.push(FieldError::required(path, "must specify a peer"));
+    } else if count > 1 && get(peer, "ipBlock").is_some() {
+        errs.push(FieldError::forbidden(
+            path,
+            "may not specify both ipBlock and another peer",
+        ));
+    }
+}
+
+/// An address and a prefix length that fits it.
+fn is_cidr(text: &str) -> bool {
+    let Some((addr, bits)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    bits.parse::<u8>().is_ok_and(|b| b <= max)
 }
 
 /// `ValidateLeaseSpec`, in part.

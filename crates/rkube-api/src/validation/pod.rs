@@ -31,11 +31,29 @@ pub(super) fn validate_pod(pod: &Value, errs: &mut Vec<FieldError>) {
     let path = Path::new("spec");
     let spec = get(pod, "spec").unwrap_or(&Value::Null);
     pod_spec(spec, &path, errs);
+    images_trimmed(spec, &path, errs);
     if !list_at(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
             path.child("ephemeralContainers"),
             "cannot be set on create",
         ));
+    }
+}
+
+/// `validateContainersOnlyForPod`: a Pod's images have no surrounding whitespace (templates
+/// are spared, for compatibility).
+fn images_trimmed(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    for list in ["initContainers", "containers"] {
+        for (i, c) in list_at(spec, list).iter().enumerate() {
+            let image = str_at(c, "image");
+            if image.trim() != image {
+                errs.push(FieldError::invalid(
+                    path.child(list).index(i).child("image"),
+                    image,
+                    "must not have leading or trailing whitespace",
+                ));
+            }
+        }
     }
 }
 
@@ -548,6 +566,7 @@ pub(super) fn validate_pod_update(pod: &Value, old: &Value, errs: &mut Vec<Field
     let old_spec = get(old, "spec").cloned().unwrap_or(Value::Null);
     let path = Path::new("spec");
     pod_spec(&spec, &path, errs);
+    images_trimmed(&spec, &path, errs);
     let old_deadline = int_at(&old_spec, "activeDeadlineSeconds");
     let new_deadline = int_at(&spec, "activeDeadlineSeconds");
     if let Some(old_deadline) = old_deadline {
