@@ -82,7 +82,10 @@ pub(super) fn service(obj: &mut Map<String, Value>) {
     }
 }
 
-/// `clusterIPs` mirrors `clusterIP`; the family follows the address given, IPv4 otherwise.
+/// `clusterIPs` mirrors `clusterIP`, and the IP family fields are filled as upstream's
+/// service REST fills them on a single-stack cluster: the family of the address given (IPv4
+/// otherwise), `SingleStack`; except that a headless Service without selector, whose
+/// endpoints someone else writes, may hold both families and gets `RequireDualStack`.
 fn ip_families(spec: &mut Map<String, Value>) {
     if let Some(ip) = str_of(spec, "clusterIP").filter(|ip| !ip.is_empty()) {
         let ip = ip.to_owned();
@@ -94,13 +97,39 @@ fn ip_families(spec: &mut Map<String, Value>) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    default_value(spec, "ipFamilyPolicy", json!("SingleStack"));
-    let family = if first_ip.contains(':') {
+    let no_selector = spec
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_none_or(Map::is_empty);
+    let any_family = first_ip == "None" && no_selector;
+    let policy = if any_family {
+        "RequireDualStack"
+    } else {
+        "SingleStack"
+    };
+    default_value(spec, "ipFamilyPolicy", json!(policy));
+    let primary = if first_ip.contains(':') {
         "IPv6"
     } else {
         "IPv4"
     };
-    default_value(spec, "ipFamilies", json!([family]));
+    default_value(spec, "ipFamilies", json!([primary]));
+    let dual = matches!(
+        str_of(spec, "ipFamilyPolicy"),
+        Some("RequireDualStack" | "PreferDualStack")
+    );
+    if any_family
+        && dual
+        && let Some(families) = spec.get_mut("ipFamilies").and_then(Value::as_array_mut)
+        && families.len() == 1
+    {
+        let other = if families[0].as_str() == Some("IPv6") {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        families.push(json!(other));
+    }
 }
 
 /// `SetDefaults_Secret` (type Opaque), and what v1's conversion does with `stringData`:

@@ -338,6 +338,27 @@ fn load_balancers_and_external_names_get_their_own_defaults() {
     );
     assert!(external["spec"].get("ipFamilyPolicy").is_none());
     assert!(external["spec"].get("internalTrafficPolicy").is_none());
+    let headless = defaulted(
+        "",
+        "Service",
+        json!({"spec": {"clusterIP": "None", "ports": [{"port": 80}]}}),
+    );
+    assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+    assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    assert_eq!(headless["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
+    let headless_with_selector = defaulted(
+        "",
+        "Service",
+        json!({"spec": {"clusterIP": "None", "selector": {"app": "db"}}}),
+    );
+    assert_eq!(
+        headless_with_selector["spec"]["ipFamilyPolicy"],
+        "SingleStack"
+    );
+    assert_eq!(
+        headless_with_selector["spec"]["ipFamilies"],
+        json!(["IPv4"])
+    );
 }
 
 #[test]
