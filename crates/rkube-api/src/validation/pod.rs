@@ -338,26 +338,20 @@ fn env(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         .into_iter()
         .filter(|s| get(from, s).is_some())
         .collect();
-        if sources.is_empty() {
-            errs.push(FieldError::invalid(
-                &from_path,
-                "",
+        let message = if sources.is_empty() {
+            Some(
                 "must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or \
                  `secretKeyRef`",
-            ));
+            )
+        } else if !str_at(var, "value").is_empty() {
+            Some("may not be specified when `value` is not empty")
         } else if sources.len() > 1 {
-            errs.push(FieldError::invalid(
-                &from_path,
-                "",
-                "may not have more than one field specified at a time",
-            ));
-        }
-        if !str_at(var, "value").is_empty() {
-            errs.push(FieldError::invalid(
-                &from_path,
-                "",
-                "may not be specified when `value` is not empty",
-            ));
+            Some("may not have more than one field specified at a time")
+        } else {
+            None
+        };
+        if let Some(message) = message {
+            errs.push(FieldError::invalid(&from_path, "", message));
         }
         if let Some(field_ref) = get(from, "fieldRef")
             && str_at(field_ref, "fieldPath").is_empty()
@@ -459,13 +453,14 @@ fn handler(handler: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         .into_iter()
         .filter(|k| get(handler, k).is_some())
         .collect();
-    match kinds.len() {
-        0 => errs.push(FieldError::required(path, "must specify a handler type")),
-        1 => {}
-        _ => errs.push(FieldError::forbidden(
-            path.child(kinds[1]),
+    if kinds.is_empty() {
+        errs.push(FieldError::required(path, "must specify a handler type"));
+    }
+    for extra in kinds.iter().skip(1) {
+        errs.push(FieldError::forbidden(
+            path.child(extra),
             "may not specify more than 1 handler type",
-        )),
+        ));
     }
     if let Some(exec) = get(handler, "exec")
         && list_at(exec, "command").is_empty()

@@ -64,13 +64,14 @@ pub(super) fn volumes(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) -> 
             .copied()
             .filter(|s| get(volume, s).is_some())
             .collect();
-        match sources.len() {
-            0 => errs.push(FieldError::required(&p, "must specify a volume type")),
-            1 => {}
-            _ => errs.push(FieldError::forbidden(
-                p.child(sources[1]),
+        if sources.is_empty() {
+            errs.push(FieldError::required(&p, "must specify a volume type"));
+        }
+        for extra in sources.iter().skip(1) {
+            errs.push(FieldError::forbidden(
+                p.child(extra),
                 "may not specify more than 1 volume type",
-            )),
+            ));
         }
         volume_source(volume, &p, errs);
     }
