@@ -353,22 +353,33 @@ fn env(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         if let Some(message) = message {
             errs.push(FieldError::invalid(&from_path, "", message));
         }
-        if let Some(field_ref) = get(from, "fieldRef")
-            && str_at(field_ref, "fieldPath").is_empty()
-        {
-            errs.push(FieldError::required(
-                from_path.child("fieldRef").child("fieldPath"),
-                "",
-            ));
+        if let Some(field_ref) = get(from, "fieldRef") {
+            for key in ["apiVersion", "fieldPath"] {
+                if str_at(field_ref, key).is_empty() {
+                    errs.push(FieldError::required(
+                        from_path.child("fieldRef").child(key),
+                        "",
+                    ));
+                }
+            }
         }
         for source in ["configMapKeyRef", "secretKeyRef"] {
-            if let Some(key_ref) = get(from, source)
-                && str_at(key_ref, "key").is_empty()
-            {
-                errs.push(FieldError::required(
-                    from_path.child(source).child("key"),
-                    "",
-                ));
+            let Some(key_ref) = get(from, source) else {
+                continue;
+            };
+            let sp = from_path.child(source);
+            // Upstream checks the name as an object name, so an empty one is Invalid.
+            let name = str_at(key_ref, "name");
+            for msg in is_dns1123_subdomain(name) {
+                errs.push(FieldError::invalid(sp.child("name"), name, &msg));
+            }
+            let key = str_at(key_ref, "key");
+            if key.is_empty() {
+                errs.push(FieldError::required(sp.child("key"), ""));
+            } else {
+                for msg in super::core::config_key_errors(key) {
+                    errs.push(FieldError::invalid(sp.child("key"), key, &msg));
+                }
             }
         }
     }
