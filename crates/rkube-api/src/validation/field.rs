@@ -267,9 +267,10 @@ pub(super) fn port_name_errors(name: &str) -> Vec<&'static str> {
     if name.len() > 15 {
         msgs.push("must be no more than 15 characters");
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         msgs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
     }
@@ -294,7 +295,8 @@ pub(super) fn port_num_or_name(port: Option<&Value>, path: &Path, errs: &mut Vec
                 errs.push(FieldError::invalid(path, name.as_str(), msg));
             }
         }
-        _ => errs.push(FieldError::required(path, "")),
+        // Go's zero IntOrString is the number 0.
+        _ => port_number(0, path, errs),
     }
 }
 
