@@ -40,12 +40,17 @@ fn selector_required(spec: &Value, path: &Path, kind: &str, errs: &mut Vec<Field
 }
 
 /// The selector matches the template's labels (when there is a non-empty selector).
+///
+/// A missing selector matches nothing, so upstream reports the template's labels too.
 fn selector_matches_template(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let Some(selector) = get(spec, "selector") else {
-        return;
-    };
     let labels = template_labels(spec);
-    if !field::selector_is_empty(selector) && !field::selector_matches(selector, &labels) {
+    let matches = match get(spec, "selector") {
+        None => false,
+        Some(selector) => {
+            field::selector_is_empty(selector) || field::selector_matches(selector, &labels)
+        }
+    };
+    if !matches {
         errs.push(FieldError::invalid(
             path.child("template").child("metadata").child("labels"),
             labels_value(&labels),
@@ -346,18 +351,20 @@ pub(super) fn daemon_set(object: &Value, errs: &mut Vec<FieldError>) {
     let spec = spec_of(object);
     let path = Path::new("spec");
     let sel_path = path.child("selector");
-    match get(spec, "selector") {
-        None => errs.push(FieldError::required(&sel_path, "")),
+    let selector = get(spec, "selector");
+    let labels = template_labels(spec);
+    // No Required here: upstream only finds that a missing selector matches nothing.
+    if !selector.is_some_and(|s| field::selector_matches(s, &labels)) {
+        errs.push(FieldError::invalid(
+            path.child("template").child("metadata").child("labels"),
+            labels_value(&labels),
+            DOES_NOT_MATCH,
+        ));
+    }
+    match selector {
+        None => {}
         Some(selector) => {
             field::label_selector(selector, &sel_path, errs);
-            let labels = template_labels(spec);
-            if !field::selector_matches(selector, &labels) {
-                errs.push(FieldError::invalid(
-                    path.child("template").child("metadata").child("labels"),
-                    labels_value(&labels),
-                    DOES_NOT_MATCH,
-                ));
-            }
             if field::selector_is_empty(selector) {
                 errs.push(FieldError::invalid(
                     &sel_path,

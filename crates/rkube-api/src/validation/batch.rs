@@ -92,23 +92,23 @@ pub(super) fn job(object: &Value, create: bool, errs: &mut Vec<FieldError>) {
     let labels = field::dig(spec, &["template", "metadata"])
         .map(|m| string_map(m, "labels"))
         .unwrap_or_default();
-    match get(spec, "selector") {
+    let selector = get(spec, "selector");
+    match selector {
         None => errs.push(FieldError::required(path.child("selector"), "")),
-        Some(selector) => {
-            field::label_selector(selector, &path.child("selector"), errs);
-            if !field::selector_matches(selector, &labels) {
-                errs.push(FieldError::invalid(
-                    path.child("template").child("metadata").child("labels"),
-                    Value::Object(
-                        labels
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                            .collect(),
-                    ),
-                    "`selector` does not match template `labels`",
-                ));
-            }
-        }
+        Some(selector) => field::label_selector(selector, &path.child("selector"), errs),
+    }
+    // A missing selector matches nothing, so upstream reports the labels too.
+    if !selector.is_some_and(|s| field::selector_matches(s, &labels)) {
+        errs.push(FieldError::invalid(
+            path.child("template").child("metadata").child("labels"),
+            Value::Object(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect(),
+            ),
+            "`selector` does not match template `labels`",
+        ));
     }
     let meta = get(object, "metadata").unwrap_or(&Value::Null);
     let uid = str_at(meta, "uid");

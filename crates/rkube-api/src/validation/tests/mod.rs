@@ -425,7 +425,10 @@ fn workload_mistakes_give_upstreams_errors() {
             |d| {
                 d["spec"].as_object_mut().map(|s| s.remove("selector"));
             },
-            vec!["spec.selector: Required value"],
+            vec![
+                "spec.selector: Required value",
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`",
+            ],
         ),
         (
             "apps",
