@@ -6,6 +6,7 @@
 //! object gets the same 422 from rkube as from upstream. It expects a defaulted object
 //! ([`crate::defaults::apply_defaults`]), as upstream validates after defaulting.
 
+mod affinity;
 mod apps;
 mod batch;
 mod core;
@@ -43,9 +44,11 @@ fn name_rule(group: &str, kind: &str) -> NameRule {
 /// object)), returning upstream's field errors (empty = valid).
 ///
 /// Kinds the registry does not serve, and the review kinds that are never stored, get no
-/// checks. On update the caller has already copied what upstream carries over from the
-/// stored object (an unconditional update's `resourceVersion`, a Service's allocated
-/// `clusterIPs`), and a Job being created already has its `uid`.
+/// checks. As in upstream, the caller has already done what comes before validation: set
+/// `metadata.namespace` from the URL, generated a name from `generateName`, given a new Job
+/// its `uid` (its selector is checked against it), and on update copied what upstream
+/// carries over from the stored object (an unconditional update's `resourceVersion`, a
+/// Service's allocated `clusterIPs`).
 pub fn validate(group: &str, kind: &str, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(resource) = registry::all().by_kind(group, kind) else {

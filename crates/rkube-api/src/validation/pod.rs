@@ -10,7 +10,7 @@ use super::field::{self, Path, get, int_at, list_at, str_at};
 use super::names::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
 };
-use super::{quantity, volumes};
+use super::{affinity, quantity, volumes};
 use crate::error::FieldError;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
@@ -179,6 +179,8 @@ pub(super) fn pod_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         ));
     }
     tolerations(spec, &path.child("tolerations"), errs);
+    affinity::affinity(spec, path, errs);
+    affinity::topology_spread(spec, path, errs);
     let pull_secrets = path.child("imagePullSecrets");
     for (i, secret) in list_at(spec, "imagePullSecrets").iter().enumerate() {
         if str_at(secret, "name").is_empty() {

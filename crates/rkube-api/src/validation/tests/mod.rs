@@ -302,6 +302,24 @@ fn common_pod_mistakes_give_upstreams_errors() {
             ],
         ),
         (
+            |p| {
+                p["spec"]["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": "web"}}}]}});
+            },
+            vec![
+                "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey: Required value: can not be empty",
+            ],
+        ),
+        (
+            |p| {
+                p["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In"}]}]}}});
+            },
+            vec![
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+            ],
+        ),
+        (
             |p| p["metadata"]["namespace"] = json!(""),
             vec!["metadata.namespace: Required value"],
         ),
