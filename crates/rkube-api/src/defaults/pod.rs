@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::validation::quantity;
+
 use super::{
     child, child_or_insert, default_nonzero, default_str, default_value, each_object, is_nil,
     str_of,
@@ -41,6 +43,73 @@ pub(super) fn pod(obj: &mut Map<String, Value>) {
     }
     admission_defaults(spec);
     pod_spec(spec);
+    let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
+    if let Some(status) = child_or_insert(obj, "status") {
+        default_str(status, "phase", "Pending");
+        default_str(status, "qosClass", qos);
+    }
+}
+
+/// The QoS class the Pod strategy records on create (`GetPodQOS`): BestEffort without any
+/// CPU or memory request or limit, Guaranteed when every container limits both and requests
+/// equal limits, Burstable otherwise.
+fn qos_class(spec: &Value) -> &'static str {
+    let mut requests: Vec<(String, f64)> = Vec::new();
+    let mut limits: Vec<(String, f64)> = Vec::new();
+    let mut guaranteed = true;
+    let add = |sums: &mut Vec<(String, f64)>, name: &str, amount: f64| match sums
+        .iter_mut()
+        .find(|(n, _)| n == name)
+    {
+        Some((_, sum)) => *sum += amount,
+        None => sums.push((name.to_owned(), amount)),
+    };
+    let containers = ["containers", "initContainers"]
+        .into_iter()
+        .filter_map(|list| spec.get(list).and_then(Value::as_array))
+        .flatten();
+    for container in containers {
+        let resources = container.get("resources");
+        let amounts = |kind: &str| -> Vec<(String, f64)> {
+            resources
+                .and_then(|r| r.get(kind))
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| *name == "cpu" || *name == "memory")
+                .filter_map(|(name, q)| {
+                    let amount = q.as_str().and_then(quantity::parse)?;
+                    (amount > 0.0).then(|| (name.clone(), amount))
+                })
+                .collect()
+        };
+        for (name, amount) in amounts("requests") {
+            add(&mut requests, &name, amount);
+        }
+        let container_limits = amounts("limits");
+        let limits_both = ["cpu", "memory"]
+            .iter()
+            .all(|r| container_limits.iter().any(|(n, _)| n == r));
+        if !limits_both {
+            guaranteed = false;
+        }
+        for (name, amount) in container_limits {
+            add(&mut limits, &name, amount);
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return "BestEffort";
+    }
+    let equal = requests.iter().all(|(name, req)| {
+        limits
+            .iter()
+            .any(|(n, lim)| n == name && (lim - req).abs() <= f64::EPSILON * lim.abs().max(1.0))
+    });
+    if guaranteed && equal && requests.len() == limits.len() {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 /// A pod template (`spec.template` of workloads, `template` of a PodTemplate).

@@ -74,8 +74,40 @@ fn a_minimal_pod_gets_every_default_upstream_stores() {
                  "operator": "Exists", "tolerationSeconds": 300},
             ],
         },
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
     });
     assert_eq!(pod, expected);
+}
+
+#[test]
+fn a_pods_qos_class_follows_its_requests_and_limits() {
+    let qos = |resources: Vec<Value>| {
+        let containers: Vec<Value> = resources
+            .into_iter()
+            .map(|r| json!({"name": "c", "image": "x:1", "resources": r}))
+            .collect();
+        defaulted("", "Pod", json!({"spec": {"containers": containers}}))["status"]["qosClass"]
+            .clone()
+    };
+    assert_eq!(qos(vec![json!({})]), "BestEffort");
+    assert_eq!(
+        qos(vec![json!({"limits": {"cpu": "1", "memory": "1Gi"}})]),
+        "Guaranteed"
+    );
+    assert_eq!(
+        qos(vec![
+            json!({"limits": {"cpu": "1000m", "memory": "1Gi"}, "requests": {"cpu": "1"}})
+        ]),
+        "Guaranteed"
+    );
+    assert_eq!(qos(vec![json!({"requests": {"cpu": "100m"}})]), "Burstable");
+    assert_eq!(
+        qos(vec![
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+            json!({})
+        ]),
+        "Burstable"
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod meta;
 pub mod names;
 mod others;
 mod pod;
-mod quantity;
+pub(crate) mod quantity;
 mod rbac;
 mod service;
 mod volumes;
