@@ -104,6 +104,7 @@ pub(super) fn pod_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         }
         lifecycle(c, &p, errs);
     }
+    host_port_conflicts(containers, &containers_path, errs);
     let init_path = path.child("initContainers");
     for (i, c) in list_at(spec, "initContainers").iter().enumerate() {
         let p = init_path.index(i);
@@ -188,6 +189,33 @@ pub(super) fn pod_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
                 pull_secrets.index(i).child("name"),
                 "",
             ));
+        }
+    }
+}
+
+/// `AccumulateUniqueHostPorts`: one host port per address and protocol among the
+/// containers of a list.
+fn host_port_conflicts(containers: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
+    let mut seen = BTreeSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        for (j, port) in list_at(c, "ports").iter().enumerate() {
+            let host_port = int_at(port, "hostPort").unwrap_or(0);
+            if host_port == 0 {
+                continue;
+            }
+            let key = format!(
+                "{}/{}/{host_port}",
+                str_at(port, "hostIP"),
+                str_at(port, "protocol")
+            );
+            if seen.contains(&key) {
+                errs.push(FieldError::duplicate(
+                    path.index(i).child("ports").index(j).child("hostPort"),
+                    key,
+                ));
+            } else {
+                seen.insert(key);
+            }
         }
     }
 }
