@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{child, child_or_insert, default_str, default_value, each_object, is_nil, str_of};
-use crate::defaults::pod;
+use crate::defaults::{pod, quantity};
 
 /// Seconds a ClientIP session sticks when no timeout is given (three hours).
 const CLIENT_IP_TIMEOUT_SECONDS: i64 = 10_800;
@@ -208,11 +208,27 @@ pub(super) fn node(obj: &mut Map<String, Value>) {
     {
         status.insert("allocatable".to_owned(), capacity);
     }
+    if let Some(status) = child(obj, "status") {
+        quantity::resource_list(status, "capacity");
+        quantity::resource_list(status, "allocatable");
+    }
+}
+
+/// The quota's resource lists are rounded and canonical.
+pub(super) fn resource_quota(obj: &mut Map<String, Value>) {
+    if let Some(spec) = child(obj, "spec") {
+        quantity::resource_list(spec, "hard");
+    }
+    if let Some(status) = child(obj, "status") {
+        quantity::resource_list(status, "hard");
+        quantity::resource_list(status, "used");
+    }
 }
 
 /// `SetDefaults_PersistentVolume` and its sources' defaults.
 pub(super) fn persistent_volume(obj: &mut Map<String, Value>) {
     if let Some(spec) = child_or_insert(obj, "spec") {
+        quantity::resource_list(spec, "capacity");
         default_str(spec, "persistentVolumeReclaimPolicy", "Retain");
         default_value(spec, "volumeMode", json!("Filesystem"));
         if let Some(host_path) = child(spec, "hostPath") {
@@ -239,10 +255,12 @@ pub(super) fn persistent_volume(obj: &mut Map<String, Value>) {
 /// `SetDefaults_PersistentVolumeClaim` and `SetDefaults_PersistentVolumeClaimSpec`.
 pub(super) fn persistent_volume_claim(obj: &mut Map<String, Value>) {
     if let Some(spec) = child_or_insert(obj, "spec") {
-        default_value(spec, "volumeMode", json!("Filesystem"));
+        pod::claim_spec(spec);
     }
     if let Some(status) = child_or_insert(obj, "status") {
         default_str(status, "phase", "Pending");
+        quantity::resource_list(status, "capacity");
+        quantity::resource_list(status, "allocatedResources");
     }
 }
 
@@ -277,6 +295,15 @@ pub(super) fn limit_range(obj: &mut Map<String, Value>) {
         };
         for (name, quantity) in default.into_iter().chain(min) {
             request.entry(name).or_insert(quantity);
+        }
+        for key in [
+            "max",
+            "min",
+            "default",
+            "defaultRequest",
+            "maxLimitRequestRatio",
+        ] {
+            quantity::resource_list(item, key);
         }
         // Go leaves empty maps out when it serialises; so do we.
         for key in ["default", "defaultRequest"] {

@@ -14,6 +14,7 @@
 mod core;
 mod others;
 mod pod;
+mod quantity;
 mod workloads;
 
 use serde_json::{Map, Value};
@@ -42,6 +43,7 @@ pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
         ("", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
         ("", "Endpoints") => core::endpoints(obj),
         ("", "LimitRange") => core::limit_range(obj),
+        ("", "ResourceQuota") => core::resource_quota(obj),
         ("apps", "Deployment") => workloads::deployment(obj),
         ("apps", "ReplicaSet") => workloads::replica_set(obj),
         ("apps", "StatefulSet") => workloads::stateful_set(obj),

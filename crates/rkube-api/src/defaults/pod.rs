@@ -3,8 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::validation::quantity;
+use crate::validation::quantity::parse as quantity_value;
 
+use super::quantity;
 use super::{
     child, child_or_insert, default_nonzero, default_str, default_value, each_object, is_nil,
     str_of,
@@ -78,7 +79,7 @@ fn qos_class(spec: &Value) -> &'static str {
                 .flatten()
                 .filter(|(name, _)| *name == "cpu" || *name == "memory")
                 .filter_map(|(name, q)| {
-                    let amount = q.as_str().and_then(quantity::parse)?;
+                    let amount = q.as_str().and_then(quantity_value)?;
                     (amount > 0.0).then(|| (name.clone(), amount))
                 })
                 .collect()
@@ -209,6 +210,7 @@ pub(super) fn pod_spec(spec: &mut Map<String, Value>) {
     for list in CONTAINER_LISTS {
         each_object(spec, list, container);
     }
+    quantity::resource_list(spec, "overhead");
 }
 
 /// `SetDefaults_Volume` and the per-source defaults.
@@ -252,7 +254,22 @@ fn volume(volume: &mut Map<String, Value>) {
     if let Some(template) = child(volume, "ephemeral").and_then(|e| child(e, "volumeClaimTemplate"))
         && let Some(spec) = child(template, "spec")
     {
-        default_value(spec, "volumeMode", json!("Filesystem"));
+        claim_spec(spec);
+    }
+    if let Some(empty_dir) = child(volume, "emptyDir")
+        && let Some(limit) = str_of(empty_dir, "sizeLimit").map(quantity::canonical)
+    {
+        empty_dir.insert("sizeLimit".to_owned(), Value::String(limit));
+    }
+}
+
+/// `SetDefaults_PersistentVolumeClaimSpec` with its resource lists, for claims and claim
+/// templates alike.
+pub(super) fn claim_spec(spec: &mut Map<String, Value>) {
+    default_value(spec, "volumeMode", json!("Filesystem"));
+    if let Some(resources) = child(spec, "resources") {
+        quantity::resource_list(resources, "limits");
+        quantity::resource_list(resources, "requests");
     }
 }
 
@@ -296,6 +313,10 @@ fn container(container: &mut Map<String, Value>) {
     default_str(container, "terminationMessagePolicy", "File");
     // A struct, not a pointer, upstream: it is always written, if only as `{}`.
     default_value(container, "resources", json!({}));
+    if let Some(resources) = child(container, "resources") {
+        quantity::resource_list(resources, "limits");
+        quantity::resource_list(resources, "requests");
+    }
     each_object(container, "ports", |port| {
         default_str(port, "protocol", "TCP");
     });

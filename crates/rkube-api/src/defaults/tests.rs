@@ -168,6 +168,16 @@ fn probes_ports_env_and_volumes_get_their_defaults() {
         container["resources"],
         json!({"limits": {"cpu": "1"}, "requests": {"cpu": "1", "memory": "1Gi"}})
     );
+    let canonical = defaulted(
+        "",
+        "Pod",
+        json!({"spec": {"containers": [{"name": "a", "image": "a:1",
+            "resources": {"limits": {"cpu": "0.5", "memory": "1024Mi"}}}]}}),
+    );
+    assert_eq!(
+        canonical["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "1Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}})
+    );
     let volumes = &pod["spec"]["volumes"];
     assert_eq!(volumes[0], json!({"name": "scratch", "emptyDir": {}}));
     assert_eq!(volumes[1]["configMap"]["defaultMode"], 420);

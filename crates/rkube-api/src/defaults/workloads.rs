@@ -125,7 +125,7 @@ pub(super) fn stateful_set(obj: &mut Map<String, Value>) {
     spec_template(spec);
     each_object(spec, "volumeClaimTemplates", |claim| {
         if let Some(claim_spec) = child_or_insert(claim, "spec") {
-            default_value(claim_spec, "volumeMode", json!("Filesystem"));
+            pod::claim_spec(claim_spec);
         }
         if let Some(status) = child_or_insert(claim, "status") {
             default_str(status, "phase", "Pending");
