@@ -215,17 +215,6 @@ pub(super) fn cron_job(object: &Value, errs: &mut Vec<FieldError>) {
     }
     let template = get(spec, "jobTemplate").unwrap_or(&Value::Null);
     let tp = path.child("jobTemplate");
-    let meta = get(template, "metadata").unwrap_or(&Value::Null);
-    field::labels(
-        get(meta, "labels"),
-        &tp.child("metadata").child("labels"),
-        errs,
-    );
-    field::annotations(
-        get(meta, "annotations"),
-        &tp.child("metadata").child("annotations"),
-        errs,
-    );
     let job = get(template, "spec").unwrap_or(&Value::Null);
     let jp = tp.child("spec");
     job_spec(job, &jp, errs);

@@ -63,14 +63,10 @@ pub(super) fn template(template: Option<&Value>, path: &Path, errs: &mut Vec<Fie
         errs.push(FieldError::required(path, ""));
         return;
     };
+    // Upstream reports template labels at `<template>.labels`, without `metadata`.
     let meta = get(template, "metadata").unwrap_or(&Value::Null);
-    let meta_path = path.child("metadata");
-    field::labels(get(meta, "labels"), &meta_path.child("labels"), errs);
-    field::annotations(
-        get(meta, "annotations"),
-        &meta_path.child("annotations"),
-        errs,
-    );
+    field::labels(get(meta, "labels"), &path.child("labels"), errs);
+    field::annotations(get(meta, "annotations"), &path.child("annotations"), errs);
     let spec = get(template, "spec").unwrap_or(&Value::Null);
     pod_spec(spec, &path.child("spec"), errs);
 }

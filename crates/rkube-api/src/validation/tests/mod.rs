@@ -522,6 +522,15 @@ fn workload_mistakes_give_upstreams_errors() {
 }
 
 #[test]
+fn template_labels_are_reported_where_upstream_reports_them() {
+    let errors = mistake("apps", "Deployment", deployment(), |d| {
+        d["spec"]["template"]["metadata"]["labels"]["bad key!"] = json!("x");
+    });
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("spec.template.labels: Invalid value: \"bad key!\""));
+}
+
+#[test]
 fn a_job_must_keep_its_generated_selector() {
     let errors = mistake("batch", "Job", job(), |j| {
         j["spec"]["selector"] =
