@@ -423,12 +423,13 @@ pub(super) fn persistent_volume(object: &Value, errs: &mut Vec<FieldError>) {
         .copied()
         .filter(|s| get(spec, s).is_some())
         .collect();
-    match sources.len() {
-        0 => errs.push(FieldError::required(&path, "must specify a volume type")),
-        1 => {}
-        _ => errs.push(FieldError::forbidden(
-            path.child(sources[1]),
+    if sources.is_empty() {
+        errs.push(FieldError::required(&path, "must specify a volume type"));
+    }
+    for extra in sources.iter().skip(1) {
+        errs.push(FieldError::forbidden(
+            path.child(extra),
             "may not specify more than 1 volume type",
-        )),
+        ));
     }
 }
