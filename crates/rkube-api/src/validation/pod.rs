@@ -255,6 +255,35 @@ fn container(c: &Value, p: &Path, volumes: &BTreeSet<String>, errs: &mut Vec<Fie
     );
 }
 
+/// The resources a container may name without a domain.
+const STANDARD_CONTAINER_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
+
+/// `validateContainerResourceName`: a standard resource, a huge page size, or an extended
+/// resource (`example.com/gpu`).
+fn resource_name(name: &str, path: &Path, errs: &mut Vec<FieldError>) {
+    for msg in is_qualified_name(name) {
+        errs.push(FieldError::invalid(path, name, &msg));
+    }
+    if !name.contains('/') {
+        if !STANDARD_CONTAINER_RESOURCES.contains(&name) && !name.starts_with("hugepages-") {
+            errs.push(FieldError::invalid(
+                path,
+                name,
+                "must be a standard resource for containers",
+            ));
+        }
+    } else if !name.contains("kubernetes.io/")
+        && (name.starts_with("requests.")
+            || !is_qualified_name(&format!("requests.{name}")).is_empty())
+    {
+        errs.push(FieldError::invalid(
+            path,
+            name,
+            "doesn't follow extended resource name standard",
+        ));
+    }
+}
+
 /// Whether a request may be lower than its limit: native resources other than huge pages.
 fn overcommit_allowed(name: &str) -> bool {
     let native = !name.contains('/') || name.contains("kubernetes.io/");
@@ -271,6 +300,7 @@ fn resources(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     let requests = field::string_map(resources, "requests");
     for (kind, map) in [("limits", &limits), ("requests", &requests)] {
         for (name, amount) in map {
+            resource_name(name, &path.child(kind).key(name), errs);
             if quantity::parse(amount).is_some_and(|v| v < 0.0) {
                 errs.push(FieldError::invalid(
                     path.child(kind).key(name),
@@ -282,6 +312,12 @@ fn resources(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     }
     for (name, request) in &requests {
         let Some(limit) = limits.get(name) else {
+            if !overcommit_allowed(name) {
+                errs.push(FieldError::required(
+                    path.child("limits"),
+                    "Limit must be set for non overcommitable resources",
+                ));
+            }
             continue;
         };
         let (Some(r), Some(l)) = (quantity::parse(request), quantity::parse(limit)) else {

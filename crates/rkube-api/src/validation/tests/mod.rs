@@ -320,6 +320,12 @@ fn common_pod_mistakes_give_upstreams_errors() {
             ],
         ),
         (
+            |p| p["spec"]["containers"][0]["resources"] = json!({"limits": {"cpus": "1"}}),
+            vec![
+                "spec.containers[0].resources.limits[cpus]: Invalid value: \"cpus\": must be a standard resource for containers",
+            ],
+        ),
+        (
             |p| p["metadata"]["namespace"] = json!(""),
             vec!["metadata.namespace: Required value"],
         ),
