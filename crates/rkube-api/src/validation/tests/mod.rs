@@ -321,8 +321,10 @@ fn common_pod_mistakes_give_upstreams_errors() {
         ),
         (
             |p| p["spec"]["containers"][0]["resources"] = json!({"limits": {"cpus": "1"}}),
+            // Requests were defaulted from the limits, so both are reported.
             vec![
                 "spec.containers[0].resources.limits[cpus]: Invalid value: \"cpus\": must be a standard resource for containers",
+                "spec.containers[0].resources.requests[cpus]: Invalid value: \"cpus\": must be a standard resource for containers",
             ],
         ),
         (
