@@ -21,6 +21,7 @@ pub(super) fn validate(group: &str, kind: &str, object: &Value, errs: &mut Vec<F
         ("coordination.k8s.io", "Lease") => lease(object, errs),
         ("scheduling.k8s.io", "PriorityClass") => priority_class(object, errs),
         ("storage.k8s.io", "StorageClass") => storage_class(object, errs),
+        ("", "Event") => core_event(object, errs),
         _ => {}
     }
 }
@@ -349,6 +350,32 @@ fn is_cidr(text: &str) -> bool {
     };
     let max = if addr.is_ipv4() { 32 } else { 128 };
     bits.parse::<u8>().is_ok_and(|b| b <= max)
+}
+
+/// `ValidateEventCreate` for core/v1 Events written the old way (no `eventTime`): the
+/// involved object lives in the event's namespace.
+fn core_event(object: &Value, errs: &mut Vec<FieldError>) {
+    if get(object, "eventTime").is_some() {
+        return;
+    }
+    let namespace = field::dig(object, &["metadata", "namespace"])
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let involved = field::dig(object, &["involvedObject", "namespace"])
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let matches = if involved.is_empty() {
+        namespace.is_empty() || namespace == "default"
+    } else {
+        namespace == involved
+    };
+    if !matches {
+        errs.push(FieldError::invalid(
+            Path::new("involvedObject").child("namespace"),
+            involved,
+            "does not match event.namespace",
+        ));
+    }
 }
 
 /// `ValidateLeaseSpec`, in part.
