@@ -11,6 +11,7 @@ mod apps;
 mod batch;
 mod core;
 mod cron;
+mod discovery;
 mod field;
 mod meta;
 pub mod names;
@@ -157,6 +158,7 @@ fn kind_checks(
                 rbac::binding_update(object, old, errs);
             }
         }
+        ("discovery.k8s.io", "EndpointSlice") => discovery::endpoint_slice(object, old, errs),
         _ => others::validate(group, kind, object, errs),
     }
 }
