@@ -3,8 +3,6 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::validation::quantity::parse as quantity_value;
-
 use super::quantity;
 use super::{
     child, child_or_insert, default_nonzero, default_str, default_value, each_object, is_nil,
@@ -79,7 +77,7 @@ fn qos_class(spec: &Value) -> &'static str {
                 .flatten()
                 .filter(|(name, _)| *name == "cpu" || *name == "memory")
                 .filter_map(|(name, q)| {
-                    let amount = q.as_str().and_then(quantity_value)?;
+                    let amount = q.as_str().and_then(quantity::value)?;
                     (amount > 0.0).then(|| (name.clone(), amount))
                 })
                 .collect()

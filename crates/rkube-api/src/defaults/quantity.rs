@@ -150,6 +150,15 @@ impl Quantity {
     }
 }
 
+/// The value of a quantity, for comparisons (the QoS class).
+pub(super) fn value(text: &str) -> Option<f64> {
+    let q = parse(text)?;
+    // Precision beyond f64 does not matter for comparing requests with limits.
+    #[allow(clippy::cast_precision_loss)]
+    let mantissa = q.mantissa as f64;
+    Some(mantissa * 10f64.powi(q.exponent))
+}
+
 /// A quantity in canonical form; text that is not a quantity is returned as it is.
 pub(super) fn canonical(text: &str) -> String {
     parse(text).map_or_else(|| text.to_owned(), Quantity::canonical)

@@ -17,7 +17,7 @@ mod meta;
 pub mod names;
 mod others;
 mod pod;
-pub(crate) mod quantity;
+mod quantity;
 mod rbac;
 mod service;
 mod volumes;

@@ -22,7 +22,7 @@ const SUFFIXES: &[(&str, f64)] = &[
 ];
 
 /// The value of a quantity, or `None` if it is not one.
-pub(crate) fn parse(text: &str) -> Option<f64> {
+pub(super) fn parse(text: &str) -> Option<f64> {
     let split = text
         .char_indices()
         .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '+' || *c == '-'))))
