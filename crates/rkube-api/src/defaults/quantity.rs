@@ -154,7 +154,6 @@ impl Quantity {
 pub(super) fn value(text: &str) -> Option<f64> {
     let q = parse(text)?;
     // Precision beyond f64 does not matter for comparing requests with limits.
-    #[allow(clippy::cast_precision_loss)]
     let mantissa = q.mantissa as f64;
     Some(mantissa * 10f64.powi(q.exponent))
 }
