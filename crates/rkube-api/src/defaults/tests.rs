@@ -271,7 +271,8 @@ fn stateful_sets_daemon_sets_and_replica_sets_get_their_defaults() {
     );
     assert_eq!(
         sts["spec"]["volumeClaimTemplates"][0],
-        json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"},
                "status": {"phase": "Pending"}})
     );
     let ds = defaulted("apps", "DaemonSet", json!({"spec": {}}));
@@ -542,5 +543,147 @@ fn odd_shapes_and_unknown_kinds_are_left_alone() {
         let _ = defaulted("", "Pod", object.clone());
         let _ = defaulted("apps", "Deployment", object.clone());
         let _ = defaulted("", "Service", object);
+    }
+}
+
+#[test]
+fn every_defaulted_field_survives_the_typed_round_trip() {
+    // A field with a misspelt name or a wrong type would be dropped or refused by the
+    // k8s-openapi types the registry normalises with.
+    let samples = [
+        (
+            "",
+            "Pod",
+            json!({"spec": {"hostNetwork": true, "containers": [{"name": "a", "image": "a",
+            "ports": [{"containerPort": 80}], "livenessProbe": {"httpGet": {"port": 80}},
+            "readinessProbe": {"grpc": {"port": 9}},
+            "env": [{"name": "N", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+            "resources": {"limits": {"cpu": "0.5"}}}],
+            "volumes": [{"name": "v"}, {"name": "c", "configMap": {"name": "c"}},
+                {"name": "p", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}},
+                {"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {"accessModes": ["ReadWriteOnce"]}}}}]}}),
+        ),
+        (
+            "apps",
+            "Deployment",
+            json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}}),
+        ),
+        (
+            "apps",
+            "StatefulSet",
+            json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"})),
+            "volumeClaimTemplates": [{"metadata": {"name": "d"}, "spec": {"resources": {"requests": {"storage": "1024Mi"}}}}]}}),
+        ),
+        (
+            "apps",
+            "DaemonSet",
+            json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}}),
+        ),
+        (
+            "apps",
+            "ReplicaSet",
+            json!({"spec": {"selector": {"matchLabels": {"a": "b"}}, "template": template(json!({"a": "b"}))}}),
+        ),
+        (
+            "batch",
+            "Job",
+            json!({"metadata": {"name": "j", "uid": "u"}, "spec": {"template": template(json!({"a": "b"}))}}),
+        ),
+        (
+            "batch",
+            "CronJob",
+            json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template(json!({}))}}}}),
+        ),
+        (
+            "",
+            "Service",
+            json!({"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 80}]}}),
+        ),
+        (
+            "",
+            "Service",
+            json!({"spec": {"clusterIP": "None", "ports": [{"port": 80}]}}),
+        ),
+        ("", "Namespace", json!({"metadata": {"name": "n"}})),
+        ("", "Secret", json!({"stringData": {"k": "v"}})),
+        (
+            "",
+            "PersistentVolume",
+            json!({"spec": {"capacity": {"storage": "1Gi"}, "hostPath": {"path": "/d"}}}),
+        ),
+        (
+            "",
+            "PersistentVolumeClaim",
+            json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}}),
+        ),
+        (
+            "",
+            "ReplicationController",
+            json!({"spec": {"template": template(json!({"a": "b"}))}}),
+        ),
+        (
+            "",
+            "LimitRange",
+            json!({"spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}}]}}),
+        ),
+        (
+            "",
+            "Node",
+            json!({"status": {"capacity": {"cpu": "4", "memory": "8Gi"}}}),
+        ),
+        (
+            "autoscaling",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 3, "behavior": {},
+            "scaleTargetRef": {"kind": "Deployment", "name": "d"}}}),
+        ),
+        (
+            "networking.k8s.io",
+            "NetworkPolicy",
+            json!({"spec": {"egress": [{"ports": [{"port": 53}]}]}}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "ClusterRoleBinding",
+            json!({"roleRef": {"kind": "ClusterRole", "name": "r"},
+            "subjects": [{"kind": "Group", "name": "g"}]}),
+        ),
+        (
+            "storage.k8s.io",
+            "StorageClass",
+            json!({"provisioner": "p"}),
+        ),
+        ("storage.k8s.io", "CSIDriver", json!({"spec": {}})),
+        ("scheduling.k8s.io", "PriorityClass", json!({"value": 1})),
+        (
+            "discovery.k8s.io",
+            "EndpointSlice",
+            json!({"addressType": "IPv4", "endpoints": [], "ports": [{"port": 80}]}),
+        ),
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration",
+            json!({"webhooks": [{"name": "w.example.com",
+            "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": {"service": {"name": "s", "namespace": "n"}},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]}]}),
+        ),
+    ];
+    for (group, kind, mut object) in samples {
+        let resource = crate::registry::all()
+            .by_kind(group, kind)
+            .expect("a served kind");
+        let mut meta = json!({"name": "x", "namespace": "default"});
+        if let Some(given) = object.get("metadata").and_then(Value::as_object) {
+            for (k, v) in given {
+                meta[k] = v.clone();
+            }
+        }
+        object["apiVersion"] = json!(resource.api_version());
+        object["kind"] = json!(kind);
+        object["metadata"] = meta;
+        let defaulted = defaulted(group, kind, object);
+        let round_tripped = (resource.normalize)(defaulted.clone()).expect("types accept it");
+        assert_eq!(round_tripped, defaulted, "{kind}");
     }
 }

@@ -124,6 +124,9 @@ pub(super) fn stateful_set(obj: &mut Map<String, Value>) {
     default_value(spec, "revisionHistoryLimit", json!(10));
     spec_template(spec);
     each_object(spec, "volumeClaimTemplates", |claim| {
+        // Upstream writes the embedded claims with their type, as the typed round trip does.
+        default_str(claim, "apiVersion", "v1");
+        default_str(claim, "kind", "PersistentVolumeClaim");
         if let Some(claim_spec) = child_or_insert(claim, "spec") {
             pod::claim_spec(claim_spec);
         }
