@@ -394,6 +394,27 @@ const PV_SOURCES: &[&str] = &[
     "iscsi",
 ];
 
+/// `ValidatePersistentVolumeUpdate`, in part: the volume source and mode are fixed.
+pub(super) fn persistent_volume_update(object: &Value, old: &Value, errs: &mut Vec<FieldError>) {
+    let spec = get(object, "spec").unwrap_or(&Value::Null);
+    let old_spec = get(old, "spec").unwrap_or(&Value::Null);
+    let source_changed = PV_SOURCES
+        .iter()
+        .any(|source| get(spec, source) != get(old_spec, source));
+    if source_changed {
+        errs.push(FieldError::forbidden(
+            Path::new("spec").child("persistentvolumesource"),
+            "spec.persistentvolumesource is immutable after creation",
+        ));
+    }
+    field::immutable(
+        get(spec, "volumeMode"),
+        get(old_spec, "volumeMode"),
+        &Path::new("volumeMode"),
+        errs,
+    );
+}
+
 /// `ValidatePersistentVolumeSpec`, in part.
 pub(super) fn persistent_volume(object: &Value, errs: &mut Vec<FieldError>) {
     let spec = get(object, "spec").unwrap_or(&Value::Null);

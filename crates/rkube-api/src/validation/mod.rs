@@ -117,7 +117,12 @@ fn kind_checks(
                 core::node_update(object, old, errs);
             }
         }
-        ("", "PersistentVolume") => core::persistent_volume(object, errs),
+        ("", "PersistentVolume") => {
+            core::persistent_volume(object, errs);
+            if let Some(old) = old {
+                core::persistent_volume_update(object, old, errs);
+            }
+        }
         ("", "PersistentVolumeClaim") => {
             let spec = field::get(object, "spec").unwrap_or(&Value::Null);
             core::claim_spec(spec, &field::Path::new("spec"), errs);
@@ -159,7 +164,7 @@ fn kind_checks(
             }
         }
         ("discovery.k8s.io", "EndpointSlice") => discovery::endpoint_slice(object, old, errs),
-        _ => others::validate(group, kind, object, errs),
+        _ => others::validate(group, kind, object, old, errs),
     }
 }
 

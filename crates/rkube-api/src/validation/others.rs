@@ -12,7 +12,16 @@ use crate::error::FieldError;
 const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;
 
 /// The checks of the kinds this module covers; other kinds get metadata checks only.
-pub(super) fn validate(group: &str, kind: &str, object: &Value, errs: &mut Vec<FieldError>) {
+pub(super) fn validate(
+    group: &str,
+    kind: &str,
+    object: &Value,
+    old: Option<&Value>,
+    errs: &mut Vec<FieldError>,
+) {
+    if let Some(old) = old {
+        update(group, kind, object, old, errs);
+    }
     match (group, kind) {
         ("autoscaling", "HorizontalPodAutoscaler") => horizontal_pod_autoscaler(object, errs),
         ("policy", "PodDisruptionBudget") => pod_disruption_budget(object, errs),
@@ -22,6 +31,61 @@ pub(super) fn validate(group: &str, kind: &str, object: &Value, errs: &mut Vec<F
         ("scheduling.k8s.io", "PriorityClass") => priority_class(object, errs),
         ("storage.k8s.io", "StorageClass") => storage_class(object, errs),
         ("", "Event") => core_event(object, errs),
+        _ => {}
+    }
+}
+
+/// What these kinds may not change once created.
+fn update(group: &str, kind: &str, object: &Value, old: &Value, errs: &mut Vec<FieldError>) {
+    let forbid_change = |key: &str, message: &str, errs: &mut Vec<FieldError>| {
+        if get(object, key) != get(old, key) {
+            errs.push(FieldError::forbidden(Path::new(key), message));
+        }
+    };
+    match (group, kind) {
+        ("scheduling.k8s.io", "PriorityClass") => {
+            forbid_change("value", "may not be changed in an update.", errs);
+            field::immutable(
+                get(object, "preemptionPolicy"),
+                get(old, "preemptionPolicy"),
+                &Path::new("preemptionPolicy"),
+                errs,
+            );
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            let parameters = |v: &Value| {
+                get(v, "parameters")
+                    .filter(|p| p.as_object().is_some_and(|m| !m.is_empty()))
+                    .cloned()
+            };
+            if parameters(object) != parameters(old) {
+                errs.push(FieldError::forbidden(
+                    Path::new("parameters"),
+                    "updates to parameters are forbidden.",
+                ));
+            }
+            forbid_change("provisioner", "updates to provisioner are forbidden.", errs);
+            forbid_change(
+                "reclaimPolicy",
+                "updates to reclaimPolicy are forbidden.",
+                errs,
+            );
+            field::immutable(
+                get(object, "volumeBindingMode"),
+                get(old, "volumeBindingMode"),
+                &Path::new("volumeBindingMode"),
+                errs,
+            );
+        }
+        ("networking.k8s.io", "IngressClass") => {
+            let controller = |v: &Value| field::dig(v, &["spec", "controller"]).cloned();
+            field::immutable(
+                controller(object).as_ref(),
+                controller(old).as_ref(),
+                &Path::new("spec").child("controller"),
+                errs,
+            );
+        }
         _ => {}
     }
 }
