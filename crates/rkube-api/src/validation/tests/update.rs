@@ -112,3 +112,32 @@ fn fixed_fields_of_workloads_services_and_config_are_refused_on_update() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn classes_and_volumes_keep_what_their_consumers_rely_on() {
+    let cluster = json!({"name": "c", "uid": "u-1", "resourceVersion": "5"});
+    let class = json!({"metadata": cluster, "value": 1000});
+    let mut raised = class.clone();
+    raised["value"] = json!(2000);
+    assert_eq!(
+        update_errors("scheduling.k8s.io", "PriorityClass", class, raised),
+        ["value: Forbidden: may not be changed in an update."]
+    );
+    let storage = json!({"metadata": cluster, "provisioner": "a.example.com"});
+    let mut moved = storage.clone();
+    moved["provisioner"] = json!("b.example.com");
+    assert_eq!(
+        update_errors("storage.k8s.io", "StorageClass", storage, moved),
+        ["provisioner: Forbidden: updates to provisioner are forbidden."]
+    );
+    let volume = json!({"metadata": cluster, "spec": {"accessModes": ["ReadWriteOnce"],
+        "capacity": {"storage": "1Gi"}, "hostPath": {"path": "/a"}}});
+    let mut repointed = volume.clone();
+    repointed["spec"]["hostPath"]["path"] = json!("/b");
+    assert_eq!(
+        update_errors("", "PersistentVolume", volume, repointed),
+        [
+            "spec.persistentvolumesource: Forbidden: spec.persistentvolumesource is immutable after creation"
+        ]
+    );
+}
