@@ -1,0 +1,664 @@
+//! End to end: the real `rkube server` binary, driven by the real kubectl (1.33 and 1.32) as
+//! a user drives a cluster, on the embedded store and on a real etcd. Each step asserts what
+//! the user sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube_store_tests::{EtcdServer, free_port};
+
+/// Where the versioned kubectl binaries are: `$RKUBE_KUBECTL_DIR`, or beside the `kubectl`
+/// on the PATH.
+fn kubectl_binary(version: &str) -> PathBuf {
+    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::env::split_paths(&path)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.exists())
+                .expect("kubectl on the PATH");
+            std::fs::canonicalize(found)
+                .unwrap()
+                .parent()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let binary = dir.join(format!("kubectl.{version}"));
+    assert!(binary.exists(), "{} is missing", binary.display());
+    binary
+}
+
+struct Cluster {
+    child: Child,
+    dir: tempfile::TempDir,
+    kubectl: PathBuf,
+    _etcd: Option<EtcdServer>,
+}
+
+impl Cluster {
+    fn start(version: &str, etcd: Option<EtcdServer>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rkube"));
+        command
+            .args([
+                "server",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+                &port.to_string(),
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+        if let Some(etcd) = &etcd {
+            command
+                .arg("--datastore-endpoint")
+                .arg(etcd.endpoint().replace("http://", "etcd://"));
+        }
+        let child = command.spawn().expect("start rkube server");
+        let cluster = Self {
+            child,
+            kubectl: kubectl_binary(version),
+            dir,
+            _etcd: etcd,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if cluster.kubeconfig().exists()
+                && cluster.run(&["get", "--raw", "/readyz"]).status.success()
+            {
+                return cluster;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server not ready: {}",
+                cluster.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig.yaml")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.kubectl);
+        c.args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kubectl")
+    }
+
+    /// Runs kubectl, expecting success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl, expecting failure; returns stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const MANIFEST: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {app: web}
+data:
+  a: "1"
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: hunter2
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.25
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 80
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: once
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: ["true"]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: nightly
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: main
+            image: busybox:1.36
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 1
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      containers:
+      - name: db
+        image: postgres:16
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      containers:
+      - name: agent
+        image: busybox:1.36
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+spec:
+  rules:
+  - host: web.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: web
+            port: {number: 80}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: deny-all
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: reader
+rules:
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: read-pods
+subjects:
+- kind: User
+  name: jane
+  apiGroup: rbac.authorization.k8s.io
+roleRef:
+  kind: Role
+  name: reader
+  apiGroup: rbac.authorization.k8s.io
+"#;
+
+fn user_workflow(c: &Cluster, server_version: &str) {
+    let manifest = c.write("app.yaml", MANIFEST);
+
+    // apply, apply unchanged, apply a change.
+    let out = c.ok(&["apply", "-f", &manifest]);
+    for line in [
+        "configmap/settings created",
+        "secret/creds created",
+        "deployment.apps/web created",
+        "service/web created",
+        "job.batch/once created",
+        "cronjob.batch/nightly created",
+        "statefulset.apps/db created",
+        "daemonset.apps/agent created",
+        "ingress.networking.k8s.io/web created",
+        "networkpolicy.networking.k8s.io/deny-all created",
+        "role.rbac.authorization.k8s.io/reader created",
+        "rolebinding.rbac.authorization.k8s.io/read-pods created",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let again = c.ok(&["apply", "-f", &manifest]);
+    assert!(
+        again.contains("configmap/settings unchanged")
+            && again.contains("deployment.apps/web unchanged"),
+        "{again}"
+    );
+    let changed = c.write(
+        "app2.yaml",
+        &MANIFEST
+            .replace("a: \"1\"", "a: \"2\"")
+            .replace("nginx:1.25", "nginx:1.26"),
+    );
+    let diff = c.run(&["diff", "-f", &changed]);
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "diff exits 1 when something would change"
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("+      - image: nginx:1.26"));
+    let out = c.ok(&["apply", "-f", &changed]);
+    assert!(
+        out.contains("configmap/settings configured")
+            && out.contains("deployment.apps/web configured"),
+        "{out}"
+    );
+    assert!(out.contains("service/web unchanged"), "{out}");
+
+    // get in its forms.
+    assert_eq!(
+        c.ok(&["get", "cm", "settings", "-o", "jsonpath={.data.a}"]),
+        "2"
+    );
+    let wide = c.ok(&["get", "deploy", "web", "-o", "wide"]);
+    assert!(
+        wide.contains("nginx:1.26") && wide.contains("app=web") && wide.starts_with("NAME"),
+        "{wide}"
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "-l", "app=web", "-o", "name"]).trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "ns",
+            "--field-selector",
+            "metadata.name=default",
+            "-o",
+            "name"
+        ])
+        .trim(),
+        "namespace/default"
+    );
+    let svcs = c.ok(&["get", "svc", "-A"]);
+    assert!(
+        svcs.contains("kubernetes") && svcs.contains("10.43.0.1") && svcs.contains("443/TCP"),
+        "{svcs}"
+    );
+    let columns = c.ok(&[
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "custom-columns=NAME:.metadata.name,TYPE:.spec.type",
+        "--no-headers",
+    ]);
+    assert_eq!(
+        columns.split_whitespace().collect::<Vec<_>>(),
+        ["web", "ClusterIP"]
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(&["get", "deploy", "-o", "json"])).unwrap();
+    assert_eq!(
+        json["items"][0]["spec"]["strategy"]["type"], "RollingUpdate",
+        "defaults are applied"
+    );
+    let yaml = c.ok(&["get", "secret", "creds", "-o", "yaml"]);
+    assert!(
+        yaml.contains("password: aHVudGVyMg=="),
+        "stringData is encoded into data: {yaml}"
+    );
+    let sorted = c.ok(&["get", "cm", "--sort-by=.metadata.name", "-o", "name"]);
+    assert!(
+        sorted.find("kube-root-ca").is_none_or(|_| true) && sorted.contains("configmap/settings")
+    );
+    let labels = c.ok(&["get", "deploy", "web", "--show-labels"]);
+    assert!(
+        labels.contains("LABELS") && labels.contains("app=web"),
+        "{labels}"
+    );
+    let pods = c.run(&["get", "pods"]);
+    assert!(
+        pods.status.success()
+            && String::from_utf8_lossy(&pods.stderr).contains("No resources found")
+    );
+
+    // Changing things.
+    assert!(
+        c.ok(&["label", "cm", "settings", "tier=gold"])
+            .contains("configmap/settings labeled")
+    );
+    assert!(
+        c.ok(&["annotate", "cm", "settings", "note=hi"])
+            .contains("configmap/settings annotated")
+    );
+    assert!(
+        c.ok(&[
+            "patch",
+            "cm",
+            "settings",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/data/b","value":"x"}]"#
+        ])
+        .contains("patched")
+    );
+    assert!(
+        c.ok(&[
+            "patch",
+            "cm",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"c":"y"}}"#
+        ])
+        .contains("patched")
+    );
+    assert!(c.ok(&["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","env":[{"name":"MODE","value":"fast"}]}]}}}}"#]).contains("patched"));
+    let containers = c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[0].value}"]);
+    assert_eq!(
+        containers, "nginx:1.26 fast",
+        "strategic merge kept the image and added env"
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-o",
+            "jsonpath={.data.b}{.data.c}{.metadata.labels.tier}"
+        ]),
+        "xygold"
+    );
+    assert!(
+        c.ok(&["scale", "deploy", "web", "--replicas=3"])
+            .contains("deployment.apps/web scaled")
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    assert!(
+        c.ok(&["set", "image", "deploy/web", "nginx=nginx:1.27"])
+            .contains("image updated")
+    );
+    let mut edit = c.command(&["edit", "deploy", "web"]);
+    edit.env("EDITOR", "sed -i s/nginx:1.27/nginx:1.28/");
+    let edited = edit.output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&edited.stdout).contains("deployment.apps/web edited"),
+        "{edited:?}"
+    );
+    let replacement = c.write(
+        "replace.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  only: one\n",
+    );
+    assert!(
+        c.ok(&["replace", "-f", &replacement])
+            .contains("configmap/settings replaced")
+    );
+    assert_eq!(
+        c.ok(&["get", "cm", "settings", "-o", "jsonpath={.data}"]),
+        r#"{"only":"one"}"#
+    );
+
+    // Bad input gets the server's error.
+    let bad = c.write(
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\nbogus: 1\n",
+    );
+    assert!(
+        c.fails(&["apply", "-f", &bad])
+            .contains("strict decoding error: unknown field \"bogus\"")
+    );
+    let invalid = c.write(
+        "invalid.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    );
+    assert!(
+        c.fails(&["apply", "-f", &invalid])
+            .contains("is invalid: metadata.name: Invalid value: \"Bad_Name\"")
+    );
+    assert!(
+        c.fails(&["get", "cm", "nope"])
+            .contains("configmaps \"nope\" not found")
+    );
+    assert!(
+        c.fails(&["get", "pods", "--field-selector", "spec.bogus=1"])
+            .contains("field label not supported: spec.bogus")
+    );
+    assert!(
+        c.fails(&["--token", "not-a-token", "get", "ns"])
+            .contains("Unauthorized")
+    );
+
+    // Watching: ADDED, MODIFIED, DELETED as they happen.
+    let watch = c
+        .command(&[
+            "get",
+            "cm",
+            "-w",
+            "--output-watch-events",
+            "--request-timeout=6s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    c.ok(&[
+        "apply",
+        "-f",
+        &c.write(
+            "w.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\n",
+        ),
+    ]);
+    c.ok(&["label", "cm", "watched", "x=y"]);
+    c.ok(&["delete", "cm", "watched"]);
+    let watched = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&watched.stdout);
+    let events: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().take(2).collect())
+        .filter(|w: &Vec<&str>| w.get(1) == Some(&"watched"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ["ADDED", "watched"],
+            ["MODIFIED", "watched"],
+            ["DELETED", "watched"]
+        ],
+        "{text}"
+    );
+
+    // Discovery and documentation.
+    let resources = c.ok(&["api-resources"]);
+    assert!(
+        resources
+            .lines()
+            .any(|l| l.starts_with("deployments") && l.contains("deploy") && l.contains("apps/v1")),
+        "{resources}"
+    );
+    assert!(
+        c.ok(&["api-versions"])
+            .lines()
+            .any(|l| l == "networking.k8s.io/v1")
+    );
+    assert!(
+        c.ok(&["version"])
+            .contains(&format!("Server Version: {server_version}"))
+    );
+    assert!(
+        c.ok(&["explain", "pod.spec.containers"])
+            .contains("FIELD: containers <[]Container>")
+    );
+    let describe = c.ok(&["describe", "deploy", "web"]);
+    assert!(
+        describe.contains("Name:") && describe.contains("nginx:1.28"),
+        "{describe}"
+    );
+
+    // kustomize.
+    c.write("kust/kustomization.yaml", "configMapGenerator:\n- name: generated\n  literals: [k=v]\ngeneratorOptions:\n  disableNameSuffixHash: true\n");
+    let dir = c.dir.path().join("kust");
+    assert!(
+        c.ok(&["apply", "-k", dir.to_str().unwrap()])
+            .contains("configmap/generated created")
+    );
+
+    // Deleting.
+    assert!(
+        c.ok(&["delete", "-f", &manifest])
+            .contains("deployment.apps \"web\" deleted")
+    );
+    assert!(c.fails(&["get", "deploy", "web"]).contains("not found"));
+    c.ok(&["wait", "--for=delete", "cm/settings", "--timeout=10s"]);
+    c.ok(&[
+        "apply",
+        "-f",
+        &c.write(
+            "held.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n",
+        ),
+    ]);
+    c.ok(&["delete", "cm", "held", "--cascade=orphan", "--wait=false"]);
+    assert_eq!(
+        c.ok(&["get", "cm", "held", "-o", "jsonpath={.metadata.finalizers}"]),
+        r#"["orphan"]"#,
+        "orphaning waits for the garbage collector"
+    );
+}
+
+#[test]
+fn kubectl_1_33_manages_a_cluster_on_the_embedded_store() {
+    let c = Cluster::start("1.33", None);
+    user_workflow(&c, "v1.33.0+rkube");
+}
+
+#[test]
+fn kubectl_1_32_manages_a_cluster_on_the_embedded_store() {
+    let c = Cluster::start("1.32", None);
+    user_workflow(&c, "v1.33.0+rkube");
+}
+
+#[test]
+fn kubectl_manages_a_cluster_on_etcd() {
+    let c = Cluster::start("1.33", Some(EtcdServer::start()));
+    user_workflow(&c, "v1.33.0+rkube");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db/state.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(&db, b"not a database at all".repeat(100)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--https-listen-port",
+            &free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&db.display().to_string()),
+        "the error names the file: {stderr}"
+    );
+    let _ = Path::new("");
+}
