@@ -116,6 +116,12 @@ fn read_field(
     out: &mut Map<String, Value>,
     depth: usize,
 ) -> Result<(), ProtoError> {
+    if field.inline {
+        if let Some(Value::Object(fields)) = value(field.ty, wire_type, reader, depth)? {
+            out.extend(fields);
+        }
+        return Ok(());
+    }
     if field.map {
         let entry = expect_len(wire_type, reader)?;
         let (key, value) = map_entry(field.ty, entry, depth)?;

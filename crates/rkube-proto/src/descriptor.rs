@@ -48,6 +48,9 @@ pub(crate) struct Field {
     pub(crate) repeated: bool,
     /// A `map<string, ty>` field: a JSON object.
     pub(crate) map: bool,
+    /// A Go struct embedded with `json:",inline"`: the message's fields sit in the parent's
+    /// JSON object (`json` is empty).
+    pub(crate) inline: bool,
     /// Keep an empty string read from the wire (the field is required, or "" means
     /// something upstream); otherwise it is dropped like Go's `omitempty`.
     pub(crate) keep_empty: bool,

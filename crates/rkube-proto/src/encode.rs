@@ -32,6 +32,11 @@ pub(crate) fn message_bytes(
                 return Err(invalid("expected an object"));
             };
             for field in msg.fields {
+                if field.inline {
+                    // An embedded struct reads its fields from this same object.
+                    write_value(field.ty, field.tag, value, depth, out)?;
+                    continue;
+                }
                 // Null reads as absent, as it does in Go's JSON decoding. Keys the table
                 // does not know are ignored, as upstream's non-strict decoding does.
                 match object.get(field.json) {
