@@ -291,11 +291,26 @@ def main():
     out.append("")
 
     table = set()
+    extra = []
     for api_version, kind, name in kinds:
         table.add((api_version, kind, name))
         pkg, msg = name.rsplit(".", 1)
         if f"{msg}List" in messages[pkg]:
             table.add((api_version, f"{kind}List", f"{pkg}.{msg}List"))
+    # Objects served only as subresources (Scale, Eviction, TokenRequest, Binding) have no
+    # Resource impl in k8s-pb: any other message with ObjectMeta metadata is a kind too,
+    # in the apiVersion its package's kinds use.
+    package_version = {name.rsplit(".", 1)[0]: v for v, _, name in kinds}
+    object_meta = "apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    kind_messages = {name for _, _, name in table}
+    for name in names:
+        pkg, msg = name.rsplit(".", 1)
+        has_meta = any(f.get("message") == object_meta and f["name"] == "metadata"
+                       for f in messages[pkg][msg])
+        embedded_only = msg.endswith(("TemplateSpec", "ClaimTemplate"))
+        if has_meta and name not in kind_messages and pkg in package_version and not embedded_only:
+            table.add((package_version[pkg], msg, name))
+            extra.append(f"{package_version[pkg]} {msg}")
     for kind in META_KINDS:
         for api_version in ["meta.k8s.io/v1", "v1"]:
             table.add((api_version, kind, f"apimachinery.pkg.apis.meta.v1.{kind}"))
@@ -313,6 +328,8 @@ def main():
     with open(dest, "w") as fh:
         fh.write("\n".join(out))
     print(f"{len(names)} messages, {len(table)} kinds -> {os.path.normpath(dest)}")
+    for u in extra:
+        print(f"kind without a Resource impl: {u}", file=sys.stderr)
     for u in inlined:
         print(f"inline: {u}", file=sys.stderr)
     for u in unmatched:

@@ -205,6 +205,8 @@ fn read_unknown(bytes: &[u8]) -> Result<Unknown<'_>, ProtoError> {
             }
             (2, LEN) => unknown.raw = reader.bytes()?,
             (3, LEN) => unknown.content_encoding = text(reader.bytes()?),
+            // contentType names the encoding of raw; this crate only reads protobuf raw.
+            (4, LEN) => drop(reader.bytes()?),
             (1..=4, _) => {
                 return Err(ProtoError::malformed(
                     "wrong wire type in the runtime.Unknown envelope",
