@@ -44,7 +44,8 @@ EMBEDDED = {"LocalObjectReference", "VolumeSource", "PersistentVolumeSource", "P
 # Kinds from meta/v1 that every group version carries.
 META_KINDS = ["Status", "DeleteOptions", "WatchEvent", "ListOptions", "GetOptions",
               "CreateOptions", "PatchOptions", "UpdateOptions", "APIGroup",
-              "APIGroupList", "APIResourceList", "APIVersions"]
+              "APIGroupList", "APIResourceList", "APIVersions", "PartialObjectMetadata",
+              "PartialObjectMetadataList"]
 
 PROST_RE = re.compile(r'#\[prost\((.*)\)\]')
 FIELD_RE = re.compile(r'pub (r#)?(\w+): (.*),$')
@@ -62,7 +63,7 @@ def norm(name):
     return re.sub(r'[^a-z0-9]', '', name.lower())
 
 
-ACRONYMS = {"id": "ID", "uid": "UID", "io": "IO", "api": "API", "ip": "IP", "url": "URL"}
+ACRONYMS = {"id": "ID", "uid": "UID", "io": "IO", "api": "API", "ip": "IP", "url": "URL", "tls": "TLS"}
 
 
 def camel(snake):

@@ -234,6 +234,9 @@ fn int(value: &Value, min: i64, max: i64) -> Result<i64, ProtoError> {
     match n {
         Some(n) if (min..=max).contains(&n) => Ok(n),
         Some(_) => Err(invalid("integer out of range")),
+        None if value.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            Err(invalid("integer out of range"))
+        }
         None => Err(invalid("expected an integer")),
     }
 }

@@ -247,6 +247,58 @@ fn unknown_json_keys_and_nulls_are_ignored_when_encoding() {
 }
 
 #[test]
+fn every_kind_the_server_serves_is_known_with_its_list() {
+    let kinds = [
+        (
+            "v1",
+            "Namespace Pod Service Endpoints ConfigMap Secret ServiceAccount Node Event \
+          PersistentVolume PersistentVolumeClaim ResourceQuota LimitRange ReplicationController \
+          PodTemplate",
+        ),
+        (
+            "apps/v1",
+            "Deployment ReplicaSet StatefulSet DaemonSet ControllerRevision",
+        ),
+        ("batch/v1", "Job CronJob"),
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("networking.k8s.io/v1", "Ingress IngressClass NetworkPolicy"),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "Role RoleBinding ClusterRole ClusterRoleBinding",
+        ),
+        ("scheduling.k8s.io/v1", "PriorityClass"),
+        ("storage.k8s.io/v1", "StorageClass"),
+        ("coordination.k8s.io/v1", "Lease"),
+        ("discovery.k8s.io/v1", "EndpointSlice"),
+        ("events.k8s.io/v1", "Event"),
+        ("certificates.k8s.io/v1", "CertificateSigningRequest"),
+    ];
+    for (api_version, names) in kinds {
+        for kind in names.split_whitespace() {
+            assert!(knows(api_version, kind), "{api_version} {kind}");
+            assert!(
+                knows(api_version, &format!("{kind}List")),
+                "{api_version} {kind}List"
+            );
+        }
+    }
+    let single = [
+        ("v1", "Binding"),
+        ("autoscaling/v1", "Scale"),
+        ("policy/v1", "Eviction"),
+        ("authentication.k8s.io/v1", "TokenRequest"),
+        ("authentication.k8s.io/v1", "SelfSubjectReview"),
+        ("authentication.k8s.io/v1", "TokenReview"),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview"),
+        ("meta.k8s.io/v1", "PartialObjectMetadataList"),
+    ];
+    for (api_version, kind) in single {
+        assert!(knows(api_version, kind), "{api_version} {kind}");
+    }
+}
+
+#[test]
 fn known_kinds_are_reported() {
     assert!(knows("v1", "Pod"));
     assert!(knows("apps/v1", "DeploymentList"));
