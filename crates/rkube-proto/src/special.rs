@@ -1,6 +1,7 @@
 //! JSON spellings of metav1.Time, metav1.MicroTime and metav1.Duration.
 
 use jiff::Timestamp;
+use jiff::tz::Offset;
 
 /// Seconds of Go's zero `time.Time` (0001-01-01T00:00:00Z), which upstream writes as JSON null.
 pub(crate) const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
@@ -9,7 +10,7 @@ pub(crate) const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 pub(crate) fn format_time(seconds: i64) -> Result<String, String> {
     let ts =
         Timestamp::from_second(seconds).map_err(|_| format!("time {seconds}s out of range"))?;
-    Ok(ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+    Ok(format!("{}Z", utc(ts)))
 }
 
 /// metav1.MicroTime as JSON: UTC with exactly six fractional digits.
@@ -20,7 +21,22 @@ pub(crate) fn format_micro_time(seconds: i64, nanos: i64) -> Result<String, Stri
         .ok()
         .and_then(|m| Timestamp::from_microsecond(m).ok())
         .ok_or_else(|| format!("time {seconds}s {nanos}ns out of range"))?;
-    Ok(ts.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string())
+    // The civil fraction counts forward from the second, also before 1970.
+    Ok(format!("{}.{:06}Z", utc(ts), micros.rem_euclid(1_000_000)))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` in UTC, formatted by hand so nothing can fail.
+fn utc(ts: Timestamp) -> String {
+    let t = Offset::UTC.to_datetime(ts);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Parses an RFC 3339 time (any offset, optional fraction) into Unix seconds and nanoseconds.
@@ -28,7 +44,13 @@ pub(crate) fn parse_time(text: &str) -> Result<(i64, i32), String> {
     let ts: Timestamp = text
         .parse()
         .map_err(|e| format!("{text:?} is not an RFC 3339 time: {e}"))?;
-    Ok((ts.as_second(), ts.subsec_nanosecond()))
+    // Like Go's Unix() and Nanosecond(): whole seconds rounded down, nanoseconds >= 0.
+    let (seconds, nanos) = (ts.as_second(), ts.subsec_nanosecond());
+    Ok(if nanos < 0 {
+        (seconds - 1, nanos + 1_000_000_000)
+    } else {
+        (seconds, nanos)
+    })
 }
 
 /// Formats nanoseconds the way Go's `time.Duration.String` does ("1h0m0s", "1.5s", "300ms").
@@ -185,5 +207,13 @@ mod tests {
             Ok((1_767_366_245, 0))
         );
         assert!(format_time(i64::MAX).is_err());
+        assert_eq!(
+            format_time(GO_ZERO_TIME_SECONDS + 1).as_deref(),
+            Ok("0001-01-01T00:00:01Z")
+        );
+        assert_eq!(
+            format_micro_time(-1, 999_999_000).as_deref(),
+            Ok("1969-12-31T23:59:59.999999Z")
+        );
     }
 }
