@@ -98,13 +98,14 @@ fn text_response(code: u16, text: &'static str) -> Response<Body> {
 pub(crate) enum Accept {
     Json,
     Table,
+    Protobuf,
 }
 
+/// The client's first acceptable format, in the order it lists them.
 fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
     let Some(accept) = accept else {
         return Ok(Accept::Json);
     };
-    let mut json_ok = false;
     for part in accept.split(',') {
         let mut params = part.split(';').map(str::trim);
         let media = params.next().unwrap_or("");
@@ -112,24 +113,36 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
         let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
         match (media, as_) {
             ("application/json" | "*/*" | "application/*", Some("Table")) => {
-                if params.iter().any(|p| *p == "g=meta.k8s.io") {
+                if params.contains(&"g=meta.k8s.io") {
                     return Ok(Accept::Table);
                 }
             }
-            (
-                "application/json" | "*/*" | "application/*" | "application/json;stream=watch",
-                None,
-            ) => json_ok = true,
+            (rkube_proto::MEDIA_TYPE, None) => return Ok(Accept::Protobuf),
+            ("application/json" | "*/*" | "application/*", None) => return Ok(Accept::Json),
             _ => {}
         }
     }
-    if json_ok {
-        Ok(Accept::Json)
-    } else {
-        Err(ApiError::NotAcceptable(
-            "only the following media types are accepted: application/json".into(),
-        ))
+    Err(ApiError::NotAcceptable(
+        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+            .into(),
+    ))
+}
+
+/// An object in the negotiated format: protobuf when asked for and the kind has a message,
+/// JSON otherwise (errors, and Tables, are always JSON).
+pub(crate) fn object_response(accept: Accept, code: u16, value: &Value) -> Response<Body> {
+    if accept == Accept::Protobuf
+        && let Ok(bytes) = rkube_proto::encode(value)
+    {
+        let mut response = Response::new(full(bytes));
+        *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(rkube_proto::MEDIA_TYPE),
+        );
+        return response;
     }
+    json_response(code, value)
 }
 
 impl App {
@@ -298,12 +311,12 @@ impl App {
             ("create", None, None) if !rt.is_stored() => {
                 let object = crate::rest::decode_body(content_type, body)?;
                 let reviewed = crate::reviews::review(rt, object, user)?;
-                Ok(json_response(201, &reviewed))
+                Ok(object_response(accept, 201, &reviewed))
             }
             ("create", None, None) => {
                 let object = crate::rest::decode_body(content_type, body)?;
                 let (code, created) = self.create(rt, info, query, object).await?;
-                Ok(json_response(code, &created))
+                Ok(object_response(accept, code, &created))
             }
             ("get", Some(name), None | Some("status")) => {
                 Ok(table(self.get(rt, info, name).await?))
@@ -313,14 +326,14 @@ impl App {
             ("update", Some(name), None | Some("status")) => {
                 let object = crate::rest::decode_body(content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
-                Ok(json_response(code, &updated))
+                Ok(object_response(accept, code, &updated))
             }
             ("patch", Some(name), None | Some("status")) => {
                 let patch = crate::rest::decode_body(content_type, body)?;
                 let (code, patched) = self
                     .patch(rt, info, query, name, content_type, patch, user)
                     .await?;
-                Ok(json_response(code, &patched))
+                Ok(object_response(accept, code, &patched))
             }
             ("delete", Some(name), None) => {
                 let options = if body.is_empty() {
@@ -329,7 +342,7 @@ impl App {
                     crate::rest::decode_body(content_type, body)?
                 };
                 let (code, deleted) = self.delete(rt, info, query, name, options).await?;
-                Ok(json_response(code, &deleted))
+                Ok(object_response(accept, code, &deleted))
             }
             ("deletecollection", None, None) => {
                 let options = if body.is_empty() {
@@ -337,18 +350,22 @@ impl App {
                 } else {
                     crate::rest::decode_body(content_type, body)?
                 };
-                Ok(json_response(
+                Ok(object_response(
+                    accept,
                     200,
                     &self.delete_collection(rt, info, query, options).await?,
                 ))
             }
-            ("get", Some(name), Some("scale")) => {
-                Ok(json_response(200, &self.get_scale(rt, info, name).await?))
-            }
+            ("get", Some(name), Some("scale")) => Ok(object_response(
+                accept,
+                200,
+                &self.get_scale(rt, info, name).await?,
+            )),
             ("update", Some(name), Some("scale")) => {
                 let body = crate::rest::decode_body(content_type, body)?;
                 let change = crate::scale::ScaleChange::Replace(body);
-                Ok(json_response(
+                Ok(object_response(
+                    accept,
                     200,
                     &self.change_scale(rt, info, query, name, change).await?,
                 ))
@@ -362,7 +379,8 @@ impl App {
                     .unwrap_or("")
                     .trim();
                 let change = crate::scale::ScaleChange::Patch(media, body);
-                Ok(json_response(
+                Ok(object_response(
+                    accept,
                     200,
                     &self.change_scale(rt, info, query, name, change).await?,
                 ))

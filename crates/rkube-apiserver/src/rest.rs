@@ -41,7 +41,7 @@ fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError>
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
 }
 
-/// Parses a request body as JSON (the only body format accepted so far).
+/// Parses a request body: JSON (and the JSON-based patch types) or Kubernetes protobuf.
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let media = content_type
         .unwrap_or("application/json")
@@ -49,6 +49,9 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         .next()
         .unwrap_or("")
         .trim();
+    if body.is_empty() {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
     match media {
         "application/json"
         | ""
@@ -56,19 +59,15 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json"
         | "application/json-patch+json"
-        | "application/apply-patch+yaml" => {}
-        other => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: \
-                 application/json (got {other})"
-            )));
-        }
+        | "application/apply-patch+yaml" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
+        rkube_proto::MEDIA_TYPE => rkube_proto::decode(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid protobuf body: {e}"))),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
+        ))),
     }
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.

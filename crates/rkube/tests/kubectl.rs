@@ -662,3 +662,149 @@ fn a_file_that_is_not_a_database_stops_the_server_with_its_name() {
     );
     let _ = Path::new("");
 }
+
+/// The `kubectl create …` subcommands, `kubectl run` and `auth whoami` send protobuf bodies.
+fn imperative_workflow(c: &Cluster) {
+    let steps: &[(&[&str], &str)] = &[
+        (
+            &["create", "namespace", "team-a"],
+            "namespace/team-a created",
+        ),
+        (
+            &["create", "configmap", "c1", "--from-literal=k=v"],
+            "configmap/c1 created",
+        ),
+        (
+            &["create", "secret", "generic", "s1", "--from-literal=p=w"],
+            "secret/s1 created",
+        ),
+        (
+            &[
+                "create",
+                "deployment",
+                "d1",
+                "--image=nginx:1.27",
+                "--replicas=2",
+            ],
+            "deployment.apps/d1 created",
+        ),
+        (
+            &["create", "service", "clusterip", "s2", "--tcp=80:8080"],
+            "service/s2 created",
+        ),
+        (
+            &["create", "job", "j1", "--image=busybox:1.36", "--", "true"],
+            "job.batch/j1 created",
+        ),
+        (
+            &[
+                "create",
+                "cronjob",
+                "cj1",
+                "--image=busybox:1.36",
+                "--schedule=*/5 * * * *",
+            ],
+            "cronjob.batch/cj1 created",
+        ),
+        (
+            &["create", "job", "j2", "--from=cronjob/cj1"],
+            "job.batch/j2 created",
+        ),
+        (
+            &["create", "serviceaccount", "bot"],
+            "serviceaccount/bot created",
+        ),
+        (
+            &["create", "role", "r1", "--verb=get", "--resource=pods"],
+            "role.rbac.authorization.k8s.io/r1 created",
+        ),
+        (
+            &["create", "rolebinding", "rb1", "--role=r1", "--user=jane"],
+            "rolebinding.rbac.authorization.k8s.io/rb1 created",
+        ),
+        (
+            &["create", "quota", "q1", "--hard=pods=10"],
+            "resourcequota/q1 created",
+        ),
+        (
+            &["create", "priorityclass", "pc1", "--value=1000"],
+            "priorityclass.scheduling.k8s.io/pc1 created",
+        ),
+        (
+            &[
+                "create",
+                "poddisruptionbudget",
+                "pdb1",
+                "--selector=app=x",
+                "--min-available=1",
+            ],
+            "poddisruptionbudget.policy/pdb1 created",
+        ),
+        (
+            &["create", "ingress", "i1", "--rule=a.example.com/=s2:80"],
+            "ingress.networking.k8s.io/i1 created",
+        ),
+        (&["run", "p1", "--image=nginx:1.27"], "pod/p1 created"),
+    ];
+    for (args, expected) in steps {
+        let out = c.ok(args);
+        assert!(out.contains(expected), "kubectl {args:?}: {out}");
+    }
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "d1",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image} {.spec.replicas}"
+        ]),
+        "nginx:1.27 2"
+    );
+    assert_eq!(
+        c.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.p}"]),
+        "dw=="
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "job",
+            "j2",
+            "-o",
+            "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}"
+        ]),
+        "manual"
+    );
+    let pods = c.ok(&["get", "pods"]);
+    assert!(
+        pods.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "p1",
+                    "0/1",
+                    "Pending",
+                    "0",
+                    l.split_whitespace().last().unwrap_or("")
+                ]),
+        "{pods}"
+    );
+    let whoami = c.ok(&["auth", "whoami"]);
+    assert!(
+        whoami.contains("system:admin") && whoami.contains("system:masters"),
+        "{whoami}"
+    );
+    assert_eq!(c.ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    assert!(
+        c.fails(&["create", "configmap", "c1", "--from-literal=k=v"])
+            .contains("configmaps \"c1\" already exists")
+    );
+}
+
+#[test]
+fn kubectl_1_33_create_subcommands_send_protobuf() {
+    imperative_workflow(&Cluster::start("1.33", None));
+}
+
+#[test]
+fn kubectl_1_32_create_subcommands_send_protobuf() {
+    imperative_workflow(&Cluster::start("1.32", None));
+}
