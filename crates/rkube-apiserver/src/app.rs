@@ -112,10 +112,10 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
         let params: Vec<&str> = params.collect();
         let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
         match (media, as_) {
-            ("application/json" | "*/*" | "application/*", Some("Table")) => {
-                if params.contains(&"g=meta.k8s.io") {
-                    return Ok(Accept::Table);
-                }
+            ("application/json" | "*/*" | "application/*", Some("Table"))
+                if params.contains(&"g=meta.k8s.io") =>
+            {
+                return Ok(Accept::Table);
             }
             (rkube_proto::MEDIA_TYPE, None) => return Ok(Accept::Protobuf),
             ("application/json" | "*/*" | "application/*", None) => return Ok(Accept::Json),

@@ -142,7 +142,7 @@ pub fn host_addresses() -> Vec<IpAddr> {
     let mut addresses: Vec<IpAddr> = Vec::new();
     let mut last: Option<IpAddr> = None;
     for line in trie.lines() {
-        let line = line.trim_start_matches(|c: char| c == ' ' || c == '|' || c == '+' || c == '-');
+        let line = line.trim_start_matches([' ', '|', '+', '-']);
         if let Ok(ip) = line.trim().parse::<IpAddr>() {
             last = Some(ip);
         } else if line.contains("/32 host LOCAL")
