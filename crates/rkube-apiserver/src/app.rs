@@ -417,13 +417,20 @@ mod tests {
         assert_eq!(negotiate(Some(kubectl)).unwrap(), Accept::Table);
         assert_eq!(negotiate(Some("application/json")).unwrap(), Accept::Json);
         assert_eq!(negotiate(None).unwrap(), Accept::Json);
-        assert!(matches!(
-            negotiate(Some("application/vnd.kubernetes.protobuf")),
-            Err(ApiError::NotAcceptable(_))
-        ));
         assert_eq!(
             negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
+            Accept::Protobuf
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/json, application/vnd.kubernetes.protobuf"
+            ))
+            .unwrap(),
             Accept::Json
         );
+        assert!(matches!(
+            negotiate(Some("text/html")),
+            Err(ApiError::NotAcceptable(_))
+        ));
     }
 }
