@@ -27,9 +27,23 @@ impl Query {
             .filter(|v| !v.is_empty())
     }
 
-    /// A boolean parameter: `true`/`1` are true (upstream accepts both for `watch`).
+    /// A boolean parameter that may be absent: `Err` carries the bad value.
+    pub fn optional_bool(&self, key: &str) -> Result<Option<bool>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
+            Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
+            Some(other) => Err(other.to_owned()),
+        }
+    }
+
+    /// A boolean parameter, read as Go's `strconv.ParseBool` reads it (clients send `true`,
+    /// `True`, `1`…).
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
+        matches!(
+            self.get(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
     }
 }
 

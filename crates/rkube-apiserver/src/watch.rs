@@ -78,16 +78,9 @@ pub async fn serve(
         filter = filter.with_name(name);
     }
     let bookmarks = query.flag("allowWatchBookmarks");
-    let send_initial = match query.get("sendInitialEvents") {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "invalid sendInitialEvents {other:?}"
-            )));
-        }
-    };
+    let send_initial = query
+        .optional_bool("sendInitialEvents")
+        .map_err(|v| ApiError::BadRequest(format!("invalid sendInitialEvents {v:?}")))?;
     if send_initial.is_some()
         && (query.get("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks)
     {

@@ -808,3 +808,24 @@ fn kubectl_1_33_create_subcommands_send_protobuf() {
 fn kubectl_1_32_create_subcommands_send_protobuf() {
     imperative_workflow(&Cluster::start("1.32", None));
 }
+
+#[test]
+fn the_official_python_client_creates_lists_and_watches_pods() {
+    let c = Cluster::start("1.33", None);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python_client.py");
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(c.kubeconfig())
+        .output()
+        .expect("python3-kubernetes");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("watched ADDED MODIFIED DELETED") && stdout.contains("gone 404"),
+        "{stdout}"
+    );
+}
