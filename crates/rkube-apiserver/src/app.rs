@@ -220,6 +220,21 @@ impl App {
         if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
             return error_response(&ApiError::Forbidden(reason));
         }
+        let accept_header = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        if (path == "/api" || path == "/apis")
+            && let Some(version) = crate::discovery::wants_aggregated(accept_header)
+        {
+            let body = crate::discovery::aggregated(path == "/api", version);
+            let mut response = json_response(200, &body);
+            let media = crate::discovery::AGGREGATED.replace("v=v2", &format!("v={version}"));
+            if let Ok(v) = HeaderValue::from_str(&media) {
+                response.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            return response;
+        }
         let accept = match negotiate(
             parts
                 .headers

@@ -58,6 +58,89 @@ fn resource_entries(rt: &ResourceType) -> Vec<Value> {
     entries
 }
 
+/// The media type of aggregated discovery (one document listing every resource).
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the client asks for aggregated discovery (v2 or v2beta1) before plain JSON.
+pub fn wants_aggregated(accept: Option<&str>) -> Option<&'static str> {
+    for part in accept?.split(',') {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        if params.first() != Some(&"application/json") {
+            continue;
+        }
+        if !params.contains(&"as=APIGroupDiscoveryList") {
+            return None;
+        }
+        if params.contains(&"g=apidiscovery.k8s.io") {
+            if params.contains(&"v=v2") {
+                return Some("v2");
+            }
+            if params.contains(&"v=v2beta1") {
+                return Some("v2beta1");
+            }
+        }
+    }
+    None
+}
+
+/// `/api` or `/apis` as an APIGroupDiscoveryList.
+pub fn aggregated(core: bool, version: &str) -> Value {
+    let reg = registry::all();
+    let items: Vec<Value> = reg
+        .groups()
+        .into_iter()
+        .filter(|g| g.is_empty() == core)
+        .filter_map(|group| {
+            let v = reg.version_of(group)?;
+            let resources: Vec<Value> = reg
+                .in_group_version(group, v)
+                .map(|rt| {
+                    let subresources: Vec<Value> = rt
+                        .subresources
+                        .iter()
+                        .map(|sub| {
+                            let (kind, g, ver, verbs) = subresource_kind(rt, sub);
+                            let mut entry = json!({"subresource": sub, "verbs": verbs});
+                            if !kind.is_empty() {
+                                entry["responseKind"] =
+                                    json!({"group": g, "version": ver, "kind": kind});
+                            }
+                            entry
+                        })
+                        .collect();
+                    let mut entry = json!({
+                        "resource": rt.plural,
+                        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                        "scope": if rt.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": rt.singular(),
+                        "verbs": rt.verbs,
+                    });
+                    if !rt.short_names.is_empty() {
+                        entry["shortNames"] = json!(rt.short_names);
+                    }
+                    if !rt.categories.is_empty() {
+                        entry["categories"] = json!(rt.categories);
+                    }
+                    if !subresources.is_empty() {
+                        entry["subresources"] = json!(subresources);
+                    }
+                    entry
+                })
+                .collect();
+            Some(json!({
+                "metadata": {"name": group, "creationTimestamp": null},
+                "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
+            }))
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
 fn group_entry(group: &str) -> Value {
     let version = registry::all().version_of(group).unwrap_or("v1");
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
@@ -152,6 +235,38 @@ mod tests {
             (eviction["group"].as_str(), eviction["kind"].as_str()),
             (Some("policy"), Some("Eviction"))
         );
+    }
+
+    #[test]
+    fn aggregated_discovery_is_offered_when_asked_for_first() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(wants_aggregated(Some(kubectl)), Some("v2"));
+        assert_eq!(wants_aggregated(Some("application/json")), None);
+        let apis = aggregated(false, "v2");
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "apps")
+            .unwrap();
+        let deploy = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(deploy["scope"], "Namespaced");
+        assert_eq!(
+            deploy["subresources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["subresource"] == "scale")
+                .unwrap()["responseKind"]["kind"],
+            "Scale"
+        );
+        let core = aggregated(true, "v2");
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
     }
 
     #[test]

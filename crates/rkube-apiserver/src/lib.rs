@@ -19,6 +19,7 @@ mod scale;
 mod serve;
 mod status;
 mod tables;
+mod warnings;
 mod watch;
 
 use std::net::{IpAddr, SocketAddr};

@@ -190,10 +190,14 @@ pub(crate) fn normalize(
         ))
     };
     let normalized = (rt.normalize)(object.clone()).map_err(|e| cannot(e.to_string()))?;
-    if validation == FieldValidation::Strict {
+    if validation != FieldValidation::Ignore {
         let mut unknown = Vec::new();
         unknown_fields(&object, &normalized, "", &mut unknown);
-        if !unknown.is_empty() {
+        if validation == FieldValidation::Warn {
+            for field in unknown {
+                crate::warnings::warn(format!("unknown field \"{field}\""));
+            }
+        } else if !unknown.is_empty() {
             let fields: Vec<String> = unknown
                 .iter()
                 .map(|f| format!("unknown field \"{f}\""))

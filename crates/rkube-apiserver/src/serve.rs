@@ -80,7 +80,7 @@ where
             return error_response(&err);
         }
     };
-    app.handle(parts, bytes, caller).await
+    crate::warnings::collect(app.handle(parts, bytes, caller)).await
 }
 
 /// Accepts TLS connections until aborted.
