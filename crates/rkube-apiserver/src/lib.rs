@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub service_cidr: Ipv4Cidr,
     /// Static bearer tokens, in upstream's CSV format.
     pub token_auth_file: Option<PathBuf>,
+    /// How long Events live after their last write (upstream's `--event-ttl`).
+    pub event_ttl: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -58,6 +60,7 @@ impl ServerConfig {
             tls_sans: Vec::new(),
             service_cidr: Ipv4Cidr::default_services(),
             token_auth_file: None,
+            event_ttl: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -133,7 +136,7 @@ impl ApiServer {
             service_cidr: config.service_cidr,
         };
         let app = Arc::new(App::new(
-            objects::Objects::new(store),
+            objects::Objects::new(store, config.event_ttl),
             app_config,
             tokens,
             Arc::new(AllowAuthenticated),

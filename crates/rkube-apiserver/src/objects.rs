@@ -2,12 +2,13 @@
 //! modification revision, never stored inside the value), continue tokens, and the mapping of
 //! store errors to API errors.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
-use rkube_store::{KeyValue, ListOptions, Revision, Store, continue_after};
+use rkube_store::{KeyValue, LeaseId, ListOptions, Revision, Store, continue_after};
 use serde_json::{Value, json};
 
 /// The message of a 409 for a stale update, as upstream words it.
@@ -128,10 +129,23 @@ pub struct ListPage {
     pub remaining: Option<i64>,
 }
 
+/// How long one lease is handed to new Events before a fresh one is granted: as upstream, at
+/// most a minute and at most 5% of the TTL, so Events do not each cost a lease and none
+/// outlives its TTL by much.
+fn lease_reuse(ttl: Duration) -> Duration {
+    (ttl / 20).min(Duration::from_secs(60))
+}
+
 /// Objects of every resource, over the store.
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn Store>,
+    event_ttl: Duration,
+    event_lease: Arc<Mutex<Option<(Instant, LeaseId)>>>,
+}
+
+fn is_event(rt: &ResourceType) -> bool {
+    rt.kind == "Event" && (rt.group.is_empty() || rt.group == "events.k8s.io")
 }
 
 /// Upstream's message for a continue token that can no longer be served.
@@ -170,9 +184,32 @@ fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
 }
 
 impl Objects {
-    /// Objects in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// Objects in `store`; Events expire `event_ttl` after their last write.
+    pub fn new(store: Arc<dyn Store>, event_ttl: Duration) -> Self {
+        Self {
+            store,
+            event_ttl,
+            event_lease: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The lease a write of this resource is bound to: Events expire, nothing else does.
+    async fn lease_for(&self, rt: &ResourceType) -> Result<Option<LeaseId>, ApiError> {
+        if !is_event(rt) {
+            return Ok(None);
+        }
+        if let Some((granted, id)) = *self.event_lease.lock().unwrap_or_else(|p| p.into_inner())
+            && granted.elapsed() < lease_reuse(self.event_ttl)
+        {
+            return Ok(Some(id));
+        }
+        let id = self
+            .store
+            .grant_lease(self.event_ttl + lease_reuse(self.event_ttl))
+            .await
+            .map_err(|e| store_error(rt, "", e))?;
+        *self.event_lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), id));
+        Ok(Some(id))
     }
 
     /// The store underneath.
@@ -266,9 +303,10 @@ impl Objects {
         mut object: Value,
     ) -> Result<Value, ApiError> {
         let bytes = encode(&object)?;
+        let lease = self.lease_for(rt).await?;
         let rev = self
             .store
-            .create(&key(rt, ns, name), bytes, None)
+            .create(&key(rt, ns, name), bytes, lease)
             .await
             .map_err(|e| store_error(rt, name, e))?;
         set_resource_version(&mut object, rev);
@@ -285,9 +323,10 @@ impl Objects {
         expected: Revision,
     ) -> Result<Value, ApiError> {
         let bytes = encode(&object)?;
+        let lease = self.lease_for(rt).await?;
         let rev = self
             .store
-            .update(&key(rt, ns, name), bytes, expected, None)
+            .update(&key(rt, ns, name), bytes, expected, lease)
             .await
             .map_err(|e| store_error(rt, name, e))?;
         set_resource_version(&mut object, rev);

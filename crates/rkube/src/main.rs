@@ -47,6 +47,36 @@ struct ServerArgs {
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    event_ttl: std::time::Duration,
+}
+
+/// A duration as Kubernetes flags take it: numbers with h, m or s units, e.g. `1h30m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("{text:?}: unknown unit {c:?} (use h, m, s)")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: a number must precede {c:?}"))?;
+        total += n * unit;
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!("{text:?}: the last number has no unit"));
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 impl ServerArgs {
@@ -80,6 +110,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
+    config.event_ttl = args.event_ttl;
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;

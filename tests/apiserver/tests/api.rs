@@ -420,6 +420,47 @@ async fn discovery_finds_every_group_the_server_serves() {
 }
 
 #[tokio::test]
+async fn events_expire_after_the_event_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = rkube_apiserver::ServerConfig::new(dir.path());
+    config.https_port = 0;
+    config.bind_address = [127, 0, 0, 1].into();
+    config.event_ttl = std::time::Duration::from_secs(1);
+    let store = rkube_apiserver_tests::open_store(dir.path()).await;
+    let server = rkube_apiserver::ApiServer::start(config, store)
+        .await
+        .unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(server.client(), "default");
+    let event = serde_json::from_value(json!({
+        "metadata": {"name": "e1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Testing",
+        "message": "hello",
+        "type": "Normal",
+    }))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    cms.create(&PostParams::default(), &configmap("stays", &[]))
+        .await
+        .unwrap();
+    assert!(events.get("e1").await.is_ok());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while events.get("e1").await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the event did not expire"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        cms.get("stays").await.is_ok(),
+        "other objects do not expire"
+    );
+}
+
+#[tokio::test]
 async fn the_server_restarts_on_its_data() {
     let t = start().await;
     let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
