@@ -99,6 +99,7 @@ pub(crate) enum Accept {
     Json,
     Table,
     Protobuf,
+    Yaml,
 }
 
 /// The client's first acceptable format, in the order it lists them.
@@ -118,12 +119,13 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
                 return Ok(Accept::Table);
             }
             (rkube_proto::MEDIA_TYPE, None) => return Ok(Accept::Protobuf),
+            ("application/yaml", None) => return Ok(Accept::Yaml),
             ("application/json" | "*/*" | "application/*", None) => return Ok(Accept::Json),
             _ => {}
         }
     }
     Err(ApiError::NotAcceptable(
-        "only the following media types are accepted: application/json, application/vnd.kubernetes.protobuf"
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
             .into(),
     ))
 }
@@ -139,6 +141,17 @@ pub(crate) fn object_response(accept: Accept, code: u16, value: &Value) -> Respo
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(rkube_proto::MEDIA_TYPE),
+        );
+        return response;
+    }
+    if accept == Accept::Yaml
+        && let Ok(text) = serde_norway::to_string(value)
+    {
+        let mut response = Response::new(full(text));
+        *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
         );
         return response;
     }

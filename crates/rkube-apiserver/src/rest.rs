@@ -61,6 +61,7 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         | "application/json-patch+json"
         | "application/apply-patch+yaml" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
+        "application/yaml" => decode_yaml(body),
         rkube_proto::MEDIA_TYPE => rkube_proto::decode(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid protobuf body: {e}"))),
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -68,6 +69,13 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
              application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
+}
+
+/// Parses a YAML body. The parser refuses deep nesting and alias expansion past its limits, so
+/// a "billion laughs" body fails fast instead of growing.
+fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
+    serde_norway::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid YAML body: {e}")))
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
@@ -895,6 +903,36 @@ fn list_revision(query: &Query) -> Result<Option<i64>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_bodies_decode_and_alias_bombs_are_refused_quickly() {
+        let ok = decode_body(
+            Some("application/yaml"),
+            b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+        )
+        .unwrap();
+        assert_eq!(ok["metadata"]["name"], "a");
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            let prev = if i == 1 {
+                "a".to_owned()
+            } else {
+                format!("a{}", i - 1)
+            };
+            bomb.push_str(&format!("a{i}: &a{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            decode_body(Some("application/yaml"), bomb.as_bytes()),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(matches!(
+            decode_body(Some("application/yaml"), deep.as_bytes()),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {

@@ -13,7 +13,7 @@ use crate::request::Query;
 pub fn respond(accept: Accept, rt: &ResourceType, value: Value, query: &Query) -> Response<Body> {
     let body = match accept {
         Accept::Table => table_value(rt, value, query),
-        Accept::Protobuf => return crate::app::object_response(accept, 200, &value),
+        Accept::Protobuf | Accept::Yaml => return crate::app::object_response(accept, 200, &value),
         Accept::Json => value,
     };
     let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
