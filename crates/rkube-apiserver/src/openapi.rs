@@ -284,6 +284,58 @@ fn paths_for(rt: &ResourceType, paths: &mut Map<String, Value>) {
     }
 }
 
+/// The component a schema refers to (`$ref`, or the one `$ref` inside `allOf`), if any.
+fn referenced(schema: &Value) -> Option<String> {
+    let reference = schema
+        .get("$ref")
+        .or_else(|| schema["allOf"].get(0)?.get("$ref"))?;
+    reference
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_owned)
+}
+
+/// Adds `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key` to the properties the
+/// strategic merge patch table knows, walking from the kind's schema through references and
+/// list items.
+fn annotate_patch_strategies(rt: &ResourceType, schemas: &mut Map<String, Value>) {
+    for ext in rkube_api::patch::extensions(rt.group, rt.kind) {
+        let mut component = (rt.schema_name)().into_owned();
+        let Some((last, parents)) = ext.path.split_last() else {
+            continue;
+        };
+        let mut found = true;
+        for name in parents {
+            let property = &schemas
+                .get(&component)
+                .map(|s| s["properties"][*name].clone())
+                .unwrap_or(Value::Null);
+            let target = referenced(property).or_else(|| referenced(&property["items"]));
+            match target {
+                Some(next) => component = next,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        if let Some(property) = schemas
+            .get_mut(&component)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*last))
+            .and_then(Value::as_object_mut)
+        {
+            property.insert("x-kubernetes-patch-strategy".into(), json!(ext.strategy));
+            if !ext.merge_key.is_empty() {
+                property.insert("x-kubernetes-patch-merge-key".into(), json!(ext.merge_key));
+            }
+        }
+    }
+}
+
 fn document(group: &str, version: &str) -> Value {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let mut paths = Map::new();
@@ -294,6 +346,9 @@ fn document(group: &str, version: &str) -> Value {
         kinds.push(rt);
     }
     let mut schemas = generator.take_definitions(true);
+    for rt in &kinds {
+        annotate_patch_strategies(rt, &mut schemas);
+    }
     for rt in kinds {
         if let Some(schema) = schemas
             .get_mut((rt.schema_name)().as_ref())

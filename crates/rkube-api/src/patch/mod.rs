@@ -169,3 +169,61 @@ mod tests {
         assert!(err.to_string().contains("testing value /a failed"));
     }
 }
+
+/// A field's patch metadata, as OpenAPI states it with `x-kubernetes-patch-strategy` and
+/// `x-kubernetes-patch-merge-key`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatchExtension {
+    /// JSON field names from the object's root to the field (list items are stepped into
+    /// transparently, as in a schema).
+    pub path: Vec<&'static str>,
+    /// `merge`, `replace`, `retainKeys` or `merge,retainKeys`.
+    pub strategy: String,
+    /// The merge key of a merging list of maps (empty otherwise).
+    pub merge_key: &'static str,
+}
+
+/// Every field of a kind that has patch metadata.
+pub fn extensions(group: &str, kind: &str) -> Vec<PatchExtension> {
+    fn walk(
+        schema: &'static schema::Schema,
+        path: &mut Vec<&'static str>,
+        out: &mut Vec<PatchExtension>,
+        depth: usize,
+    ) {
+        if depth > 32 {
+            return;
+        }
+        for field in schema.fields {
+            path.push(field.name);
+            let mut strategy = match field.strategy {
+                schema::Strategy::Merge => "merge".to_owned(),
+                schema::Strategy::Replace => "replace".to_owned(),
+                schema::Strategy::Default => String::new(),
+            };
+            if field.retain_keys {
+                strategy = if strategy.is_empty() {
+                    "retainKeys".to_owned()
+                } else {
+                    format!("{strategy},retainKeys")
+                };
+            }
+            if !strategy.is_empty() {
+                out.push(PatchExtension {
+                    path: path.clone(),
+                    strategy,
+                    merge_key: field.merge_key,
+                });
+            }
+            if let Some(inner) = field.schema {
+                walk(inner, path, out, depth + 1);
+            }
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(root) = schema::for_kind(group, kind) {
+        walk(root, &mut Vec::new(), &mut out, 0);
+    }
+    out
+}
