@@ -384,6 +384,21 @@ impl App {
                     &self.delete_collection(rt, info, query, options).await?,
                 ))
             }
+            ("create", Some(name), Some("binding")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let (code, status) = self.bind(rt, info, name, body).await?;
+                Ok(object_response(accept, code, &status))
+            }
+            ("create", Some(name), Some("eviction")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let (code, status) = self.evict(rt, info, query, name, body).await?;
+                Ok(object_response(accept, code, &status))
+            }
+            ("update", Some(name), Some("finalize")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let (code, namespace) = self.finalize_namespace(rt, name, body).await?;
+                Ok(object_response(accept, code, &namespace))
+            }
             ("get", Some(name), Some("scale")) => Ok(object_response(
                 accept,
                 200,

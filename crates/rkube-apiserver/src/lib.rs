@@ -18,6 +18,7 @@ mod reviews;
 mod scale;
 mod serve;
 mod status;
+mod subresources;
 mod tables;
 mod warnings;
 mod watch;

@@ -460,6 +460,127 @@ async fn events_expire_after_the_event_ttl() {
     );
 }
 
+fn pod(name: &str, labels: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn binding_assigns_a_node_once() {
+    use kube::api::{PostParams as P, Request};
+    let t = start().await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(t.client.clone(), "default");
+    pods.create(&P::default(), &pod("b", json!({})))
+        .await
+        .unwrap();
+    let bind = |node: &str| {
+        let body = serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": "b"}, "target": {"kind": "Node", "name": node}}))
+        .unwrap();
+        Request::new("/api/v1/namespaces/default/pods")
+            .create_subresource("binding", "b", &P::default(), body)
+            .unwrap()
+    };
+    let _: serde_json::Value = t.client.request(bind("node-1")).await.unwrap();
+    let bound = pods.get("b").await.unwrap();
+    assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-1"));
+    let scheduled = bound.status.unwrap().conditions.unwrap();
+    assert!(
+        scheduled
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+    );
+    let err = api_error(
+        t.client
+            .request::<serde_json::Value>(bind("node-2"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 409);
+    assert!(
+        err.message.contains("already assigned to node \"node-1\""),
+        "{}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn eviction_honours_the_disruption_budget() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    let t = start().await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(t.client.clone(), "default");
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(t.client.clone(), "default");
+    for name in ["guarded", "free"] {
+        pods.create(&PostParams::default(), &pod(name, json!({"app": name})))
+            .await
+            .unwrap();
+        let running = json!({"status": {"phase": "Running"}});
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&running))
+            .await
+            .unwrap();
+    }
+    let pdb = serde_json::from_value(json!({"metadata": {"name": "keep"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}))
+    .unwrap();
+    budgets.create(&PostParams::default(), &pdb).await.unwrap();
+    let status = json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}});
+    budgets
+        .patch_status("keep", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+
+    let err = api_error(
+        pods.evict("guarded", &Default::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 429);
+    assert!(err.message.contains("disruption budget"), "{}", err.message);
+    assert!(pods.get("guarded").await.is_ok());
+
+    pods.evict("free", &Default::default()).await.unwrap();
+    assert_eq!(api_error(pods.get("free").await.unwrap_err()).code, 404);
+
+    let allow = json!({"status": {"disruptionsAllowed": 1}});
+    budgets
+        .patch_status("keep", &PatchParams::default(), &Patch::Merge(&allow))
+        .await
+        .unwrap();
+    pods.evict("guarded", &Default::default()).await.unwrap();
+    let after = budgets.get("keep").await.unwrap().status.unwrap();
+    assert_eq!(after.disruptions_allowed, 0);
+    assert!(after.disrupted_pods.unwrap().contains_key("guarded"));
+}
+
+#[tokio::test]
+async fn finalizing_a_terminating_namespace_deletes_it() {
+    let t = start().await;
+    let namespaces: Api<Namespace> = Api::all(t.client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "done"}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    namespaces
+        .delete("done", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut terminating = namespaces.get("done").await.unwrap();
+    terminating.spec = Some(Default::default());
+    let body = serde_json::to_vec(&terminating).unwrap();
+    let request = kube::api::Request::new("/api/v1/namespaces")
+        .replace_subresource("finalize", "done", &PostParams::default(), body)
+        .unwrap();
+    let _: serde_json::Value = t.client.request(request).await.unwrap();
+    assert_eq!(
+        api_error(namespaces.get("done").await.unwrap_err()).code,
+        404
+    );
+}
+
 #[tokio::test]
 async fn the_server_restarts_on_its_data() {
     let t = start().await;
