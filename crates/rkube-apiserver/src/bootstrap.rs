@@ -62,5 +62,19 @@ pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiEr
         "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": advertise_ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
     });
-    create_if_missing(app, "", "Endpoints", Some("default"), endpoints).await
+    create_if_missing(app, "", "Endpoints", Some("default"), endpoints).await?;
+    let slice = json!({
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": if advertise_ip.is_ipv4() { "IPv4" } else { "IPv6" },
+        "endpoints": [{"addresses": [advertise_ip.to_string()], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    });
+    create_if_missing(
+        app,
+        "discovery.k8s.io",
+        "EndpointSlice",
+        Some("default"),
+        slice,
+    )
+    .await
 }

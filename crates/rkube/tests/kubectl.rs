@@ -42,6 +42,10 @@ struct Cluster {
 
 impl Cluster {
     fn start(version: &str, etcd: Option<EtcdServer>) -> Self {
+        Self::start_with(version, etcd, &[])
+    }
+
+    fn start_with(version: &str, etcd: Option<EtcdServer>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_rkube"));
@@ -55,6 +59,7 @@ impl Cluster {
             ])
             .arg("--data-dir")
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
         if let Some(etcd) = &etcd {
@@ -519,7 +524,7 @@ fn user_workflow(c: &Cluster, server_version: &str) {
     );
     assert!(
         c.fails(&["--token", "not-a-token", "get", "ns"])
-            .contains("Unauthorized")
+            .contains("You must be logged in to the server")
     );
 
     // Watching: ADDED, MODIFIED, DELETED as they happen.
@@ -827,5 +832,41 @@ fn the_official_python_client_creates_lists_and_watches_pods() {
     assert!(
         stdout.contains("watched ADDED MODIFIED DELETED") && stdout.contains("gone 404"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn bearer_tokens_from_the_token_file_authenticate() {
+    let tokens = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tokens.path(), "s3cret,alice,1001,\"dev,ops\"\n").unwrap();
+    let c = Cluster::start_with(
+        "1.33",
+        None,
+        &["--token-auth-file", tokens.path().to_str().unwrap()],
+    );
+    let whoami = c.ok(&[
+        "--token",
+        "s3cret",
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(whoami, r#"alice ["dev","ops","system:authenticated"]"#);
+    let denied = c.fails(&["--token", "wrong", "get", "pods"]);
+    assert!(
+        denied.contains("You must be logged in to the server"),
+        "{denied}"
+    );
+    let slice = c.ok(&[
+        "get",
+        "endpointslice",
+        "kubernetes",
+        "-o",
+        "jsonpath={.ports[0].port}",
+    ]);
+    assert!(
+        !slice.is_empty(),
+        "the kubernetes Service has its EndpointSlice"
     );
 }
