@@ -100,6 +100,8 @@ pub(crate) enum Accept {
     Table,
     Protobuf,
     Yaml,
+    /// `as=PartialObjectMetadata[List];g=meta.k8s.io`: metadata only.
+    Metadata,
 }
 
 /// The client's first acceptable format, in the order it lists them.
@@ -117,6 +119,12 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
                 if params.contains(&"g=meta.k8s.io") =>
             {
                 return Ok(Accept::Table);
+            }
+            (
+                "application/json" | "*/*" | "application/*",
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+            ) if params.contains(&"g=meta.k8s.io") => {
+                return Ok(Accept::Metadata);
             }
             (rkube_proto::MEDIA_TYPE, None) => return Ok(Accept::Protobuf),
             ("application/yaml", None) => return Ok(Accept::Yaml),

@@ -13,6 +13,7 @@ use crate::request::Query;
 pub fn respond(accept: Accept, rt: &ResourceType, value: Value, query: &Query) -> Response<Body> {
     let body = match accept {
         Accept::Table => table_value(rt, value, query),
+        Accept::Metadata => metadata_value(value),
         Accept::Protobuf | Accept::Yaml => return crate::app::object_response(accept, 200, &value),
         Accept::Json => value,
     };
@@ -22,6 +23,26 @@ pub fn respond(accept: Accept, rt: &ResourceType, value: Value, query: &Query) -
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// An object as `PartialObjectMetadata`, or a list as `PartialObjectMetadataList`.
+pub fn metadata_value(value: Value) -> Value {
+    let partial = |item: &Value| {
+        json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": item.get("metadata").cloned().unwrap_or(json!({})),
+        })
+    };
+    match value.get("items").and_then(Value::as_array) {
+        Some(items) => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": value.get("metadata").cloned().unwrap_or(json!({})),
+            "items": items.iter().map(partial).collect::<Vec<_>>(),
+        }),
+        None => partial(&value),
+    }
 }
 
 /// An object or a list as a `meta.k8s.io/v1` Table.

@@ -40,6 +40,7 @@ impl Encoder {
             Accept::Table if kind != "BOOKMARK" && kind != "ERROR" => {
                 crate::tables::table_value(self.rt, object, &self.query)
             }
+            Accept::Metadata if kind != "ERROR" => crate::tables::metadata_value(object),
             _ => object,
         };
         let mut line =

@@ -47,6 +47,9 @@ struct ServerArgs {
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// Do not run the controllers in this process.
+    #[arg(long)]
+    disable_controllers: bool,
     /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: std::time::Duration,
@@ -114,6 +117,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
+    let controllers = (!args.disable_controllers)
+        .then(|| tokio::spawn(rkube_controllers::NamespaceController::new(server.client()).run()));
     tracing::info!(
         address = %server.local_addr(),
         kubeconfig = %server.kubeconfig_path().display(),
@@ -121,6 +126,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    if let Some(task) = controllers {
+        task.abort();
+    }
     server.shutdown();
     Ok(())
 }

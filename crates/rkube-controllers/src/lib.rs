@@ -1,0 +1,6 @@
+//! Controllers: each watches one kind of object, compares what is declared with what is, and
+//! acts through the API server like any other client.
+
+pub mod namespace;
+
+pub use namespace::NamespaceController;

@@ -1,0 +1,128 @@
+//! The namespace controller: a namespace being deleted (phase Terminating, with the
+//! `kubernetes` finalizer) is emptied of every namespaced object, then finalized, which lets the
+//! API server delete it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::core::GroupVersionKind;
+use rkube_api::registry;
+
+/// The finalizer the API server puts on every namespace.
+const FINALIZER: &str = "kubernetes";
+
+/// How often terminating namespaces are looked at again while they still hold objects.
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// What reconciling one namespace led to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do: not terminating, or already finalized.
+    Idle,
+    /// Objects remain (being deleted gracefully, or held by finalizers); look again later.
+    Waiting(usize),
+    /// Emptied and finalized.
+    Finalized,
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+#[error("namespace {namespace}: {source}")]
+pub struct Error {
+    namespace: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// Empties and finalizes deleted namespaces.
+#[derive(Clone)]
+pub struct NamespaceController {
+    client: kube::Client,
+}
+
+fn api_resource(rt: &registry::ResourceType) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(rt.group, rt.version, rt.kind),
+        rt.plural,
+    )
+}
+
+impl NamespaceController {
+    /// A controller acting through `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+
+    /// Runs until the task is dropped.
+    pub async fn run(self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        loop {
+            let terminating = namespaces
+                .list(&ListParams::default().fields("status.phase=Terminating"))
+                .await;
+            match terminating {
+                Ok(list) => {
+                    for ns in list.items {
+                        if let Err(err) = self.reconcile(&ns).await {
+                            tracing::warn!(error = %err, "namespace controller");
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "listing terminating namespaces"),
+            }
+            tokio::time::sleep(RESYNC).await;
+        }
+    }
+
+    /// Level-based and idempotent: deletes what is left in the namespace, and finalizes it
+    /// once nothing is.
+    pub async fn reconcile(&self, ns: &Namespace) -> Result<Outcome, Error> {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let fail = |source| Error {
+            namespace: name.clone(),
+            source,
+        };
+        let finalizers = ns
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.clone())
+            .unwrap_or_default();
+        if ns.metadata.deletion_timestamp.is_none() || !finalizers.iter().any(|f| f == FINALIZER) {
+            return Ok(Outcome::Idle);
+        }
+        let mut remaining = 0;
+        for rt in registry::all()
+            .types()
+            .iter()
+            .filter(|t| t.namespaced && t.supports("deletecollection"))
+        {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &name, &api_resource(rt));
+            let left = api
+                .list_metadata(&ListParams::default())
+                .await
+                .map_err(fail)?;
+            if left.items.is_empty() {
+                continue;
+            }
+            remaining += left.items.len();
+            api.delete_collection(&DeleteParams::background(), &ListParams::default())
+                .await
+                .map_err(fail)?;
+        }
+        if remaining > 0 {
+            return Ok(Outcome::Waiting(remaining));
+        }
+        let mut finalized = ns.clone();
+        if let Some(spec) = finalized.spec.as_mut() {
+            spec.finalizers = Some(finalizers.into_iter().filter(|f| f != FINALIZER).collect());
+        }
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .replace_subresource("finalize", &name, &PostParams::default(), &finalized)
+            .await
+            .map_err(fail)?;
+        Ok(Outcome::Finalized)
+    }
+}
