@@ -93,6 +93,7 @@ pub struct ApiServer {
     app: Arc<App>,
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
+    ca_cert: String,
     accept_task: tokio::task::JoinHandle<()>,
 }
 
@@ -155,6 +156,7 @@ impl ApiServer {
             app,
             local_addr,
             kubeconfig,
+            ca_cert: certs.ca_cert.clone(),
             accept_task,
         })
     }
@@ -162,6 +164,11 @@ impl ApiServer {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The cluster CA certificate (PEM), which clients use to trust the server.
+    pub fn ca_cert(&self) -> &str {
+        &self.ca_cert
     }
 
     /// The admin kubeconfig.

@@ -2,5 +2,7 @@
 //! acts through the API server like any other client.
 
 pub mod namespace;
+pub mod serviceaccount;
 
 pub use namespace::NamespaceController;
+pub use serviceaccount::ServiceAccountController;

@@ -117,8 +117,17 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
-    let controllers = (!args.disable_controllers)
-        .then(|| tokio::spawn(rkube_controllers::NamespaceController::new(server.client()).run()));
+    let controllers = if args.disable_controllers {
+        Vec::new()
+    } else {
+        vec![
+            tokio::spawn(rkube_controllers::NamespaceController::new(server.client()).run()),
+            tokio::spawn(
+                rkube_controllers::ServiceAccountController::new(server.client(), server.ca_cert())
+                    .run(),
+            ),
+        ]
+    };
     tracing::info!(
         address = %server.local_addr(),
         kubeconfig = %server.kubeconfig_path().display(),
@@ -126,7 +135,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     shutdown_signal().await?;
     tracing::info!("shutting down");
-    if let Some(task) = controllers {
+    for task in controllers {
         task.abort();
     }
     server.shutdown();

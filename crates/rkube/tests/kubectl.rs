@@ -404,9 +404,11 @@ fn user_workflow(c: &Cluster, server_version: &str) {
         "stringData is encoded into data: {yaml}"
     );
     let sorted = c.ok(&["get", "cm", "--sort-by=.metadata.name", "-o", "name"]);
-    assert!(
-        sorted.find("kube-root-ca").is_none_or(|_| true) && sorted.contains("configmap/settings")
-    );
+    let names: Vec<&str> = sorted.lines().collect();
+    let mut in_order = names.clone();
+    in_order.sort();
+    assert_eq!(names, in_order, "--sort-by orders by name");
+    assert!(names.contains(&"configmap/settings"), "{sorted}");
     let labels = c.ok(&["get", "deploy", "web", "--show-labels"]);
     assert!(
         labels.contains("LABELS") && labels.contains("app=web"),
@@ -801,6 +803,50 @@ fn imperative_workflow(c: &Cluster) {
     assert!(
         c.fails(&["create", "configmap", "c1", "--from-literal=k=v"])
             .contains("configmaps \"c1\" already exists")
+    );
+
+    // Every namespace gets its default ServiceAccount and the cluster CA from the controllers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(c
+        .run(&["get", "sa", "default", "-n", "team-a"])
+        .status
+        .success()
+        && c.run(&["get", "cm", "kube-root-ca.crt", "-n", "team-a"])
+            .status
+            .success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no default service account in team-a"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Deleting a namespace empties it and then removes it; kubectl waits for that.
+    c.ok(&[
+        "create",
+        "configmap",
+        "inside",
+        "-n",
+        "team-a",
+        "--from-literal=k=v",
+    ]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "app",
+        "-n",
+        "team-a",
+        "--image=nginx:1.27",
+    ]);
+    let deleted = c.ok(&["delete", "namespace", "team-a", "--timeout=30s"]);
+    assert!(
+        deleted.contains("namespace \"team-a\" deleted"),
+        "{deleted}"
+    );
+    assert!(
+        c.fails(&["get", "namespace", "team-a"])
+            .contains("namespaces \"team-a\" not found")
     );
 }
 
