@@ -621,3 +621,53 @@ fn custom_resources_are_handled_as_upstreams_deduced_type() {
         json!({"f:spec": {".": {}, "f:nested": {".": {}, "f:x": {}}, "f:size": {}, "f:tags": {}}})
     );
 }
+
+#[test]
+fn service_ports_default_their_protocol_key_and_finalizers_are_a_set() {
+    let write = Write::new("", "v1", "Service", "kubectl", T0);
+    let config = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "finalizers": ["example.com/hold"]},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    });
+    let object = applied(&write, None, &config, false);
+    let entry = entry(&object, "kubectl").cloned().unwrap_or_default();
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({
+            "f:metadata": {"f:finalizers": {"v:\"example.com/hold\"": {}}},
+            "f:spec": {
+                "f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {
+                    ".": {}, "f:port": {}, "f:targetPort": {},
+                }},
+                "f:selector": {},
+            },
+        })
+    );
+}
+
+#[test]
+fn entries_are_sorted_with_applies_first_then_by_time_and_manager() {
+    let live = created_by_client_side_apply();
+    let mine = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "annotations": {"a": "b"}},
+    });
+    let object = applied(&deployment_write("zeta", T2), Some(&live), &mine, false);
+    let mut edited = object.clone();
+    edited["metadata"]["labels"]["x"] = json!("y");
+    let object =
+        track_update(&deployment_write("alpha", T1), Some(&object), &edited).expect("tracked");
+    let order: Vec<(Value, Value)> = entries(&object)
+        .iter()
+        .map(|e| (e["operation"].clone(), e["manager"].clone()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (json!("Apply"), json!("zeta")),
+            (json!("Update"), json!("kubectl-client-side-apply")),
+            (json!("Update"), json!("alpha")),
+        ]
+    );
+}
