@@ -462,24 +462,23 @@ pub fn apply(
             "the apply configuration must be a JSON object".to_owned(),
         ));
     };
-    let expected = write.api_version();
+    // Upstream's version check: the configuration's group, version and kind must be the
+    // request's, and the message shows them as Go prints a GroupVersionKind.
     let patch_version = config
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if patch_version != expected {
-        return Err(ApplyError::BadRequest(format!(
-            "Incorrect version specified in apply patch. Specified patch version: {patch_version}, expected: {expected}"
-        )));
-    }
     let patch_kind = config.get("kind").and_then(Value::as_str).unwrap_or("");
-    if patch_kind != write.kind {
+    if patch_version != write.api_version() || patch_kind != write.kind {
+        let (group, version) = patch_version.split_once('/').unwrap_or(("", patch_version));
         return Err(ApplyError::BadRequest(format!(
-            "Incorrect kind specified in apply patch. Specified patch kind: {patch_kind}, expected: {}",
-            write.kind
+            "invalid object type: {group}/{version}, Kind={patch_kind}"
         )));
     }
-    if applied.pointer("/metadata/managedFields").is_some() {
+    if applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
         return Err(ApplyError::BadRequest(
             "metadata.managedFields must be nil".to_owned(),
         ));
@@ -608,10 +607,10 @@ fn apply_with(
     let new = prune(&merged, &managers, &last, ty)?;
     take_changed_fields(write, live, &new, &mut managers, &me, force)?;
     strip(&mut managers, &me);
+    // As upstream, the entry's time moves only when the apply changed the object; a
+    // manager whose first apply changes nothing gets an entry without a time.
     let changed = !values_equal(live, &new);
-    if let Some(entry) = managers.get_mut(&me)
-        && (changed || entry.time.is_none())
-    {
+    if changed && let Some(entry) = managers.get_mut(&me) {
         entry.time = Some(write.now.to_owned());
     }
     let object = if changed { new } else { live.clone() };

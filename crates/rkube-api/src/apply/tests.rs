@@ -228,6 +228,11 @@ fn two_managers_applying_the_same_value_share_it_without_conflict() {
     let replicas = path(&["spec", "replicas"]);
     assert!(fields(&second, "kubectl").has(&replicas));
     assert!(fields(&second, "autoscaler").has(&replicas));
+    // Nothing changed, so (as upstream) the new entry has no time.
+    assert_eq!(
+        entry(&second, "autoscaler").map(|e| e.get("time").is_none()),
+        Some(true)
+    );
 }
 
 /// A Deployment created by `kubectl create`/client-side apply: an `Update` entry.
@@ -449,7 +454,15 @@ fn an_apply_in_the_wrong_version_or_with_managed_fields_is_a_bad_request() {
     assert_eq!(
         apply(&write, None, &config, false),
         Err(ApplyError::BadRequest(
-            "Incorrect version specified in apply patch. Specified patch version: apps/v1beta1, expected: apps/v1".into()
+            "invalid object type: apps/v1beta1, Kind=Deployment".into()
+        ))
+    );
+    let mut config = nginx_config(1, "x");
+    config["kind"] = json!("ReplicaSet");
+    assert_eq!(
+        apply(&write, None, &config, false),
+        Err(ApplyError::BadRequest(
+            "invalid object type: apps/v1, Kind=ReplicaSet".into()
         ))
     );
     let mut config = nginx_config(1, "x");
