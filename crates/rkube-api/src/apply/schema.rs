@@ -131,13 +131,34 @@ static OBJECT_META: Schema = Schema {
 
 // core/v1
 
+/// `EnvVar`: the selectors under `valueFrom` are `+structType=atomic`.
+static ENV_VAR: Schema = Schema {
+    fields: &[(
+        "valueFrom",
+        Ty::Struct(Some(&Schema {
+            fields: &[
+                ("configMapKeyRef", Ty::Atomic),
+                ("secretKeyRef", Ty::Atomic),
+                ("fieldRef", Ty::Atomic),
+                ("resourceFieldRef", Ty::Atomic),
+            ],
+        })),
+    )],
+};
+
 static CONTAINER: Schema = Schema {
     fields: &[
         (
             "ports",
             list!(None; key("containerPort"), Key { name: "protocol", default: Some("TCP") }),
         ),
-        ("env", BY_NAME),
+        ("env", list!(Some(&ENV_VAR); key("name"))),
+        (
+            "resources",
+            Ty::Struct(Some(&Schema {
+                fields: &[("claims", BY_NAME)],
+            })),
+        ),
         ("volumeMounts", list!(None; key("mountPath"))),
         ("volumeDevices", list!(None; key("devicePath"))),
     ],
@@ -153,12 +174,29 @@ static POD_SPEC: Schema = Schema {
         ("hostAliases", BY_IP),
         (
             "topologySpreadConstraints",
-            list!(None; key("topologyKey"), key("whenUnsatisfiable")),
+            list!(Some(&WITH_LABEL_SELECTOR); key("topologyKey"), key("whenUnsatisfiable")),
+        ),
+        (
+            "affinity",
+            Ty::Struct(Some(&Schema {
+                fields: &[(
+                    "nodeAffinity",
+                    Ty::Struct(Some(&Schema {
+                        // A `NodeSelector` is `+structType=atomic`.
+                        fields: &[("requiredDuringSchedulingIgnoredDuringExecution", Ty::Atomic)],
+                    })),
+                )],
+            })),
         ),
         ("schedulingGates", BY_NAME),
         ("resourceClaims", BY_NAME),
         ("nodeSelector", Ty::Atomic),
     ],
+};
+
+/// A struct whose `labelSelector` is a `LabelSelector`, atomic.
+static WITH_LABEL_SELECTOR: Schema = Schema {
+    fields: &[("labelSelector", Ty::Atomic)],
 };
 
 static POD_STATUS: Schema = Schema {
@@ -291,6 +329,77 @@ static POD_DISRUPTION_BUDGET: Schema = Schema {
     ],
 };
 
+static PERSISTENT_VOLUME_CLAIM: Schema = Schema {
+    fields: &[
+        ("metadata", Ty::Struct(Some(&OBJECT_META))),
+        (
+            "spec",
+            Ty::Struct(Some(&Schema {
+                fields: &[("selector", Ty::Atomic)],
+            })),
+        ),
+        ("status", Ty::Struct(Some(&CONDITIONS_STATUS))),
+    ],
+};
+
+// networking.k8s.io/v1
+
+static NETWORK_POLICY: Schema = Schema {
+    fields: &[
+        ("metadata", Ty::Struct(Some(&OBJECT_META))),
+        (
+            "spec",
+            Ty::Struct(Some(&Schema {
+                fields: &[("podSelector", Ty::Atomic)],
+            })),
+        ),
+    ],
+};
+
+// admissionregistration.k8s.io/v1
+
+static WEBHOOK: Schema = Schema {
+    fields: &[
+        ("matchConditions", BY_NAME),
+        ("namespaceSelector", Ty::Atomic),
+        ("objectSelector", Ty::Atomic),
+    ],
+};
+
+static WEBHOOK_CONFIGURATION: Schema = Schema {
+    fields: &[
+        ("metadata", Ty::Struct(Some(&OBJECT_META))),
+        ("webhooks", list!(Some(&WEBHOOK); key("name"))),
+    ],
+};
+
+static VALIDATING_ADMISSION_POLICY: Schema = Schema {
+    fields: &[
+        ("metadata", Ty::Struct(Some(&OBJECT_META))),
+        (
+            "spec",
+            Ty::Struct(Some(&Schema {
+                fields: &[("matchConditions", BY_NAME), ("variables", BY_NAME)],
+            })),
+        ),
+        ("status", Ty::Struct(Some(&CONDITIONS_STATUS))),
+    ],
+};
+
+// storage.k8s.io/v1
+
+static CSI_NODE: Schema = Schema {
+    fields: &[
+        ("metadata", Ty::Struct(Some(&OBJECT_META))),
+        (
+            "spec",
+            Ty::Struct(Some(&Schema {
+                fields: &[("drivers", BY_NAME)],
+            })),
+        ),
+    ],
+};
+
 static SERVICE_ACCOUNT: Schema = Schema {
     fields: &[
         ("metadata", Ty::Struct(Some(&OBJECT_META))),
@@ -313,8 +422,17 @@ pub(super) fn for_kind(group: &str, kind: &str) -> Ty {
         ("batch", "CronJob") => &CRON_JOB,
         ("", "Service") => &SERVICE,
         ("", "Node") => &NODE,
-        ("", "Namespace" | "PersistentVolumeClaim")
-        | ("autoscaling", "HorizontalPodAutoscaler") => &WITH_CONDITIONS,
+        ("", "Namespace") | ("autoscaling", "HorizontalPodAutoscaler") => &WITH_CONDITIONS,
+        ("", "PersistentVolumeClaim") => &PERSISTENT_VOLUME_CLAIM,
+        ("networking.k8s.io", "NetworkPolicy") => &NETWORK_POLICY,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => &WEBHOOK_CONFIGURATION,
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            &VALIDATING_ADMISSION_POLICY
+        }
+        ("storage.k8s.io", "CSINode") => &CSI_NODE,
         ("policy", "PodDisruptionBudget") => &POD_DISRUPTION_BUDGET,
         ("", "ServiceAccount") => &SERVICE_ACCOUNT,
         _ if crate::registry::all().by_kind(group, kind).is_some() => &OBJECT,

@@ -684,3 +684,38 @@ fn entries_are_sorted_with_applies_first_then_by_time_and_manager() {
         ]
     );
 }
+
+#[test]
+fn atomic_selectors_and_key_references_are_owned_whole() {
+    let write = Write::new("", "v1", "Pod", "kubectl", T0);
+    let config = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {
+            "nodeSelector": {"disk": "ssd"},
+            "containers": [{"name": "c", "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}],
+            "topologySpreadConstraints": [{
+                "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 1,
+                "labelSelector": {"matchLabels": {"app": "p"}},
+            }],
+        },
+    });
+    let object = applied(&write, None, &config, false);
+    let set = fields(&object, "kubectl");
+    assert!(set.has(&path(&["spec", "nodeSelector"])));
+    assert!(set.has(&path(&[
+        "spec",
+        "containers",
+        "k:{\"name\":\"c\"}",
+        "env",
+        "k:{\"name\":\"K\"}",
+        "valueFrom",
+        "secretKeyRef",
+    ])));
+    assert!(set.has(&path(&[
+        "spec",
+        "topologySpreadConstraints",
+        "k:{\"topologyKey\":\"zone\",\"whenUnsatisfiable\":\"DoNotSchedule\"}",
+        "labelSelector",
+    ])));
+}
