@@ -739,7 +739,9 @@ fn zero_value(group: &str, kind: &str) -> Value {
         | ("events.k8s.io", _)
         | ("coordination.k8s.io", "Lease") => json!({"metadata": {}}),
         ("", "Pod") => json!({"metadata": {}, "spec": {"containers": null}, "status": {}}),
-        _ if schema::for_kind(group, kind).declares_fields() => {
+        // Custom resources are unstructured upstream: their empty object is `{}`, so a
+        // create owns `spec` itself (`f:spec: {".": {}, …}`).
+        _ if crate::registry::all().by_kind(group, kind).is_some() => {
             json!({"metadata": {}, "spec": {}, "status": {}})
         }
         _ => json!({}),

@@ -10,8 +10,9 @@
 //! marker (tolerations, container statuses…) are atomic.
 //!
 //! Every list not named here is atomic; every object is a struct whose fields merge one by
-//! one. Kinds the registry does not know (custom resources without a schema) are handled as
-//! upstream's "deduced" type instead: maps granular, lists atomic, every map key a member.
+//! one. Kinds the registry does not know (custom resources) get the same treatment below
+//! their standard `metadata`, which is what upstream derives from a structural schema
+//! without list or map markers.
 
 /// The shape of one value.
 #[derive(Clone, Copy, Debug)]
@@ -23,9 +24,6 @@ pub(super) enum Ty {
     Atomic,
     /// An associative list.
     List(&'static ListSpec),
-    /// A value of a kind without a schema: maps merge and every key is a member of the
-    /// field set, lists are atomic.
-    Deduced,
 }
 
 /// How an associative list identifies its items.
@@ -72,7 +70,6 @@ impl Ty {
                 .find(|(n, _)| *n == name)
                 .map_or(Ty::Struct(None), |(_, ty)| *ty),
             Ty::Struct(None) => Ty::Struct(None),
-            Ty::Deduced => Ty::Deduced,
             Ty::Atomic | Ty::List(_) => Ty::Atomic,
         }
     }
@@ -81,13 +78,13 @@ impl Ty {
     pub(super) fn item(self) -> Ty {
         match self {
             Ty::List(spec) => Ty::Struct(spec.items),
-            Ty::Deduced => Ty::Deduced,
             _ => Ty::Atomic,
         }
     }
 
     /// Whether the keys of a map of this type are declared struct fields (upstream inserts
-    /// undeclared keys into field sets even when their values are maps or lists).
+    /// undeclared keys into field sets even when their values are maps or lists; the keys of
+    /// the maps we do not model only ever hold scalars, which are members anyway).
     pub(super) fn declares_fields(self) -> bool {
         matches!(self, Ty::Struct(_))
     }
@@ -435,8 +432,7 @@ pub(super) fn for_kind(group: &str, kind: &str) -> Ty {
         ("storage.k8s.io", "CSINode") => &CSI_NODE,
         ("policy", "PodDisruptionBudget") => &POD_DISRUPTION_BUDGET,
         ("", "ServiceAccount") => &SERVICE_ACCOUNT,
-        _ if crate::registry::all().by_kind(group, kind).is_some() => &OBJECT,
-        _ => return Ty::Deduced,
+        _ => &OBJECT,
     };
     Ty::Struct(Some(schema))
 }

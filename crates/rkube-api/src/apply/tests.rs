@@ -620,18 +620,21 @@ fn deeply_nested_input_is_refused_without_overflowing_the_stack() {
 }
 
 #[test]
-fn custom_resources_are_handled_as_upstreams_deduced_type() {
+fn custom_resources_merge_maps_by_key_and_replace_lists() {
     let write = Write::new("example.com", "v1", "Widget", "kubectl", T0);
     let config = json!({
         "apiVersion": "example.com/v1", "kind": "Widget",
-        "metadata": {"name": "w"},
+        "metadata": {"name": "w", "finalizers": ["a"]},
         "spec": {"size": 1, "tags": ["a"], "nested": {"x": 1}},
     });
     let object = applied(&write, None, &config, false);
     let entry = entry(&object, "kubectl").cloned().unwrap_or_default();
     assert_eq!(
         entry["fieldsV1"],
-        json!({"f:spec": {".": {}, "f:nested": {".": {}, "f:x": {}}, "f:size": {}, "f:tags": {}}})
+        json!({
+            "f:metadata": {"f:finalizers": {"v:\"a\"": {}}},
+            "f:spec": {"f:nested": {"f:x": {}}, "f:size": {}, "f:tags": {}},
+        })
     );
 }
 
@@ -718,4 +721,21 @@ fn atomic_selectors_and_key_references_are_owned_whole() {
         "k:{\"topologyKey\":\"zone\",\"whenUnsatisfiable\":\"DoNotSchedule\"}",
         "labelSelector",
     ])));
+}
+
+#[test]
+fn creating_a_custom_resource_owns_its_spec_itself() {
+    let write = Write::new("example.com", "v1", "Widget", "kubectl-create", T0);
+    let object = json!({
+        "apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w"}, "spec": {"size": 1},
+    });
+    let object = track_update(&write, None, &object).expect("tracked");
+    let entry = entry(&object, "kubectl-create")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        entry["fieldsV1"],
+        json!({"f:spec": {".": {}, "f:size": {}}})
+    );
 }
