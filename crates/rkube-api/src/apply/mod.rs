@@ -21,20 +21,27 @@
 //! rest ("reset fields") for kinds with a status subresource; and `kubectl` upgrading from
 //! client-side apply without conflicts on the fields its last-applied annotation holds.
 
+mod error;
 mod fieldset;
+mod last_applied;
 mod managed;
 mod schema;
 mod typed;
+mod zero;
 
 #[cfg(test)]
 mod tests;
 
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
+pub use error::{ApplyError, Conflict};
+
+use error::conflict_error;
 use fieldset::{FieldSet, PathElement, path_string, values_equal};
+use last_applied::{has_last_applied, set_last_applied, upgrade_from_client_side_apply};
 use managed::{ManagerId, Managers, Operation};
 use schema::Ty;
+use zero::{with_zero_values, zero_value};
 
 /// How deeply objects may nest; deeper ones are refused before any recursive walk.
 const MAX_DEPTH: usize = 256;
@@ -141,127 +148,6 @@ impl<'a> Write<'a> {
         }
         set
     }
-}
-
-/// One field another manager owns with a different value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conflict {
-    /// The owner as upstream names it: `"kubectl-client-side-apply" using apps/v1`.
-    pub manager: String,
-    /// The field: `.spec.replicas`, `.spec.template.spec.containers[name="web"].image`.
-    pub field: String,
-}
-
-/// Why an apply (or, rarely, update tracking) failed.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ApplyError {
-    /// 409 Conflict: fields owned by other managers; upstream's message, e.g.
-    /// `Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using
-    /// apps/v1: .spec.replicas`.
-    #[error("{message}")]
-    Conflicts {
-        /// The whole message.
-        message: String,
-        /// Each conflicting field, sorted by manager then field.
-        conflicts: Vec<Conflict>,
-    },
-    /// 400 BadRequest: an apply configuration that cannot be applied (wrong version or
-    /// kind, `managedFields` set, duplicate list keys…).
-    #[error("{0}")]
-    BadRequest(String),
-    /// 500: the stored object cannot be handled.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl ApplyError {
-    /// The `details.causes` of the status, one `FieldManagerConflict` per conflict.
-    pub fn causes(&self) -> Vec<Value> {
-        match self {
-            ApplyError::Conflicts { conflicts, .. } => conflicts
-                .iter()
-                .map(|c| {
-                    json!({
-                        "reason": "FieldManagerConflict",
-                        "message": format!("conflict with {}", c.manager),
-                        "field": c.field,
-                    })
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// The whole `metav1.Status` upstream answers with. A conflict needs this rather than
-    /// [`ApiError`], which has no way to carry its message verbatim nor its causes.
-    pub fn to_status(&self) -> Value {
-        let (code, reason) = match self {
-            ApplyError::Conflicts { .. } => (409, "Conflict"),
-            ApplyError::BadRequest(_) => (400, "BadRequest"),
-            ApplyError::Internal(_) => (500, "InternalError"),
-        };
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.to_string(),
-            "reason": reason,
-            "code": code,
-        });
-        let causes = self.causes();
-        if !causes.is_empty() {
-            status["details"] = json!({ "causes": causes });
-        }
-        status
-    }
-
-    /// The nearest [`ApiError`], for callers that only speak that (a conflict loses its
-    /// causes and gains the "Operation cannot be fulfilled" prefix: prefer [`Self::to_status`]).
-    pub fn to_api_error(&self, resource: &str, name: &str) -> ApiError {
-        match self {
-            ApplyError::Conflicts { message, .. } => ApiError::Conflict {
-                group: String::new(),
-                resource: resource.to_owned(),
-                name: name.to_owned(),
-                message: message.clone(),
-            },
-            ApplyError::BadRequest(message) => ApiError::BadRequest(message.clone()),
-            ApplyError::Internal(message) => ApiError::Internal(message.clone()),
-        }
-    }
-}
-
-/// Upstream's conflict message: one conflict inline, several grouped by manager.
-fn conflict_error(mut conflicts: Vec<Conflict>) -> ApplyError {
-    conflicts.sort_by(|a, b| {
-        a.manager
-            .cmp(&b.manager)
-            .then_with(|| a.field.cmp(&b.field))
-    });
-    let message = match conflicts.as_slice() {
-        [one] => format!(
-            "Apply failed with 1 conflict: conflict with {}: {}",
-            one.manager, one.field
-        ),
-        many => {
-            let mut lines = Vec::new();
-            let mut current: Option<&str> = None;
-            for c in many {
-                if current != Some(c.manager.as_str()) {
-                    lines.push(format!("conflicts with {}:", c.manager));
-                    current = Some(&c.manager);
-                }
-                lines.push(format!("- {}", c.field));
-            }
-            format!(
-                "Apply failed with {} conflicts: {}",
-                many.len(),
-                lines.join("\n")
-            )
-        }
-    };
-    ApplyError::Conflicts { message, conflicts }
 }
 
 /// Whether `value` nests no deeper than [`MAX_DEPTH`], found without recursion.
@@ -503,79 +389,6 @@ pub fn apply(
     Ok(with_managed_fields(object, &managers))
 }
 
-/// Upstream's `lastAppliedManager`: `kubectl` taking over from client-side apply may
-/// override the fields its last-applied annotation still describes truly; any other
-/// conflict stands.
-fn upgrade_from_client_side_apply(
-    write: &Write<'_>,
-    live: &Value,
-    applied: &Value,
-    managers: &Managers,
-    ty: Ty,
-    conflicts: Vec<Conflict>,
-) -> Result<(Value, Managers), ApplyError> {
-    let allowed = allowed_by_last_applied(write, live, ty).unwrap_or_default();
-    let allowed: Vec<String> = allowed.paths().iter().map(|p| path_string(p)).collect();
-    let remaining: Vec<Conflict> = conflicts
-        .iter()
-        .filter(|c| !allowed.contains(&c.field))
-        .cloned()
-        .collect();
-    if !remaining.is_empty() {
-        return Err(conflict_error(remaining));
-    }
-    apply_with(write, live, applied, managers, ty, true)
-}
-
-/// The fields of the last-applied annotation whose values the live object still has.
-fn allowed_by_last_applied(write: &Write<'_>, live: &Value, ty: Ty) -> Option<FieldSet> {
-    let text = live
-        .pointer("/metadata/annotations")?
-        .get(LAST_APPLIED)?
-        .as_str()?;
-    let last: Value = serde_json::from_str(text).ok()?;
-    if last.get("apiVersion").and_then(Value::as_str) != Some(write.api_version().as_str())
-        || !within_depth(&last)
-    {
-        return None;
-    }
-    let set = typed::to_field_set(&last, ty).ok()?;
-    let comparison = typed::compare(&last, live, ty).ok()?;
-    Some(
-        set.difference(&comparison.modified)
-            .difference(&comparison.added)
-            .difference(&comparison.removed),
-    )
-}
-
-fn has_last_applied(object: &Value) -> bool {
-    object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(LAST_APPLIED))
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.is_empty())
-}
-
-/// Keeps the client-side annotation in step with server-side applies by `kubectl`, as
-/// upstream's `lastAppliedUpdater`: the configuration without the annotation itself, as
-/// Go's JSON encoder writes it (with a final newline).
-fn set_last_applied(object: &mut Value, applied: &Value) {
-    let mut config = applied.clone();
-    if let Some(annotations) = config
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        annotations.remove(LAST_APPLIED);
-    }
-    let text = format!("{config}\n");
-    if let Some(annotations) = object
-        .pointer_mut("/metadata/annotations")
-        .and_then(Value::as_object_mut)
-    {
-        annotations.insert(LAST_APPLIED.to_owned(), Value::String(text));
-    }
-}
-
 /// The structured merge of one apply: merge, own, prune, take over, time-stamp.
 fn apply_with(
     write: &Write<'_>,
@@ -690,60 +503,4 @@ pub fn track_update(
     }
     managed::cap_update_managers(&mut managers);
     Ok(with_managed_fields(new, &managers))
-}
-
-/// `value` with the fields of `zero` it lacks filled in (maps merged, nothing replaced).
-fn with_zero_values(value: &Value, zero: &Value) -> Value {
-    match (value, zero) {
-        (Value::Object(map), Value::Object(zero)) => {
-            let mut out = map.clone();
-            for (key, z) in zero {
-                let filled = match map.get(key) {
-                    Some(v) => with_zero_values(v, z),
-                    None => z.clone(),
-                };
-                out.insert(key.clone(), filled);
-            }
-            Value::Object(out)
-        }
-        _ => value.clone(),
-    }
-}
-
-/// What upstream's Go structs always carry: non-pointer struct fields serialize as `{}` and
-/// un-omitted lists as `null`. Objects are compared with these filled in (a create against
-/// this alone, as upstream compares with the kind's empty struct), so that a write does not
-/// own `spec`, `status`, a pod template or the containers list wholesale (no `.` entry)
-/// whether or not the stored JSON spells them out.
-fn zero_value(group: &str, kind: &str) -> Value {
-    let template = json!({"metadata": {}, "spec": {"containers": null}});
-    match (group, kind) {
-        ("apps", "Deployment") => json!({
-            "metadata": {},
-            "spec": {"template": template, "strategy": {}},
-            "status": {},
-        }),
-        ("apps", "ReplicaSet" | "DaemonSet" | "StatefulSet") | ("batch", "Job") => json!({
-            "metadata": {},
-            "spec": {"template": template},
-            "status": {},
-        }),
-        ("batch", "CronJob") => json!({
-            "metadata": {},
-            "spec": {"jobTemplate": {"metadata": {}, "spec": {"template": template}}},
-            "status": {},
-        }),
-        ("", "PodTemplate") => json!({"metadata": {}, "template": template}),
-        ("", "ConfigMap" | "Secret" | "ServiceAccount" | "Endpoints" | "Event")
-        | ("rbac.authorization.k8s.io", _)
-        | ("events.k8s.io", _)
-        | ("coordination.k8s.io", "Lease") => json!({"metadata": {}}),
-        ("", "Pod") => json!({"metadata": {}, "spec": {"containers": null}, "status": {}}),
-        // Custom resources are unstructured upstream: their empty object is `{}`, so a
-        // create owns `spec` itself (`f:spec: {".": {}, …}`).
-        _ if crate::registry::all().by_kind(group, kind).is_some() => {
-            json!({"metadata": {}, "spec": {}, "status": {}})
-        }
-        _ => json!({}),
-    }
 }
