@@ -46,9 +46,13 @@ pub(super) fn zero_value(group: &str, kind: &str) -> Value {
         }),
         ("", "PodTemplate") => json!({"metadata": {}, "template": template}),
         ("", "ConfigMap" | "Secret" | "ServiceAccount" | "Endpoints" | "Event")
-        | ("rbac.authorization.k8s.io", _)
-        | ("events.k8s.io", _)
-        | ("coordination.k8s.io", "Lease") => json!({"metadata": {}}),
+        | ("events.k8s.io", _) => json!({"metadata": {}}),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => {
+            json!({"metadata": {}, "rules": null})
+        }
+        ("rbac.authorization.k8s.io", _) => json!({"metadata": {}, "roleRef": {}}),
+        ("coordination.k8s.io", "Lease") => json!({"metadata": {}, "spec": {}}),
+        ("", "Service") => json!({"metadata": {}, "spec": {}, "status": {"loadBalancer": {}}}),
         ("", "Pod") => json!({"metadata": {}, "spec": {"containers": null}, "status": {}}),
         // Custom resources are unstructured upstream: their empty object is `{}`, so a
         // create owns `spec` itself (`f:spec: {".": {}, …}`).
