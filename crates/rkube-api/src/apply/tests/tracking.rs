@@ -190,3 +190,45 @@ fn creating_a_custom_resource_owns_its_spec_itself() {
         json!({"f:spec": {".": {}, "f:size": {}}})
     );
 }
+
+#[test]
+fn odd_inputs_give_errors_or_objects_but_never_panic() {
+    let odd = [
+        json!(null),
+        json!([1, 2]),
+        json!("text"),
+        json!({"metadata": "not a map"}),
+        json!({"metadata": {"managedFields": [{"operation": "Apply", "apiVersion": "v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"k:5": {}, "v:[": {}}}]}}),
+        json!({"metadata": {"managedFields": "nope"}, "spec": {"containers": [null, 3, {"image": "x"}]}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": {"name": "a"}, "volumes": [{"name": 1}]}}),
+    ];
+    let write = Write::new("", "v1", "Pod", "m", T0);
+    for a in &odd {
+        for b in &odd {
+            let _ = apply(&write, Some(a), b, false);
+            let _ = apply(&write, Some(a), b, true);
+            let _ = track_update(&write, Some(a), b);
+            let _ = track_update(&write.to_subresource("status"), Some(a), b);
+        }
+        let _ = apply(&write, None, a, false);
+        let _ = track_update(&write, None, a);
+    }
+}
+
+#[test]
+fn objects_nested_up_to_the_limit_are_handled() {
+    let mut deep = json!(1);
+    for _ in 0..200 {
+        deep = json!({ "a": deep });
+    }
+    let mut object = nginx_config(1, "x");
+    object["spec"]["deep"] = deep;
+    let tracked = track_update(&deployment_write("m", T0), None, &object).expect("tracked");
+    let config = {
+        let mut c = object.clone();
+        c["spec"]["replicas"] = json!(1);
+        c
+    };
+    assert!(apply(&deployment_write("m", T1), Some(&tracked), &config, true).is_ok());
+}
