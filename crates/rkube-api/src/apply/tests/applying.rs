@@ -438,3 +438,66 @@ fn atomic_selectors_and_key_references_are_owned_whole() {
         "labelSelector",
     ])));
 }
+
+/// Upstream's own merge cases for a set of strings (structured-merge-diff's
+/// `typed/merge_test.go`, "struct grab bag"): live, configuration, merged.
+#[test]
+fn associative_lists_merge_in_upstreams_order() {
+    let finalizers = schema::for_kind("", "Pod")
+        .field("metadata")
+        .field("finalizers");
+    let cases: &[(&[&str], &[&str], &[&str])] = &[
+        (&["a", "b", "c"], &["a", "b"], &["a", "b", "c"]),
+        (&["a", "b"], &["a", "b", "c"], &["a", "b", "c"]),
+        (&["a", "b", "c"], &[], &["a", "b", "c"]),
+        (&["a", "b"], &["b", "a"], &["b", "a"]),
+        (
+            &["a", "b", "c"],
+            &["c", "d", "e", "f"],
+            &["a", "b", "c", "d", "e", "f"],
+        ),
+        (
+            &["a", "b", "c", "g", "f"],
+            &["c", "d", "e", "f"],
+            &["a", "b", "c", "g", "d", "e", "f"],
+        ),
+        (
+            &["c", "d", "e", "f"],
+            &["a", "c", "e"],
+            &["a", "c", "d", "e", "f"],
+        ),
+        (
+            &["a", "b", "c", "x", "y", "z"],
+            &["d", "e", "f", "x", "y", "z"],
+            &["a", "b", "c", "d", "e", "f", "x", "y", "z"],
+        ),
+        (
+            &["c", "a", "g", "f"],
+            &["c", "f", "a", "g"],
+            &["c", "f", "a", "g"],
+        ),
+        (
+            &["a", "b", "c", "d"],
+            &["d", "e", "f", "a"],
+            &["b", "c", "d", "e", "f", "a"],
+        ),
+        (
+            &["c", "d", "e", "f", "g", "h", "i", "j"],
+            &["2", "h", "3", "e", "4", "k", "l"],
+            &[
+                "c", "d", "f", "g", "2", "h", "i", "j", "3", "e", "4", "k", "l",
+            ],
+        ),
+        (
+            &["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+            &["1", "b", "2", "h", "3", "e", "4", "k", "l"],
+            &[
+                "a", "1", "b", "c", "d", "f", "g", "2", "h", "i", "j", "3", "e", "4", "k", "l",
+            ],
+        ),
+    ];
+    for (live, config, merged) in cases {
+        let got = typed::merge(Some(&json!(live)), Some(&json!(config)), finalizers);
+        assert_eq!(got, Ok(Some(json!(merged))), "{live:?} + {config:?}");
+    }
+}
