@@ -34,7 +34,12 @@ pub(super) fn zero_value(group: &str, kind: &str) -> Value {
             "spec": {"template": template, "strategy": {}},
             "status": {},
         }),
-        ("apps", "ReplicaSet" | "DaemonSet" | "StatefulSet") | ("batch", "Job") => json!({
+        ("apps", "DaemonSet" | "StatefulSet") => json!({
+            "metadata": {},
+            "spec": {"template": template, "updateStrategy": {}},
+            "status": {},
+        }),
+        ("apps", "ReplicaSet") | ("batch", "Job") => json!({
             "metadata": {},
             "spec": {"template": template},
             "status": {},
@@ -52,7 +57,20 @@ pub(super) fn zero_value(group: &str, kind: &str) -> Value {
         }
         ("rbac.authorization.k8s.io", _) => json!({"metadata": {}, "roleRef": {}}),
         ("coordination.k8s.io", "Lease") => json!({"metadata": {}, "spec": {}}),
-        ("", "Service") => json!({"metadata": {}, "spec": {}, "status": {"loadBalancer": {}}}),
+        ("", "Service") | ("networking.k8s.io", "Ingress") => {
+            json!({"metadata": {}, "spec": {}, "status": {"loadBalancer": {}}})
+        }
+        ("", "PersistentVolumeClaim") => {
+            json!({"metadata": {}, "spec": {"resources": {}}, "status": {}})
+        }
+        ("", "Node") => json!({
+            "metadata": {},
+            "spec": {},
+            "status": {"daemonEndpoints": {"kubeletEndpoint": {}}, "nodeInfo": {}},
+        }),
+        ("autoscaling", "HorizontalPodAutoscaler") => {
+            json!({"metadata": {}, "spec": {"scaleTargetRef": {}}, "status": {}})
+        }
         ("", "Pod") => json!({"metadata": {}, "spec": {"containers": null}, "status": {}}),
         // Custom resources are unstructured upstream: their empty object is `{}`, so a
         // create owns `spec` itself (`f:spec: {".": {}, …}`).
