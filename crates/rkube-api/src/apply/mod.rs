@@ -63,7 +63,9 @@ pub struct Write<'a> {
     pub version: &'a str,
     /// The kind, e.g. `Deployment`.
     pub kind: &'a str,
-    /// The subresource written: "" for the object itself, or `status`.
+    /// The subresource written: "" for the object itself, `status`, or `scale` (whose writes
+    /// are tracked on the parent object, where upstream records them: an `Update` entry with
+    /// `subresource: scale` owning `.spec.replicas`).
     pub subresource: &'a str,
     /// The field manager: `?fieldManager=`, or the name the server derives from the user
     /// agent (`kubectl-client-side-apply`, `kubectl-edit`…); empty means `unknown`.
@@ -91,7 +93,7 @@ impl<'a> Write<'a> {
         }
     }
 
-    /// The same write made to a subresource (`status`).
+    /// The same write made to a subresource (`status`, `scale`).
     pub fn to_subresource(self, subresource: &'a str) -> Self {
         Write {
             subresource,

@@ -232,3 +232,21 @@ fn objects_nested_up_to_the_limit_are_handled() {
     };
     assert!(apply(&deployment_write("m", T1), Some(&tracked), &config, true).is_ok());
 }
+
+#[test]
+fn a_scale_write_is_recorded_on_the_parent_with_its_subresource() {
+    let live = created_by_client_side_apply();
+    let mut scaled = live.clone();
+    scaled["spec"]["replicas"] = json!(4);
+    let write = deployment_write("kubectl", T1).to_subresource("scale");
+    let object = track_update(&write, Some(&live), &scaled).expect("tracked");
+    let entry = object["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["subresource"] == "scale"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["manager"], "kubectl");
+    assert_eq!(entry["operation"], "Update");
+    assert_eq!(entry["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    assert!(!fields(&object, "kubectl-client-side-apply").has(&path(&["spec", "replicas"])));
+}
