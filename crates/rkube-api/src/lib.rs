@@ -5,6 +5,7 @@
 //!
 //! Everything here is pure: JSON values and k8s-openapi types in, values or [`ApiError`]s out.
 
+pub mod apply;
 pub mod defaults;
 pub mod error;
 pub mod patch;
