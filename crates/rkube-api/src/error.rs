@@ -57,6 +57,15 @@ pub enum ApiError {
         /// version and try again".
         message: String,
     },
+    /// 409 Conflict of server-side apply: fields other managers own, one cause each
+    /// (`{"reason": "FieldManagerConflict", "message": …, "field": …}`).
+    #[error("{message}")]
+    FieldManagerConflict {
+        /// Upstream's message, e.g. `Apply failed with 1 conflict: …`.
+        message: String,
+        /// The status causes.
+        causes: Vec<Value>,
+    },
     /// 410 Expired / Gone: a resource version or continue token too old to serve.
     #[error("{0}")]
     Gone(String),

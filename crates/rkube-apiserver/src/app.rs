@@ -237,7 +237,18 @@ impl App {
         let Some(user) = self.authenticate(&caller, &parts.headers) else {
             return error_response(&ApiError::Unauthorized);
         };
-        let info = request::parse(&parts.method, &path, &query);
+        let mut info = request::parse(&parts.method, &path, &query);
+        info.field_manager = match query.get("fieldManager") {
+            Some(manager) => manager.to_owned(),
+            None => parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+                .to_owned(),
+        };
         if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
             return error_response(&ApiError::Forbidden(reason));
         }

@@ -69,6 +69,9 @@ pub struct RequestInfo {
     pub name: Option<String>,
     /// The subresource (`status`, `scale`, …).
     pub subresource: Option<String>,
+    /// Who is writing, for managedFields: `?fieldManager=`, else the user agent up to its
+    /// first `/`, as upstream names unnamed managers.
+    pub field_manager: String,
 }
 
 /// Namespace subresources: `/api/v1/namespaces/<ns>/status` addresses the namespace itself.

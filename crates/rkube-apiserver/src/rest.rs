@@ -58,10 +58,9 @@ pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Api
         | "*/*"
         | "application/merge-patch+json"
         | "application/strategic-merge-patch+json"
-        | "application/json-patch+json"
-        | "application/apply-patch+yaml" => serde_json::from_slice(body)
+        | "application/json-patch+json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
-        "application/yaml" => decode_yaml(body),
+        "application/yaml" | "application/apply-patch+yaml" => decode_yaml(body),
         rkube_proto::MEDIA_TYPE => rkube_proto::decode(body)
             .map_err(|e| ApiError::BadRequest(format!("invalid protobuf body: {e}"))),
         other => Err(ApiError::UnsupportedMediaType(format!(
@@ -372,6 +371,40 @@ fn prepare_for_update(
     Ok(result)
 }
 
+/// Records a write in `metadata.managedFields` (operation Update) for `manager`.
+pub(crate) fn track_update(
+    rt: &ResourceType,
+    subresource: Option<&str>,
+    manager: &str,
+    old: Option<&Value>,
+    new: Value,
+) -> Result<Value, ApiError> {
+    let now = now_rfc3339();
+    let write = rkube_api::apply::Write::new(rt.group, rt.version, rt.kind, manager, &now)
+        .to_subresource(subresource.unwrap_or(""));
+    rkube_api::apply::track_update(&write, old, &new).map_err(|e| apply_error(rt, &new, e))
+}
+
+/// Maps an apply failure to the API error (409 conflicts keep their field causes).
+pub(crate) fn apply_error(
+    rt: &ResourceType,
+    object: &Value,
+    err: rkube_api::apply::ApplyError,
+) -> ApiError {
+    use rkube_api::apply::ApplyError;
+    match &err {
+        ApplyError::Conflicts { message, .. } => ApiError::FieldManagerConflict {
+            message: message.clone(),
+            causes: err.causes(),
+        },
+        ApplyError::BadRequest(message) => ApiError::BadRequest(message.clone()),
+        ApplyError::Internal(_) => err.to_api_error(
+            &rt.qualified_plural(),
+            object["metadata"]["name"].as_str().unwrap_or(""),
+        ),
+    }
+}
+
 /// Whether two objects differ other than in their resource version.
 fn same_object(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
@@ -417,7 +450,20 @@ impl App {
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
+        object: Value,
+    ) -> Result<(u16, Value), ApiError> {
+        self.create_object(rt, info, query, object, true).await
+    }
+
+    /// Creates an object; `track` records the write in managedFields (server-side apply has
+    /// recorded its own entry already).
+    pub(crate) async fn create_object(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
         mut object: Value,
+        track: bool,
     ) -> Result<(u16, Value), ApiError> {
         check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
@@ -444,6 +490,11 @@ impl App {
             },
         };
         prepare_for_create(rt, &mut object)?;
+        let mut object = if track {
+            track_update(rt, None, &info.field_manager, None, object)?
+        } else {
+            object
+        };
         self.admit(rt, &mut object, None)?;
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")
@@ -558,6 +609,7 @@ impl App {
             dry,
             wanted_rv,
             validation,
+            Some(&info.field_manager),
             |_| Ok(object.clone()),
         )
         .await
@@ -575,6 +627,7 @@ impl App {
         dry: bool,
         wanted_rv: Option<i64>,
         validation: FieldValidation,
+        manager: Option<&str>,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<(u16, Value), ApiError> {
         for _ in 0..16 {
@@ -600,6 +653,9 @@ impl App {
                 }
             }
             let mut new = prepare_for_update(rt, subresource, new, &current)?;
+            if let Some(manager) = manager {
+                new = track_update(rt, subresource, manager, Some(&current), new)?;
+            }
             self.admit(rt, &mut new, Some(&current))?;
             if same_object(&new, &current) || dry {
                 return Ok((200, if dry { new } else { current }));

@@ -91,6 +91,7 @@ impl App {
                 dry,
                 wanted_rv,
                 FieldValidation::Ignore,
+                Some(&info.field_manager),
                 |current| {
                     let scale = scale_of(rt, current);
                     let wanted = match &change {

@@ -13,7 +13,7 @@ pub fn code_and_reason(err: &ApiError) -> (u16, &'static str) {
         ApiError::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
         ApiError::NotAcceptable(_) => (406, "NotAcceptable"),
         ApiError::AlreadyExists { .. } => (409, "AlreadyExists"),
-        ApiError::Conflict { .. } => (409, "Conflict"),
+        ApiError::Conflict { .. } | ApiError::FieldManagerConflict { .. } => (409, "Conflict"),
         ApiError::Gone(_) => (410, "Expired"),
         ApiError::RequestEntityTooLarge(_) => (413, "RequestEntityTooLarge"),
         ApiError::UnsupportedMediaType(_) => (415, "UnsupportedMediaType"),
@@ -67,6 +67,7 @@ pub fn status(err: &ApiError) -> Value {
             ..
         } => Some(json!({"retryAfterSeconds": s})),
         ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
+        ApiError::FieldManagerConflict { causes, .. } => Some(json!({"causes": causes})),
         _ => None,
     };
     let mut status = json!({

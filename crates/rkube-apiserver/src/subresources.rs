@@ -201,6 +201,7 @@ impl App {
             false,
             resource_version(&pdb),
             FieldValidation::Ignore,
+            Some("kube-apiserver"),
             |current| {
                 let mut next = current.clone();
                 next["status"]["disruptionsAllowed"] = json!(allowed - 1);
@@ -234,6 +235,7 @@ impl App {
             false,
             wanted_rv,
             FieldValidation::Ignore,
+            Some("kube-apiserver"),
             |current| {
                 let mut next = current.clone();
                 next["spec"]["finalizers"] = if finalizers.is_null() {

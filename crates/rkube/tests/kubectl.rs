@@ -916,3 +916,81 @@ fn bearer_tokens_from_the_token_file_authenticate() {
         "the kubernetes Service has its EndpointSlice"
     );
 }
+
+/// Server-side apply: field ownership, a conflict with another writer, and forcing it.
+fn server_side_apply_workflow(c: &Cluster) {
+    let manifest = c.write("ssa.yaml", MANIFEST);
+    let out = c.ok(&["apply", "--server-side", "-f", &manifest]);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied")
+            && out.contains("service/web serverside-applied"),
+        "{out}"
+    );
+    assert!(
+        c.ok(&["apply", "--server-side", "-f", &manifest])
+            .contains("deployment.apps/web serverside-applied")
+    );
+    c.ok(&["scale", "deploy", "web", "--replicas=5"]);
+    let conflict = c.fails(&["apply", "--server-side", "-f", &manifest]);
+    assert!(
+        conflict.contains("Apply failed with 1 conflict") && conflict.contains(".spec.replicas"),
+        "{conflict}"
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5",
+        "nothing changed"
+    );
+    assert!(
+        c.ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &manifest
+        ])
+        .contains("deployment.apps/web serverside-applied")
+    );
+    assert_eq!(
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "2"
+    );
+    let managers = c.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}:{.metadata.managedFields[*].operation}",
+    ]);
+    assert!(
+        managers.contains("kubectl") && managers.contains("Apply"),
+        "{managers}"
+    );
+    // Dropping a field from the configuration removes it.
+    let slim = c.write(
+        "ssa2.yaml",
+        &MANIFEST.replace("        ports:\n        - containerPort: 80\n", ""),
+    );
+    c.ok(&["apply", "--server-side", "-f", &slim]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].ports}"
+        ]),
+        ""
+    );
+}
+
+#[test]
+fn kubectl_1_33_applies_server_side() {
+    server_side_apply_workflow(&Cluster::start("1.33", None));
+}
+
+#[test]
+fn kubectl_1_32_applies_server_side() {
+    server_side_apply_workflow(&Cluster::start("1.32", None));
+}

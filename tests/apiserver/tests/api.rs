@@ -605,3 +605,54 @@ async fn the_server_restarts_on_its_data() {
         Some("10.43.0.1")
     );
 }
+
+#[tokio::test]
+async fn server_side_apply_tracks_owners_and_reports_conflicts() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"a": "1", "b": "2"}});
+    let created = cms
+        .patch(
+            "owned",
+            &PatchParams::apply("alice"),
+            &Patch::Apply(&config),
+        )
+        .await
+        .unwrap();
+    let fields = created.metadata.managed_fields.unwrap();
+    assert_eq!(
+        (fields[0].manager.as_deref(), fields[0].operation.as_deref()),
+        (Some("alice"), Some("Apply"))
+    );
+
+    let theirs = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {"a": "other"}});
+    let err = api_error(
+        cms.patch("owned", &PatchParams::apply("bob"), &Patch::Apply(&theirs))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
+    let cause = &err.details.unwrap().causes[0];
+    assert_eq!(
+        (cause.reason.as_str(), cause.field.as_str()),
+        ("FieldManagerConflict", ".data.a")
+    );
+
+    let forced = cms
+        .patch(
+            "owned",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(&theirs),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["a"], "other");
+    // alice no longer sets b: it goes, since nobody else owns it.
+    let less =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owned"}, "data": {}});
+    let after = cms
+        .patch("owned", &PatchParams::apply("alice"), &Patch::Apply(&less))
+        .await
+        .unwrap();
+    assert_eq!(after.data.unwrap_or_default().get("b"), None);
+}
