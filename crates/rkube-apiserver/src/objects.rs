@@ -33,6 +33,16 @@ pub fn prefix(rt: &ResourceType, namespace: Option<&str>) -> String {
     }
 }
 
+/// A 409 about `name` of `rt`: `Operation cannot be fulfilled on <resource> "<name>": …`.
+pub fn conflict(rt: &ResourceType, name: &str, message: impl Into<String>) -> ApiError {
+    ApiError::Conflict {
+        group: rt.group.into(),
+        resource: rt.qualified_plural(),
+        name: name.into(),
+        message: message.into(),
+    }
+}
+
 /// Maps a store error about `name` of `rt` to the API error a client expects.
 pub fn store_error(rt: &ResourceType, name: &str, err: rkube_store::Error) -> ApiError {
     use rkube_store::Error as E;

@@ -64,12 +64,7 @@ impl App {
                 let patched = apply(rt, current, &body)?;
                 // A resource version written by the patch is a precondition, as upstream treats it.
                 if resource_version(&patched) != resource_version(current) {
-                    return Err(ApiError::Conflict {
-                        group: rt.group.into(),
-                        resource: rt.qualified_plural(),
-                        name: name.into(),
-                        message: MODIFIED.into(),
-                    });
+                    return Err(crate::objects::conflict(rt, name, MODIFIED));
                 }
                 Ok(patched)
             },

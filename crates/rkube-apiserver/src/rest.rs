@@ -636,12 +636,7 @@ impl App {
             if let Some(wanted) = wanted_rv
                 && wanted != current_rv
             {
-                return Err(ApiError::Conflict {
-                    group: rt.group.into(),
-                    resource: rt.qualified_plural(),
-                    name: name.into(),
-                    message: MODIFIED.into(),
-                });
+                return Err(crate::objects::conflict(rt, name, MODIFIED));
             }
             let mut new = transform(&current)?;
             check_type(&mut new, rt)?;
@@ -669,12 +664,11 @@ impl App {
                 Err(err) => return Err(err),
             }
         }
-        Err(ApiError::Conflict {
-            group: rt.group.into(),
-            resource: rt.qualified_plural(),
-            name: name.into(),
-            message: "too many concurrent updates; please retry".into(),
-        })
+        Err(crate::objects::conflict(
+            rt,
+            name,
+            "too many concurrent updates; please retry",
+        ))
     }
 
     /// An object marked for deletion whose last finalizer was just removed is deleted.
@@ -833,12 +827,11 @@ impl App {
                 Err(err) => return Err(err),
             }
         }
-        Err(ApiError::Conflict {
-            group: rt.group.into(),
-            resource: rt.qualified_plural(),
-            name: name.into(),
-            message: "too many concurrent updates; please retry".into(),
-        })
+        Err(crate::objects::conflict(
+            rt,
+            name,
+            "too many concurrent updates; please retry",
+        ))
     }
 
     /// DELETE a collection: every object the selectors pick, one by one.
@@ -874,12 +867,7 @@ fn check_preconditions(
     preconditions: &Value,
     current: &Value,
 ) -> Result<(), ApiError> {
-    let conflict = |message: String| ApiError::Conflict {
-        group: rt.group.into(),
-        resource: rt.qualified_plural(),
-        name: name.into(),
-        message,
-    };
+    let conflict = |message: String| crate::objects::conflict(rt, name, message);
     if let Some(uid) = preconditions["uid"].as_str() {
         let actual = meta_str(current, "uid").unwrap_or("");
         if uid != actual {

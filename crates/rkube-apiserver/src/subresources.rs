@@ -8,18 +8,9 @@ use rkube_api::{ApiError, FieldError};
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::objects::{ListParams, MODIFIED, resource_version};
+use crate::objects::{ListParams, MODIFIED, conflict, resource_version};
 use crate::request::{Query, RequestInfo};
 use crate::rest::{FieldValidation, now_rfc3339};
-
-fn conflict(rt: &ResourceType, name: &str, message: String) -> ApiError {
-    ApiError::Conflict {
-        group: rt.group.into(),
-        resource: rt.qualified_plural(),
-        name: name.into(),
-        message,
-    }
-}
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
@@ -106,7 +97,7 @@ impl App {
                 Err(err) => return Err(err),
             }
         }
-        Err(conflict(rt, name, MODIFIED.into()))
+        Err(conflict(rt, name, MODIFIED))
     }
 
     /// POST pods/{name}/eviction: deletes the pod unless its PodDisruptionBudget allows no

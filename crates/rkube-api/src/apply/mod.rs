@@ -152,20 +152,9 @@ impl<'a> Write<'a> {
     }
 }
 
-/// Whether `value` nests no deeper than [`MAX_DEPTH`], found without recursion.
+/// Whether `value` nests no deeper than [`MAX_DEPTH`].
 fn within_depth(value: &Value) -> bool {
-    let mut stack = vec![(value, 1usize)];
-    while let Some((value, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return false;
-        }
-        match value {
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
-            _ => {}
-        }
-    }
-    true
+    crate::patch::within_depth(value, MAX_DEPTH)
 }
 
 /// The paths no manager ever owns: type metadata and the object metadata the server sets.

@@ -32,7 +32,7 @@ use crate::error::{ApiError, FieldError, FieldErrorKind};
 pub const MAX_DEPTH: usize = 256;
 
 /// Whether `value` nests no deeper than `limit`, found without recursion.
-fn within_depth(value: &Value, limit: usize) -> bool {
+pub(crate) fn within_depth(value: &Value, limit: usize) -> bool {
     let mut stack = vec![(value, 1usize)];
     while let Some((value, depth)) = stack.pop() {
         if depth > limit {
