@@ -122,6 +122,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         vec![
             tokio::spawn(rkube_controllers::NamespaceController::new(server.client()).run()),
+            tokio::spawn(rkube_controllers::GarbageCollector::new(server.client()).run()),
             tokio::spawn(
                 rkube_controllers::ServiceAccountController::new(server.client(), server.ca_cert())
                     .run(),

@@ -611,20 +611,60 @@ fn user_workflow(c: &Cluster, server_version: &str) {
     );
     assert!(c.fails(&["get", "deploy", "web"]).contains("not found"));
     c.ok(&["wait", "--for=delete", "cm/settings", "--timeout=10s"]);
-    c.ok(&[
-        "apply",
-        "-f",
-        &c.write(
-            "held.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n",
-        ),
-    ]);
-    c.ok(&["delete", "cm", "held", "--cascade=orphan", "--wait=false"]);
-    assert_eq!(
-        c.ok(&["get", "cm", "held", "-o", "jsonpath={.metadata.finalizers}"]),
-        r#"["orphan"]"#,
-        "orphaning waits for the garbage collector"
+    // Cascading deletion through ownerReferences, carried out by the garbage collector.
+    let owned = |owner: &str, dependent: &str| {
+        c.ok(&["create", "configmap", owner]);
+        let uid = c.ok(&["get", "cm", owner, "-o", "jsonpath={.metadata.uid}"]);
+        let manifest = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {dependent}\n  ownerReferences:\n  - apiVersion: v1\n    kind: ConfigMap\n    name: {owner}\n    uid: {uid}\n"
+        );
+        c.ok(&[
+            "apply",
+            "-f",
+            &c.write(&format!("{dependent}.yaml"), &manifest),
+        ]);
+    };
+    owned("boss1", "worker1");
+    assert!(
+        c.ok(&["delete", "cm", "boss1", "--cascade=orphan", "--timeout=30s"])
+            .contains("deleted")
     );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "cm",
+            "worker1",
+            "-o",
+            "jsonpath={.metadata.ownerReferences}"
+        ]),
+        "",
+        "orphaned"
+    );
+    owned("boss2", "worker2");
+    assert!(
+        c.ok(&[
+            "delete",
+            "cm",
+            "boss2",
+            "--cascade=foreground",
+            "--timeout=30s"
+        ])
+        .contains("deleted")
+    );
+    assert!(
+        c.fails(&["get", "cm", "worker2"]).contains("not found"),
+        "foreground deletes dependents first"
+    );
+    owned("boss3", "worker3");
+    c.ok(&["delete", "cm", "boss3"]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.run(&["get", "cm", "worker3"]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "background deletion left the dependent"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -94,3 +94,79 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
     let ca = cms.get("kube-root-ca.crt").await.unwrap().data.unwrap();
     assert_eq!(ca["ca.crt"], t.server.ca_cert());
 }
+
+async fn owner_and_dependent(
+    client: &kube::Client,
+    owner: &str,
+    dependent: &str,
+) -> Api<ConfigMap> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let created = cms
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": owner}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let reference = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": created.metadata.uid.unwrap()});
+    let dep = json!({"metadata": {"name": dependent, "ownerReferences": [reference]}});
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(dep).unwrap(),
+    )
+    .await
+    .unwrap();
+    cms
+}
+
+#[tokio::test]
+async fn the_garbage_collector_orphans_cascades_and_cleans_up() {
+    use rkube_controllers::GarbageCollector;
+
+    let t = start().await;
+    let gc = GarbageCollector::new(t.client.clone());
+
+    // Orphan: the dependent stays, without its owner reference; the owner goes.
+    let cms = owner_and_dependent(&t.client, "o1", "d1").await;
+    cms.delete("o1", &DeleteParams::orphan()).await.unwrap();
+    gc.sweep().await.unwrap();
+    assert_eq!(api_error(cms.get("o1").await.unwrap_err()).code, 404);
+    assert!(
+        cms.get("d1")
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    // Foreground: dependents first, then the owner.
+    owner_and_dependent(&t.client, "o2", "d2").await;
+    cms.delete("o2", &DeleteParams::foreground()).await.unwrap();
+    gc.sweep().await.unwrap();
+    assert_eq!(api_error(cms.get("d2").await.unwrap_err()).code, 404);
+    assert!(
+        cms.get("o2")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some(),
+        "the owner waits for its dependents"
+    );
+    gc.sweep().await.unwrap();
+    assert_eq!(api_error(cms.get("o2").await.unwrap_err()).code, 404);
+
+    // Background: the owner goes at once, the dependent at the next sweep.
+    owner_and_dependent(&t.client, "o3", "d3").await;
+    cms.delete("o3", &DeleteParams::background()).await.unwrap();
+    gc.sweep().await.unwrap();
+    assert_eq!(api_error(cms.get("d3").await.unwrap_err()).code, 404);
+
+    // A dependent of a live owner is left alone.
+    owner_and_dependent(&t.client, "o4", "d4").await;
+    let report = gc.sweep().await.unwrap();
+    assert_eq!(report.deleted, 0);
+    assert!(cms.get("d4").await.is_ok());
+}
