@@ -365,17 +365,17 @@ impl App {
                 let (code, created) = self.create(rt, info, query, object).await?;
                 Ok(object_response(accept, code, &created))
             }
-            ("get", Some(name), None | Some("status")) => {
+            ("get", Some(name), None | Some("status" | "approval")) => {
                 Ok(table(self.get(rt, info, name).await?))
             }
             ("list", None, None) => Ok(table(self.list(rt, info, query).await?)),
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
-            ("update", Some(name), None | Some("status")) => {
+            ("update", Some(name), None | Some("status" | "approval")) => {
                 let object = crate::rest::decode_body(content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
-            ("patch", Some(name), None | Some("status")) => {
+            ("patch", Some(name), None | Some("status" | "approval")) => {
                 let patch = crate::rest::decode_body(content_type, body)?;
                 let (code, patched) = self
                     .patch(rt, info, query, name, content_type, patch, user)

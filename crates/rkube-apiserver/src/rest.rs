@@ -322,7 +322,12 @@ fn prepare_for_update(
     new: Value,
     old: &Value,
 ) -> Result<Value, ApiError> {
-    let mut result = if subresource == Some("status") {
+    let mut result = if subresource == Some("approval") {
+        // A CSR's approval changes its conditions only; spec and any issued certificate stay.
+        let mut merged = old.clone();
+        merged["status"]["conditions"] = new["status"]["conditions"].clone();
+        merged
+    } else if subresource == Some("status") {
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
         if merged["status"].is_null()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use rkube_store_tests::{EtcdServer, free_port};
 
 /// Where the versioned kubectl binaries are: `$RKUBE_KUBECTL_DIR`, or beside the `kubectl`
@@ -844,6 +845,43 @@ fn imperative_workflow(c: &Cluster) {
         c.fails(&["create", "configmap", "c1", "--from-literal=k=v"])
             .contains("configmaps \"c1\" already exists")
     );
+
+    // Certificate signing requests: created from a real request, approved through kubectl.
+    let key = c.dir.path().join("csr.key");
+    let request = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=jane/O=dev",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .output()
+        .expect("openssl");
+    assert!(request.status.success(), "{request:?}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&request.stdout);
+    let csr = format!(
+        "apiVersion: certificates.k8s.io/v1\nkind: CertificateSigningRequest\nmetadata:\n  name: jane\nspec:\n  request: {encoded}\n  signerName: kubernetes.io/kube-apiserver-client\n  usages: [client auth]\n"
+    );
+    c.ok(&["apply", "-f", &c.write("csr.yaml", &csr)]);
+    assert!(
+        c.ok(&["certificate", "approve", "jane"])
+            .contains("certificatesigningrequest.certificates.k8s.io/jane approved")
+    );
+    let condition = c.ok(&[
+        "get",
+        "csr",
+        "jane",
+        "-o",
+        "jsonpath={.status.conditions[0].type}",
+    ]);
+    assert_eq!(condition, "Approved");
 
     // Every namespace gets its default ServiceAccount and the cluster CA from the controllers.
     let deadline = Instant::now() + Duration::from_secs(10);
