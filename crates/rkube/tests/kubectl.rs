@@ -1072,3 +1072,57 @@ fn kubectl_1_33_applies_server_side() {
 fn kubectl_1_32_applies_server_side() {
     server_side_apply_workflow(&Cluster::start("1.32", None));
 }
+
+#[test]
+fn the_server_shuts_down_cleanly_on_sigterm_and_keeps_its_data() {
+    let mut c = Cluster::start("1.33", None);
+    c.ok(&["create", "configmap", "kept", "--from-literal=k=v"]);
+    let pid = c.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = c.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}: {}", c.log());
+    // The same data directory serves the same objects again.
+    let port = free_port();
+    c.child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+            &port.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(c.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.run(&["get", "--raw", "/readyz"]).status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted server is not ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        c.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
+}
