@@ -42,6 +42,7 @@ pub struct App {
     pub(crate) objects: Objects,
     pub(crate) config: AppConfig,
     tokens: TokenAuthenticator,
+    pub(crate) issuer: crate::satokens::TokenIssuer,
     authorizer: Arc<dyn Authorizer>,
     ready: AtomicBool,
 }
@@ -172,12 +173,14 @@ impl App {
         objects: Objects,
         config: AppConfig,
         tokens: TokenAuthenticator,
+        issuer: crate::satokens::TokenIssuer,
         authorizer: Arc<dyn Authorizer>,
     ) -> Self {
         Self {
             objects,
             config,
             tokens,
+            issuer,
             authorizer,
             ready: AtomicBool::new(false),
         }
@@ -198,13 +201,17 @@ impl App {
         })
     }
 
-    fn authenticate(&self, caller: &Caller, headers: &http::HeaderMap) -> Option<UserInfo> {
+    async fn authenticate(&self, caller: &Caller, headers: &http::HeaderMap) -> Option<UserInfo> {
         if let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
         {
-            return self.tokens.authenticate(token.trim());
+            let token = token.trim();
+            if let Some(user) = self.tokens.authenticate(token) {
+                return Some(user);
+            }
+            return self.service_account_user(token).await;
         }
         match caller {
             Caller::Tls(user) => user.clone(),
@@ -234,7 +241,7 @@ impl App {
             "/version" => return json_response(200, &crate::discovery::version()),
             _ => {}
         }
-        let Some(user) = self.authenticate(&caller, &parts.headers) else {
+        let Some(user) = self.authenticate(&caller, &parts.headers).await else {
             return error_response(&ApiError::Unauthorized);
         };
         let mut info = request::parse(&parts.method, &path, &query);
@@ -401,6 +408,15 @@ impl App {
                     accept,
                     200,
                     &self.delete_collection(rt, info, query, options).await?,
+                ))
+            }
+            ("create", Some(name), Some("token")) => {
+                let body = crate::rest::decode_body(content_type, body)?;
+                let ns = info.namespace.as_deref();
+                Ok(object_response(
+                    accept,
+                    201,
+                    &self.request_token(rt, ns, name, body).await?,
                 ))
             }
             ("create", Some(name), Some("binding")) => {

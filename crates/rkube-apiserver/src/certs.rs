@@ -225,6 +225,11 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<ClusterCerts> {
     })
 }
 
+/// Writes a private key file (mode 0600), atomically.
+pub(crate) fn write_private(path: &Path, contents: &str) -> Result<()> {
+    write(path, contents, true)
+}
+
 /// A kubeconfig for the admin user against `server` (e.g. `https://127.0.0.1:6443`).
 pub fn admin_kubeconfig(certs: &ClusterCerts, server: &str) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());

@@ -15,6 +15,7 @@ mod patch;
 pub mod request;
 mod rest;
 mod reviews;
+mod satokens;
 mod scale;
 mod serve;
 mod status;
@@ -141,6 +142,7 @@ impl ApiServer {
             objects::Objects::new(store, config.event_ttl),
             app_config,
             tokens,
+            satokens::TokenIssuer::load_or_create(&config.data_dir.join("tls"))?,
             Arc::new(AllowAuthenticated),
         ));
         bootstrap::run(&app, advertise_ip, local_addr.port())

@@ -846,6 +846,29 @@ fn imperative_workflow(c: &Cluster) {
             .contains("configmaps \"c1\" already exists")
     );
 
+    // Service account tokens: issued by TokenRequest, accepted while the account exists.
+    let token = c.ok(&["create", "token", "bot"]);
+    let token = token.trim();
+    let who = c.ok(&[
+        "--token",
+        token,
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(who, "system:serviceaccount:default:bot");
+    assert!(
+        c.fails(&["create", "token", "bot", "--duration=5m"])
+            .contains("may not specify a duration less than 10 minutes")
+    );
+    c.ok(&["delete", "serviceaccount", "bot"]);
+    assert!(
+        c.fails(&["--token", token, "get", "ns"])
+            .contains("You must be logged in to the server"),
+        "a deleted account's token is refused"
+    );
+
     // Certificate signing requests: created from a real request, approved through kubectl.
     let key = c.dir.path().join("csr.key");
     let request = Command::new("openssl")
