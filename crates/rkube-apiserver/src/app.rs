@@ -363,12 +363,12 @@ impl App {
         let table = |v: Value| crate::tables::respond(accept, rt, v, query);
         match (info.verb.as_str(), name, info.subresource.as_deref()) {
             ("create", None, None) if !rt.is_stored() => {
-                let object = crate::rest::decode_body(content_type, body)?;
+                let object = crate::decode::decode_body(content_type, body)?;
                 let reviewed = crate::reviews::review(rt, object, user)?;
                 Ok(object_response(accept, 201, &reviewed))
             }
             ("create", None, None) => {
-                let object = crate::rest::decode_body(content_type, body)?;
+                let object = crate::decode::decode_body(content_type, body)?;
                 let (code, created) = self.create(rt, info, query, object).await?;
                 Ok(object_response(accept, code, &created))
             }
@@ -378,12 +378,12 @@ impl App {
             ("list", None, None) => Ok(table(self.list(rt, info, query).await?)),
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
             ("update", Some(name), None | Some("status" | "approval")) => {
-                let object = crate::rest::decode_body(content_type, body)?;
+                let object = crate::decode::decode_body(content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
             ("patch", Some(name), None | Some("status" | "approval")) => {
-                let patch = crate::rest::decode_body(content_type, body)?;
+                let patch = crate::decode::decode_body(content_type, body)?;
                 let (code, patched) = self
                     .patch(rt, info, query, name, content_type, patch, user)
                     .await?;
@@ -393,7 +393,7 @@ impl App {
                 let options = if body.is_empty() {
                     json!({})
                 } else {
-                    crate::rest::decode_body(content_type, body)?
+                    crate::decode::decode_body(content_type, body)?
                 };
                 let (code, deleted) = self.delete(rt, info, query, name, options).await?;
                 Ok(object_response(accept, code, &deleted))
@@ -402,7 +402,7 @@ impl App {
                 let options = if body.is_empty() {
                     json!({})
                 } else {
-                    crate::rest::decode_body(content_type, body)?
+                    crate::decode::decode_body(content_type, body)?
                 };
                 Ok(object_response(
                     accept,
@@ -411,7 +411,7 @@ impl App {
                 ))
             }
             ("create", Some(name), Some("token")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let ns = info.namespace.as_deref();
                 Ok(object_response(
                     accept,
@@ -420,17 +420,17 @@ impl App {
                 ))
             }
             ("create", Some(name), Some("binding")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let (code, status) = self.bind(rt, info, name, body).await?;
                 Ok(object_response(accept, code, &status))
             }
             ("create", Some(name), Some("eviction")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let (code, status) = self.evict(rt, info, query, name, body).await?;
                 Ok(object_response(accept, code, &status))
             }
             ("update", Some(name), Some("finalize")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let (code, namespace) = self.finalize_namespace(rt, name, body).await?;
                 Ok(object_response(accept, code, &namespace))
             }
@@ -440,7 +440,7 @@ impl App {
                 &self.get_scale(rt, info, name).await?,
             )),
             ("update", Some(name), Some("scale")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let change = crate::scale::ScaleChange::Replace(body);
                 Ok(object_response(
                     accept,
@@ -449,7 +449,7 @@ impl App {
                 ))
             }
             ("patch", Some(name), Some("scale")) => {
-                let body = crate::rest::decode_body(content_type, body)?;
+                let body = crate::decode::decode_body(content_type, body)?;
                 let media = content_type
                     .unwrap_or("")
                     .split(';')

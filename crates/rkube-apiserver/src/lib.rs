@@ -7,6 +7,8 @@ mod app;
 pub mod auth;
 mod bootstrap;
 pub mod certs;
+mod decode;
+mod delete;
 mod discovery;
 mod filter;
 mod objects;

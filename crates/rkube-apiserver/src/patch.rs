@@ -58,7 +58,7 @@ impl App {
             info.subresource.as_deref(),
             dry,
             None,
-            crate::rest::FieldValidation::from_query(query)?,
+            crate::decode::FieldValidation::from_query(query)?,
             Some(&info.field_manager),
             |current| {
                 let patched = apply(rt, current, &body)?;
@@ -107,7 +107,7 @@ impl App {
             .to_subresource(subresource);
         let ns = info.namespace.as_deref().filter(|_| rt.namespaced);
         let dry = matches!(query.get("dryRun"), Some("All"));
-        let validation = crate::rest::FieldValidation::from_query(query)?;
+        let validation = crate::decode::FieldValidation::from_query(query)?;
         match self.objects.get(rt, ns, name).await {
             Err(ApiError::NotFound { .. }) if info.subresource.is_none() => {
                 let applied = rkube_api::apply::apply(&write, None, &config, force)

@@ -6,6 +6,7 @@ use rkube_api::registry::ResourceType;
 use serde_json::{Map, Value, json};
 
 use crate::app::App;
+use crate::decode::{FieldValidation, normalize};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
 
@@ -32,49 +33,13 @@ pub fn now_rfc3339() -> String {
         .to_string()
 }
 
-fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
+pub(crate) fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>, ApiError> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = json!({});
     }
     object["metadata"]
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
-}
-
-/// Parses a request body: JSON (and the JSON-based patch types) or Kubernetes protobuf.
-pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
-    let media = content_type
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    if body.is_empty() {
-        return Err(ApiError::bad_request("the request body is empty"));
-    }
-    match media {
-        "application/json"
-        | ""
-        | "*/*"
-        | "application/merge-patch+json"
-        | "application/strategic-merge-patch+json"
-        | "application/json-patch+json" => serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}"))),
-        "application/yaml" | "application/apply-patch+yaml" => decode_yaml(body),
-        rkube_proto::MEDIA_TYPE => rkube_proto::decode(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid protobuf body: {e}"))),
-        other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: \
-             application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
-        ))),
-    }
-}
-
-/// Parses a YAML body. The parser refuses deep nesting and alias expansion past its limits, so
-/// a "billion laughs" body fails fast instead of growing.
-fn decode_yaml(body: &[u8]) -> Result<Value, ApiError> {
-    serde_norway::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid YAML body: {e}")))
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
@@ -128,94 +93,6 @@ fn check_namespace(
             Ok(())
         }
     }
-}
-
-/// How to treat fields the schema does not know (`?fieldValidation=`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// Reject the request (400).
-    Strict,
-    /// Drop them; upstream also warns.
-    Warn,
-    /// Drop them silently.
-    Ignore,
-}
-
-impl FieldValidation {
-    /// Reads the query parameter; upstream's default is Warn.
-    pub fn from_query(query: &Query) -> Result<Self, ApiError> {
-        match query.get("fieldValidation") {
-            None | Some("Warn") => Ok(Self::Warn),
-            Some("Strict") => Ok(Self::Strict),
-            Some("Ignore") => Ok(Self::Ignore),
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {other:?}"
-            ))),
-        }
-    }
-}
-
-/// The paths of fields present in `input` but dropped by the typed round trip.
-fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
-    match (input, known) {
-        (Value::Object(i), Value::Object(k)) => {
-            for (key, value) in i {
-                if value.is_null() {
-                    continue;
-                }
-                let child = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                match k.get(key) {
-                    None => out.push(child),
-                    Some(known) => unknown_fields(value, known, &child, out),
-                }
-            }
-        }
-        (Value::Array(i), Value::Array(k)) => {
-            for (n, (value, known)) in i.iter().zip(k).enumerate() {
-                unknown_fields(value, known, &format!("{path}[{n}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Checks types and keeps known fields only; under Strict, unknown fields are a 400.
-pub(crate) fn normalize(
-    rt: &ResourceType,
-    object: Value,
-    validation: FieldValidation,
-) -> Result<Value, ApiError> {
-    let cannot = |why: String| {
-        ApiError::BadRequest(format!(
-            "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}",
-            kind = rt.kind,
-            v = rt.version
-        ))
-    };
-    let normalized = (rt.normalize)(object.clone()).map_err(|e| cannot(e.to_string()))?;
-    if validation != FieldValidation::Ignore {
-        let mut unknown = Vec::new();
-        unknown_fields(&object, &normalized, "", &mut unknown);
-        if validation == FieldValidation::Warn {
-            for field in unknown {
-                crate::warnings::warn(format!("unknown field \"{field}\""));
-            }
-        } else if !unknown.is_empty() {
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect();
-            return Err(cannot(format!(
-                "strict decoding error: {}",
-                fields.join(", ")
-            )));
-        }
-    }
-    Ok(normalized)
 }
 
 /// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
@@ -411,7 +288,7 @@ pub(crate) fn apply_error(
 }
 
 /// Whether two objects differ other than in their resource version.
-fn same_object(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_object(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut v = v.clone();
         if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -422,7 +299,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
     strip(a) == strip(b)
 }
 
-fn dry_run(query: &Query) -> Result<bool, ApiError> {
+pub(crate) fn dry_run(query: &Query) -> Result<bool, ApiError> {
     match query.get("dryRun") {
         None => Ok(false),
         Some("All") => Ok(true),
@@ -433,7 +310,11 @@ fn dry_run(query: &Query) -> Result<bool, ApiError> {
 }
 
 impl App {
-    fn namespace_of<'a>(&self, rt: &ResourceType, info: &'a RequestInfo) -> Option<&'a str> {
+    pub(crate) fn namespace_of<'a>(
+        &self,
+        rt: &ResourceType,
+        info: &'a RequestInfo,
+    ) -> Option<&'a str> {
         info.namespace.as_deref().filter(|_| rt.namespaced)
     }
 
@@ -677,7 +558,7 @@ impl App {
     }
 
     /// An object marked for deletion whose last finalizer was just removed is deleted.
-    async fn finish_if_finalized(
+    pub(crate) async fn finish_if_finalized(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
@@ -707,212 +588,6 @@ impl App {
         }
         Ok(())
     }
-
-    /// DELETE one object.
-    pub async fn delete(
-        &self,
-        rt: &ResourceType,
-        info: &RequestInfo,
-        query: &Query,
-        name: &str,
-        options: Value,
-    ) -> Result<(u16, Value), ApiError> {
-        let ns = self.namespace_of(rt, info);
-        let dry = dry_run(query)?
-            || options["dryRun"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|v| v == "All"));
-        let grace = options["gracePeriodSeconds"]
-            .as_i64()
-            .or_else(|| query.get("gracePeriodSeconds").and_then(|g| g.parse().ok()));
-        let propagation = options["propagationPolicy"]
-            .as_str()
-            .map(str::to_owned)
-            .or_else(|| query.get("propagationPolicy").map(str::to_owned))
-            .or_else(|| match options["orphanDependents"].as_bool() {
-                Some(true) => Some("Orphan".to_owned()),
-                Some(false) => Some("Background".to_owned()),
-                None => None,
-            });
-        let finalizer = match propagation.as_deref() {
-            None | Some("Background") => None,
-            Some("Orphan") => Some("orphan"),
-            Some("Foreground") => Some("foregroundDeletion"),
-            Some(other) => {
-                return Err(ApiError::Invalid {
-                    kind: "DeleteOptions".into(),
-                    name: String::new(),
-                    causes: vec![rkube_api::FieldError::not_supported(
-                        "propagationPolicy",
-                        other,
-                        &["Foreground", "Background", "Orphan"],
-                    )],
-                });
-            }
-        };
-        for _ in 0..16 {
-            let current = self.objects.get(rt, ns, name).await?;
-            let rv = objects::resource_version(&current);
-            check_preconditions(rt, name, &options["preconditions"], &current)?;
-            let mut marked = current.clone();
-            let mut needs_mark = false;
-            {
-                let meta = metadata_mut(&mut marked)?;
-                let mut finalizers: Vec<Value> = meta
-                    .get("finalizers")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                if let Some(f) = finalizer
-                    && !finalizers.iter().any(|x| x == f)
-                {
-                    finalizers.push(json!(f));
-                    meta.insert("finalizers".into(), json!(finalizers.clone()));
-                }
-                if !finalizers.is_empty() {
-                    needs_mark = true;
-                }
-            }
-            let graceful = rt.group.is_empty()
-                && rt.kind == "Pod"
-                && pod_needs_graceful_deletion(&current, grace);
-            let namespace = rt.group.is_empty()
-                && rt.kind == "Namespace"
-                && current["spec"]["finalizers"]
-                    .as_array()
-                    .is_some_and(|f| !f.is_empty());
-            if namespace {
-                marked["status"]["phase"] = json!("Terminating");
-                needs_mark = true;
-            }
-            if needs_mark || graceful {
-                let already = current["metadata"]
-                    .get("deletionTimestamp")
-                    .is_some_and(|t| !t.is_null());
-                let meta = metadata_mut(&mut marked)?;
-                if !already {
-                    let seconds = if graceful {
-                        grace_period(&current, grace)
-                    } else {
-                        0
-                    };
-                    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(seconds);
-                    meta.insert(
-                        "deletionTimestamp".into(),
-                        json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                    );
-                    meta.insert("deletionGracePeriodSeconds".into(), json!(seconds));
-                }
-                if dry || same_object(&marked, &current) {
-                    return Ok((200, marked));
-                }
-                match self
-                    .objects
-                    .update(rt, ns, name, marked, rv.unwrap_or(0))
-                    .await
-                {
-                    Ok(updated) => return Ok((200, updated)),
-                    Err(ApiError::Conflict { .. }) => continue,
-                    Err(err) => return Err(err),
-                }
-            }
-            if dry {
-                return Ok((200, current));
-            }
-            match self.objects.delete(rt, ns, name, rv).await {
-                Ok(deleted) => {
-                    self.release(rt, &deleted).await;
-                    if rt.group.is_empty() && rt.kind == "Pod" {
-                        return Ok((200, deleted));
-                    }
-                    let uid = meta_str(&deleted, "uid");
-                    return Ok((200, crate::status::success(rt.group, rt.plural, name, uid)));
-                }
-                Err(ApiError::Conflict { .. }) => continue,
-                Err(err) => return Err(err),
-            }
-        }
-        Err(crate::objects::conflict(
-            rt,
-            name,
-            "too many concurrent updates; please retry",
-        ))
-    }
-
-    /// DELETE a collection: every object the selectors pick, one by one.
-    pub async fn delete_collection(
-        &self,
-        rt: &ResourceType,
-        info: &RequestInfo,
-        query: &Query,
-        options: Value,
-    ) -> Result<Value, ApiError> {
-        let listed = self.list(rt, info, query).await?;
-        let ns = info.namespace.clone();
-        for item in listed["items"].as_array().cloned().unwrap_or_default() {
-            let Some(name) = meta_str(&item, "name") else {
-                continue;
-            };
-            let mut one = info.clone();
-            one.namespace = meta_str(&item, "namespace")
-                .map(str::to_owned)
-                .or(ns.clone());
-            match self.delete(rt, &one, query, name, options.clone()).await {
-                Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Ok(listed)
-    }
-}
-
-fn check_preconditions(
-    rt: &ResourceType,
-    name: &str,
-    preconditions: &Value,
-    current: &Value,
-) -> Result<(), ApiError> {
-    let conflict = |message: String| crate::objects::conflict(rt, name, message);
-    if let Some(uid) = preconditions["uid"].as_str() {
-        let actual = meta_str(current, "uid").unwrap_or("");
-        if uid != actual {
-            return Err(conflict(format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-            )));
-        }
-    }
-    if let Some(rv) = preconditions["resourceVersion"].as_str() {
-        let actual = meta_str(current, "resourceVersion").unwrap_or("");
-        if rv != actual {
-            return Err(conflict(format!(
-                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A pod bound to a node and still running is deleted gracefully: marked, and removed by its
-/// kubelet (or after the grace period). Unbound or finished pods go at once.
-fn pod_needs_graceful_deletion(pod: &Value, grace: Option<i64>) -> bool {
-    let bound = pod["spec"]["nodeName"]
-        .as_str()
-        .is_some_and(|n| !n.is_empty());
-    let finished = matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    );
-    bound && !finished && grace_period(pod, grace) > 0
-}
-
-fn grace_period(pod: &Value, grace: Option<i64>) -> i64 {
-    grace
-        .unwrap_or_else(|| {
-            pod["spec"]["terminationGracePeriodSeconds"]
-                .as_i64()
-                .unwrap_or(30)
-        })
-        .max(0)
 }
 
 /// `resourceVersion` + `resourceVersionMatch` of a list: only `Exact` reads the past; every
@@ -952,36 +627,6 @@ fn list_revision(query: &Query) -> Result<Option<i64>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn yaml_bodies_decode_and_alias_bombs_are_refused_quickly() {
-        let ok = decode_body(
-            Some("application/yaml"),
-            b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
-        )
-        .unwrap();
-        assert_eq!(ok["metadata"]["name"], "a");
-        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..12 {
-            let prev = if i == 1 {
-                "a".to_owned()
-            } else {
-                format!("a{}", i - 1)
-            };
-            bomb.push_str(&format!("a{i}: &a{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
-        }
-        let started = std::time::Instant::now();
-        assert!(matches!(
-            decode_body(Some("application/yaml"), bomb.as_bytes()),
-            Err(ApiError::BadRequest(_))
-        ));
-        assert!(started.elapsed() < std::time::Duration::from_secs(2));
-        let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(matches!(
-            decode_body(Some("application/yaml"), deep.as_bytes()),
-            Err(ApiError::BadRequest(_))
-        ));
-    }
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {

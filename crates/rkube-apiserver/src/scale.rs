@@ -7,9 +7,9 @@ use rkube_api::{ApiError, FieldError, patch};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::decode::FieldValidation;
 use crate::objects::resource_version;
 use crate::request::{Query, RequestInfo};
-use crate::rest::FieldValidation;
 
 /// The Scale of a workload object.
 fn scale_of(rt: &ResourceType, parent: &Value) -> Value {

@@ -8,9 +8,10 @@ use rkube_api::{ApiError, FieldError};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::decode::FieldValidation;
 use crate::objects::{ListParams, MODIFIED, conflict, resource_version};
 use crate::request::{Query, RequestInfo};
-use crate::rest::{FieldValidation, now_rfc3339};
+use crate::rest::now_rfc3339;
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
