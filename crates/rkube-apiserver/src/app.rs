@@ -45,6 +45,7 @@ pub struct App {
     pub(crate) issuer: crate::satokens::TokenIssuer,
     authorizer: Arc<dyn Authorizer>,
     ready: AtomicBool,
+    pub(crate) watch_lines: Arc<crate::watch::LineMemo>,
 }
 
 /// How the caller proved who it is, before the token is looked at.
@@ -183,6 +184,7 @@ impl App {
             issuer,
             authorizer,
             ready: AtomicBool::new(false),
+            watch_lines: Arc::default(),
         }
     }
 

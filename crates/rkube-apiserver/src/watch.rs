@@ -2,6 +2,7 @@
 //! the initial state first when none is given, bookmarks, `timeoutSeconds`, and an `ERROR`
 //! event (410) when the version is too old.
 
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,47 @@ struct Encoder {
     rt: &'static ResourceType,
     accept: Accept,
     query: Query,
+    lines: Arc<LineMemo>,
+}
+
+/// How many encoded events are kept for sharing between watchers.
+const MEMO_CAPACITY: usize = 4096;
+
+/// Recently encoded plain-JSON watch lines, shared by watchers: an unfiltered JSON watcher's
+/// line for an event depends only on the key, the revision and the event type, so many
+/// watchers of one resource decode and encode each event once between them.
+#[derive(Default)]
+pub(crate) struct LineMemo {
+    state: std::sync::Mutex<(HashMap<LineKey, Bytes>, VecDeque<LineKey>)>,
+}
+
+/// An event's identity: store key, revision, event type.
+type LineKey = (String, i64, &'static str);
+
+impl LineMemo {
+    fn get_or(&self, key: LineKey, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+        if let Some(line) = self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(&key)
+        {
+            return Some(line.clone());
+        }
+        let line = make()?;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *state;
+        if map.insert(key.clone(), line.clone()).is_none() {
+            order.push_back(key);
+            while order.len() > MEMO_CAPACITY {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        Some(line)
+    }
 }
 
 impl Encoder {
@@ -119,6 +161,7 @@ pub async fn serve(
         rt,
         accept,
         query: query.clone(),
+        lines: app.watch_lines.clone(),
     };
     let mut initial_lines = Vec::new();
     let start = if with_initial {
@@ -224,6 +267,30 @@ fn translate(
     bookmarks: bool,
 ) -> Option<Bytes> {
     let decode = |kv: &rkube_store::KeyValue| objects::decode(kv).ok();
+    if filter.is_empty() && encoder.accept == Accept::Json {
+        return match event {
+            WatchEvent::Progress { revision } => {
+                bookmarks.then(|| encoder.bookmark(revision, false))
+            }
+            WatchEvent::Put { kv, prev } => {
+                let kind = if prev.is_some() { "MODIFIED" } else { "ADDED" };
+                encoder
+                    .lines
+                    .get_or((kv.key.clone(), kv.mod_revision, kind), || {
+                        Some(encoder.line(kind, decode(&kv)?))
+                    })
+            }
+            WatchEvent::Delete {
+                key,
+                revision,
+                prev,
+            } => encoder.lines.get_or((key, revision, "DELETED"), || {
+                let mut object = prev.as_ref().and_then(decode)?;
+                objects::set_resource_version(&mut object, revision);
+                Some(encoder.line("DELETED", object))
+            }),
+        };
+    }
     match event {
         WatchEvent::Progress { revision } => bookmarks.then(|| encoder.bookmark(revision, false)),
         WatchEvent::Put { kv, prev } => {
