@@ -48,44 +48,32 @@ impl Cluster {
 
     fn start_with(version: &str, etcd: Option<EtcdServer>, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rkube"));
-        command
-            .args([
-                "server",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                &port.to_string(),
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
+        let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         if let Some(etcd) = &etcd {
-            command
-                .arg("--datastore-endpoint")
-                .arg(etcd.endpoint().replace("http://", "etcd://"));
+            args.push("--datastore-endpoint".into());
+            args.push(etcd.endpoint().replace("http://", "etcd://"));
         }
-        let child = command.spawn().expect("start rkube server");
+        let child = spawn_server(dir.path(), &args);
         let cluster = Self {
             child,
             kubectl: kubectl_binary(version),
             dir,
             _etcd: etcd,
         };
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Waits until the server answers readyz with the kubeconfig it wrote.
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if cluster.kubeconfig().exists()
-                && cluster.run(&["get", "--raw", "/readyz"]).status.success()
-            {
-                return cluster;
-            }
+        while !(self.kubeconfig().exists()
+            && self.run(&["get", "--raw", "/readyz"]).status.success())
+        {
             assert!(
                 Instant::now() < deadline,
                 "server not ready: {}",
-                cluster.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -142,6 +130,30 @@ impl Cluster {
         std::fs::write(&path, contents).unwrap();
         path.display().to_string()
     }
+}
+
+/// Starts `rkube server` on a free loopback port with its data in `dir`.
+fn spawn_server(dir: &Path, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+            &free_port().to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start rkube server")
 }
 
 impl Drop for Cluster {
@@ -708,7 +720,6 @@ fn a_file_that_is_not_a_database_stops_the_server_with_its_name() {
         stderr.contains(&db.display().to_string()),
         "the error names the file: {stderr}"
     );
-    let _ = Path::new("");
 }
 
 /// The `kubectl create …` subcommands, `kubectl run` and `auth whoami` send protobuf bodies.
@@ -1121,29 +1132,8 @@ fn the_server_shuts_down_cleanly_on_sigterm_and_keeps_its_data() {
     };
     assert!(status.success(), "exit status {status}: {}", c.log());
     // The same data directory serves the same objects again.
-    let port = free_port();
-    c.child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-        .args([
-            "server",
-            "--bind-address",
-            "127.0.0.1",
-            "--https-listen-port",
-            &port.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(c.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !c.run(&["get", "--raw", "/readyz"]).status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "the restarted server is not ready"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    c.child = spawn_server(c.dir.path(), &[]);
+    c.wait_ready();
     assert_eq!(
         c.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]),
         "v"
