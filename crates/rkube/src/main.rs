@@ -120,14 +120,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let controllers = if args.disable_controllers {
         Vec::new()
     } else {
-        vec![
-            tokio::spawn(rkube_controllers::NamespaceController::new(server.client()).run()),
-            tokio::spawn(rkube_controllers::GarbageCollector::new(server.client()).run()),
-            tokio::spawn(
-                rkube_controllers::ServiceAccountController::new(server.client(), server.ca_cert())
-                    .run(),
-            ),
-        ]
+        vec![tokio::spawn(
+            rkube_controllers::ControllerManager::new(server.client(), server.ca_cert()).run(),
+        )]
     };
     tracing::info!(
         address = %server.local_addr(),
