@@ -4,10 +4,20 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod events;
 pub mod gc;
 pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod resourcequota;
 pub mod serviceaccount;
+pub mod settings;
+pub mod tainteviction;
+pub mod workqueue;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +25,7 @@ use std::pin::Pin;
 pub use gc::GarbageCollector;
 pub use namespace::NamespaceController;
 pub use serviceaccount::ServiceAccountController;
+pub use settings::Settings;
 
 /// What every controller is given: the client it acts through and cluster facts.
 #[derive(Clone)]
@@ -23,6 +34,8 @@ pub struct Context {
     pub client: kube::Client,
     /// The cluster CA certificate (PEM), published in every namespace.
     pub ca_cert: String,
+    /// Cluster settings for the node and pod controllers (`--cluster-cidr`, grace periods …).
+    pub settings: Settings,
 }
 
 /// A controller's task: runs until dropped.
@@ -50,6 +63,38 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         name: "serviceaccount",
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
     },
+    ControllerDef {
+        name: "endpoints",
+        start: |ctx| Box::pin(endpoints::EndpointsController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "endpointslice",
+        start: |ctx| Box::pin(endpointslice::EndpointSliceController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "nodeipam",
+        start: |ctx| Box::pin(nodeipam::run(ctx.client, ctx.settings)),
+    },
+    ControllerDef {
+        name: "nodelifecycle",
+        start: |ctx| Box::pin(nodelifecycle::NodeLifecycleController::new(ctx.client, &ctx.settings).run()),
+    },
+    ControllerDef {
+        name: "taint-eviction",
+        start: |ctx| Box::pin(tainteviction::TaintEvictionController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "podgc",
+        start: |ctx| Box::pin(podgc::PodGcController::new(ctx.client, &ctx.settings).run()),
+    },
+    ControllerDef {
+        name: "resourcequota",
+        start: |ctx| Box::pin(resourcequota::ResourceQuotaController::new(ctx.client, &ctx.settings).run()),
+    },
+    ControllerDef {
+        name: "disruption",
+        start: |ctx| Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run()),
+    },
 ];
 
 /// Runs the controllers.
@@ -64,8 +109,15 @@ impl ControllerManager {
             context: Context {
                 client,
                 ca_cert: ca_cert.into(),
+                settings: Settings::default(),
             },
         }
+    }
+
+    /// Uses `settings` instead of the defaults.
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.context.settings = settings;
+        self
     }
 
     /// Runs every controller until the returned future is dropped.
