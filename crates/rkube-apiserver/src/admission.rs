@@ -8,6 +8,9 @@ use serde_json::Value;
 /// it is invalid.
 pub fn admit(rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
     defaults::apply_defaults(rt.group, rt.kind, object);
+    if old.is_none() && rt.group.is_empty() && rt.kind == "Pod" {
+        default_toleration_seconds(object);
+    }
     let causes = validation::validate(rt.group, rt.kind, object, old);
     if causes.is_empty() {
         Ok(())
@@ -17,5 +20,90 @@ pub fn admit(rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Resu
             name: object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
             causes,
         })
+    }
+}
+
+/// How long pods tolerate a not-ready or unreachable node by default (upstream's
+/// `--default-not-ready-toleration-seconds` / `--default-unreachable-toleration-seconds`).
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The DefaultTolerationSeconds admission plugin: a new pod that does not already tolerate
+/// the `node.kubernetes.io/not-ready` or `node.kubernetes.io/unreachable` NoExecute taint
+/// gets a toleration of it for [`DEFAULT_TOLERATION_SECONDS`], so that the pods of a lost
+/// node are evicted after five minutes rather than at once.
+pub fn default_toleration_seconds(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut tolerations = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut added = false;
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        // As upstream: a toleration with this key (or no key) and the NoExecute effect (or
+        // no effect) counts, whatever its operator.
+        let tolerated = tolerations.iter().any(|t| {
+            let k = t["key"].as_str().unwrap_or("");
+            let effect = t["effect"].as_str().unwrap_or("");
+            (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
+        });
+        if !tolerated {
+            tolerations.push(serde_json::json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+            }));
+            added = true;
+        }
+    }
+    if added {
+        spec.insert("tolerations".into(), Value::Array(tolerations));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pods_get_not_ready_and_unreachable_tolerations_unless_they_have_them() {
+        let mut pod = json!({"spec": {"containers": []}});
+        default_toleration_seconds(&mut pod);
+        let keys: Vec<&str> = pod["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable"
+            ]
+        );
+        assert_eq!(pod["spec"]["tolerations"][0]["tolerationSeconds"], 300);
+
+        let mut own = json!({"spec": {"tolerations": [
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}
+        ]}});
+        default_toleration_seconds(&mut own);
+        let tolerations = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(tolerations.len(), 2);
+        assert_eq!(tolerations[0]["tolerationSeconds"], 5);
+
+        let mut everything = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        default_toleration_seconds(&mut everything);
+        assert_eq!(
+            everything["spec"]["tolerations"].as_array().unwrap().len(),
+            1
+        );
     }
 }

@@ -209,8 +209,14 @@ pub fn endpoint_subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset>
         .and_then(|s| s.publish_not_ready_addresses)
         .unwrap_or(false);
     let family = address_type(service);
-    let mut groups: BTreeMap<String, (Vec<EndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<
+        String,
+        (
+            Vec<EndpointPort>,
+            Vec<EndpointAddress>,
+            Vec<EndpointAddress>,
+        ),
+    > = BTreeMap::new();
     for pod in pods {
         if !should_pod_be_in_endpoints(pod, publish_not_ready) {
             continue;
@@ -263,7 +269,8 @@ pub fn truncate_subsets(subsets: &mut [EndpointSubset]) -> bool {
     let total: usize = subsets
         .iter()
         .map(|s| {
-            s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+            s.addresses.as_ref().map_or(0, Vec::len)
+                + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
         })
         .sum();
     if total <= MAX_ENDPOINTS {
@@ -303,8 +310,10 @@ pub fn desired_endpoints(service: &Service, pods: &[&Pod]) -> Endpoints {
     endpoints.metadata.namespace = service.metadata.namespace.clone();
     endpoints.metadata.labels = Some(labels);
     if truncated {
-        endpoints.metadata.annotations =
-            Some(BTreeMap::from([(OVER_CAPACITY.to_owned(), "truncated".to_owned())]));
+        endpoints.metadata.annotations = Some(BTreeMap::from([(
+            OVER_CAPACITY.to_owned(),
+            "truncated".to_owned(),
+        )]));
     }
     endpoints
 }
@@ -324,8 +333,7 @@ pub struct ServiceCaches {
 impl ServiceCaches {
     /// The Service `key` names, if it exists.
     pub fn service(&self, key: &ServiceKey) -> Option<Arc<Service>> {
-        self.services
-            .get(&ObjectRef::new(&key.1).within(&key.0))
+        self.services.get(&ObjectRef::new(&key.1).within(&key.0))
     }
 
     /// The pods `service` selects.
@@ -340,31 +348,41 @@ pub fn service_informers(
     client: &kube::Client,
     queue: &WorkQueue<ServiceKey>,
 ) -> (ServiceCaches, Vec<AbortOnDrop>) {
-    let (services, service_events) =
-        informer(Api::<Service>::all(client.clone()), watcher::Config::default());
+    let (services, service_events) = informer(
+        Api::<Service>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
-    let services_feed = tokio::spawn(feed(queue.clone(), service_events, |change: Change<'_, Service>| {
-        vec![key_of(change.object())]
-    }));
+    let services_feed = tokio::spawn(feed(
+        queue.clone(),
+        service_events,
+        |change: Change<'_, Service>| vec![key_of(change.object())],
+    ));
     // Which Services each pod was last seen in, so that a pod whose labels stop matching
     // still updates the Service it left.
     let memo: Arc<Mutex<HashMap<(String, String), HashSet<ServiceKey>>>> = Arc::default();
     let reader = services.clone();
-    let pods_feed = tokio::spawn(feed(queue.clone(), pod_events, move |change: Change<'_, Pod>| {
-        let pod = change.object();
-        let pod_key = key_of(pod);
-        let now: HashSet<ServiceKey> = reader
-            .state_filter(|svc| selects(svc, pod))
-            .iter()
-            .map(|svc| key_of(svc.as_ref()))
-            .collect();
-        let mut memo = memo.lock().unwrap_or_else(|p| p.into_inner());
-        let before = match change {
-            Change::Applied(_) => memo.insert(pod_key, now.clone()),
-            Change::Deleted(_) => memo.remove(&pod_key),
-        };
-        now.into_iter().chain(before.into_iter().flatten()).collect()
-    }));
+    let pods_feed = tokio::spawn(feed(
+        queue.clone(),
+        pod_events,
+        move |change: Change<'_, Pod>| {
+            let pod = change.object();
+            let pod_key = key_of(pod);
+            let now: HashSet<ServiceKey> = reader
+                .state_filter(|svc| selects(svc, pod))
+                .iter()
+                .map(|svc| key_of(svc.as_ref()))
+                .collect();
+            let mut memo = memo.lock().unwrap_or_else(|p| p.into_inner());
+            let before = match change {
+                Change::Applied(_) => memo.insert(pod_key, now.clone()),
+                Change::Deleted(_) => memo.remove(&pod_key),
+            };
+            now.into_iter()
+                .chain(before.into_iter().flatten())
+                .collect()
+        },
+    ));
     (
         ServiceCaches { services, pods },
         vec![AbortOnDrop(services_feed), AbortOnDrop(pods_feed)],
@@ -394,12 +412,18 @@ impl EndpointsController {
         let this = &self;
         let caches = &caches;
         queue
-            .run("endpoint", |key| async move { this.reconcile(caches, &key).await })
+            .run("endpoint", |key| async move {
+                this.reconcile(caches, &key).await
+            })
             .await;
     }
 
     /// Brings the Endpoints of the Service `key` names up to date. Idempotent.
-    pub async fn reconcile(&self, caches: &ServiceCaches, key: &ServiceKey) -> Result<Next, kube::Error> {
+    pub async fn reconcile(
+        &self,
+        caches: &ServiceCaches,
+        key: &ServiceKey,
+    ) -> Result<Next, kube::Error> {
         let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &key.0);
         let Some(service) = caches.service(key) else {
             // The Service is gone: so are its endpoints.
@@ -503,7 +527,10 @@ pub(crate) mod tests {
         assert_eq!((port.name.as_deref(), port.port), (Some("http"), 8080));
         let address = &subsets[0].addresses.as_ref().unwrap()[0];
         assert_eq!(address.node_name.as_deref(), Some("n1"));
-        assert_eq!(address.target_ref.as_ref().unwrap().name.as_deref(), Some("b"));
+        assert_eq!(
+            address.target_ref.as_ref().unwrap().name.as_deref(),
+            Some("b")
+        );
     }
 
     #[test]
@@ -524,7 +551,10 @@ pub(crate) mod tests {
             json!({"spec": {"containers": [{"name": "c", "image": "i"}]}}),
         );
         let subsets = endpoint_subsets(&svc, &[&a, &b, &c]);
-        let ports: Vec<i32> = subsets.iter().map(|s| s.ports.as_ref().unwrap()[0].port).collect();
+        let ports: Vec<i32> = subsets
+            .iter()
+            .map(|s| s.ports.as_ref().unwrap()[0].port)
+            .collect();
         assert_eq!(ports, [8080, 9090]);
         assert_eq!(ips(&subsets[1].addresses), ["10.42.0.3"]);
     }
@@ -533,7 +563,12 @@ pub(crate) mod tests {
     fn pods_without_ip_finished_or_terminating_are_left_out() {
         let svc = service(json!({}));
         let no_ip = pod("a", "", true, json!({}));
-        let done = pod("b", "10.42.0.3", false, json!({"status": {"phase": "Succeeded"}}));
+        let done = pod(
+            "b",
+            "10.42.0.3",
+            false,
+            json!({"status": {"phase": "Succeeded"}}),
+        );
         let going = pod(
             "c",
             "10.42.0.4",
@@ -559,13 +594,26 @@ pub(crate) mod tests {
     #[test]
     fn headless_services_without_ports_list_addresses_and_hostnames() {
         let svc = service(json!({"spec": {"clusterIP": "None", "ports": null}}));
-        let a = pod("a", "10.42.0.2", true, json!({"spec": {"hostname": "a-0", "subdomain": "web"}}));
+        let a = pod(
+            "a",
+            "10.42.0.2",
+            true,
+            json!({"spec": {"hostname": "a-0", "subdomain": "web"}}),
+        );
         let subsets = endpoint_subsets(&svc, &[&a]);
         assert_eq!(ips(&subsets[0].addresses), ["10.42.0.2"]);
         assert!(subsets[0].ports.is_none());
-        assert_eq!(subsets[0].addresses.as_ref().unwrap()[0].hostname.as_deref(), Some("a-0"));
+        assert_eq!(
+            subsets[0].addresses.as_ref().unwrap()[0]
+                .hostname
+                .as_deref(),
+            Some("a-0")
+        );
         let endpoints = desired_endpoints(&svc, &[&a]);
-        assert_eq!(endpoints.metadata.labels.as_ref().unwrap()[HEADLESS_LABEL], "");
+        assert_eq!(
+            endpoints.metadata.labels.as_ref().unwrap()[HEADLESS_LABEL],
+            ""
+        );
         assert_eq!(endpoints.metadata.labels.as_ref().unwrap()["team"], "a");
         // A ClusterIP Service without ports has no endpoints.
         let plain = service(json!({"spec": {"ports": null}}));
@@ -583,7 +631,8 @@ pub(crate) mod tests {
         assert_eq!(find_port(&a, &port(json!("nope"))), None);
         assert_eq!(find_port(&a, &port(serde_json::Value::Null)), Some(80));
         let udp: ServicePort =
-            serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "UDP"})).unwrap();
+            serde_json::from_value(json!({"port": 80, "targetPort": "http", "protocol": "UDP"}))
+                .unwrap();
         assert_eq!(find_port(&a, &udp), None);
     }
 
@@ -591,13 +640,23 @@ pub(crate) mod tests {
     fn more_than_a_thousand_addresses_are_truncated_ready_first() {
         let svc = service(json!({}));
         let pods: Vec<Pod> = (0..1100)
-            .map(|i| pod(&format!("p{i}"), &format!("10.42.{}.{}", i / 250, i % 250), i % 2 == 0, json!({})))
+            .map(|i| {
+                pod(
+                    &format!("p{i}"),
+                    &format!("10.42.{}.{}", i / 250, i % 250),
+                    i % 2 == 0,
+                    json!({}),
+                )
+            })
             .collect();
         let refs: Vec<&Pod> = pods.iter().collect();
         let endpoints = desired_endpoints(&svc, &refs);
         let subset = &endpoints.subsets.as_ref().unwrap()[0];
         assert_eq!(subset.addresses.as_ref().unwrap().len(), 550);
         assert_eq!(subset.not_ready_addresses.as_ref().unwrap().len(), 450);
-        assert_eq!(endpoints.metadata.annotations.unwrap()[OVER_CAPACITY], "truncated");
+        assert_eq!(
+            endpoints.metadata.annotations.unwrap()[OVER_CAPACITY],
+            "truncated"
+        );
     }
 }

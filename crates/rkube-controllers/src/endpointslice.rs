@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::endpoints::{
-    HEADLESS_LABEL, ServiceCaches, ServiceKey, address_type, is_headless, is_pod_ready, pod_hostname,
-    pod_ip, pod_ports, pod_reference, service_informers, service_selector,
+    HEADLESS_LABEL, ServiceCaches, ServiceKey, address_type, is_headless, is_pod_ready,
+    pod_hostname, pod_ip, pod_ports, pod_reference, service_informers, service_selector,
     should_pod_be_in_endpoints,
 };
 use crate::workqueue::{Next, WorkQueue, is_not_found};
@@ -178,19 +178,28 @@ impl EndpointSliceController {
         let this = &self;
         let caches = &caches;
         queue
-            .run("endpointslice", |key| async move { this.reconcile(caches, &key).await })
+            .run("endpointslice", |key| async move {
+                this.reconcile(caches, &key).await
+            })
             .await;
     }
 
     /// Brings the slices of the Service `key` names up to date: slices whose contents are
     /// still wanted are kept, others are rewritten or deleted, missing ones created.
-    pub async fn reconcile(&self, caches: &ServiceCaches, key: &ServiceKey) -> Result<Next, kube::Error> {
+    pub async fn reconcile(
+        &self,
+        caches: &ServiceCaches,
+        key: &ServiceKey,
+    ) -> Result<Next, kube::Error> {
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &key.0);
         let selector = format!(
             "{SERVICE_NAME_LABEL}={},{MANAGED_BY_LABEL}={CONTROLLER_NAME}",
             key.1
         );
-        let existing = api.list(&ListParams::default().labels(&selector)).await?.items;
+        let existing = api
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
         let service = caches.service(key);
         let Some(service) = service.filter(|s| service_selector(s).is_some()) else {
             // Gone, or no longer selecting pods: this controller's slices go.
@@ -221,7 +230,10 @@ impl EndpointSliceController {
                     .owner_references
                     .as_ref()
                     .is_some_and(|o| o.contains(&owner));
-            match wanted.iter().position(|w| right && *w == content_of(&slice)) {
+            match wanted
+                .iter()
+                .position(|w| right && *w == content_of(&slice))
+            {
                 Some(i) => {
                     wanted.remove(i);
                 }
@@ -298,7 +310,14 @@ mod tests {
         let slices = desired_slices(&svc, &[&ready, &unready, &going], 100);
         assert_eq!(slices.len(), 1);
         let got: Vec<_> = slices[0].endpoints.iter().map(conditions).collect();
-        assert_eq!(got, [(true, true, false), (false, false, false), (false, true, true)]);
+        assert_eq!(
+            got,
+            [
+                (true, true, false),
+                (false, false, false),
+                (false, true, true)
+            ]
+        );
         assert_eq!(slices[0].ports[0].port, Some(8080));
         assert_eq!(slices[0].ports[0].name.as_deref(), Some("http"));
         let e = &slices[0].endpoints[0];
@@ -318,7 +337,14 @@ mod tests {
     fn slices_hold_at_most_the_limit_and_one_port_set_each() {
         let svc = service(json!({}));
         let mut pods: Vec<Pod> = (0..5)
-            .map(|i| pod(&format!("p{i}"), &format!("10.42.0.{}", i + 2), true, json!({})))
+            .map(|i| {
+                pod(
+                    &format!("p{i}"),
+                    &format!("10.42.0.{}", i + 2),
+                    true,
+                    json!({}),
+                )
+            })
             .collect();
         pods.push(pod(
             "other",
@@ -339,7 +365,13 @@ mod tests {
     fn a_service_without_pods_keeps_one_empty_slice() {
         let svc = service(json!({}));
         let slices = desired_slices(&svc, &[], 100);
-        assert_eq!(slices, [SliceContent { ports: vec![], endpoints: vec![] }]);
+        assert_eq!(
+            slices,
+            [SliceContent {
+                ports: vec![],
+                endpoints: vec![]
+            }]
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     },
     ControllerDef {
         name: "nodelifecycle",
-        start: |ctx| Box::pin(nodelifecycle::NodeLifecycleController::new(ctx.client, &ctx.settings).run()),
+        start: |ctx| {
+            Box::pin(nodelifecycle::NodeLifecycleController::new(ctx.client, &ctx.settings).run())
+        },
     },
     ControllerDef {
         name: "taint-eviction",
@@ -89,11 +91,15 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     },
     ControllerDef {
         name: "resourcequota",
-        start: |ctx| Box::pin(resourcequota::ResourceQuotaController::new(ctx.client, &ctx.settings).run()),
+        start: |ctx| {
+            Box::pin(resourcequota::ResourceQuotaController::new(ctx.client, &ctx.settings).run())
+        },
     },
     ControllerDef {
         name: "disruption",
-        start: |ctx| Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run()),
+        start: |ctx| {
+            Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run())
+        },
     },
 ];
 

@@ -93,7 +93,9 @@ pub enum CidrError {
     #[error("{0} is not a /{1} subnet of {2}")]
     Outside(Ipv4Cidr, u8, Ipv4Cidr),
     /// The node cidr mask is shorter than the cluster's.
-    #[error("--node-cidr-mask-size {0} must be at least the cluster CIDR's prefix ({1}) and at most 30")]
+    #[error(
+        "--node-cidr-mask-size {0} must be at least the cluster CIDR's prefix ({1}) and at most 30"
+    )]
     BadMaskSize(u8, u8),
 }
 
@@ -134,7 +136,11 @@ impl CidrSet {
 
     fn index(&self, subnet: &Ipv4Cidr) -> Result<u32, CidrError> {
         if subnet.prefix != self.subnet_prefix || !self.cluster.contains(subnet) {
-            return Err(CidrError::Outside(*subnet, self.subnet_prefix, self.cluster));
+            return Err(CidrError::Outside(
+                *subnet,
+                self.subnet_prefix,
+                self.cluster,
+            ));
         }
         Ok((subnet.network - self.cluster.network) >> (32 - self.subnet_prefix))
     }
@@ -229,7 +235,10 @@ impl NodeIpamController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, stream) = informer(Api::<Node>::all(self.client.clone()), watcher::Config::default());
+        let (nodes, stream) = informer(
+            Api::<Node>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
         let feeder = tokio::spawn(feed(queue.clone(), stream, |change: Change<'_, Node>| {
             vec![change.object().metadata.name.clone().unwrap_or_default()]
         }));
@@ -244,7 +253,9 @@ impl NodeIpamController {
         let this = &self;
         let nodes = &nodes;
         queue
-            .run("node-ipam", |name| async move { this.reconcile(nodes, &name).await })
+            .run("node-ipam", |name| async move {
+                this.reconcile(nodes, &name).await
+            })
             .await;
     }
 
@@ -260,7 +271,9 @@ impl NodeIpamController {
             Ok(_) => {
                 allocations.by_node.insert(name, cidr);
             }
-            Err(err) => tracing::debug!(node = %name, error = %err, "node pod CIDR outside the cluster CIDR"),
+            Err(err) => {
+                tracing::debug!(node = %name, error = %err, "node pod CIDR outside the cluster CIDR")
+            }
         }
     }
 

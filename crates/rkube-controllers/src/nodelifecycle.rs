@@ -213,33 +213,57 @@ impl NodeLifecycleController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, node_events) =
-            informer(Api::<Node>::all(self.client.clone()), watcher::Config::default());
+        let (nodes, node_events) = informer(
+            Api::<Node>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
         let (leases, lease_events) = informer(
             Api::<Lease>::namespaced(self.client.clone(), NODE_LEASE_NAMESPACE),
             watcher::Config::default(),
         );
-        let (pods, pod_events) =
-            informer(Api::<Pod>::all(self.client.clone()), watcher::Config::default());
-        let name_of = |change: Change<'_, Node>| vec![change.object().metadata.name.clone().unwrap_or_default()];
+        let (pods, pod_events) = informer(
+            Api::<Pod>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
+        let name_of = |change: Change<'_, Node>| {
+            vec![change.object().metadata.name.clone().unwrap_or_default()]
+        };
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(queue.clone(), node_events, name_of))),
-            AbortOnDrop(tokio::spawn(feed(queue.clone(), lease_events, |change: Change<'_, Lease>| {
-                vec![change.object().metadata.name.clone().unwrap_or_default()]
-            }))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                lease_events,
+                |change: Change<'_, Lease>| {
+                    vec![change.object().metadata.name.clone().unwrap_or_default()]
+                },
+            ))),
             // Pods are only read (to mark them not ready); their changes need no reconcile.
-            AbortOnDrop(tokio::spawn(feed(queue.clone(), pod_events, |_: Change<'_, Pod>| Vec::new()))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                pod_events,
+                |_: Change<'_, Pod>| Vec::new(),
+            ))),
         ];
-        for store in [nodes.wait_until_ready().await, leases.wait_until_ready().await, pods.wait_until_ready().await] {
+        for store in [
+            nodes.wait_until_ready().await,
+            leases.wait_until_ready().await,
+            pods.wait_until_ready().await,
+        ] {
             if store.is_err() {
                 return;
             }
         }
-        let caches = NodeCaches { nodes, leases, pods };
+        let caches = NodeCaches {
+            nodes,
+            leases,
+            pods,
+        };
         let this = &self;
         let caches = &caches;
         queue
-            .run("node-lifecycle", |name| async move { this.reconcile(caches, &name).await })
+            .run("node-lifecycle", |name| async move {
+                this.reconcile(caches, &name).await
+            })
             .await;
     }
 
@@ -283,12 +307,19 @@ impl NodeLifecycleController {
         if silent_for > self.grace_period
             && let Some(conditions) = conditions_unknown(&node, Timestamp::now())
         {
-            tracing::info!(node = name, "node stopped posting status; marking it Unknown");
+            tracing::info!(
+                node = name,
+                "node stopped posting status; marking it Unknown"
+            );
             node.status.get_or_insert_with(Default::default).conditions = Some(conditions);
-            node = api.replace_status(name, &PostParams::default(), &node).await?;
+            node = api
+                .replace_status(name, &PostParams::default(), &node)
+                .await?;
             marked_unknown = true;
         }
-        let ready = condition_status(&node, "Ready").unwrap_or("Unknown").to_owned();
+        let ready = condition_status(&node, "Ready")
+            .unwrap_or("Unknown")
+            .to_owned();
         if ready != "True" {
             // One event per change away from Ready, as upstream records it.
             if previous_ready.as_deref() == Some("True") || marked_unknown {
@@ -304,13 +335,18 @@ impl NodeLifecycleController {
             self.mark_pods_not_ready(caches, name).await?;
         }
         let taints = desired_taints(&node, Timestamp::now());
-        let current = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let current = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         if taints != current {
             let patch = serde_json::json!({
                 "metadata": {"resourceVersion": node.metadata.resource_version},
                 "spec": {"taints": taints},
             });
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
         }
         if let Some(entry) = self.health().get_mut(name) {
             entry.ready = Some(ready);
@@ -319,9 +355,14 @@ impl NodeLifecycleController {
     }
 
     /// Sets Ready=False on the pods bound to `node` that still claim to be ready.
-    async fn mark_pods_not_ready(&self, caches: &NodeCaches, node: &str) -> Result<(), kube::Error> {
+    async fn mark_pods_not_ready(
+        &self,
+        caches: &NodeCaches,
+        node: &str,
+    ) -> Result<(), kube::Error> {
         let pods = caches.pods.state_filter(|pod| {
-            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node) && is_pod_ready(pod)
+            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                && is_pod_ready(pod)
         });
         for pod in pods {
             let (ns, pod_name) = crate::workqueue::key_of(pod.as_ref());
@@ -330,12 +371,21 @@ impl NodeLifecycleController {
                 {"type": "Ready", "status": "False", "lastTransitionTime": Time(Timestamp::now())}
             ]}});
             match api
-                .patch_status(&pod_name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .patch_status(
+                    &pod_name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(&patch),
+                )
                 .await
             {
                 Ok(_) => {
                     self.recorder
-                        .publish(pod.as_ref(), EventType::Warning, "NodeNotReady", "Node is not ready")
+                        .publish(
+                            pod.as_ref(),
+                            EventType::Warning,
+                            "NodeNotReady",
+                            "Node is not ready",
+                        )
                         .await;
                 }
                 Err(err) if is_not_found(&err) => {}
@@ -361,7 +411,10 @@ mod tests {
     }
 
     fn keys(taints: &[Taint]) -> Vec<(String, String)> {
-        taints.iter().map(|t| (t.key.clone(), t.effect.clone())).collect()
+        taints
+            .iter()
+            .map(|t| (t.key.clone(), t.effect.clone()))
+            .collect()
     }
 
     fn now() -> Timestamp {
@@ -416,7 +469,10 @@ mod tests {
             json!([{"key": TAINT_UNREACHABLE, "effect": "NoExecute", "timeAdded": "2026-11-22T07:00:00Z"}]),
         );
         let taints = desired_taints(&still, now());
-        assert_eq!(taints[0].time_added.as_ref().unwrap().0.to_string(), "2026-11-22T07:00:00Z");
+        assert_eq!(
+            taints[0].time_added.as_ref().unwrap().0.to_string(),
+            "2026-11-22T07:00:00Z"
+        );
     }
 
     #[test]
@@ -442,10 +498,21 @@ mod tests {
         assert_eq!(conditions.len(), 4);
         let ready = &conditions[0];
         assert_eq!(
-            (ready.status.as_str(), ready.reason.as_deref(), ready.message.as_deref()),
-            ("Unknown", Some("NodeStatusUnknown"), Some("Kubelet stopped posting node status."))
+            (
+                ready.status.as_str(),
+                ready.reason.as_deref(),
+                ready.message.as_deref()
+            ),
+            (
+                "Unknown",
+                Some("NodeStatusUnknown"),
+                Some("Kubelet stopped posting node status.")
+            )
         );
-        assert_eq!(conditions[2].reason.as_deref(), Some("NodeStatusNeverUpdated"));
+        assert_eq!(
+            conditions[2].reason.as_deref(),
+            Some("NodeStatusNeverUpdated")
+        );
         let mut again = n.clone();
         again.status.as_mut().unwrap().conditions = Some(conditions);
         assert!(conditions_unknown(&again, now()).is_none());

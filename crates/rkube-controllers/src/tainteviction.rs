@@ -35,7 +35,8 @@ pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
     match toleration.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
         "Equal" | "" => {
-            !key.is_empty() && toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            !key.is_empty()
+                && toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
         }
         _ => false,
     }
@@ -54,10 +55,16 @@ pub enum Eviction {
 
 /// The eviction decision for a pod with `tolerations` on a node with `taints`, at `now`.
 /// `since` is when the taints were first seen, for taints without `timeAdded`.
-pub fn eviction(tolerations: &[Toleration], taints: &[Taint], since: Timestamp, now: Timestamp) -> Eviction {
+pub fn eviction(
+    tolerations: &[Toleration],
+    taints: &[Taint],
+    since: Timestamp,
+    now: Timestamp,
+) -> Eviction {
     let mut deadline: Option<Timestamp> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
-        let matching: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+        let matching: Vec<&Toleration> =
+            tolerations.iter().filter(|t| tolerates(t, taint)).collect();
         if matching.is_empty() {
             return Eviction::Now;
         }
@@ -99,22 +106,36 @@ impl TaintEvictionController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, node_events) = informer(Api::<Node>::all(self.client.clone()), watcher::Config::default());
-        let (pods, pod_events) = informer(Api::<Pod>::all(self.client.clone()), watcher::Config::default());
+        let (nodes, node_events) = informer(
+            Api::<Node>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
+        let (pods, pod_events) = informer(
+            Api::<Pod>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
         let reader = pods.clone();
         let _guards = [
-            AbortOnDrop(tokio::spawn(feed(queue.clone(), pod_events, |change: Change<'_, Pod>| {
-                vec![key_of(change.object())]
-            }))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                pod_events,
+                |change: Change<'_, Pod>| vec![key_of(change.object())],
+            ))),
             // A node's taints changing concerns every pod on it.
-            AbortOnDrop(tokio::spawn(feed(queue.clone(), node_events, move |change: Change<'_, Node>| {
-                let node = change.object().metadata.name.clone();
-                reader
-                    .state_filter(|pod| pod.spec.as_ref().and_then(|s| s.node_name.clone()) == node)
-                    .iter()
-                    .map(|pod| key_of(pod.as_ref()))
-                    .collect()
-            }))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                node_events,
+                move |change: Change<'_, Node>| {
+                    let node = change.object().metadata.name.clone();
+                    reader
+                        .state_filter(|pod| {
+                            pod.spec.as_ref().and_then(|s| s.node_name.clone()) == node
+                        })
+                        .iter()
+                        .map(|pod| key_of(pod.as_ref()))
+                        .collect()
+                },
+            ))),
         ];
         if nodes.wait_until_ready().await.is_err() || pods.wait_until_ready().await.is_err() {
             return;
@@ -122,7 +143,9 @@ impl TaintEvictionController {
         let this = &self;
         let (nodes, pods) = (&nodes, &pods);
         queue
-            .run("taint-eviction", |key| async move { this.reconcile(nodes, pods, &key).await })
+            .run("taint-eviction", |key| async move {
+                this.reconcile(nodes, pods, &key).await
+            })
             .await;
     }
 
@@ -195,7 +218,11 @@ impl TaintEvictionController {
             "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
         }]}});
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&condition))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Strategic(&condition),
+            )
             .await
         {
             Ok(_) => {}
@@ -248,15 +275,30 @@ mod tests {
             effect: "NoExecute".into(),
             time_added: None,
         };
-        assert!(tolerates(&toleration(json!({"key": "dedicated", "value": "gpu"})), &taint));
-        assert!(!tolerates(&toleration(json!({"key": "dedicated", "value": "cpu"})), &taint));
-        assert!(tolerates(&toleration(json!({"key": "dedicated", "operator": "Exists"})), &taint));
-        assert!(tolerates(&toleration(json!({"operator": "Exists"})), &taint));
+        assert!(tolerates(
+            &toleration(json!({"key": "dedicated", "value": "gpu"})),
+            &taint
+        ));
+        assert!(!tolerates(
+            &toleration(json!({"key": "dedicated", "value": "cpu"})),
+            &taint
+        ));
+        assert!(tolerates(
+            &toleration(json!({"key": "dedicated", "operator": "Exists"})),
+            &taint
+        ));
+        assert!(tolerates(
+            &toleration(json!({"operator": "Exists"})),
+            &taint
+        ));
         assert!(!tolerates(
             &toleration(json!({"operator": "Exists", "effect": "NoSchedule"})),
             &taint
         ));
-        assert!(!tolerates(&toleration(json!({"key": "other", "operator": "Exists"})), &taint));
+        assert!(!tolerates(
+            &toleration(json!({"key": "other", "operator": "Exists"})),
+            &taint
+        ));
     }
 
     #[test]
@@ -265,9 +307,16 @@ mod tests {
         let since = t("2026-11-22T08:00:05Z");
         let now = t("2026-11-22T08:01:00Z");
         assert_eq!(eviction(&[], &taints, since, now), Eviction::Now);
-        let forever = toleration(json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}));
-        assert_eq!(eviction(&[forever.clone()], &taints, since, now), Eviction::Keep);
-        let five_minutes = toleration(json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        let forever = toleration(
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}),
+        );
+        assert_eq!(
+            eviction(&[forever.clone()], &taints, since, now),
+            Eviction::Keep
+        );
+        let five_minutes = toleration(
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
+        );
         assert_eq!(
             eviction(&[five_minutes.clone()], &taints, since, now),
             Eviction::At(t("2026-11-22T08:05:00Z"))
@@ -289,7 +338,12 @@ mod tests {
         taint.time_added = None;
         let tol = toleration(json!({"operator": "Exists", "tolerationSeconds": 60}));
         assert_eq!(
-            eviction(&[tol], &[taint], t("2026-11-22T08:10:00Z"), t("2026-11-22T08:10:30Z")),
+            eviction(
+                &[tol],
+                &[taint],
+                t("2026-11-22T08:10:00Z"),
+                t("2026-11-22T08:10:30Z")
+            ),
             Eviction::At(t("2026-11-22T08:11:00Z"))
         );
     }
@@ -299,7 +353,12 @@ mod tests {
         let mut taint = unreachable("2026-11-22T08:00:00Z");
         taint.effect = "NoSchedule".into();
         assert_eq!(
-            eviction(&[], &[taint], t("2026-11-22T08:00:00Z"), t("2026-11-22T09:00:00Z")),
+            eviction(
+                &[],
+                &[taint],
+                t("2026-11-22T08:00:00Z"),
+                t("2026-11-22T09:00:00Z")
+            ),
             Eviction::Keep
         );
     }

@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use kube::Resource;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
-use kube::runtime::WatchStreamExt;
-use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -37,8 +37,8 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff())
-        .filter_map(|event| async move {
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).filter_map(
+        |event| async move {
             match event {
                 Ok(event) => Some(event),
                 Err(err) => {
@@ -46,7 +46,8 @@ where
                     None
                 }
             }
-        });
+        },
+    );
     (reader, stream)
 }
 

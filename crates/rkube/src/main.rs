@@ -44,6 +44,18 @@ struct ServerArgs {
     /// The Service cluster IP range.
     #[arg(long, default_value = "10.43.0.0/16")]
     service_cidr: String,
+    /// The range pod addresses come from; each node gets one subnet of it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// The prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// How long a node may go without a heartbeat before it is marked Unknown.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How many finished pods may exist before the oldest are deleted (0: never).
+    #[arg(long, default_value_t = 12500)]
+    terminated_pod_gc_threshold: usize,
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
@@ -114,6 +126,23 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
     config.event_ttl = args.event_ttl;
+    let cluster_cidr: rkube_controllers::nodeipam::Ipv4Cidr = args
+        .cluster_cidr
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    rkube_controllers::nodeipam::CidrSet::new(cluster_cidr, args.node_cidr_mask_size)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let defaults = rkube_controllers::Settings::default();
+    let settings = rkube_controllers::Settings {
+        cluster_cidr: Some(cluster_cidr),
+        node_cidr_mask_size: args.node_cidr_mask_size,
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        node_monitor_period: defaults
+            .node_monitor_period
+            .min(args.node_monitor_grace_period),
+        terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+        ..defaults
+    };
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
@@ -121,7 +150,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         Vec::new()
     } else {
         vec![tokio::spawn(
-            rkube_controllers::ControllerManager::new(server.client(), server.ca_cert()).run(),
+            rkube_controllers::ControllerManager::new(server.client(), server.ca_cert())
+                .with_settings(settings)
+                .run(),
         )]
     };
     tracing::info!(
