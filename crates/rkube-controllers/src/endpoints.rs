@@ -199,6 +199,13 @@ fn has_ports(service: &Service) -> bool {
         .is_some_and(|p| !p.is_empty())
 }
 
+/// Pods serving one set of ports: the ports, the ready addresses and the others.
+type PortGroup = (
+    Vec<EndpointPort>,
+    Vec<EndpointAddress>,
+    Vec<EndpointAddress>,
+);
+
 /// The Endpoints subsets of `service` given the pods it selects: one subset per distinct set of
 /// ports, addresses sorted by IP. A not-ready pod is listed under `notReadyAddresses`, or
 /// among the ready ones when the Service publishes not-ready addresses.
@@ -209,14 +216,7 @@ pub fn endpoint_subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset>
         .and_then(|s| s.publish_not_ready_addresses)
         .unwrap_or(false);
     let family = address_type(service);
-    let mut groups: BTreeMap<
-        String,
-        (
-            Vec<EndpointPort>,
-            Vec<EndpointAddress>,
-            Vec<EndpointAddress>,
-        ),
-    > = BTreeMap::new();
+    let mut groups: BTreeMap<String, PortGroup> = BTreeMap::new();
     for pod in pods {
         if !should_pod_be_in_endpoints(pod, publish_not_ready) {
             continue;
@@ -342,6 +342,9 @@ impl ServiceCaches {
     }
 }
 
+/// The Services each pod (namespace, name) was last seen selected by.
+type PodServices = HashMap<(String, String), HashSet<ServiceKey>>;
+
 /// Starts Service and pod informers queueing a Service whenever it or a pod it selects (or
 /// selected before the change) changes. The returned guards stop the informers.
 pub fn service_informers(
@@ -360,7 +363,7 @@ pub fn service_informers(
     ));
     // Which Services each pod was last seen in, so that a pod whose labels stop matching
     // still updates the Service it left.
-    let memo: Arc<Mutex<HashMap<(String, String), HashSet<ServiceKey>>>> = Arc::default();
+    let memo: Arc<Mutex<PodServices>> = Arc::default();
     let reader = services.clone();
     let pods_feed = tokio::spawn(feed(
         queue.clone(),

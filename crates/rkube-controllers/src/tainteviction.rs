@@ -311,14 +311,14 @@ mod tests {
             json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}),
         );
         assert_eq!(
-            eviction(&[forever.clone()], &taints, since, now),
+            eviction(std::slice::from_ref(&forever), &taints, since, now),
             Eviction::Keep
         );
         let five_minutes = toleration(
             json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}),
         );
         assert_eq!(
-            eviction(&[five_minutes.clone()], &taints, since, now),
+            eviction(std::slice::from_ref(&five_minutes), &taints, since, now),
             Eviction::At(t("2026-11-22T08:05:00Z"))
         );
         // The shortest bounded toleration wins over an unbounded one.
