@@ -162,8 +162,14 @@ pub fn pod_resource(pod: &Pod, which: &str, resource: &str) -> Milli {
         .map(|c| of(c).0)
         .max()
         .unwrap_or(0);
-    let overhead = quantity_of(spec.overhead.as_ref(), resource).0;
-    Milli(containers.max(init) + overhead)
+    let base = containers.max(init);
+    // Overhead adds to requests, and to limits only where a limit is set.
+    let overhead = if which == "requests" || base > 0 {
+        quantity_of(spec.overhead.as_ref(), resource).0
+    } else {
+        0
+    };
+    Milli(base + overhead)
 }
 
 /// Whether a pod has no requests or limits at all (the BestEffort QoS class).
