@@ -9,6 +9,7 @@ pub mod apply;
 pub mod defaults;
 pub mod error;
 pub mod patch;
+pub mod quota;
 pub mod registry;
 pub mod selector;
 pub mod table;

@@ -14,6 +14,7 @@ mod filter;
 mod objects;
 mod openapi;
 mod patch;
+mod quota;
 pub mod request;
 mod rest;
 mod reviews;

@@ -390,6 +390,7 @@ impl App {
         if dry_run(query)? {
             return Ok((201, object));
         }
+        self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object).await?;
         match self.objects.create(rt, ns, &name, object.clone()).await {
             Ok(created) => Ok((201, created)),

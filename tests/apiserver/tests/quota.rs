@@ -200,3 +200,97 @@ async fn scoped_quotas_count_only_the_pods_in_scope() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn creates_beyond_a_quota_are_refused_with_upstreams_message() {
+    let t = start().await;
+    let _controller =
+        tokio::spawn(ResourceQuotaController::new(t.client.clone(), &Settings::default()).run());
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), "default");
+    let quota = json!({"metadata": {"name": "small"}, "spec": {"hard": {"pods": "2", "requests.cpu": "1", "configmaps": "1"}}});
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(quota).unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually("the quota's status", || async {
+        let q = quotas.get("small").await.unwrap();
+        q.status.and_then(|s| s.hard).map(|_| ())
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod = |name: &str, cpu: Option<&str>| -> Pod {
+        let resources = cpu.map_or(json!({}), |cpu| json!({"requests": {"cpu": cpu}}));
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": resources}]}}))
+        .unwrap()
+    };
+    // A pod that does not say what it requests cannot be charged.
+    let no_requests = rkube_apiserver_tests::api_error(
+        pods.create(&PostParams::default(), &pod("x", None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(no_requests.code, 403);
+    assert_eq!(
+        no_requests.message,
+        "pods \"x\" is forbidden: failed quota: small: must specify requests.cpu"
+    );
+
+    pods.create(&PostParams::default(), &pod("a", Some("600m")))
+        .await
+        .unwrap();
+    let over = rkube_apiserver_tests::api_error(
+        pods.create(&PostParams::default(), &pod("b", Some("500m")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((over.code, over.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        over.message,
+        "pods \"b\" is forbidden: exceeded quota: small, requested: requests.cpu=500m, used: requests.cpu=600m, limited: requests.cpu=1"
+    );
+    pods.create(&PostParams::default(), &pod("c", Some("400m")))
+        .await
+        .unwrap();
+    let third = rkube_apiserver_tests::api_error(
+        pods.create(&PostParams::default(), &pod("d", Some("0")))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        third
+            .message
+            .contains("exceeded quota: small, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{}",
+        third.message
+    );
+
+    // Other kinds are charged too; deleting frees the room once the controller has recounted.
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("one"))
+        .await
+        .unwrap();
+    let refused = rkube_apiserver_tests::api_error(
+        cms.create(&PostParams::default(), &cm("two"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(refused.code, 403);
+    cms.delete("one", &DeleteParams::default()).await.unwrap();
+    eventually("room for another config map", || async {
+        cms.create(&PostParams::default(), &cm("two"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let used = used(&quotas.get("small").await.unwrap());
+    assert_eq!(used["pods"], "2");
+    assert_eq!(used["requests.cpu"], "1");
+}
