@@ -127,12 +127,12 @@ pub fn desired_taints(node: &Node, now: Timestamp) -> Vec<Taint> {
             wanted.push((TAINT_NOT_READY, "NoExecute"));
             wanted.push((TAINT_NOT_READY, "NoSchedule"));
         }
-        Some("True") => {}
-        // Unknown, or never posted.
-        _ => {
+        Some("Unknown") => {
             wanted.push((TAINT_UNREACHABLE, "NoExecute"));
             wanted.push((TAINT_UNREACHABLE, "NoSchedule"));
         }
+        // A node that has not posted Ready yet is judged once its grace period is over.
+        _ => {}
     }
     for (condition, key) in [
         ("MemoryPressure", TAINT_MEMORY_PRESSURE),
@@ -473,6 +473,12 @@ mod tests {
             taints[0].time_added.as_ref().unwrap().0.to_string(),
             "2026-11-22T07:00:00Z"
         );
+    }
+
+    #[test]
+    fn a_node_that_never_posted_status_is_not_tainted_yet() {
+        let n = node(json!(null), json!(null));
+        assert!(desired_taints(&n, now()).is_empty());
     }
 
     #[test]
