@@ -406,7 +406,20 @@ impl EndpointsController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (caches, _guards) = service_informers(&self.client, &queue);
+        let (caches, mut guards) = service_informers(&self.client, &queue);
+        // Endpoints deleted by someone else are written again.
+        let (_endpoints, endpoint_events) = informer(
+            Api::<Endpoints>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
+        guards.push(AbortOnDrop(tokio::spawn(feed(
+            queue.clone(),
+            endpoint_events,
+            |change: Change<'_, Endpoints>| match change {
+                Change::Deleted(ep) => vec![key_of(ep)],
+                Change::Applied(_) => Vec::new(),
+            },
+        ))));
         if caches.services.wait_until_ready().await.is_err()
             || caches.pods.wait_until_ready().await.is_err()
         {

@@ -17,7 +17,8 @@ use crate::endpoints::{
     pod_hostname, pod_ip, pod_ports, pod_reference, service_informers, service_selector,
     should_pod_be_in_endpoints,
 };
-use crate::workqueue::{Next, WorkQueue, is_not_found};
+use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
+use kube::runtime::watcher;
 
 /// Endpoints per slice (upstream's `--max-endpoints-per-slice` default).
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
@@ -169,7 +170,30 @@ impl EndpointSliceController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (caches, _guards) = service_informers(&self.client, &queue);
+        let (caches, mut guards) = service_informers(&self.client, &queue);
+        // Slices of this controller deleted by someone else are written again.
+        let (_slices, slice_events) = informer(
+            Api::<EndpointSlice>::all(self.client.clone()),
+            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),
+        );
+        guards.push(AbortOnDrop(tokio::spawn(feed(
+            queue.clone(),
+            slice_events,
+            |change: Change<'_, EndpointSlice>| match change {
+                Change::Deleted(slice) => {
+                    let service = slice
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(SERVICE_NAME_LABEL).cloned());
+                    service
+                        .map(|name| (slice.metadata.namespace.clone().unwrap_or_default(), name))
+                        .into_iter()
+                        .collect()
+                }
+                Change::Applied(_) => Vec::new(),
+            },
+        ))));
         if caches.services.wait_until_ready().await.is_err()
             || caches.pods.wait_until_ready().await.is_err()
         {

@@ -364,3 +364,52 @@ async fn services_without_a_selector_and_the_kubernetes_service_are_left_alone()
         kubernetes_slice_before.metadata.resource_version
     );
 }
+
+#[tokio::test]
+async fn deleted_endpoints_and_slices_are_written_again() {
+    let t = start().await;
+    let _controllers = start_controllers(&t.client);
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let endpoints: Api<Endpoints> = Api::namespaced(t.client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(t.client.clone(), "default");
+    create_service(
+        &services,
+        "web",
+        json!({"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}),
+    )
+    .await;
+    create_pod(&pods, "web-1", json!({"app": "web"}), 8080).await;
+    set_status(&pods, "web-1", "10.42.0.41", true).await;
+    let slice = eventually("a slice with the pod", || async {
+        let all = slices_of(&slices, "web").await;
+        (all.len() == 1 && all[0].endpoints.len() == 1).then(|| all[0].clone())
+    })
+    .await;
+    eventually("endpoints with the pod", || async {
+        let ep = endpoints.get_opt("web").await.unwrap()?;
+        (addresses(&ep.subsets, true) == ["10.42.0.41"]).then_some(())
+    })
+    .await;
+    endpoints
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    slices
+        .delete(
+            slice.metadata.name.as_deref().unwrap(),
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    eventually("both written again", || async {
+        let ep = endpoints.get_opt("web").await.unwrap()?;
+        let all = slices_of(&slices, "web").await;
+        (addresses(&ep.subsets, true) == ["10.42.0.41"]
+            && all.len() == 1
+            && all[0].metadata.name != slice.metadata.name
+            && all[0].endpoints.len() == 1)
+            .then_some(())
+    })
+    .await;
+}
