@@ -3,9 +3,8 @@
 //! compare-and-swap, so concurrent creates cannot together exceed a limit; one that would is
 //! refused with upstream's 403 (`exceeded quota: …`). The quota controller later recomputes
 //! `status.used` from what exists, which also returns the charges of creates that failed.
-//!
-//! A quota the controller has not yet given a status is not enforced (upstream refuses every
-//! create with "status unknown" until then; here the first create may pass).
+//! Until the quota controller has counted a quota's usage, creates it concerns are refused
+//! ("status unknown for quota"), as upstream does: charging an unknown count would be wrong.
 
 use std::collections::BTreeMap;
 
@@ -93,7 +92,7 @@ impl App {
                     )));
                 }
             }
-            if delta.is_empty() || quota["status"]["hard"].is_null() {
+            if delta.is_empty() {
                 continue;
             }
             let charge = |current: &Value| -> Result<Value, ApiError> {
@@ -101,6 +100,18 @@ impl App {
                 let mut requested = BTreeMap::new();
                 let mut used_then = BTreeMap::new();
                 let mut limited = BTreeMap::new();
+                // Until the controller has counted, nothing can be charged (upstream refuses too).
+                let unknown: Vec<&str> = delta
+                    .keys()
+                    .filter(|r| current["status"]["used"][r.as_str()].is_null())
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(forbidden(format!(
+                        "status unknown for quota: {quota_name}, resources: {}",
+                        unknown.join(",")
+                    )));
+                }
                 for (resource, add) in &delta {
                     let Some((limit, format)) = quantity(&current["spec"]["hard"][resource]) else {
                         continue;

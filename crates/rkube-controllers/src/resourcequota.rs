@@ -28,6 +28,10 @@ use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 /// are recomputed.
 const RESYNC: Duration = Duration::from_secs(30);
 
+/// How often every quota is recomputed from scratch (upstream's
+/// `--resource-quota-sync-period`), which also catches any drift.
+const FULL_RESYNC: Duration = Duration::from_secs(300);
+
 /// What a namespace holds, as the quota arithmetic needs it.
 #[derive(Default)]
 pub struct NamespaceUsage {
@@ -130,8 +134,31 @@ pub struct ResourceQuotaController {
     client: kube::Client,
 }
 
-fn namespace_of<K: Resource>(change: Change<'_, K>) -> Vec<String> {
-    vec![change.object().meta().namespace.clone().unwrap_or_default()]
+fn namespace<K: Resource>(obj: &K) -> Vec<String> {
+    vec![obj.meta().namespace.clone().unwrap_or_default()]
+}
+
+/// Objects that went away free quota. Creations need no recount: admission charged them
+/// already, and a recount from caches that have not seen an object admitted a moment ago
+/// would hand its share out twice (upstream recounts on deletions for the same reason).
+fn deleted<K: Resource>(change: Change<'_, K>) -> Vec<String> {
+    match change {
+        Change::Deleted(obj) => namespace(obj),
+        Change::Applied(_) => Vec::new(),
+    }
+}
+
+/// A quota needs computing when it is new or its limits changed: its own status updates
+/// (the controller's and admission's charges) are not a reason.
+fn quota_changed(change: Change<'_, ResourceQuota>) -> Vec<String> {
+    let quota = change.object();
+    let hard = quota.spec.as_ref().and_then(|s| s.hard.as_ref());
+    let seen = quota.status.as_ref().and_then(|s| s.hard.as_ref());
+    if hard != seen {
+        namespace(quota)
+    } else {
+        Vec::new()
+    }
 }
 
 impl ResourceQuotaController {
@@ -154,17 +181,36 @@ impl ResourceQuotaController {
         let (controllers, rc_events) =
             informer(Api::<ReplicationController>::all(self.client.clone()), c());
         let spawn = |f| AbortOnDrop(tokio::spawn(f));
+        // Pods free their share when they finish, as well as when they go.
+        let mut finished = std::collections::HashSet::new();
+        let pod_freed = move |change: Change<'_, Pod>| match change {
+            Change::Deleted(pod) => {
+                finished.remove(&pod.metadata.uid);
+                namespace(pod)
+            }
+            Change::Applied(pod) => {
+                let terminal = matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                if terminal && finished.insert(pod.metadata.uid.clone()) {
+                    namespace(pod)
+                } else {
+                    Vec::new()
+                }
+            }
+        };
         let _guards = [
-            spawn(Box::pin(feed(queue.clone(), quota_events, namespace_of))
+            spawn(Box::pin(feed(queue.clone(), quota_events, quota_changed))
                 as std::pin::Pin<
                     Box<dyn std::future::Future<Output = ()> + Send>,
                 >),
-            spawn(Box::pin(feed(queue.clone(), pod_events, namespace_of))),
-            spawn(Box::pin(feed(queue.clone(), service_events, namespace_of))),
-            spawn(Box::pin(feed(queue.clone(), claim_events, namespace_of))),
-            spawn(Box::pin(feed(queue.clone(), cm_events, namespace_of))),
-            spawn(Box::pin(feed(queue.clone(), secret_events, namespace_of))),
-            spawn(Box::pin(feed(queue.clone(), rc_events, namespace_of))),
+            spawn(Box::pin(feed(queue.clone(), pod_events, pod_freed))),
+            spawn(Box::pin(feed(queue.clone(), service_events, deleted))),
+            spawn(Box::pin(feed(queue.clone(), claim_events, deleted))),
+            spawn(Box::pin(feed(queue.clone(), cm_events, deleted))),
+            spawn(Box::pin(feed(queue.clone(), secret_events, deleted))),
+            spawn(Box::pin(feed(queue.clone(), rc_events, deleted))),
         ];
         let caches = QuotaCaches {
             quotas,
@@ -268,11 +314,7 @@ impl ResourceQuotaController {
             )
             .await?;
         }
-        Ok(if resync {
-            Next::After(RESYNC)
-        } else {
-            Next::Wait
-        })
+        Ok(Next::After(if resync { RESYNC } else { FULL_RESYNC }))
     }
 
     /// How many objects of `plural` in `group` the namespace has, by listing them; `None` if

@@ -182,6 +182,11 @@ async fn scoped_quotas_count_only_the_pods_in_scope() {
         )
         .await
         .unwrap();
+    eventually("the quota counted", || async {
+        let q = quotas.get("best-effort").await.unwrap();
+        q.status.and_then(|s| s.used).map(|_| ())
+    })
+    .await;
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let plain = json!({"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
     let sized = json!({"metadata": {"name": "sized"}, "spec": {"containers": [{"name": "c", "image": "i",
@@ -204,8 +209,6 @@ async fn scoped_quotas_count_only_the_pods_in_scope() {
 #[tokio::test]
 async fn creates_beyond_a_quota_are_refused_with_upstreams_message() {
     let t = start().await;
-    let _controller =
-        tokio::spawn(ResourceQuotaController::new(t.client.clone(), &Settings::default()).run());
     let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), "default");
     let quota = json!({"metadata": {"name": "small"}, "spec": {"hard": {"pods": "2", "requests.cpu": "1", "configmaps": "1"}}});
     quotas
@@ -215,12 +218,30 @@ async fn creates_beyond_a_quota_are_refused_with_upstreams_message() {
         )
         .await
         .unwrap();
+    // Until the controller has counted, nothing the quota limits can be created.
+    let early: Pod = serde_json::from_value(json!({"metadata": {"name": "early"},
+        "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "1m"}}}]}}))
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let unknown = rkube_apiserver_tests::api_error(
+        pods.create(&PostParams::default(), &early)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (unknown.code, unknown.message.as_str()),
+        (
+            403,
+            "pods \"early\" is forbidden: status unknown for quota: small, resources: pods,requests.cpu"
+        )
+    );
+    let _controller =
+        tokio::spawn(ResourceQuotaController::new(t.client.clone(), &Settings::default()).run());
     eventually("the quota's status", || async {
         let q = quotas.get("small").await.unwrap();
         q.status.and_then(|s| s.hard).map(|_| ())
     })
     .await;
-    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let pod = |name: &str, cpu: Option<&str>| -> Pod {
         let resources = cpu.map_or(json!({}), |cpu| json!({"requests": {"cpu": cpu}}));
         serde_json::from_value(json!({"metadata": {"name": name},
