@@ -7,7 +7,10 @@
 pub mod events;
 pub mod gc;
 pub mod namespace;
+mod revisions;
 pub mod serviceaccount;
+pub mod statefulset;
+mod workload_pods;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,6 +52,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "serviceaccount",
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
+    },
+    ControllerDef {
+        name: "statefulset",
+        start: |ctx| Box::pin(statefulset::StatefulSetController::new(ctx.client).run()),
     },
 ];
 
