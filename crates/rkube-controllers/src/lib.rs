@@ -6,6 +6,8 @@
 
 pub mod events;
 pub mod gc;
+pub mod job;
+pub mod job_policy;
 pub mod namespace;
 mod revisions;
 pub mod serviceaccount;
@@ -52,6 +54,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "serviceaccount",
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
+    },
+    ControllerDef {
+        name: "job",
+        start: |ctx| Box::pin(job::JobController::new(ctx.client).run()),
     },
     ControllerDef {
         name: "statefulset",

@@ -180,6 +180,7 @@ const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 struct Pending {
     created: HashSet<String>,
     deleted: HashSet<String>,
+    unfinalized: HashSet<(String, String)>,
     since: Option<Instant>,
 }
 
@@ -231,21 +232,36 @@ impl Expectations {
         pending
             .deleted
             .retain(|name| seen.get(name.as_str()).is_some_and(|p| !is_terminating(p)));
+        pending.unfinalized.retain(|(name, finalizer)| {
+            seen.get(name.as_str()).is_some_and(|p| {
+                p.metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .any(|f| f == finalizer)
+            })
+        });
         let expired = pending
             .since
             .is_some_and(|since| since.elapsed() > EXPECTATIONS_TIMEOUT);
-        if pending.created.is_empty() && pending.deleted.is_empty() || expired {
+        let caught_up = pending.created.is_empty()
+            && pending.deleted.is_empty()
+            && pending.unfinalized.is_empty();
+        if caught_up || expired {
             map.remove(owner);
             return true;
         }
         false
     }
 
-    /// Forgets a pod whose creation failed or which will never show up.
-    pub(crate) fn forget_created(&self, owner: &str, name: &str) {
-        if let Some(pending) = self.lock().get_mut(owner) {
-            pending.created.remove(name);
-        }
+    /// Notes that `owner` removed `finalizer` from the pod `name`.
+    pub(crate) fn finalizer_removed(&self, owner: &str, name: &str, finalizer: &str) {
+        let mut map = self.lock();
+        let pending = map.entry(owner.to_owned()).or_default();
+        pending
+            .unfinalized
+            .insert((name.to_owned(), finalizer.to_owned()));
+        pending.since.get_or_insert_with(Instant::now);
     }
 }
 
@@ -275,24 +291,6 @@ pub(crate) fn hash_of(value: &serde_json::Value, collision_count: i32) -> String
     safe_encode(hash)
 }
 
-/// A random suffix of `len` characters from the safe alphabet, for names upstream generates.
-pub(crate) fn random_suffix(len: usize) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::new();
-    while out.len() < len {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_usize(out.len());
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        out.push_str(&safe_encode(hasher.finish() as u32));
-    }
-    out.truncate(len);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,7 +302,6 @@ mod tests {
         assert_ne!(a, hash_of(&serde_json::json!({"a": 2}), 0));
         assert_ne!(a, hash_of(&serde_json::json!({"a": 1}), 1));
         assert!(a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
-        assert_eq!(random_suffix(5).len(), 5);
     }
 
     #[test]
