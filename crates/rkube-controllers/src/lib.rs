@@ -4,6 +4,8 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod cron_schedule;
+pub mod cronjob;
 pub mod events;
 pub mod gc;
 pub mod job;
@@ -54,6 +56,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "serviceaccount",
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
+    },
+    ControllerDef {
+        name: "cronjob",
+        start: |ctx| Box::pin(cronjob::CronJobController::new(ctx.client).run()),
     },
     ControllerDef {
         name: "job",
