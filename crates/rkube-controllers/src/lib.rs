@@ -6,6 +6,8 @@
 
 pub mod cron_schedule;
 pub mod cronjob;
+pub mod daemon_nodes;
+pub mod daemonset;
 pub mod events;
 pub mod gc;
 pub mod job;
@@ -60,6 +62,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "cronjob",
         start: |ctx| Box::pin(cronjob::CronJobController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "daemonset",
+        start: |ctx| Box::pin(daemonset::DaemonSetController::new(ctx.client).run()),
     },
     ControllerDef {
         name: "job",

@@ -35,11 +35,6 @@ pub(crate) fn template_patch(template: &PodTemplateSpec) -> Result<serde_json::V
     Ok(json!({"spec": {"template": value}}))
 }
 
-/// The hash a revision of `template` is named after.
-pub(crate) fn template_hash(template: &PodTemplateSpec, collision_count: i32) -> Result<String> {
-    Ok(hash_of(&template_patch(template)?, collision_count))
-}
-
 /// Finds or writes the revision of the owner's current template and trims the history to
 /// `history_limit` revisions besides the live ones (`current`, `update` and any a pod still
 /// carries in `in_use`, by hash label value).
