@@ -379,14 +379,14 @@ impl DaemonSetController {
             if state.pods.iter().any(|p| p.updated) {
                 updated += 1;
             }
-            if let Some(pod) = pod_named(&first.name) {
-                if is_running_and_ready(pod) {
-                    ready += 1;
-                    if is_available(pod, min_ready, now) {
-                        available += 1;
-                    } else {
-                        waiting_for_available = true;
-                    }
+            if let Some(pod) = pod_named(&first.name)
+                && is_running_and_ready(pod)
+            {
+                ready += 1;
+                if is_available(pod, min_ready, now) {
+                    available += 1;
+                } else {
+                    waiting_for_available = true;
                 }
             }
         }
