@@ -158,30 +158,34 @@ impl CronJobController {
         let old = cj.status.clone().unwrap_or_default();
         let mut status = old.clone();
 
-        // Active Jobs: those not finished; a finished one leaves the list once.
+        // The active list holds the Jobs this controller started until they finish. A Job
+        // it did not start (say `kubectl create job --from=cronjob/…`) is reported, not
+        // adopted, as upstream does.
+        let job_api: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
         let mut active: Vec<ObjectReference> = Vec::new();
-        for job in &jobs {
-            match finished(job) {
-                None => active.push(reference(job)),
+        for listed in old.active.iter().flatten() {
+            let job = match jobs.iter().find(|j| j.metadata.uid == listed.uid) {
+                Some(job) => Some(job.as_ref().clone()),
+                // Not in the cache (yet, or any more): ask.
+                None => job_api
+                    .get_opt(listed.name.as_deref().unwrap_or(""))
+                    .await?
+                    .filter(|j| j.metadata.uid == listed.uid),
+            };
+            let Some(job) = job else {
+                continue;
+            };
+            match finished(&job) {
+                None => active.push(listed.clone()),
                 Some(outcome) => {
-                    let was_active = old
-                        .active
-                        .iter()
-                        .flatten()
-                        .any(|r| r.uid == job.metadata.uid);
-                    if was_active {
-                        self.recorder
-                            .publish(
-                                cj,
-                                EventType::Normal,
-                                "SawCompletedJob",
-                                &format!(
-                                    "Saw completed job: {}, status: {outcome}",
-                                    job.name_any()
-                                ),
-                            )
-                            .await;
-                    }
+                    self.recorder
+                        .publish(
+                            cj,
+                            EventType::Normal,
+                            "SawCompletedJob",
+                            &format!("Saw completed job: {}, status: {outcome}", job.name_any()),
+                        )
+                        .await;
                     if outcome == "Complete"
                         && let Some(done) =
                             job.status.as_ref().and_then(|s| s.completion_time.clone())
@@ -195,22 +199,24 @@ impl CronJobController {
                 }
             }
         }
-        // An active Job the cache does not show yet (just created) is kept if it exists.
-        for listed in old.active.iter().flatten() {
-            if active.iter().any(|r| r.uid == listed.uid) {
-                continue;
-            }
-            if jobs.iter().any(|j| j.metadata.uid == listed.uid) {
-                continue;
-            }
-            let job_api: Api<Job> = Api::namespaced(self.client.clone(), &namespace);
-            if let Some(job) = job_api
-                .get_opt(listed.name.as_deref().unwrap_or(""))
-                .await?
-                && job.metadata.uid == listed.uid
-                && finished(&job).is_none()
-            {
-                active.push(listed.clone());
+        for job in &jobs {
+            let listed = old
+                .active
+                .iter()
+                .flatten()
+                .any(|r| r.uid == job.metadata.uid);
+            if !listed && finished(job).is_none() {
+                self.recorder
+                    .publish(
+                        cj,
+                        EventType::Warning,
+                        "UnexpectedJob",
+                        &format!(
+                            "Saw a job that the controller did not create or forgot: {}",
+                            job.name_any()
+                        ),
+                    )
+                    .await;
             }
         }
         status.active = (!active.is_empty()).then_some(active);

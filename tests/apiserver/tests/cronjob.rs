@@ -291,3 +291,39 @@ async fn suspended_and_past_deadline_cron_jobs_start_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_job_made_by_hand_from_a_cron_job_is_reported_not_adopted() {
+    let t = start().await;
+    let clock = FakeClock::new();
+    let _controller = spawn(clock.controller(t.client.clone()).run());
+    let api = create(&t.client, json!({"schedule": "0 0 1 1 *"})).await;
+    let cj = api.get("hello").await.unwrap();
+    // What `kubectl create job manual --from=cronjob/hello` sends.
+    let jobs: Api<Job> = Api::namespaced(t.client.clone(), "default");
+    let job = serde_json::from_value(json!({
+        "metadata": {
+            "name": "manual",
+            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "hello",
+                                 "uid": cj.metadata.uid.unwrap(), "controller": true}]
+        },
+        "spec": cj.spec.unwrap().job_template.spec.unwrap(),
+    }))
+    .unwrap();
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    eventually("UnexpectedJob", 10, || {
+        let client = t.client.clone();
+        async move {
+            events(&client).await.into_iter().find(|e| {
+                e == &(
+                    "UnexpectedJob".to_owned(),
+                    "Saw a job that the controller did not create or forgot: manual".to_owned(),
+                )
+            })
+        }
+    })
+    .await;
+    let status = api.get("hello").await.unwrap().status.unwrap_or_default();
+    assert!(status.active.is_none());
+}
