@@ -33,6 +33,10 @@ use crate::workload_pods::{
 
 /// The finalizer that keeps a Job's pod until the Job has counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+/// How often pods of deleted Jobs are looked for.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// The annotation counting an index's earlier failures, for `backoffLimitPerIndex`.
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 /// The annotation and label carrying an Indexed Job pod's completion index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 
@@ -132,6 +136,7 @@ impl JobController {
             trigger_self(job_events, ()),
             trigger_owners(pod_events, (), ()),
         );
+        let sweeper = self.clone().release_orphans(jobs.clone(), pods.clone());
         let shared = Arc::new(Shared {
             controller: self,
             pods,
@@ -146,7 +151,47 @@ impl JobController {
             queue,
             Config::default(),
         );
-        drain("job", results).await;
+        futures::join!(drain("job", results), sweeper);
+    }
+
+    /// Pods whose Job is gone keep the tracking finalizer forever unless someone removes it:
+    /// every few seconds, those the caches show are checked against the API and let go.
+    async fn release_orphans(self, jobs: Store<Job>, pods: Store<Pod>) {
+        loop {
+            tokio::time::sleep(ORPHAN_SWEEP_EVERY).await;
+            if jobs.wait_until_ready().await.is_err() || pods.wait_until_ready().await.is_err() {
+                return;
+            }
+            let live: HashSet<String> = jobs
+                .state()
+                .iter()
+                .filter_map(|j| j.metadata.uid.clone())
+                .collect();
+            for pod in pods.state().iter().filter(|p| has_finalizer(p)) {
+                let Some(owner) = pod
+                    .owner_references()
+                    .iter()
+                    .find(|o| o.controller == Some(true) && o.kind == "Job")
+                    .cloned()
+                else {
+                    continue;
+                };
+                if live.contains(&owner.uid) {
+                    continue;
+                }
+                let api: Api<Job> =
+                    Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+                let gone = match api.get_opt(&owner.name).await {
+                    Ok(found) => {
+                        found.is_none_or(|j| j.metadata.uid.as_deref() != Some(&owner.uid))
+                    }
+                    Err(_) => false,
+                };
+                if gone && let Err(err) = self.remove_finalizer(pod).await {
+                    tracing::debug!(error = %err, "releasing an orphaned job pod");
+                }
+            }
+        }
     }
 
     async fn reconcile(&self, cached: &Job, cache: &Store<Pod>) -> Result<Action> {
@@ -163,6 +208,11 @@ impl JobController {
         };
         let job = &job;
         if job.metadata.deletion_timestamp.is_some() {
+            // A Job being deleted counts nothing more: its pods are let go, so that a
+            // foreground deletion waiting for them can finish.
+            for pod in owned_pods(cache, job).iter().filter(|p| has_finalizer(p)) {
+                self.remove_finalizer(pod).await?;
+            }
             return Ok(Action::await_change());
         }
         let Some(spec) = job.spec.clone() else {
@@ -237,6 +287,14 @@ impl JobController {
                     _ => {}
                 }
                 uncounted_failed.insert(pod_uid);
+            }
+        }
+        let index_failures = index_failures(&pods, spec.pod_failure_policy.as_ref());
+        if let Some(limit) = spec.backoff_limit_per_index {
+            for (index, failures) in &index_failures {
+                if *failures > limit {
+                    failed_indexes.insert(*index);
+                }
             }
         }
         for pod in ignored {
@@ -462,8 +520,18 @@ impl JobController {
         });
         let waiting = backoff_ends.filter(|ends| *ends > now);
         let mut active_now: Vec<&Arc<Pod>> = active.clone();
+        // podReplacementPolicy Failed: a terminating pod still holds its place.
+        let replace_only_failed = spec.pod_replacement_policy.as_deref() == Some("Failed");
+        let holding: Vec<&Arc<Pod>> = pods
+            .iter()
+            .filter(|p| replace_only_failed && is_terminating(p) && !is_terminal(p))
+            .collect();
         if indexed {
-            let running: BTreeSet<i32> = active.iter().filter_map(|p| index_of(p)).collect();
+            let running: BTreeSet<i32> = active
+                .iter()
+                .chain(holding.iter())
+                .filter_map(|p| index_of(p))
+                .collect();
             // Two pods of one index: the newer goes.
             let mut seen = BTreeSet::new();
             for pod in &active {
@@ -486,7 +554,8 @@ impl JobController {
                     requeue = sooner(requeue, Some(seconds_until(ends, now)));
                 } else {
                     for index in pending.into_iter().take(room) {
-                        self.create_pod(job, Some(index)).await?;
+                        let failures = index_failures.get(&index).copied().unwrap_or(0);
+                        self.create_pod(job, Some((index, failures))).await?;
                     }
                 }
             }
@@ -496,11 +565,13 @@ impl JobController {
                 None if succeeded > 0 => 0,
                 None => parallelism,
             };
-            let have = i32::try_from(active.len()).unwrap_or(i32::MAX);
+            let have = i32::try_from(active.len() + holding.len()).unwrap_or(i32::MAX);
             if have > want {
                 // The newest pods go first.
                 active_now.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-                let excess = usize::try_from(have - want).unwrap_or(0);
+                let excess = usize::try_from(have - want)
+                    .unwrap_or(0)
+                    .min(active_now.len());
                 for pod in active_now.iter().rev().take(excess) {
                     self.delete_pod(job, pod).await?;
                 }
@@ -595,7 +666,8 @@ impl JobController {
         }
     }
 
-    async fn create_pod(&self, job: &Job, index: Option<i32>) -> Result<()> {
+    /// Creates a pod; for an Indexed Job, with its index and how often that index failed.
+    async fn create_pod(&self, job: &Job, index: Option<(i32, i32)>) -> Result<()> {
         let spec = job.spec.clone().unwrap_or_default();
         let name = job.name_any();
         let namespace = job.namespace().unwrap_or_default();
@@ -605,12 +677,13 @@ impl JobController {
             .get_or_insert_with(Vec::new)
             .push(TRACKING_FINALIZER.to_owned());
         match index {
-            Some(index) => {
+            Some((index, failures)) => {
                 pod.metadata.generate_name = Some(format!("{name}-{index}-"));
-                pod.metadata
-                    .annotations
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(COMPLETION_INDEX.to_owned(), index.to_string());
+                let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                annotations.insert(COMPLETION_INDEX.to_owned(), index.to_string());
+                if spec.backoff_limit_per_index.is_some() {
+                    annotations.insert(INDEX_FAILURE_COUNT.to_owned(), failures.to_string());
+                }
                 pod.metadata
                     .labels
                     .get_or_insert_with(BTreeMap::new)
@@ -746,6 +819,36 @@ impl JobController {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// How many times each index failed: the most any of its pods knows of (the count its
+/// pod was created with, plus one if that pod failed), ignoring failures a podFailurePolicy
+/// rule said to ignore.
+fn index_failures(
+    pods: &[Arc<Pod>],
+    policy: Option<&k8s_openapi::api::batch::v1::PodFailurePolicy>,
+) -> BTreeMap<i32, i32> {
+    let mut out: BTreeMap<i32, i32> = BTreeMap::new();
+    for pod in pods {
+        let Some(index) = index_of(pod) else {
+            continue;
+        };
+        let before: i32 = pod
+            .annotations()
+            .get(INDEX_FAILURE_COUNT)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let failed = phase(pod) == "Failed" || is_terminating(pod) && phase(pod) != "Succeeded";
+        let ignored = failed
+            && policy
+                .and_then(|p| match_failure_policy(p, pod))
+                .is_some_and(|(action, _)| action == FailureAction::Ignore);
+        let failed = failed && !ignored;
+        let count = before + i32::from(failed);
+        let entry = out.entry(index).or_insert(0);
+        *entry = (*entry).max(count);
+    }
+    out
 }
 
 fn has_finalizer(pod: &Pod) -> bool {

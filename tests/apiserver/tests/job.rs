@@ -363,3 +363,96 @@ async fn a_finished_job_with_a_ttl_is_deleted() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_index_that_fails_past_its_own_backoff_limit_fails_alone() {
+    let t = start().await;
+    let _controller = spawn(JobController::new(t.client.clone()).run());
+    let jobs = create_job(
+        &t.client,
+        json!({"completions": 2, "parallelism": 2, "completionMode": "Indexed", "backoffLimitPerIndex": 0}),
+    )
+    .await;
+    let started = active_pods(&t.client, 2).await;
+    let index = |p: &Pod| {
+        p.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-completion-index"].clone()
+    };
+    for pod in &started {
+        assert_eq!(
+            pod.metadata.annotations.as_ref().unwrap()["batch.kubernetes.io/job-index-failure-count"],
+            "0"
+        );
+        if index(pod) == "0" {
+            mark_finished(&t.client, &name(pod), "Failed", 1).await;
+        } else {
+            mark_finished(&t.client, &name(pod), "Succeeded", 0).await;
+        }
+    }
+    let status = status_when(&jobs, "failed", |s| condition(s, "Failed").is_some()).await;
+    assert_eq!(status.failed_indexes.as_deref(), Some("0"));
+    assert_eq!(status.completed_indexes.as_deref(), Some("1"));
+    assert_eq!(
+        condition(&status, "Failed").unwrap(),
+        (
+            "FailedIndexes".to_owned(),
+            "Job has failed indexes".to_owned()
+        )
+    );
+    // The failed index was not retried.
+    assert_eq!(pods(&t.client).await.len(), 2);
+}
+
+#[tokio::test]
+async fn pods_of_a_deleted_job_lose_the_tracking_finalizer() {
+    let t = start().await;
+    let _controller = spawn(JobController::new(t.client.clone()).run());
+    let jobs = create_job(&t.client, json!({})).await;
+    let pod = active_pods(&t.client, 1).await.remove(0);
+    jobs.delete("pi", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    // The garbage collector is not running here: do what it would, delete the pod.
+    let pod_api: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    pod_api
+        .delete(&name(&pod), &Default::default())
+        .await
+        .unwrap();
+    eventually("the pod gone", 15, || {
+        let pod_api = pod_api.clone();
+        let pod_name = name(&pod);
+        async move {
+            pod_api
+                .get_opt(&pod_name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_job_deleted_in_the_foreground_lets_its_pods_go() {
+    let t = start().await;
+    let _controller = spawn(JobController::new(t.client.clone()).run());
+    let jobs = create_job(&t.client, json!({})).await;
+    let pod = active_pods(&t.client, 1).await.remove(0);
+    jobs.delete("pi", &kube::api::DeleteParams::foreground())
+        .await
+        .unwrap();
+    let pod_api: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    eventually("the finalizer removed", 10, || {
+        let pod_api = pod_api.clone();
+        let pod_name = name(&pod);
+        async move {
+            let pod = pod_api.get(&pod_name).await.unwrap();
+            pod.metadata
+                .finalizers
+                .unwrap_or_default()
+                .is_empty()
+                .then_some(())
+        }
+    })
+    .await;
+}
