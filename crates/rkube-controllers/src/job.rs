@@ -218,6 +218,14 @@ impl JobController {
         let Some(spec) = job.spec.clone() else {
             return Ok(Action::await_change());
         };
+        // A Job another controller manages (`spec.managedBy`) is left to it.
+        if spec
+            .managed_by
+            .as_deref()
+            .is_some_and(|m| m != "kubernetes.io/job-controller")
+        {
+            return Ok(Action::await_change());
+        }
         let uid = job.metadata.uid.clone().unwrap_or_default();
         let pods = owned_pods(cache, job);
         if !self.expectations.satisfied(&uid, &pods) {
