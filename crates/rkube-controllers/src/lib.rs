@@ -4,19 +4,28 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod cron_schedule;
+pub mod cronjob;
+pub mod daemon_nodes;
+pub mod daemonset;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
 pub mod gc;
+pub mod job;
+pub mod job_policy;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod resourcequota;
+mod revisions;
 pub mod serviceaccount;
 pub mod settings;
+pub mod statefulset;
 pub mod tainteviction;
+mod workload_pods;
 pub mod workqueue;
 
 use std::future::Future;
@@ -100,6 +109,22 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         start: |ctx| {
             Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run())
         },
+    },
+    ControllerDef {
+        name: "cronjob",
+        start: |ctx| Box::pin(cronjob::CronJobController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "daemonset",
+        start: |ctx| Box::pin(daemonset::DaemonSetController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "job",
+        start: |ctx| Box::pin(job::JobController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "statefulset",
+        start: |ctx| Box::pin(statefulset::StatefulSetController::new(ctx.client).run()),
     },
 ];
 
