@@ -143,8 +143,13 @@ impl Recorder {
             reporting_instance: Some(self.instance.clone()),
             ..Event::default()
         };
-        event.metadata.generate_name =
-            Some(format!("{}.", involved.name.as_deref().unwrap_or("object")));
+        // Named as upstream's recorder names events: `<object>.<unix nanoseconds in hex>`
+        // (a generateName ending in '.' is not a valid name prefix).
+        event.metadata.name = Some(format!(
+            "{}.{:x}",
+            involved.name.as_deref().unwrap_or("object"),
+            now.as_nanosecond()
+        ));
         event.metadata.namespace = Some(namespace.clone());
         let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         let created = events.create(&PostParams::default(), &event).await?;
