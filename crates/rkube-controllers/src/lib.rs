@@ -5,6 +5,7 @@
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
 pub mod controller_ref;
+pub mod deployment;
 pub mod events;
 pub mod expectations;
 pub mod gc;
@@ -58,6 +59,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "replicaset",
         start: |ctx| Box::pin(replicaset::ReplicaSetController::run(ctx.client)),
+    },
+    ControllerDef {
+        name: "deployment",
+        start: |ctx| Box::pin(deployment::DeploymentController::run(ctx.client)),
     },
     ControllerDef {
         name: "replicationcontroller",
