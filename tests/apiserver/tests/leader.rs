@@ -154,3 +154,129 @@ impl Drop for Decrement {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+mod managers {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use futures::StreamExt;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::ResourceExt;
+    use kube::api::{DeleteParams, ListParams, PostParams};
+    use kube::runtime::watcher;
+    use rkube_controllers::ControllerManager;
+    use serde_json::json;
+
+    use super::*;
+
+    fn manager(
+        t: &rkube_apiserver_tests::TestServer,
+        identity: &str,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(
+            ControllerManager::new(t.client.clone(), t.server.ca_cert())
+                .with_controllers(&["replicaset"])
+                .with_leader_election(identity, fast())
+                .run(),
+        )
+    }
+
+    async fn holder(client: &kube::Client) -> Option<String> {
+        Api::<Lease>::namespaced(client.clone(), "kube-system")
+            .get_opt("kube-controller-manager")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+    }
+
+    async fn live_pods(pods: &Api<Pod>) -> Vec<Pod> {
+        pods.list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn of_two_managers_one_acts_and_the_other_takes_over_when_it_stops() {
+        let t = start().await;
+        let first = manager(&t, "first");
+        for _ in 0..100 {
+            if holder(&t.client).await.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(holder(&t.client).await.as_deref(), Some("first"));
+        let second = manager(&t, "second");
+
+        // Every pod ever created, by name.
+        let created = Arc::new(Mutex::new(BTreeSet::new()));
+        let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+        let watch = {
+            let (created, pods) = (created.clone(), pods.clone());
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(watcher(pods, watcher::Config::default()));
+                while let Some(Ok(event)) = stream.next().await {
+                    if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = event {
+                        created.lock().unwrap().insert(p.name_any());
+                    }
+                }
+            })
+        };
+        let sets: Api<ReplicaSet> = Api::namespaced(t.client.clone(), "default");
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        }))
+        .unwrap();
+        sets.create(&PostParams::default(), &rs).await.unwrap();
+        for _ in 0..200 {
+            if live_pods(&pods).await.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(live_pods(&pods).await.len(), 3);
+        assert_eq!(holder(&t.client).await.as_deref(), Some("first"));
+
+        // The leader stops; the other must lead within the lease duration.
+        first.abort();
+        let stopped = tokio::time::Instant::now();
+        while holder(&t.client).await.as_deref() != Some("second") {
+            assert!(
+                stopped.elapsed() < fast().lease_duration,
+                "no takeover within the lease duration"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The new leader acts: a deleted pod is replaced, once.
+        let victim = live_pods(&pods).await[0].name_any();
+        pods.delete(&victim, &DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let live = live_pods(&pods).await;
+            if live.len() == 3 && live.iter().all(|p| p.name_any() != victim) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(live_pods(&pods).await.len(), 3);
+        assert_eq!(created.lock().unwrap().len(), 4, "no pod created twice");
+        watch.abort();
+        second.abort();
+    }
+}
