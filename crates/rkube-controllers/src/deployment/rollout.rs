@@ -238,10 +238,10 @@ fn fnv32a(bytes: &[u8], mut hash: u32) -> u32 {
 
 /// The pod-template-hash of `template` with `collision_count`, computed as upstream does
 /// (FNV-1a over the template, then the collision count, encoded with the alphabet that avoids
-/// vowels and look-alike characters); the template's bytes are its JSON form.
+/// vowels and look-alike characters); the template's bytes are its canonical JSON form.
 pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let json = serde_json::to_vec(template).unwrap_or_default();
+    let json = serde_json::to_vec(&canonical(template)).unwrap_or_default();
     let mut hash = fnv32a(&json, 0x811c_9dc5);
     if let Some(count) = collision_count {
         hash = fnv32a(&(count as u32).to_le_bytes(), hash);
@@ -252,7 +252,40 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
         .collect()
 }
 
-/// Whether two templates are the same apart from the pod-template-hash label.
+/// `value` without the fields that hold a zero value (false, 0, "", null, {} or []), so
+/// that a field written out with its zero value equals one left out, as two Go structs
+/// compare upstream.
+fn without_zero_values(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    fn is_zero(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Bool(b) => !b,
+            Value::Number(n) => n.as_f64() == Some(0.0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+        }
+    }
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, without_zero_values(v)))
+                .filter(|(_, v)| !is_zero(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(without_zero_values).collect()),
+        other => other,
+    }
+}
+
+/// The template's canonical form: JSON without zero-valued fields, labels sorted.
+fn canonical(template: &PodTemplateSpec) -> serde_json::Value {
+    without_zero_values(serde_json::to_value(template).unwrap_or_default())
+}
+
+/// Whether two templates are the same apart from the pod-template-hash label (fields holding
+/// their zero value count as absent).
 pub fn equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     fn strip(t: &PodTemplateSpec) -> serde_json::Value {
         let mut t = t.clone();
@@ -260,11 +293,8 @@ pub fn equal_ignoring_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
             && let Some(labels) = meta.labels.as_mut()
         {
             labels.remove(POD_TEMPLATE_HASH);
-            if labels.is_empty() {
-                meta.labels = None;
-            }
         }
-        serde_json::to_value(t).unwrap_or_default()
+        canonical(&t)
     }
     strip(a) == strip(b)
 }
@@ -721,8 +751,16 @@ mod tests {
             .labels
             .as_mut()
             .unwrap()
-            .insert(POD_TEMPLATE_HASH.into(), h);
+            .insert(POD_TEMPLATE_HASH.into(), h.clone());
         assert!(equal_ignoring_hash(&hashed, &t));
         assert!(!equal_ignoring_hash(&hashed, &t2));
+        let mut explicit = t.clone();
+        explicit.spec.as_mut().unwrap().containers[0].stdin = Some(false);
+        explicit.spec.as_mut().unwrap().host_network = Some(false);
+        assert!(
+            equal_ignoring_hash(&explicit, &t),
+            "zero values count as absent"
+        );
+        assert_eq!(pod_template_hash(&explicit, None), h);
     }
 }
