@@ -253,6 +253,14 @@ pub fn pod_from_template<K: ReplicaOwner>(owner: &K) -> Option<Pod> {
     Some(pod)
 }
 
+/// What an API error says (the Status message), for events and conditions.
+fn api_message(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -427,7 +435,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         let now = Timestamp::now();
         let failure_condition = failure
             .as_ref()
-            .map(|(reason, err)| (*reason, err.to_string()));
+            .map(|(reason, err)| (*reason, api_message(err)));
         let status = compute_status(owner.as_ref(), &pods, failure_condition, now);
         if status != owner.replica_status() {
             let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
@@ -505,7 +513,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                                         owner,
                                         EventType::Warning,
                                         "FailedCreate",
-                                        &format!("Error creating: {err}"),
+                                        &format!("Error creating: {}", api_message(&err)),
                                     )
                                     .await;
                                 error = Some(err);
@@ -571,7 +579,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                                     owner,
                                     EventType::Warning,
                                     "FailedDelete",
-                                    &format!("Error deleting: {err}"),
+                                    &format!("Error deleting: {}", api_message(&err)),
                                 )
                                 .await;
                             error = Some(err);
