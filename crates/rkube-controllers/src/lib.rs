@@ -4,21 +4,27 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod controller_ref;
 pub mod cron_schedule;
 pub mod cronjob;
 pub mod daemon_nodes;
 pub mod daemonset;
+pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod events;
+pub mod expectations;
 pub mod gc;
+pub mod informer;
 pub mod job;
 pub mod job_policy;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
+pub mod podutil;
+pub mod replicaset;
 pub mod resourcequota;
 mod revisions;
 pub mod serviceaccount;
@@ -126,15 +132,32 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         name: "statefulset",
         start: |ctx| Box::pin(statefulset::StatefulSetController::new(ctx.client).run()),
     },
+    ControllerDef {
+        name: "replicaset",
+        start: |ctx| Box::pin(replicaset::ReplicaSetController::run(ctx.client)),
+    },
+    ControllerDef {
+        name: "deployment",
+        start: |ctx| Box::pin(deployment::DeploymentController::run(ctx.client)),
+    },
+    ControllerDef {
+        name: "replicationcontroller",
+        start: |ctx| Box::pin(replicaset::ReplicationControllerController::run(ctx.client)),
+    },
 ];
 
-/// Runs the controllers.
+/// The Lease the controller manager's leader holds (namespace, name), as upstream's.
+pub const LEADER_LEASE: (&str, &str) = ("kube-system", "kube-controller-manager");
+
+/// Runs the controllers, optionally only while elected leader.
 pub struct ControllerManager {
     context: Context,
+    election: Option<(String, rkube_lease::LeaderElectionConfig)>,
+    only: Option<Vec<String>>,
 }
 
 impl ControllerManager {
-    /// A manager acting through `client`.
+    /// A manager acting through `client`, without leader election.
     pub fn new(client: kube::Client, ca_cert: impl Into<String>) -> Self {
         Self {
             context: Context {
@@ -142,6 +165,8 @@ impl ControllerManager {
                 ca_cert: ca_cert.into(),
                 settings: Settings::default(),
             },
+            election: None,
+            only: None,
         }
     }
 
@@ -151,17 +176,73 @@ impl ControllerManager {
         self
     }
 
+    /// Runs the controllers only while this manager holds the `kube-system/kube-controller-manager`
+    /// Lease as `identity` (see [`rkube_lease::default_identity`]).
+    pub fn with_leader_election(
+        mut self,
+        identity: impl Into<String>,
+        config: rkube_lease::LeaderElectionConfig,
+    ) -> Self {
+        self.election = Some((identity.into(), config));
+        self
+    }
+
+    /// Runs only the named controllers (names as in [`CONTROLLERS`]).
+    pub fn with_controllers(mut self, names: &[&str]) -> Self {
+        self.only = Some(names.iter().map(|n| (*n).to_owned()).collect());
+        self
+    }
+
     /// Runs every controller until the returned future is dropped.
     pub async fn run(self) {
-        let tasks: Vec<_> = CONTROLLERS
-            .iter()
-            .map(|def| {
-                tracing::debug!(controller = def.name, "starting");
-                tokio::spawn((def.start)(self.context.clone()))
-            })
-            .collect();
-        let _abort = AbortOnDrop(tasks);
-        std::future::pending::<()>().await;
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Runs every controller until `shutdown` completes; under leader election the Lease is
+    /// then released so that another manager takes over at once.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let Self {
+            context,
+            election,
+            only,
+        } = self;
+        let client = context.client.clone();
+        let start_all = move || {
+            let tasks: Vec<_> = CONTROLLERS
+                .iter()
+                .filter(|def| {
+                    only.as_ref()
+                        .is_none_or(|o| o.iter().any(|n| n == def.name))
+                })
+                .map(|def| {
+                    tracing::debug!(controller = def.name, "starting");
+                    tokio::spawn((def.start)(context.clone()))
+                })
+                .collect();
+            let abort = AbortOnDrop(tasks);
+            async move {
+                let _abort = abort;
+                std::future::pending::<()>().await;
+            }
+        };
+        match election {
+            None => {
+                tokio::select! {
+                    () = start_all() => {}
+                    () = shutdown => {}
+                }
+            }
+            Some((identity, config)) => {
+                let elector = rkube_lease::LeaderElector::new(
+                    client,
+                    LEADER_LEASE.0,
+                    LEADER_LEASE.1,
+                    identity,
+                    config,
+                );
+                elector.run_until(start_all, shutdown).await;
+            }
+        }
     }
 }
 

@@ -62,6 +62,11 @@ struct ServerArgs {
     /// Do not run the controllers in this process.
     #[arg(long)]
     disable_controllers: bool,
+    /// Run the controllers only while this server holds the kube-system/kube-controller-manager
+    /// Lease, so that of several servers exactly one acts (`--leader-elect=false` to run them
+    /// unconditionally).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    leader_elect: bool,
     /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: std::time::Duration,
@@ -146,14 +151,23 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
+    let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
     let controllers = if args.disable_controllers {
         Vec::new()
     } else {
-        vec![tokio::spawn(
+        let mut manager =
             rkube_controllers::ControllerManager::new(server.client(), server.ca_cert())
-                .with_settings(settings)
-                .run(),
-        )]
+                .with_settings(settings);
+        if args.leader_elect {
+            manager = manager.with_leader_election(
+                rkube_lease::default_identity(),
+                rkube_lease::LeaderElectionConfig::default(),
+            );
+        }
+        let mut stopped = controllers_stopped.clone();
+        vec![tokio::spawn(manager.run_until(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))]
     };
     tracing::info!(
         address = %server.local_addr(),
@@ -162,8 +176,16 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    // Stop the controllers and give up the leader Lease before the server goes away, so that
+    // another server takes over at once.
+    let _ = stop_controllers.send(true);
     for task in controllers {
-        task.abort();
+        if tokio::time::timeout(std::time::Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the controllers did not stop within 5 s");
+        }
     }
     server.shutdown();
     Ok(())

@@ -4,6 +4,8 @@
 // This crate is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_kubelet;
+
 use std::sync::Arc;
 
 use rkube_apiserver::{ApiServer, ServerConfig};

@@ -1,0 +1,330 @@
+//! End to end: Deployments driven by the real kubectl 1.33 against the real `rkube server`
+//! (controllers in process): rollout status, set image, history, undo (with and without
+//! --to-revision), scale, pause and resume, restart, and deletion cascading to ReplicaSets
+//! and pods. No kubelet runs, so a helper thread plays the nodes with kubectl: it marks pods
+//! Running and Ready through the status subresource and completes pod deletions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rkube_store_tests::free_port;
+
+fn kubectl_binary(version: &str) -> PathBuf {
+    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::env::split_paths(&path)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.exists())
+                .expect("kubectl on the PATH");
+            std::fs::canonicalize(found)
+                .unwrap()
+                .parent()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let binary = dir.join(format!("kubectl.{version}"));
+    assert!(binary.exists(), "{} is missing", binary.display());
+    binary
+}
+
+#[derive(Clone)]
+struct Kubectl {
+    binary: PathBuf,
+    dir: PathBuf,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.binary)
+            .args(args)
+            .env("KUBECONFIG", self.dir.join("kubeconfig.yaml"))
+            .env("HOME", &self.dir)
+            .output()
+            .expect("run kubectl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !check(self) {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+struct Cluster {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubectl: Kubectl,
+    nodes_stop: Arc<AtomicBool>,
+    nodes: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes_stop.store(true, Ordering::SeqCst);
+        if let Some(nodes) = self.nodes.take() {
+            let _ = nodes.join();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+        ])
+        .arg(free_port().to_string())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start rkube server");
+    let kubectl = Kubectl {
+        binary: kubectl_binary("1.33"),
+        dir: dir.path().to_owned(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(dir.path().join("kubeconfig.yaml").exists()
+        && kubectl.run(&["get", "--raw", "/readyz"]).status.success())
+    {
+        assert!(Instant::now() < deadline, "server not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nodes_stop = Arc::new(AtomicBool::new(false));
+    let nodes = {
+        let (kubectl, stop) = (kubectl.clone(), nodes_stop.clone());
+        std::thread::spawn(move || play_nodes(&kubectl, &stop))
+    };
+    Cluster {
+        child,
+        _dir: dir,
+        kubectl,
+        nodes_stop,
+        nodes: Some(nodes),
+    }
+}
+
+/// What kubelets would do for these tests: report new pods Running and Ready, and finish
+/// deleting pods whose deletion started.
+fn play_nodes(k: &Kubectl, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let out = k.run(&["get", "pods", "-A", "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for pod in list["items"].as_array().cloned().unwrap_or_default() {
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+            if pod["metadata"]["deletionTimestamp"].is_string() {
+                k.run(&[
+                    "delete",
+                    "pod",
+                    "-n",
+                    ns,
+                    name,
+                    "--grace-period=0",
+                    "--force",
+                ]);
+                continue;
+            }
+            let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            });
+            if !ready {
+                let now = k8s_now();
+                let patch = serde_json::json!({"status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                }});
+                k.run(&[
+                    "patch",
+                    "pod",
+                    "-n",
+                    ns,
+                    name,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    &patch.to_string(),
+                ]);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn k8s_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // RFC 3339 in UTC from the Unix time (civil-from-days).
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn images(k: &Kubectl) -> Vec<String> {
+    let pods = k.json(&["get", "pods", "-l", "app=web", "-o", "json"]);
+    pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["metadata"]["deletionTimestamp"].is_string())
+        .map(|p| {
+            p["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+fn rollout_status(k: &Kubectl) {
+    let out = k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert!(
+        out.contains("deployment \"web\" successfully rolled out"),
+        "{out}"
+    );
+}
+
+fn revisions(k: &Kubectl) -> Vec<String> {
+    let history = k.ok(&["rollout", "history", "deployment/web"]);
+    history
+        .lines()
+        .skip_while(|l| !l.starts_with("REVISION"))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
+    let c = start();
+    let k = &c.kubectl;
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.25",
+        "--replicas=3",
+    ]);
+    rollout_status(k);
+    assert_eq!(images(k), ["nginx:1.25"; 3]);
+
+    k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.26"]);
+    rollout_status(k);
+    k.eventually("old pods are gone", |k| images(k) == ["nginx:1.26"; 3]);
+    assert_eq!(revisions(k), ["1", "2"]);
+    let rev1 = k.ok(&["rollout", "history", "deployment/web", "--revision=1"]);
+    assert!(rev1.contains("nginx:1.25"), "{rev1}");
+
+    let undo = k.ok(&["rollout", "undo", "deployment/web"]);
+    assert!(undo.contains("rolled back"), "{undo}");
+    rollout_status(k);
+    k.eventually("pods run the first image again", |k| {
+        images(k) == ["nginx:1.25"; 3]
+    });
+    assert_eq!(revisions(k), ["2", "3"]);
+    let rs = k.json(&["get", "rs", "-l", "app=web", "-o", "json"]);
+    assert_eq!(
+        rs["items"].as_array().unwrap().len(),
+        2,
+        "the first ReplicaSet is reused"
+    );
+
+    k.ok(&["rollout", "undo", "deployment/web", "--to-revision=2"]);
+    rollout_status(k);
+    k.eventually("pods run the second image again", |k| {
+        images(k) == ["nginx:1.26"; 3]
+    });
+
+    let scaled = k.ok(&["scale", "deployment/web", "--replicas=5"]);
+    assert!(scaled.contains("scaled"), "{scaled}");
+    rollout_status(k);
+    k.eventually("five pods run", |k| images(k).len() == 5);
+
+    k.ok(&["rollout", "pause", "deployment/web"]);
+    k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !images(k).iter().any(|i| i == "nginx:1.27"),
+        "a paused deployment rolled out"
+    );
+    k.ok(&["rollout", "resume", "deployment/web"]);
+    rollout_status(k);
+    k.eventually("the resumed rollout finishes", |k| {
+        images(k) == ["nginx:1.27"; 5]
+    });
+
+    let before: Vec<String> = k
+        .ok(&["get", "pods", "-l", "app=web", "-o", "name"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    k.ok(&["rollout", "restart", "deployment/web"]);
+    rollout_status(k);
+    k.eventually("every pod is replaced", |k| {
+        let now = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+        now.lines().count() == 5 && now.lines().all(|p| !before.iter().any(|b| b == p))
+    });
+
+    let describe = k.ok(&["describe", "deployment", "web"]);
+    assert!(describe.contains("ScalingReplicaSet"), "{describe}");
+    assert!(
+        describe.contains("Scaled up replica set web-"),
+        "{describe}"
+    );
+
+    k.ok(&["delete", "deployment", "web"]);
+    k.eventually("replica sets and pods are gone", |k| {
+        let left = k.ok(&["get", "rs,pods", "-l", "app=web", "-o", "name"]);
+        left.trim().is_empty()
+    });
+}
