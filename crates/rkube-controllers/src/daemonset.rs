@@ -42,6 +42,44 @@ pub struct DaemonSetController {
     client: kube::Client,
     recorder: Recorder,
     expectations: Expectations,
+    failed_backoff: FailedBackoff,
+}
+
+/// The first and the longest delay before a failed daemon pod is replaced on its node.
+const FAILED_BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const FAILED_BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Per DaemonSet and node: when a failed pod may next be replaced, and the delay after that.
+#[derive(Clone, Default)]
+struct FailedBackoff {
+    inner: Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Duration)>>>,
+}
+
+impl FailedBackoff {
+    /// `None` when a replacement may go ahead now (and the next one will wait longer), or
+    /// how long to wait.
+    fn wait(&self, key: &str) -> Option<Duration> {
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::Instant::now();
+        match map.get(key).copied() {
+            Some((next, _)) if next > now => Some(next - now),
+            Some((_, delay)) => {
+                let delay = (delay * 2).min(FAILED_BACKOFF_MAX);
+                map.insert(key.to_owned(), (now + delay, delay));
+                None
+            }
+            None => {
+                map.insert(
+                    key.to_owned(),
+                    (now + FAILED_BACKOFF_FIRST, FAILED_BACKOFF_FIRST),
+                );
+                None
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -102,6 +140,7 @@ impl DaemonSetController {
             recorder: Recorder::new(client.clone(), "daemonset-controller"),
             client,
             expectations: Expectations::default(),
+            failed_backoff: FailedBackoff::default(),
         }
     }
 
@@ -257,19 +296,60 @@ impl DaemonSetController {
             }
         };
         steps.extend(daemon_steps(&nodes, rollout));
+        // A pod that keeps failing on a node is replaced after a growing delay, as
+        // upstream's failed-pods backoff does: while it runs, that node is left alone.
+        let mut retry_in: Option<Duration> = None;
+        let mut held: HashSet<String> = HashSet::new();
+        for pod in pods
+            .iter()
+            .filter(|p| phase(p) == "Failed" && !is_terminating(p))
+        {
+            let node = target_node(pod).unwrap_or_default();
+            if held.contains(&node) {
+                continue;
+            }
+            if let Some(wait) = self.failed_backoff.wait(&format!("{uid}/{node}")) {
+                retry_in = Some(retry_in.map_or(wait, |r| r.min(wait)));
+                held.insert(node);
+            }
+        }
         for step in steps {
             match step {
                 DaemonStep::Create(node) => {
-                    self.create_pod(ds, &node, &hash, &template_spec).await?
+                    if !held.contains(&node) {
+                        self.create_pod(ds, &node, &hash, &template_spec).await?;
+                    }
                 }
                 DaemonStep::Delete(name) => {
-                    if let Some(pod) = pods.iter().find(|p| p.name_any() == name) {
-                        self.delete_pod(ds, pod).await?;
+                    let Some(pod) = pods.iter().find(|p| p.name_any() == name) else {
+                        continue;
+                    };
+                    let node = target_node(pod).unwrap_or_default();
+                    if phase(pod) == "Failed" {
+                        if held.contains(&node) {
+                            continue;
+                        }
+                        self.recorder
+                            .publish(
+                                ds,
+                                EventType::Warning,
+                                "FailedDaemonPod",
+                                &format!(
+                                    "Found failed daemon pod {}/{name} on node {node}, will try to kill it",
+                                    ds.namespace().unwrap_or_default(),
+                                ),
+                            )
+                            .await;
                     }
+                    self.delete_pod(ds, pod).await?;
                 }
             }
         }
-        self.write_status(ds, &nodes, desired, &pods, now).await
+        let action = self.write_status(ds, &nodes, desired, &pods, now).await?;
+        Ok(match retry_in {
+            Some(wait) => Action::requeue(wait),
+            None => action,
+        })
     }
 
     async fn create_pod(

@@ -568,12 +568,14 @@ impl JobController {
                 }
             }
         } else {
+            let have = i32::try_from(active.len() + holding.len()).unwrap_or(i32::MAX);
             let want = match completions {
                 Some(c) => parallelism.min((c - succeeded).max(0)),
-                None if succeeded > 0 => 0,
+                // A work queue: once one pod succeeded no new one starts, and the running
+                // ones are left to finish.
+                None if succeeded > 0 => have.min(parallelism),
                 None => parallelism,
             };
-            let have = i32::try_from(active.len() + holding.len()).unwrap_or(i32::MAX);
             if have > want {
                 // The newest pods go first.
                 active_now.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));

@@ -256,8 +256,14 @@ async fn allow_runs_concurrently_and_history_limits_keep_the_newest_finished_job
     }
     // Two succeeded, the limit is one: the older went; the newer and the two running stay.
     wait_for_jobs(&t.client, names[1..].to_vec()).await;
-    let status = api.get("hello").await.unwrap().status.unwrap();
-    assert_eq!(status.active.unwrap().len(), 2);
+    eventually("two active", 10, || {
+        let api = api.clone();
+        async move {
+            let active = api.get("hello").await.unwrap().status?.active?;
+            (active.len() == 2).then_some(())
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

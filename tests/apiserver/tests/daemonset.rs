@@ -320,3 +320,33 @@ async fn max_surge_starts_the_new_pod_before_removing_the_old_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_failed_daemon_pod_is_replaced() {
+    let t = start().await;
+    let _controller = spawn(DaemonSetController::new(t.client.clone()).run());
+    node(&t.client, "n1", json!({}), json!([])).await;
+    daemon_set(&t.client, json!({"template": {"spec": {}}})).await;
+    let mut failed = name(&nodes_with_pods(&t.client, &["n1"]).await["n1"][0]);
+    // Twice: the second replacement waits out a short backoff.
+    for _ in 0..2 {
+        workload_support::mark_finished(&t.client, &failed, "Failed", 1).await;
+        failed = eventually("a replacement", 10, || {
+            let client = t.client.clone();
+            let failed = failed.clone();
+            async move {
+                let map = by_node(&client).await;
+                let pods = map.get("n1")?;
+                (pods.len() == 1 && name(&pods[0]) != failed).then(|| name(&pods[0]))
+            }
+        })
+        .await;
+    }
+    let events = workload_support::events(&t.client).await;
+    assert!(
+        events
+            .iter()
+            .any(|(reason, message)| reason == "FailedDaemonPod"
+                && message.contains("on node n1, will try to kill it"))
+    );
+}

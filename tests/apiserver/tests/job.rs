@@ -166,9 +166,10 @@ async fn a_failed_pod_is_replaced_only_after_the_backoff() {
     let _controller = spawn(JobController::new(t.client.clone()).run());
     let jobs = create_job(&t.client, json!({"backoffLimit": 2})).await;
     let pod = active_pods(&t.client, 1).await.remove(0);
+    // finishedAt has whole seconds: the backoff ends at least 9 s after this instant.
+    let failed_at = tokio::time::Instant::now();
     mark_finished(&t.client, &name(&pod), "Failed", 1).await;
     status_when(&jobs, "one failure counted", |s| s.failed == Some(1)).await;
-    let failed_at = tokio::time::Instant::now();
     // No replacement during the first 10 s backoff...
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(pods(&t.client).await.len(), 1);
@@ -455,4 +456,27 @@ async fn a_job_deleted_in_the_foreground_lets_its_pods_go() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_work_queue_job_starts_nothing_after_a_success_and_completes_when_all_finish() {
+    let t = start().await;
+    let _controller = spawn(JobController::new(t.client.clone()).run());
+    let jobs = create_job(&t.client, json!({"parallelism": 2})).await;
+    let started = active_pods(&t.client, 2).await;
+    mark_finished(&t.client, &name(&started[0]), "Succeeded", 0).await;
+    status_when(&jobs, "one success", |s| {
+        s.succeeded == Some(1) && s.active == Some(1)
+    })
+    .await;
+    // The other worker keeps running, and no new one starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        active_pods(&t.client, 1).await[0].metadata.name,
+        started[1].metadata.name
+    );
+    assert!(condition(&jobs.get("pi").await.unwrap().status.unwrap(), "Complete").is_none());
+    mark_finished(&t.client, &name(&started[1]), "Succeeded", 0).await;
+    let status = status_when(&jobs, "complete", |s| condition(s, "Complete").is_some()).await;
+    assert_eq!(status.succeeded, Some(2));
 }
