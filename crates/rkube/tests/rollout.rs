@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::free_port;
+use rkube_store_tests::{EtcdServer, free_port};
 
 fn kubectl_binary(version: &str) -> PathBuf {
     let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
@@ -95,7 +95,8 @@ impl Drop for Cluster {
     }
 }
 
-fn start() -> Cluster {
+/// Starts `rkube server` with `extra` arguments and waits until it is ready.
+fn start_server(extra: &[String]) -> (Child, tempfile::TempDir, Kubectl) {
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
@@ -108,6 +109,7 @@ fn start() -> Cluster {
         .arg(free_port().to_string())
         .arg("--data-dir")
         .arg(dir.path())
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -123,6 +125,11 @@ fn start() -> Cluster {
         assert!(Instant::now() < deadline, "server not ready");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (child, dir, kubectl)
+}
+
+fn start() -> Cluster {
+    let (child, dir, kubectl) = start_server(&[]);
     let nodes_stop = Arc::new(AtomicBool::new(false));
     let nodes = {
         let (kubectl, stop) = (kubectl.clone(), nodes_stop.clone());
@@ -327,4 +334,96 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
         let left = k.ok(&["get", "rs,pods", "-l", "app=web", "-o", "name"]);
         left.trim().is_empty()
     });
+}
+
+fn lease_holder(k: &Kubectl) -> String {
+    let out = k.run(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn web_pods(k: &Kubectl) -> usize {
+    k.ok(&["get", "pods", "-l", "app=web", "-o", "name"])
+        .lines()
+        .count()
+}
+
+#[test]
+fn of_two_servers_on_one_etcd_one_runs_the_controllers_and_the_other_takes_over() {
+    let etcd = EtcdServer::start();
+    let endpoint = vec![
+        "--datastore-endpoint".to_owned(),
+        etcd.endpoint().replace("http://", "etcd://"),
+    ];
+    let (mut first, _first_dir, a) = start_server(&endpoint);
+    a.eventually("the first server leads", |k| !lease_holder(k).is_empty());
+    let leader = lease_holder(&a);
+    let (mut second, _second_dir, b) = start_server(&endpoint);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lease_holder(&b), leader, "the leader keeps its lease");
+
+    b.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    b.eventually("two pods exist", |k| web_pods(k) == 2);
+
+    // A clean stop releases the lease: the other server takes over at its next try.
+    let killed = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    first.wait().unwrap();
+    let stopped = Instant::now();
+    b.eventually("the second server leads", |k| {
+        let holder = lease_holder(k);
+        !holder.is_empty() && holder != leader
+    });
+    assert!(
+        stopped.elapsed() < Duration::from_secs(15),
+        "takeover took longer than the lease duration"
+    );
+    b.ok(&["scale", "deployment/web", "--replicas=3"]);
+    b.eventually("three pods exist", |k| web_pods(k) == 3);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(web_pods(&b), 3, "no pod created twice");
+    let transitions = b.ok(&[
+        "get",
+        "lease",
+        "-n",
+        "kube-system",
+        "kube-controller-manager",
+        "-o",
+        "jsonpath={.spec.leaseTransitions}",
+    ]);
+    assert_eq!(transitions.trim(), "1");
+    let _ = second.kill();
+    let _ = second.wait();
+}
+
+#[test]
+fn without_leader_election_the_controllers_run_at_once_and_take_no_lease() {
+    let (mut child, _dir, k) = start_server(&["--leader-elect=false".to_owned()]);
+    k.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    k.eventually("two pods exist", |k| web_pods(k) == 2);
+    assert_eq!(lease_holder(&k), "");
+    let _ = child.kill();
+    let _ = child.wait();
 }
