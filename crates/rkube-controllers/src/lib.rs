@@ -64,7 +64,7 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
     },
     ControllerDef {
-        name: "endpoints",
+        name: "endpoint",
         start: |ctx| Box::pin(endpoints::EndpointsController::new(ctx.client).run()),
     },
     ControllerDef {
@@ -82,7 +82,7 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         },
     },
     ControllerDef {
-        name: "taint-eviction",
+        name: "taint-eviction-controller",
         start: |ctx| Box::pin(tainteviction::TaintEvictionController::new(ctx.client).run()),
     },
     ControllerDef {
