@@ -79,7 +79,7 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
     },
     ControllerDef {
-        name: "endpoints",
+        name: "endpoint",
         start: |ctx| Box::pin(endpoints::EndpointsController::new(ctx.client).run()),
     },
     ControllerDef {
@@ -97,7 +97,7 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         },
     },
     ControllerDef {
-        name: "taint-eviction",
+        name: "taint-eviction-controller",
         start: |ctx| Box::pin(tainteviction::TaintEvictionController::new(ctx.client).run()),
     },
     ControllerDef {

@@ -89,7 +89,8 @@ pub fn eviction(
 pub struct TaintEvictionController {
     client: kube::Client,
     recorder: Recorder,
-    /// When each pod was first seen on a tainted node (for taints without `timeAdded`).
+    /// When each pod (`namespace/name`) was first seen on a tainted node (for taints without
+    /// `timeAdded`).
     first_seen: Mutex<HashMap<String, Timestamp>>,
 }
 
@@ -162,7 +163,9 @@ impl TaintEvictionController {
         pods: &Store<Pod>,
         key: &(String, String),
     ) -> Result<Next, kube::Error> {
+        let tracked = format!("{}/{}", key.0, key.1);
         let Some(pod) = pods.get(&ObjectRef::new(&key.1).within(&key.0)) else {
+            self.first_seen().remove(&tracked);
             return Ok(Next::Wait);
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -175,11 +178,11 @@ impl TaintEvictionController {
             .filter(|t| t.effect == "NoExecute")
             .collect();
         if taints.is_empty() || pod.metadata.deletion_timestamp.is_some() {
-            self.first_seen().remove(&uid);
+            self.first_seen().remove(&tracked);
             return Ok(Next::Wait);
         }
         let now = Timestamp::now();
-        let since = *self.first_seen().entry(uid.clone()).or_insert(now);
+        let since = *self.first_seen().entry(tracked.clone()).or_insert(now);
         let tolerations = pod
             .spec
             .as_ref()
@@ -193,7 +196,7 @@ impl TaintEvictionController {
             }
             Eviction::Now => {
                 self.evict(&pod, &uid).await?;
-                self.first_seen().remove(&uid);
+                self.first_seen().remove(&tracked);
                 Ok(Next::Wait)
             }
         }

@@ -112,6 +112,12 @@ impl ServerArgs {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let cluster_cidr: rkube_controllers::nodeipam::Ipv4Cidr = args
+        .cluster_cidr
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+    rkube_controllers::nodeipam::CidrSet::new(cluster_cidr, args.node_cidr_mask_size)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = args.store_config()?;
     let store = rkube_store::open(config.clone())
         .await
@@ -131,12 +137,6 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
     config.event_ttl = args.event_ttl;
-    let cluster_cidr: rkube_controllers::nodeipam::Ipv4Cidr = args
-        .cluster_cidr
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
-    rkube_controllers::nodeipam::CidrSet::new(cluster_cidr, args.node_cidr_mask_size)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let defaults = rkube_controllers::Settings::default();
     let settings = rkube_controllers::Settings {
         cluster_cidr: Some(cluster_cidr),
