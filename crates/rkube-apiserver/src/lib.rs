@@ -6,6 +6,7 @@ mod alloc;
 mod app;
 pub mod auth;
 mod bootstrap;
+mod cache;
 pub mod certs;
 mod decode;
 mod delete;
@@ -13,6 +14,7 @@ mod discovery;
 mod filter;
 mod objects;
 mod openapi;
+mod openapi_v2;
 mod patch;
 pub mod request;
 mod rest;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 pub use alloc::Ipv4Cidr;
 pub use app::{App, AppConfig, Caller};
 use auth::{AllowAuthenticated, TokenAuthenticator};
+pub use cache::WatchCacheConfig;
 use rkube_store::Store;
 
 /// How to run the API server.
@@ -52,6 +55,8 @@ pub struct ServerConfig {
     pub token_auth_file: Option<PathBuf>,
     /// How long Events live after their last write (upstream's `--event-ttl`).
     pub event_ttl: std::time::Duration,
+    /// How the watch cache behaves.
+    pub watch_cache: WatchCacheConfig,
 }
 
 impl ServerConfig {
@@ -65,6 +70,7 @@ impl ServerConfig {
             service_cidr: Ipv4Cidr::default_services(),
             token_auth_file: None,
             event_ttl: std::time::Duration::from_secs(3600),
+            watch_cache: WatchCacheConfig::default(),
         }
     }
 }
@@ -139,6 +145,7 @@ impl ApiServer {
         let app_config = AppConfig {
             advertise_address: format!("{advertise_ip}:{}", local_addr.port()),
             service_cidr: config.service_cidr,
+            watch_cache: config.watch_cache.clone(),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),
@@ -147,6 +154,14 @@ impl ApiServer {
             satokens::TokenIssuer::load_or_create(&config.data_dir.join("tls"))?,
             Arc::new(AllowAuthenticated),
         ));
+        app.start_watch_cache();
+        // A small store loads in milliseconds: wait for it briefly so the first reads are
+        // already served from the cache, without holding up readiness on a large one.
+        let loading = std::time::Instant::now();
+        while !app.watch_cache_ready() && loading.elapsed() < std::time::Duration::from_millis(300)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
@@ -184,6 +199,11 @@ impl ApiServer {
     /// sharing its process would use it. It acts as `system:apiserver` (system:masters).
     pub fn client(&self) -> kube::Client {
         serve::in_process_client(self.app.clone())
+    }
+
+    /// Whether the watch cache has loaded and serves reads.
+    pub fn watch_cache_ready(&self) -> bool {
+        self.app.watch_cache_ready()
     }
 
     /// Stops accepting connections.
