@@ -40,7 +40,7 @@ impl CachedObject {
         let scanned = scan(&value);
         let labels = scanned
             .as_ref()
-            .and_then(|s| s.labels.clone())
+            .and_then(|s| s.labels)
             .and_then(|range| {
                 serde_json::from_slice::<BTreeMap<String, Value>>(&value[range.0..range.1]).ok()
             })

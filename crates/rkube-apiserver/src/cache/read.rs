@@ -61,10 +61,10 @@ impl WatchCache {
     ) -> Option<CachedPage> {
         let state = resource.read();
         let revision = state.revision(self.seen());
-        if let Some(at) = request.at {
-            if state.last > at || revision < at {
-                return None;
-            }
+        if let Some(at) = request.at
+            && (state.last > at || revision < at)
+        {
+            return None;
         }
         let base = match request.namespace {
             Some(ns) => format!("{ns}/"),
