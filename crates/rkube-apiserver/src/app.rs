@@ -195,8 +195,8 @@ impl App {
     }
 
     /// Loads the watch cache and keeps it fed; reads use it once it has loaded.
-    pub fn start_watch_cache(&self) {
-        tokio::spawn(self.cache.clone().run());
+    pub fn start_watch_cache(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.cache.clone().run())
     }
 
     /// Whether the watch cache has loaded and serves reads.

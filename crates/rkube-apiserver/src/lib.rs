@@ -104,6 +104,7 @@ pub struct ApiServer {
     kubeconfig: PathBuf,
     ca_cert: String,
     accept_task: tokio::task::JoinHandle<()>,
+    cache_task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -154,7 +155,7 @@ impl ApiServer {
             satokens::TokenIssuer::load_or_create(&config.data_dir.join("tls"))?,
             Arc::new(AllowAuthenticated),
         ));
-        app.start_watch_cache();
+        let cache_task = app.start_watch_cache();
         // A small store loads in milliseconds: wait for it briefly so the first reads are
         // already served from the cache, without holding up readiness on a large one.
         let loading = std::time::Instant::now();
@@ -177,6 +178,7 @@ impl ApiServer {
             kubeconfig,
             ca_cert: certs.ca_cert.clone(),
             accept_task,
+            cache_task,
         })
     }
 
@@ -206,8 +208,9 @@ impl ApiServer {
         self.app.watch_cache_ready()
     }
 
-    /// Stops accepting connections.
+    /// Stops accepting connections and feeding the watch cache.
     pub fn shutdown(self) {
         self.accept_task.abort();
+        self.cache_task.abort();
     }
 }
