@@ -207,6 +207,12 @@ async fn main() {
 
     if large > stored {
         create_pods(&api, stored, large, 64).await;
+        line(
+            &format!("{large}-pods"),
+            "server_rss",
+            rss_kib() / 1024.0,
+            "MiB",
+        );
         read_latencies(&api, large, &format!("{large}-pods")).await;
         server.shutdown();
         let (again, ready) = start(dir.path()).await;

@@ -35,6 +35,8 @@ pub struct AppConfig {
     pub advertise_address: String,
     /// The Service cluster IP range.
     pub service_cidr: crate::alloc::Ipv4Cidr,
+    /// How the watch cache behaves.
+    pub watch_cache: crate::cache::WatchCacheConfig,
 }
 
 /// The request handler.
@@ -46,6 +48,7 @@ pub struct App {
     authorizer: Arc<dyn Authorizer>,
     ready: AtomicBool,
     pub(crate) watch_lines: Arc<crate::watch::LineMemo>,
+    pub(crate) cache: Arc<crate::cache::WatchCache>,
 }
 
 /// How the caller proved who it is, before the token is looked at.
@@ -177,8 +180,11 @@ impl App {
         issuer: crate::satokens::TokenIssuer,
         authorizer: Arc<dyn Authorizer>,
     ) -> Self {
+        let cache =
+            crate::cache::WatchCache::new(objects.store().clone(), config.watch_cache.clone());
         Self {
             objects,
+            cache,
             config,
             tokens,
             issuer,
@@ -186,6 +192,16 @@ impl App {
             ready: AtomicBool::new(false),
             watch_lines: Arc::default(),
         }
+    }
+
+    /// Loads the watch cache and keeps it fed; reads use it once it has loaded.
+    pub fn start_watch_cache(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.cache.clone().run())
+    }
+
+    /// Whether the watch cache has loaded and serves reads.
+    pub fn watch_cache_ready(&self) -> bool {
+        self.cache.is_ready()
     }
 
     /// Marks the server ready (readyz answers 200 from now on).
@@ -290,6 +306,20 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        if path == "/openapi/v2" {
+            if !crate::openapi_v2::accepts_json(accept_header) {
+                return error_response(&ApiError::NotAcceptable(format!(
+                    "only application/json is served here, not {}",
+                    crate::openapi_v2::PROTOBUF
+                )));
+            }
+            let mut response = Response::new(full(crate::openapi_v2::document()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return response;
+        }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
             return match crate::openapi::serve(&path) {
                 Ok(bytes) => {
@@ -375,9 +405,9 @@ impl App {
                 Ok(object_response(accept, code, &created))
             }
             ("get", Some(name), None | Some("status" | "approval")) => {
-                Ok(table(self.get(rt, info, name).await?))
+                Ok(table(self.get_for_client(rt, info, query, name).await?))
             }
-            ("list", None, None) => Ok(table(self.list(rt, info, query).await?)),
+            ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
             ("update", Some(name), None | Some("status" | "approval")) => {
                 let object = crate::decode::decode_body(content_type, body)?;

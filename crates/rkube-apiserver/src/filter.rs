@@ -6,6 +6,7 @@ use rkube_api::selector::{FieldSelector, LabelSelector};
 use serde_json::Value;
 
 use crate::app::App;
+use crate::cache::CachedObject;
 use crate::request::Query;
 
 /// The selectors of one request.
@@ -38,6 +39,32 @@ impl ObjectFilter {
             return false;
         }
         self.labels.matches_object(object) && self.fields.matches(self.group, self.kind, object)
+    }
+}
+
+impl ObjectFilter {
+    /// Whether a cached object passes: names and labels are read without parsing the object;
+    /// field selectors other than the name parse it.
+    pub(crate) fn matches_cached(&self, object: &CachedObject) -> bool {
+        if let Some(name) = &self.name
+            && object.name() != name
+        {
+            return false;
+        }
+        if !self.labels.is_empty() && !self.labels.matches_lookup(|key| object.label(key)) {
+            return false;
+        }
+        if self.fields.is_empty() {
+            return true;
+        }
+        if let Some(name) = self.fields.required_value("metadata.name")
+            && object.name() != name
+        {
+            return false;
+        }
+        object
+            .to_value(object.revision)
+            .is_ok_and(|value| self.fields.matches(self.group, self.kind, &value))
     }
 }
 

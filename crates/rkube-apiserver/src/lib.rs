@@ -6,6 +6,7 @@ mod alloc;
 mod app;
 pub mod auth;
 mod bootstrap;
+mod cache;
 pub mod certs;
 mod decode;
 mod delete;
@@ -13,6 +14,7 @@ mod discovery;
 mod filter;
 mod objects;
 mod openapi;
+mod openapi_v2;
 mod patch;
 mod quota;
 pub mod request;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 pub use alloc::Ipv4Cidr;
 pub use app::{App, AppConfig, Caller};
 use auth::{AllowAuthenticated, TokenAuthenticator};
+pub use cache::WatchCacheConfig;
 use rkube_store::Store;
 
 /// How to run the API server.
@@ -53,6 +56,8 @@ pub struct ServerConfig {
     pub token_auth_file: Option<PathBuf>,
     /// How long Events live after their last write (upstream's `--event-ttl`).
     pub event_ttl: std::time::Duration,
+    /// How the watch cache behaves.
+    pub watch_cache: WatchCacheConfig,
 }
 
 impl ServerConfig {
@@ -66,6 +71,7 @@ impl ServerConfig {
             service_cidr: Ipv4Cidr::default_services(),
             token_auth_file: None,
             event_ttl: std::time::Duration::from_secs(3600),
+            watch_cache: WatchCacheConfig::default(),
         }
     }
 }
@@ -99,6 +105,7 @@ pub struct ApiServer {
     kubeconfig: PathBuf,
     ca_cert: String,
     accept_task: tokio::task::JoinHandle<()>,
+    cache_task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -140,6 +147,7 @@ impl ApiServer {
         let app_config = AppConfig {
             advertise_address: format!("{advertise_ip}:{}", local_addr.port()),
             service_cidr: config.service_cidr,
+            watch_cache: config.watch_cache.clone(),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),
@@ -148,6 +156,14 @@ impl ApiServer {
             satokens::TokenIssuer::load_or_create(&config.data_dir.join("tls"))?,
             Arc::new(AllowAuthenticated),
         ));
+        let cache_task = app.start_watch_cache();
+        // A small store loads in milliseconds: wait for it briefly so the first reads are
+        // already served from the cache, without holding up readiness on a large one.
+        let loading = std::time::Instant::now();
+        while !app.watch_cache_ready() && loading.elapsed() < std::time::Duration::from_millis(300)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
@@ -163,6 +179,7 @@ impl ApiServer {
             kubeconfig,
             ca_cert: certs.ca_cert.clone(),
             accept_task,
+            cache_task,
         })
     }
 
@@ -187,8 +204,14 @@ impl ApiServer {
         serve::in_process_client(self.app.clone())
     }
 
-    /// Stops accepting connections.
+    /// Whether the watch cache has loaded and serves reads.
+    pub fn watch_cache_ready(&self) -> bool {
+        self.app.watch_cache_ready()
+    }
+
+    /// Stops accepting connections and feeding the watch cache.
     pub fn shutdown(self) {
         self.accept_task.abort();
+        self.cache_task.abort();
     }
 }

@@ -165,12 +165,12 @@ const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to di
      token results in an inconsistent list - objects that were created, modified, or deleted \
      between the time the first chunk was returned and now may show up in the list.";
 
-fn encode_continue(revision: Revision, start: &str) -> String {
+pub(crate) fn encode_continue(revision: Revision, start: &str) -> String {
     let token = json!({"v": "meta.k8s.io/v1", "rv": revision, "start": start});
     base64::engine::general_purpose::URL_SAFE.encode(token.to_string())
 }
 
-fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
+pub(crate) fn decode_continue(token: &str) -> Result<(Revision, String), ApiError> {
     let bad = |why: &str| ApiError::BadRequest(format!("continue key is not valid: {why}"));
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(token)

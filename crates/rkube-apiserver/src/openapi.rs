@@ -47,6 +47,13 @@ fn hash(bytes: &[u8]) -> String {
     format!("{h:016X}")
 }
 
+/// Every group version's v3 document, parsed (for the v2 document built from them).
+pub(crate) fn v3_documents() -> impl Iterator<Item = Value> {
+    documents()
+        .values()
+        .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+}
+
 /// Answers `/openapi/v3` and `/openapi/v3/<group-version>`.
 pub fn serve(path: &str) -> Result<Arc<Vec<u8>>, ApiError> {
     let rest = path.trim_start_matches("/openapi/v3").trim_matches('/');

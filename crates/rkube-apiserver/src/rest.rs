@@ -5,7 +5,10 @@ use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
+use http::{HeaderValue, Response, header};
+
+use crate::app::{Accept, App, Body, full};
+use crate::cache::{CachedList, Freshness, list_json};
 use crate::decode::{FieldValidation, normalize};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
@@ -401,7 +404,7 @@ impl App {
         }
     }
 
-    /// GET one object.
+    /// GET one object from the store.
     pub async fn get(
         &self,
         rt: &ResourceType,
@@ -411,6 +414,136 @@ impl App {
         self.objects
             .get(rt, self.namespace_of(rt, info), name)
             .await
+    }
+
+    /// GET one object for a client: from the watch cache when it is loaded, honouring the
+    /// request's `resourceVersion` (none: consistent; `0`: any; `N`: not older than N).
+    pub(crate) async fn get_for_client(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let freshness = read_freshness(query.get("resourceVersion"))?;
+        let ns = self.namespace_of(rt, info);
+        if let Some(resource) = self.cache.ready_for(rt, freshness).await? {
+            return match self.cache.get(resource, ns, name).0 {
+                Some(object) => object.to_value(object.revision),
+                None => Err(ApiError::NotFound {
+                    group: rt.group.into(),
+                    resource: rt.qualified_plural(),
+                    name: name.into(),
+                }),
+            };
+        }
+        self.get(rt, info, name).await
+    }
+
+    /// GET a collection for a client: from the watch cache under upstream's rules (a list
+    /// without a resourceVersion is consistent, `0` takes what the cache has, `N` waits for
+    /// the cache to reach N; Exact reads and continue tokens whose revision the cache can no
+    /// longer serve go to the store), in the negotiated format.
+    pub(crate) async fn list_response(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        accept: Accept,
+    ) -> Result<Response<Body>, ApiError> {
+        if let Some(response) = self.list_from_cache(rt, info, query, accept).await? {
+            return Ok(response);
+        }
+        Ok(crate::tables::respond(
+            accept,
+            rt,
+            self.list(rt, info, query).await?,
+            query,
+        ))
+    }
+
+    async fn list_from_cache(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        accept: Accept,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let exact = list_revision(query)?;
+        let limit = parse_limit(query)?;
+        let rv = query.get("resourceVersion").filter(|rv| !rv.is_empty());
+        let legacy_exact = query.get("resourceVersionMatch").is_none()
+            && limit.is_some_and(|l| l > 0)
+            && rv.is_some_and(|rv| rv != "0");
+        if exact.is_some() || legacy_exact {
+            return Ok(None);
+        }
+        let (freshness, at, start) = match query.get("continue") {
+            Some(token) => {
+                let (at, start) = objects::decode_continue(token)?;
+                (Freshness::Any, Some(at), Some(start))
+            }
+            None => (read_freshness(rv)?, None, None),
+        };
+        let Some(resource) = self.cache.ready_for(rt, freshness).await? else {
+            return Ok(None);
+        };
+        let filter = self.filter(rt, query)?;
+        let request = CachedList {
+            namespace: self.namespace_of(rt, info),
+            start: start.as_deref(),
+            at,
+            limit,
+        };
+        let Some(page) = self
+            .cache
+            .list(resource, &request, &|o| filter.matches_cached(o))
+        else {
+            return Ok(None);
+        };
+        let token = page
+            .continue_start
+            .as_deref()
+            .map(|start| objects::encode_continue(page.revision, start));
+        // Like upstream, the count is only given without a filter.
+        let remaining =
+            (token.is_some() && filter.is_empty() && page.remaining > 0).then_some(page.remaining);
+        if accept == Accept::Json {
+            let body = list_json(
+                rt.list_kind,
+                &rt.api_version(),
+                &page,
+                token.as_deref(),
+                remaining,
+            )?;
+            let mut response = Response::new(full(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(Some(response));
+        }
+        let mut meta = json!({"resourceVersion": page.revision.to_string()});
+        if let Some(token) = token {
+            meta["continue"] = json!(token);
+        }
+        if let Some(remaining) = remaining {
+            meta["remainingItemCount"] = json!(remaining);
+        }
+        let items = page
+            .items
+            .iter()
+            .map(|object| {
+                let mut item = object.to_value(object.revision)?;
+                if let Some(o) = item.as_object_mut() {
+                    o.remove("apiVersion");
+                    o.remove("kind");
+                }
+                Ok(item)
+            })
+            .collect::<Result<Vec<Value>, ApiError>>()?;
+        let list = json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items});
+        Ok(Some(crate::tables::respond(accept, rt, list, query)))
     }
 
     /// GET a collection.
@@ -423,13 +556,7 @@ impl App {
         let ns = self.namespace_of(rt, info);
         let filter = self.filter(rt, query)?;
         let params = ListParams {
-            limit: match query.get("limit") {
-                Some(l) => Some(
-                    l.parse()
-                        .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}")))?,
-                ),
-                None => None,
-            },
+            limit: parse_limit(query)?,
             continue_token: query.get("continue").map(str::to_owned),
             exact_revision: list_revision(query)?,
         };
@@ -588,6 +715,30 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+fn parse_limit(query: &Query) -> Result<Option<usize>, ApiError> {
+    match query.get("limit") {
+        Some(l) => l
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("invalid limit {l:?}"))),
+        None => Ok(None),
+    }
+}
+
+/// What a read's `resourceVersion` asks of the cache.
+pub(crate) fn read_freshness(rv: Option<&str>) -> Result<Freshness, ApiError> {
+    match rv.filter(|rv| !rv.is_empty()) {
+        None => Ok(Freshness::Consistent),
+        Some("0") => Ok(Freshness::Any),
+        Some(rv) => rv
+            .parse::<i64>()
+            .ok()
+            .filter(|r| *r > 0)
+            .map(Freshness::NotOlderThan)
+            .ok_or_else(|| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}"))),
     }
 }
 

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::app::{Accept, App, Body};
+use crate::cache::{CachedEvent, CachedObject, EventKind, Freshness, ResourceCache, WatchCache};
 use crate::filter::ObjectFilter;
 use crate::objects::{self, ListParams};
 use crate::request::{Query, RequestInfo};
@@ -78,6 +79,21 @@ impl LineMemo {
 
 impl Encoder {
     fn line(&self, kind: &str, object: Value) -> Bytes {
+        if self.accept == Accept::Protobuf {
+            // Length-prefixed metav1.WatchEvent frames, as upstream's protobuf stream
+            // serializer writes them; an object without a protobuf form becomes an error.
+            return match rkube_proto::encode_watch_event(kind, &object) {
+                Ok(frame) => Bytes::from(frame),
+                Err(err) => {
+                    let status = error_event(&ApiError::Internal(format!(
+                        "encoding a watch event as protobuf: {err}"
+                    )));
+                    Bytes::from(
+                        rkube_proto::encode_watch_event("ERROR", &status).unwrap_or_default(),
+                    )
+                }
+            };
+        }
         let object = match self.accept {
             Accept::Table if kind != "BOOKMARK" && kind != "ERROR" => {
                 crate::tables::table_value(self.rt, object, &self.query)
@@ -89,6 +105,21 @@ impl Encoder {
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
+    }
+
+    /// The event line of a cached object, stamped with `revision`: plain JSON is spliced
+    /// from the stored bytes, other formats go through the parsed object.
+    fn cached_line(&self, kind: &str, object: &CachedObject, revision: i64) -> Option<Bytes> {
+        if self.accept == Accept::Json {
+            let mut line = Vec::with_capacity(object.value.len() + 64);
+            line.extend_from_slice(b"{\"type\":\"");
+            line.extend_from_slice(kind.as_bytes());
+            line.extend_from_slice(b"\",\"object\":");
+            object.write_json(&mut line, revision, false).ok()?;
+            line.extend_from_slice(b"}\n");
+            return Some(Bytes::from(line));
+        }
+        Some(self.line(kind, object.to_value(revision).ok()?))
     }
 
     fn bookmark(&self, revision: i64, initial_end: bool) -> Bytes {
@@ -163,6 +194,35 @@ pub async fn serve(
         query: query.clone(),
         lines: app.watch_lines.clone(),
     };
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    let freshness = match rv {
+        None => Freshness::Consistent,
+        Some(n) if n > 0 && with_initial => Freshness::NotOlderThan(n),
+        Some(_) => Freshness::Any,
+    };
+    if let Some(resource) = app.cache.ready_for(rt, freshness).await? {
+        let watch = CachedWatch {
+            cache: app.cache.clone(),
+            resource: resource.clone(),
+            generation: app.cache.generation(),
+            namespace: ns.map(|ns| format!("{ns}/")),
+            encoder,
+            filter,
+            bookmarks,
+        };
+        let start = if with_initial {
+            Start::Initial {
+                end_bookmark: send_initial == Some(true),
+            }
+        } else {
+            match rv {
+                Some(rv) if rv > 0 => Start::After(rv),
+                _ => Start::Latest,
+            }
+        };
+        tokio::spawn(watch.pump(start, tx, timeout));
+        return Ok(stream_response(rx, accept));
+    }
     let mut initial_lines = Vec::new();
     let start = if with_initial {
         let page = app
@@ -187,7 +247,6 @@ pub async fn serve(
         start_revision: start,
         progress_notify: Some(BOOKMARK_EVERY),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(256);
     match app.objects.store().watch(&prefix, options).await {
         Ok(stream) => {
             tokio::spawn(pump(
@@ -205,17 +264,220 @@ pub async fn serve(
             let _ = tx.try_send(encoder.line("ERROR", error_event(&api)));
         }
     }
+    Ok(stream_response(rx, accept))
+}
+
+fn stream_response(rx: mpsc::Receiver<Bytes>, accept: Accept) -> Response<Body> {
     let body = StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), rx))
     }));
     let mut response = Response::new(body.boxed_unsync());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    let media = if accept == Accept::Protobuf {
+        "application/vnd.kubernetes.protobuf;stream=watch"
+    } else {
+        "application/json"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    response
+}
+
+/// Where a watch served from the cache begins.
+enum Start {
+    /// With the current objects as ADDED events (and the initial-events-end bookmark).
+    Initial { end_bookmark: bool },
+    /// With the events after this revision.
+    After(i64),
+    /// With the events from now on.
+    Latest,
+}
+
+/// How many window events a watcher takes per turn of its read lock.
+const EVENTS_PER_TURN: usize = 256;
+
+/// A watch served from the watch cache.
+struct CachedWatch {
+    cache: Arc<WatchCache>,
+    resource: Arc<ResourceCache>,
+    generation: u64,
+    /// `namespace/` when the watch is in one namespace.
+    namespace: Option<String>,
+    encoder: Encoder,
+    filter: ObjectFilter,
+    bookmarks: bool,
+}
+
+impl CachedWatch {
+    fn in_scope(&self, object: &CachedObject) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| object.key.starts_with(ns))
+    }
+
+    /// The state at the start: the initial objects and the revision they reflect, or an
+    /// error event when the requested revision has left the window.
+    fn begin(&self, start: &Start) -> Result<(Vec<Arc<CachedObject>>, i64), ApiError> {
+        let state = self.resource.read();
+        let revision = state.revision(self.cache.seen());
+        match *start {
+            Start::Initial { .. } => {
+                let objects = state
+                    .objects
+                    .values()
+                    .filter(|o| self.in_scope(o) && self.filter.matches_cached(o))
+                    .cloned()
+                    .collect();
+                Ok((objects, revision))
+            }
+            Start::After(rv) if rv < state.floor => Err(ApiError::Gone(format!(
+                "too old resource version: {rv} ({})",
+                state.floor
+            ))),
+            Start::After(rv) => Ok((Vec::new(), rv)),
+            Start::Latest => Ok((Vec::new(), revision)),
+        }
+    }
+
+    /// The store's compaction point still bounds how far back a watch may start, as it does
+    /// for watches served by the store.
+    async fn check_compacted(&self, start: &Start) -> Result<(), ApiError> {
+        if let Start::After(rv) = *start {
+            let compacted = self.cache.store().compact_revision().await.unwrap_or(0);
+            if rv < compacted {
+                return Err(ApiError::Gone(format!(
+                    "too old resource version: {rv} ({compacted})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn pump(self, start: Start, tx: mpsc::Sender<Bytes>, timeout: Duration) {
+        let begun = match self.check_compacted(&start).await {
+            Ok(()) => self.begin(&start),
+            Err(err) => Err(err),
+        };
+        let mut position = match begun {
+            Ok((objects, revision)) => {
+                for object in objects {
+                    let Some(line) = self.encoder.cached_line("ADDED", &object, object.revision)
+                    else {
+                        continue;
+                    };
+                    if tx.send(line).await.is_err() {
+                        return;
+                    }
+                }
+                if let Start::Initial { end_bookmark: true } = start
+                    && tx
+                        .send(self.encoder.bookmark(revision, true))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                revision
+            }
+            Err(err) => {
+                let _ = tx.send(self.encoder.line("ERROR", error_event(&err))).await;
+                return;
+            }
+        };
+        let mut changed = self.resource.subscribe();
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
+        loop {
+            changed.borrow_and_update();
+            let (events, revision) = {
+                let state = self.resource.read();
+                if state.generation != self.generation {
+                    // The cache reloaded: end the watch; the client watches again.
+                    return;
+                }
+                let revision = state.revision(self.cache.seen());
+                match state.events_after(position, EVENTS_PER_TURN) {
+                    Some(events) => (events, revision),
+                    // The watcher fell behind the window; like upstream, it is closed.
+                    None => return,
+                }
+            };
+            let full = events.len() == EVENTS_PER_TURN;
+            position = match (full, events.last()) {
+                (true, Some(last)) => last.revision,
+                _ => position.max(revision),
+            };
+            for event in &events {
+                if let Some(line) = self.translate(event)
+                    && tx.send(line).await.is_err()
+                {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                result = changed.changed() => {
+                    if result.is_err() {
+                        return;
+                    }
+                }
+                _ = ticks.tick() => {
+                    if self.bookmarks && tx.send(self.encoder.bookmark(position, false)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One window event for this watcher, as [`translate`] does for store events.
+    fn translate(&self, event: &CachedEvent) -> Option<Bytes> {
+        if !self.in_scope(&event.object) {
+            return None;
+        }
+        let name = match event.kind {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        };
+        if self.filter.is_empty() && self.encoder.accept == Accept::Json {
+            if let Some(line) = event.json_line.get() {
+                return Some(line.clone());
+            }
+            let line = self
+                .encoder
+                .cached_line(name, &event.object, event.revision)?;
+            return Some(event.json_line.get_or_init(|| line).clone());
+        }
+        let kind = match event.kind {
+            EventKind::Deleted => {
+                if !self.filter.matches_cached(&event.object) {
+                    return None;
+                }
+                "DELETED"
+            }
+            EventKind::Added | EventKind::Modified => {
+                let now = self.filter.matches_cached(&event.object);
+                let before = event.prev.as_ref().map(|p| self.filter.matches_cached(p));
+                match (now, before) {
+                    (true, Some(true)) => "MODIFIED",
+                    (true, _) => "ADDED",
+                    (false, Some(true)) => "DELETED",
+                    (false, _) => return None,
+                }
+            }
+        };
+        self.encoder
+            .cached_line(kind, &event.object, event.revision)
+    }
 }
 
 async fn pump(

@@ -305,7 +305,9 @@ impl LabelSelector {
         self.matches_lookup(|key| labels.and_then(|l| l.get(key)).and_then(Value::as_str))
     }
 
-    fn matches_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
+    /// Whether the labels `lookup` reads (a key to its value, `None` when absent) satisfy
+    /// every requirement: for callers that keep labels in their own form.
+    pub fn matches_lookup<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(&lookup))
     }
 

@@ -1,0 +1,361 @@
+//! One object in the watch cache: the stored bytes as they are, plus the little a read needs
+//! without parsing them — where `metadata` opens (to stamp the resource version), which
+//! top-level members carry the type (list items go without it, as upstream's do), and the
+//! labels (for label selectors).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rkube_api::ApiError;
+use rkube_store::Revision;
+use serde_json::Value;
+
+/// An object as the cache keeps it.
+#[derive(Debug)]
+pub(crate) struct CachedObject {
+    /// The key below the resource's prefix: `namespace/name`, or `name` when cluster-scoped.
+    pub key: Box<str>,
+    /// The stored JSON, without `resourceVersion`.
+    pub value: Bytes,
+    /// The store revision that wrote this value.
+    pub revision: Revision,
+    layout: Option<Layout>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+}
+
+/// Byte positions inside the stored JSON.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Just after the `{` that opens `metadata`.
+    meta_open: u32,
+    /// Whether `metadata` has no members.
+    meta_empty: bool,
+    /// Ranges to leave out to drop `apiVersion` and `kind` (empty ranges when absent).
+    drop: [(u32, u32); 2],
+}
+
+impl CachedObject {
+    /// Reads what the cache needs from stored bytes.
+    pub fn new(key: &str, value: Bytes, revision: Revision) -> Self {
+        let scanned = scan(&value);
+        let labels = scanned
+            .as_ref()
+            .and_then(|s| s.labels)
+            .and_then(|range| {
+                serde_json::from_slice::<BTreeMap<String, Value>>(&value[range.0..range.1]).ok()
+            })
+            .map(|labels| {
+                labels
+                    .into_iter()
+                    .filter_map(|(k, v)| match v {
+                        Value::String(v) => Some((k.into_boxed_str(), v.into_boxed_str())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            key: key.into(),
+            value,
+            revision,
+            layout: scanned.and_then(|s| s.layout),
+            labels,
+        }
+    }
+
+    /// The object's name (the last segment of its key).
+    pub fn name(&self) -> &str {
+        self.key.rsplit('/').next().unwrap_or(&self.key)
+    }
+
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()
+            .map(|i| self.labels[i].1.as_ref())
+    }
+
+    /// The object as JSON with `resourceVersion` set to `revision`.
+    pub fn to_value(&self, revision: Revision) -> Result<Value, ApiError> {
+        let mut object: Value = serde_json::from_slice(&self.value).map_err(|e| {
+            ApiError::Internal(format!("cached object {} is not JSON: {e}", self.key))
+        })?;
+        crate::objects::set_resource_version(&mut object, revision);
+        Ok(object)
+    }
+
+    /// Appends the object's JSON with `resourceVersion` set to `revision`, leaving out
+    /// `apiVersion` and `kind` when `without_type`; splices bytes when the layout is known.
+    pub fn write_json(
+        &self,
+        out: &mut Vec<u8>,
+        revision: Revision,
+        without_type: bool,
+    ) -> Result<(), ApiError> {
+        let Some(layout) = self.layout else {
+            let mut object = self.to_value(revision)?;
+            if without_type && let Some(o) = object.as_object_mut() {
+                o.remove("apiVersion");
+                o.remove("kind");
+            }
+            return serde_json::to_writer(out, &object)
+                .map_err(|e| ApiError::Internal(format!("encoding {}: {e}", self.key)));
+        };
+        let bytes = &self.value[..];
+        let open = layout.meta_open as usize;
+        let mut cuts: Vec<(usize, usize)> = Vec::with_capacity(3);
+        if without_type {
+            cuts.extend(
+                layout
+                    .drop
+                    .iter()
+                    .filter(|(a, b)| a < b)
+                    .map(|&(a, b)| (a as usize, b as usize)),
+            );
+        }
+        cuts.push((open, open));
+        cuts.sort_unstable();
+        let mut at = 0;
+        for (from, to) in cuts {
+            out.extend_from_slice(&bytes[at..from]);
+            if from == open && to == open {
+                out.extend_from_slice(b"\"resourceVersion\":\"");
+                out.extend_from_slice(revision.to_string().as_bytes());
+                out.push(b'"');
+                if !layout.meta_empty {
+                    out.push(b',');
+                }
+            }
+            at = to;
+        }
+        out.extend_from_slice(&bytes[at..]);
+        Ok(())
+    }
+
+    /// Approximate heap bytes held (for memory accounting in tests and benchmarks).
+    #[cfg(test)]
+    pub fn heap_size(&self) -> usize {
+        self.key.len()
+            + self.value.len()
+            + self
+                .labels
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 32)
+                .sum::<usize>()
+    }
+}
+
+/// What a scan of stored JSON found.
+struct Scanned {
+    layout: Option<Layout>,
+    labels: Option<(usize, usize)>,
+}
+
+/// One member of a JSON object: the key's text (between the quotes) and the spans of the
+/// whole member and of its value.
+struct Member {
+    key: (usize, usize),
+    start: usize,
+    value: (usize, usize),
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\n' | b'\r' | b'\t') {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the string starting at `i` (which is a `"`).
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The end of the JSON value starting at `i`.
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = skip_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
+/// The members of the object starting at `i` (a `{`).
+fn members(b: &[u8], i: usize) -> Option<Vec<Member>> {
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut j = skip_ws(b, i + 1);
+    if b.get(j) == Some(&b'}') {
+        return Some(out);
+    }
+    loop {
+        if b.get(j) != Some(&b'"') {
+            return None;
+        }
+        let start = j;
+        let key_end = skip_string(b, j)?;
+        j = skip_ws(b, key_end);
+        if b.get(j) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_ws(b, j + 1);
+        let value_end = skip_value(b, value_start)?;
+        out.push(Member {
+            key: (start + 1, key_end - 1),
+            start,
+            value: (value_start, value_end),
+        });
+        j = skip_ws(b, value_end);
+        match b.get(j)? {
+            b',' => j = skip_ws(b, j + 1),
+            b'}' => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+fn scan(b: &[u8]) -> Option<Scanned> {
+    let top_start = skip_ws(b, 0);
+    let top = members(b, top_start)?;
+    let key = |m: &Member| &b[m.key.0..m.key.1];
+    let meta = top.iter().find(|m| key(m) == b"metadata")?;
+    let meta_members = members(b, meta.value.0)?;
+    let labels = meta_members
+        .iter()
+        .find(|m| key(m) == b"labels")
+        .map(|m| m.value)
+        .filter(|(s, _)| b[*s] == b'{');
+    // Keep every member but the type ones: the bytes between two kept members become the
+    // comma after the first, so each gap holding dropped members is cut after that comma.
+    let is_type = |m: &Member| key(m) == b"apiVersion" || key(m) == b"kind";
+    let mut drop = [(0u32, 0u32); 2];
+    let mut n = 0;
+    let mut prev_kept_end: Option<usize> = None;
+    let mut gap_start: Option<usize> = None;
+    for m in &top {
+        if is_type(m) {
+            if gap_start.is_none() {
+                gap_start = Some(match prev_kept_end {
+                    // After the comma that follows the previous kept member.
+                    Some(end) => skip_ws(b, end) + 1,
+                    None => top_start + 1,
+                });
+            }
+        } else {
+            if let Some(start) = gap_start.take() {
+                *drop.get_mut(n)? = (u32::try_from(start).ok()?, u32::try_from(m.start).ok()?);
+                n += 1;
+            }
+            prev_kept_end = Some(m.value.1);
+        }
+    }
+    if let Some(start) = gap_start {
+        // Dropped members at the end: cut from the previous kept member's end (its comma
+        // included) up to the closing brace.
+        let end = top.last().map(|m| m.value.1)?;
+        let from = prev_kept_end.unwrap_or(start);
+        *drop.get_mut(n)? = (u32::try_from(from).ok()?, u32::try_from(end).ok()?);
+    }
+    let meta_open = meta.value.0 + 1;
+    let layout = Layout {
+        meta_open: u32::try_from(meta_open).ok()?,
+        meta_empty: meta_members.is_empty(),
+        drop,
+    };
+    Some(Scanned {
+        layout: Some(layout),
+        labels,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn render(value: &Value, without_type: bool) -> Value {
+        let object = CachedObject::new("ns/x", Bytes::from(serde_json::to_vec(value).unwrap()), 7);
+        let mut out = Vec::new();
+        object.write_json(&mut out, 42, without_type).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn spliced_json_equals_the_parsed_form() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"s": "{\"kind\":1}"}}),
+            json!({"metadata": {}, "apiVersion": "v1", "kind": "Pod"}),
+            json!({"kind": "Pod", "metadata": {"name": "x"}, "apiVersion": "v1", "z": [1, {"a": "]"}]}),
+            json!({"metadata": {"name": "only"}}),
+            json!({"apiVersion": "v1", "data": {"k": "v\\\"w"}, "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        ];
+        for case in cases {
+            let mut want = case.clone();
+            want["metadata"]["resourceVersion"] = json!("42");
+            assert_eq!(render(&case, false), want, "{case}");
+            let o = want.as_object_mut().unwrap();
+            o.remove("apiVersion");
+            o.remove("kind");
+            assert_eq!(render(&case, true), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn labels_are_read_and_names_come_from_the_key() {
+        let value = json!({"metadata": {"name": "x", "labels": {"app": "web", "tier": "db"}}});
+        let object = CachedObject::new("ns/x", Bytes::from(value.to_string()), 3);
+        assert_eq!(object.label("app"), Some("web"));
+        assert_eq!(object.label("tier"), Some("db"));
+        assert_eq!(object.label("zone"), None);
+        assert_eq!(object.name(), "x");
+        assert!(object.heap_size() > 0);
+    }
+
+    #[test]
+    fn odd_bytes_fall_back_to_parsing() {
+        let object = CachedObject::new("x", Bytes::from_static(b"[1,2]"), 3);
+        let mut out = Vec::new();
+        assert!(object.write_json(&mut out, 4, true).is_ok());
+        assert_eq!(out, b"[1,2]");
+    }
+}
