@@ -433,6 +433,17 @@ fn user_workflow(c: &Cluster, server_version: &str) {
         pods.status.success()
             && String::from_utf8_lossy(&pods.stderr).contains("No resources found")
     );
+    // The Deployment's controllers create its pods through ReplicaSets (with no kubelet the
+    // pods never become ready, so a rollout of a changed template keeps old and new ones).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = c.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+        if pods.lines().count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deployment's pods: {pods}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Changing things.
     assert!(
