@@ -50,6 +50,13 @@ struct ServerArgs {
     /// Do not run the controllers in this process.
     #[arg(long)]
     disable_controllers: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights,
+    /// percentageOfNodesToScore).
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: std::time::Duration,
@@ -95,6 +102,15 @@ impl ServerArgs {
 }
 
 async fn server(args: ServerArgs) -> anyhow::Result<()> {
+    let scheduler_config = match &args.scheduler_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --scheduler-config {}", path.display()))?;
+            rkube_scheduler::SchedulerConfig::from_yaml(&text)
+                .with_context(|| format!("--scheduler-config {}", path.display()))?
+        }
+        None => rkube_scheduler::SchedulerConfig::default(),
+    };
     let config = args.store_config()?;
     let store = rkube_store::open(config.clone())
         .await
@@ -117,13 +133,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
-    let controllers = if args.disable_controllers {
+    let mut controllers = if args.disable_controllers {
         Vec::new()
     } else {
         vec![tokio::spawn(
             rkube_controllers::ControllerManager::new(server.client(), server.ca_cert()).run(),
         )]
     };
+    if !args.disable_scheduler {
+        let scheduler = rkube_scheduler::Scheduler::new(server.client(), scheduler_config)
+            .context("--scheduler-config")?;
+        controllers.push(tokio::spawn(scheduler.run()));
+    }
     tracing::info!(
         address = %server.local_addr(),
         kubeconfig = %server.kubeconfig_path().display(),
