@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     /// Persistent volumes, claims and storage classes.
     pub volumes: VolumeCache,
+    /// How many accounted pods have pod affinity or anti-affinity terms.
+    pods_with_affinity: usize,
+    /// How many accounted pods have required anti-affinity terms.
+    pods_with_required_anti_affinity: usize,
 }
 
 impl Snapshot {
@@ -75,6 +79,44 @@ impl Snapshot {
     /// The node a pod is accounted on.
     pub fn node_of(&self, key: &str) -> Option<&str> {
         self.placements.get(key).map(|p| p.node.as_str())
+    }
+
+    /// Whether any accounted pod has pod affinity or anti-affinity terms.
+    pub fn any_pod_with_affinity(&self) -> bool {
+        self.pods_with_affinity > 0
+    }
+
+    /// Whether any accounted pod has required anti-affinity terms.
+    pub fn any_pod_with_required_anti_affinity(&self) -> bool {
+        self.pods_with_required_anti_affinity > 0
+    }
+
+    fn count_affinity(&mut self, pod: &PodInfo, add: bool) {
+        let step = |n: &mut usize| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        if pod.has_affinity() {
+            step(&mut self.pods_with_affinity);
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            step(&mut self.pods_with_required_anti_affinity);
+        }
+    }
+
+    /// Marks an assumed pod as bound (its binding was observed), keeping what is accounted.
+    /// Returns false if the pod is not assumed on `node`.
+    pub fn confirm(&mut self, key: &str, node: &str) -> bool {
+        match self.placements.get_mut(key) {
+            Some(p) if p.assumed && p.node == node => {
+                p.assumed = false;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Labels of a namespace.
@@ -152,6 +194,7 @@ impl Snapshot {
     /// A pod already accounted elsewhere is moved.
     pub fn add_pod(&mut self, pod: Arc<PodInfo>, node: &str, assumed: bool) {
         self.remove_pod(&pod.key);
+        self.count_affinity(&pod, true);
         self.placements.insert(
             pod.key.clone(),
             Placement {
@@ -168,7 +211,7 @@ impl Snapshot {
     /// Stops accounting a pod; returns it if it was accounted.
     pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
         let placement = self.placements.remove(key)?;
-        match self.index.get(&placement.node) {
+        let pod = match self.index.get(&placement.node) {
             Some(i) => self.nodes[*i].remove_pod(key),
             None => {
                 let list = self.orphans.get_mut(&placement.node)?;
@@ -179,7 +222,9 @@ impl Snapshot {
                 }
                 Some(pod)
             }
-        }
+        }?;
+        self.count_affinity(&pod, false);
+        Some(pod)
     }
 
     /// Records (or with `None` clears) a pod's nominated node.

@@ -74,17 +74,23 @@ impl Profile {
         (all * percentage / 100).max(MIN_FEASIBLE_NODES)
     }
 
-    /// Runs every filter on one node, stopping at the first that rejects.
-    pub fn run_filters(
-        &self,
+    /// The filter plugins this cycle runs: those whose PreFilter did not ask to be skipped.
+    pub fn active_filters(&self, state: &CycleState) -> Vec<Arc<dyn Plugin>> {
+        self.filters
+            .iter()
+            .filter(|p| p.filters() && !state.skip_filter.contains(&p.name()))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs the active filters on one node, stopping at the first that rejects.
+    fn run_filters(
+        active: &[Arc<dyn Plugin>],
         state: &CycleState,
         pod: &PodInfo,
         node: &NodeInfo,
     ) -> Result<(), Failure> {
-        for plugin in &self.filters {
-            if !plugin.filters() || state.skip_filter.contains(&plugin.name()) {
-                continue;
-            }
+        for plugin in active {
             plugin.filter(state, pod, node)?;
         }
         Ok(())
@@ -99,7 +105,20 @@ impl Profile {
         snapshot: &Snapshot,
         node: &NodeInfo,
     ) -> Result<(), Failure> {
-        if let Some(nominated) = snapshot.nominated.get(&node.name) {
+        self.filter_node_with(&self.active_filters(state), state, pod, snapshot, node)
+    }
+
+    fn filter_node_with(
+        &self,
+        active: &[Arc<dyn Plugin>],
+        state: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        node: &NodeInfo,
+    ) -> Result<(), Failure> {
+        if !snapshot.nominated.is_empty()
+            && let Some(nominated) = snapshot.nominated.get(&node.name)
+        {
             let ahead: Vec<_> = nominated
                 .iter()
                 .filter(|p| p.priority >= pod.priority && p.key != pod.key)
@@ -113,10 +132,10 @@ impl Profile {
                         plugin.add_pod(&mut state, pod, other, &node);
                     }
                 }
-                self.run_filters(&state, pod, &node)?;
+                Self::run_filters(active, &state, pod, &node)?;
             }
         }
-        self.run_filters(state, pod, node)
+        Self::run_filters(active, state, pod, node)
     }
 
     /// Runs PreFilter; `Err` carries the rejection.
@@ -184,13 +203,14 @@ impl Profile {
         } else {
             *start % all
         };
+        let active = self.active_filters(state);
         for step in 0..total {
             let index = match &candidates {
                 Some(c) => c[step],
                 None => (begin + step) % all,
             };
             evaluated += 1;
-            match self.filter_node(state, pod, snapshot, &snapshot.nodes[index]) {
+            match self.filter_node_with(&active, state, pod, snapshot, &snapshot.nodes[index]) {
                 Ok(()) => {
                     feasible.push(index);
                     if feasible.len() >= want {

@@ -252,6 +252,17 @@ impl Core {
     }
 
     fn on_pod(&mut self, pod: Pod, now: Instant) {
+        // The common case at scale: the binding of a pod this scheduler assumed. Nothing
+        // the scheduler accounts changes, so the pod is not compiled again.
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+            && pod.metadata.deletion_timestamp.is_none()
+        {
+            let key = crate::types::pod_key(&pod);
+            if self.cache.confirm(&key, node) {
+                self.queue.on_event(events::POD_ADD, now);
+                return;
+            }
+        }
         let info = Arc::new(PodInfo::new(pod));
         if let Some(node) = info.node_name.clone() {
             self.queue.remove(&info.key);

@@ -48,12 +48,21 @@ pub fn default_resources() -> Vec<(String, i64)> {
 /// (requested including the pod, allocatable) of a resource on a node, with the
 /// non-zero defaults for cpu and memory as upstream scores them.
 fn requested_and_allocatable(pod: &PodInfo, node: &NodeInfo, resource: &str) -> (i64, i64) {
-    let requested = match resource {
-        "cpu" => node.non_zero_requested.0 + pod.non_zero.0,
-        "memory" => node.non_zero_requested.1 + pod.non_zero.1,
-        other => node.requested.get(other) + pod.requests.get(other),
-    };
-    (requested, node.allocatable.get(resource))
+    // cpu and memory are nearly always what is scored: compare them first, by length.
+    match resource.len() {
+        3 if resource == "cpu" => (
+            node.non_zero_requested.0 + pod.non_zero.0,
+            node.allocatable.milli_cpu,
+        ),
+        6 if resource == "memory" => (
+            node.non_zero_requested.1 + pod.non_zero.1,
+            node.allocatable.memory,
+        ),
+        _ => (
+            node.requested.get(resource) + pod.requests.get(resource),
+            node.allocatable.get(resource),
+        ),
+    }
 }
 
 fn is_cpu_or_memory(resource: &str) -> bool {

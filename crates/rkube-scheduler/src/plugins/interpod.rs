@@ -122,12 +122,7 @@ impl Plugin for InterPodAffinity {
         snapshot: &Snapshot,
     ) -> Result<PreFilter, Failure> {
         let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
-        if !own_terms
-            && snapshot
-                .nodes
-                .iter()
-                .all(|n| n.pods_with_required_anti_affinity == 0)
-        {
+        if !own_terms && !snapshot.any_pod_with_required_anti_affinity() {
             return Ok(PreFilter::Skip);
         }
         let mut s = FilterState {
@@ -222,7 +217,7 @@ impl Plugin for InterPodAffinity {
         _: &[usize],
     ) -> bool {
         let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-        if !own && snapshot.nodes.iter().all(|n| n.pods_with_affinity == 0) {
+        if !own && !snapshot.any_pod_with_affinity() {
             return false;
         }
         let mut scores = PairCounts::new();
@@ -233,34 +228,30 @@ impl Plugin for InterPodAffinity {
                 continue;
             }
             for existing in &node.pods {
-                let mut add = |term: &AffinityTerm, subject: &PodInfo, sign: i64| {
+                let mut add = |term: &AffinityTerm, subject: &PodInfo, weight: i64| {
                     if let Some(value) = node.labels.get(&term.topology_key)
                         && matches(term, subject, namespaces)
                     {
-                        bump(&mut scores, &term.topology_key, value, sign * term.weight);
+                        bump(&mut scores, &term.topology_key, value, weight);
                         any = true;
                     }
                 };
                 for t in &pod.preferred_affinity {
-                    add(t, existing, 1);
+                    add(t, existing, t.weight);
                 }
                 for t in &pod.preferred_anti_affinity {
-                    add(t, existing, -1);
+                    add(t, existing, -t.weight);
                 }
                 if existing.has_affinity() {
                     for t in &existing.preferred_affinity {
-                        add(t, pod, 1);
+                        add(t, pod, t.weight);
                     }
                     for t in &existing.preferred_anti_affinity {
-                        add(t, pod, -1);
+                        add(t, pod, -t.weight);
                     }
                     if self.hard_pod_affinity_weight > 0 {
                         for t in &existing.required_affinity {
-                            let weighted = AffinityTerm {
-                                weight: self.hard_pod_affinity_weight,
-                                ..t.clone()
-                            };
-                            add(&weighted, pod, 1);
+                            add(t, pod, self.hard_pod_affinity_weight);
                         }
                     }
                 }
