@@ -67,6 +67,13 @@ struct ServerArgs {
     /// unconditionally).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     leader_elect: bool,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// A KubeSchedulerConfiguration file (profiles, plugins, weights,
+    /// percentageOfNodesToScore).
+    #[arg(long)]
+    scheduler_config: Option<PathBuf>,
     /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: std::time::Duration,
@@ -118,6 +125,15 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
     rkube_controllers::nodeipam::CidrSet::new(cluster_cidr, args.node_cidr_mask_size)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scheduler_config = match &args.scheduler_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --scheduler-config {}", path.display()))?;
+            rkube_scheduler::SchedulerConfig::from_yaml(&text)
+                .with_context(|| format!("--scheduler-config {}", path.display()))?
+        }
+        None => rkube_scheduler::SchedulerConfig::default(),
+    };
     let config = args.store_config()?;
     let store = rkube_store::open(config.clone())
         .await
@@ -152,7 +168,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("starting the API server")?;
     let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
-    let controllers = if args.disable_controllers {
+    let mut controllers = if args.disable_controllers {
         Vec::new()
     } else {
         let mut manager =
@@ -169,6 +185,36 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }))]
     };
+    if !args.disable_scheduler {
+        let scheduler = rkube_scheduler::Scheduler::new(server.client(), scheduler_config)
+            .context("--scheduler-config")?;
+        let mut stopped = controllers_stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if args.leader_elect {
+            // Only the holder of kube-system/kube-scheduler schedules, as upstream.
+            let elector = rkube_lease::LeaderElector::new(
+                server.client(),
+                "kube-system",
+                "kube-scheduler",
+                rkube_lease::default_identity(),
+                rkube_lease::LeaderElectionConfig::default(),
+            );
+            controllers.push(tokio::spawn(async move {
+                elector
+                    .run_until(move || scheduler.clone().run(), shutdown)
+                    .await;
+            }));
+        } else {
+            controllers.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = scheduler.run() => {}
+                    () = shutdown => {}
+                }
+            }));
+        }
+    }
     tracing::info!(
         address = %server.local_addr(),
         kubeconfig = %server.kubeconfig_path().display(),

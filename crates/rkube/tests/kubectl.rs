@@ -986,7 +986,9 @@ fn kubectl_1_32_create_subcommands_send_protobuf() {
 
 #[test]
 fn the_official_python_client_creates_lists_and_watches_pods() {
-    let c = Cluster::start("1.33", None);
+    // The script asserts the exact watch events its own writes cause; without nodes the
+    // scheduler would add one (PodScheduled=False), so it is left out here.
+    let c = Cluster::start_with("1.33", None, &["--disable-scheduler"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python_client.py");
     let out = Command::new("/usr/bin/python3")
         .arg(script)
@@ -1149,5 +1151,50 @@ fn the_server_shuts_down_cleanly_on_sigterm_and_keeps_its_data() {
     assert_eq!(
         c.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]),
         "v"
+    );
+}
+
+/// Polls `kubectl` until `args` print `want` (10 s at most); returns the last output.
+fn eventually(c: &Cluster, args: &[&str], want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = String::from_utf8_lossy(&c.run(args).stdout).into_owned();
+        if want(&out) || Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_server_schedules_pods_and_kubectl_describe_shows_why_not() {
+    let c = Cluster::start("1.33", None);
+    let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: worker-1\nstatus:\n  \
+                capacity: {cpu: \"2\", memory: 4Gi, pods: \"110\"}\n  \
+                allocatable: {cpu: \"2\", memory: 4Gi, pods: \"110\"}\n";
+    c.ok(&["apply", "-f", &c.write("node.yaml", node)]);
+    let pod = |name: &str, cpu: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  \
+             - name: main\n    image: nginx:1.27\n    resources:\n      requests: {{cpu: \"{cpu}\"}}\n"
+        )
+    };
+    c.ok(&["apply", "-f", &c.write("small.yaml", &pod("small", "500m"))]);
+    c.ok(&["apply", "-f", &c.write("huge.yaml", &pod("huge", "3"))]);
+    let node_name = eventually(
+        &c,
+        &["get", "pod", "small", "-o", "jsonpath={.spec.nodeName}"],
+        |out| out == "worker-1",
+    );
+    assert_eq!(node_name, "worker-1");
+    let describe = eventually(&c, &["describe", "pod", "huge"], |out| {
+        out.contains("FailedScheduling")
+    });
+    assert!(
+        describe.contains(
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: \
+             1 Preemption is not helpful for scheduling."
+        ),
+        "{describe}"
     );
 }

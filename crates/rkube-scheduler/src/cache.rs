@@ -1,0 +1,302 @@
+//! The scheduler's cache of the cluster: every node with the pods bound or assumed on it.
+//!
+//! The scheduling loop owns the cache and applies informer events between cycles, so a
+//! cycle reads a consistent picture without copying it: the cache is the cycle's snapshot.
+//! A pod is *assumed* on its node as soon as the scheduler picks the node, before the
+//! binding is written, so the next cycle already counts its requests; the informer's
+//! update confirms it, a failed binding forgets it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Node;
+
+use crate::framework::events;
+use crate::types::{NodeInfo, PodInfo, PodKey};
+use crate::volumes::VolumeCache;
+
+/// Where a pod is accounted.
+#[derive(Clone, Debug)]
+struct Placement {
+    node: String,
+    assumed: bool,
+}
+
+/// The cluster as the scheduler sees it; see the module docs.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Every node, in a stable order (the order filtering walks them).
+    pub nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    placements: HashMap<PodKey, Placement>,
+    /// Pods bound to nodes the cache does not know (yet), by node.
+    orphans: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// How many nodes have each image.
+    image_nodes: HashMap<String, usize>,
+    /// Namespace labels, for namespace selectors in pod affinity terms.
+    pub namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Pods nominated to nodes by preemption, by node.
+    pub nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// Persistent volumes, claims and storage classes.
+    pub volumes: VolumeCache,
+    /// How many accounted pods have pod affinity or anti-affinity terms.
+    pods_with_affinity: usize,
+    /// How many accounted pods have required anti-affinity terms.
+    pods_with_required_anti_affinity: usize,
+}
+
+impl Snapshot {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The node with this name.
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// The index of the node with this name.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// How many nodes have `image` (normalized).
+    pub fn image_spread(&self, image: &str) -> usize {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// How many pods are accounted (bound and assumed).
+    pub fn pod_count(&self) -> usize {
+        self.placements.len()
+    }
+
+    /// Whether the pod is assumed (picked, binding not yet confirmed).
+    pub fn is_assumed(&self, key: &str) -> bool {
+        self.placements.get(key).is_some_and(|p| p.assumed)
+    }
+
+    /// The node a pod is accounted on.
+    pub fn node_of(&self, key: &str) -> Option<&str> {
+        self.placements.get(key).map(|p| p.node.as_str())
+    }
+
+    /// Whether any accounted pod has pod affinity or anti-affinity terms.
+    pub fn any_pod_with_affinity(&self) -> bool {
+        self.pods_with_affinity > 0
+    }
+
+    /// Whether any accounted pod has required anti-affinity terms.
+    pub fn any_pod_with_required_anti_affinity(&self) -> bool {
+        self.pods_with_required_anti_affinity > 0
+    }
+
+    fn count_affinity(&mut self, pod: &PodInfo, add: bool) {
+        let step = |n: &mut usize| {
+            if add {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        };
+        if pod.has_affinity() {
+            step(&mut self.pods_with_affinity);
+        }
+        if !pod.required_anti_affinity.is_empty() {
+            step(&mut self.pods_with_required_anti_affinity);
+        }
+    }
+
+    /// Marks an assumed pod as bound (its binding was observed), keeping what is accounted.
+    /// Returns false if the pod is not assumed on `node`.
+    pub fn confirm(&mut self, key: &str, node: &str) -> bool {
+        match self.placements.get_mut(key) {
+            Some(p) if p.assumed && p.node == node => {
+                p.assumed = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Labels of a namespace.
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.namespaces.get(namespace).cloned()
+    }
+
+    fn count_images(&mut self, info: &NodeInfo, delta: isize) {
+        for image in info.images.keys() {
+            let n = self.image_nodes.entry(image.clone()).or_default();
+            *n = n.saturating_add_signed(delta);
+            if *n == 0 {
+                self.image_nodes.remove(image);
+            }
+        }
+    }
+
+    /// Adds or replaces a node; returns the events (bit set) the change amounts to, 0 when
+    /// nothing the scheduler looks at changed.
+    pub fn upsert_node(&mut self, node: Node) -> u32 {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let node = Arc::new(node);
+        match self.index.get(&name).copied() {
+            Some(i) => {
+                let old = self.nodes[i].clone_header();
+                self.count_images(&old, -1);
+                self.nodes[i].set_node(node);
+                let new = &self.nodes[i];
+                let mut changed = 0;
+                if old.allocatable != new.allocatable {
+                    changed |= events::NODE_ALLOCATABLE;
+                }
+                if old.labels != new.labels {
+                    changed |= events::NODE_LABEL;
+                }
+                if old.taints != new.taints || old.unschedulable != new.unschedulable {
+                    changed |= events::NODE_TAINT;
+                }
+                if old.images != new.images {
+                    changed |= events::NODE_IMAGES;
+                }
+                let header = self.nodes[i].clone_header();
+                self.count_images(&header, 1);
+                changed
+            }
+            None => {
+                let mut info = NodeInfo::new(node);
+                for pod in self.orphans.remove(&name).unwrap_or_default() {
+                    info.add_pod(pod);
+                }
+                self.count_images(&info.clone_header(), 1);
+                self.index.insert(name, self.nodes.len());
+                self.nodes.push(info);
+                events::NODE_ADD
+            }
+        }
+    }
+
+    /// Removes a node; its pods stay accounted, as orphans, until they are deleted.
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(i) = self.index.remove(name) else {
+            return;
+        };
+        let info = self.nodes.swap_remove(i);
+        if let Some(moved) = self.nodes.get(i) {
+            self.index.insert(moved.name.clone(), i);
+        }
+        self.count_images(&info.clone_header(), -1);
+        if !info.pods.is_empty() {
+            self.orphans.insert(info.name.clone(), info.pods);
+        }
+    }
+
+    /// Accounts a pod on `node`: bound (from the informer) or assumed (just picked).
+    /// A pod already accounted elsewhere is moved.
+    pub fn add_pod(&mut self, pod: Arc<PodInfo>, node: &str, assumed: bool) {
+        self.remove_pod(&pod.key);
+        self.count_affinity(&pod, true);
+        self.placements.insert(
+            pod.key.clone(),
+            Placement {
+                node: node.to_owned(),
+                assumed,
+            },
+        );
+        match self.index.get(node) {
+            Some(i) => self.nodes[*i].add_pod(pod),
+            None => self.orphans.entry(node.to_owned()).or_default().push(pod),
+        }
+    }
+
+    /// Stops accounting a pod; returns it if it was accounted.
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+        let placement = self.placements.remove(key)?;
+        let pod = match self.index.get(&placement.node) {
+            Some(i) => self.nodes[*i].remove_pod(key),
+            None => {
+                let list = self.orphans.get_mut(&placement.node)?;
+                let at = list.iter().position(|p| p.key == key)?;
+                let pod = list.swap_remove(at);
+                if list.is_empty() {
+                    self.orphans.remove(&placement.node);
+                }
+                Some(pod)
+            }
+        }?;
+        self.count_affinity(&pod, false);
+        Some(pod)
+    }
+
+    /// Records (or with `None` clears) a pod's nominated node.
+    pub fn nominate(&mut self, pod: &Arc<PodInfo>, node: Option<&str>) {
+        self.nominated.retain(|_, pods| {
+            pods.retain(|p| p.key != pod.key);
+            !pods.is_empty()
+        });
+        if let Some(node) = node {
+            self.nominated
+                .entry(node.to_owned())
+                .or_default()
+                .push(pod.clone());
+        }
+    }
+}
+
+impl NodeInfo {
+    /// The node-level facts without the pods, for comparing before and after an update.
+    fn clone_header(&self) -> NodeInfo {
+        NodeInfo {
+            name: self.name.clone(),
+            node: self.node.clone(),
+            labels: self.labels.clone(),
+            taints: self.taints.clone(),
+            unschedulable: self.unschedulable,
+            allocatable: self.allocatable.clone(),
+            requested: Default::default(),
+            non_zero_requested: (0, 0),
+            pods: Vec::new(),
+            used_ports: Vec::new(),
+            images: self.images.clone(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::testing::{node, pod};
+
+    #[test]
+    fn assumed_pods_count_until_forgotten_and_survive_node_updates() {
+        let mut cache = Snapshot::new();
+        assert_eq!(cache.upsert_node(node("n1", "4", "8Gi")), events::NODE_ADD);
+        let p = Arc::new(PodInfo::new(pod("p", "1", "1Gi")));
+        cache.add_pod(p.clone(), "n1", true);
+        assert!(cache.is_assumed("default/p"));
+        assert_eq!(cache.node("n1").unwrap().requested.milli_cpu, 1000);
+        assert_eq!(cache.upsert_node(node("n1", "4", "8Gi")), 0);
+        assert_eq!(
+            cache.upsert_node(node("n1", "8", "8Gi")),
+            events::NODE_ALLOCATABLE
+        );
+        assert_eq!(cache.node("n1").unwrap().requested.milli_cpu, 1000);
+        cache.remove_pod("default/p");
+        assert_eq!(cache.node("n1").unwrap().requested.milli_cpu, 0);
+        assert_eq!(cache.pod_count(), 0);
+    }
+
+    #[test]
+    fn pods_of_an_unknown_node_join_it_when_it_appears() {
+        let mut cache = Snapshot::new();
+        cache.add_pod(Arc::new(PodInfo::new(pod("p", "1", "1Gi"))), "late", false);
+        cache.upsert_node(node("early", "4", "8Gi"));
+        cache.upsert_node(node("late", "4", "8Gi"));
+        assert_eq!(cache.node("late").unwrap().pods.len(), 1);
+        cache.remove_node("early");
+        assert_eq!(cache.node_index("late"), Some(0));
+        assert_eq!(cache.node("late").unwrap().requested.milli_cpu, 1000);
+    }
+}

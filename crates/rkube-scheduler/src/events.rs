@@ -1,0 +1,84 @@
+//! Events the scheduler writes (Scheduled, FailedScheduling, Preempted), as core/v1 Events
+//! from `default-scheduler`. Like upstream's event broadcaster, writing is best effort and
+//! never slows scheduling: events wait in a bounded buffer and are dropped when it is full.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::types::PodInfo;
+
+/// How many events may wait to be written.
+const BUFFER: usize = 1000;
+/// How many are written at once.
+const WRITERS: usize = 8;
+
+/// The scheduler's event writer.
+pub struct EventSink {
+    tx: mpsc::Sender<Event>,
+}
+
+impl EventSink {
+    /// Starts the writer; it stops when the sink is dropped and the buffer is drained.
+    pub fn start(client: kube::Client) -> Self {
+        let (tx, rx) = mpsc::channel::<Event>(BUFFER);
+        tokio::spawn(async move {
+            tokio_stream_from(rx)
+                .for_each_concurrent(WRITERS, |event| {
+                    let client = client.clone();
+                    async move {
+                        let ns = event.metadata.namespace.clone().unwrap_or_default();
+                        let api: Api<Event> = Api::namespaced(client, &ns);
+                        if let Err(err) = api.create(&PostParams::default(), &event).await {
+                            tracing::debug!(error = %err, "writing a scheduler event");
+                        }
+                    }
+                })
+                .await;
+        });
+        EventSink { tx }
+    }
+
+    /// Queues an event about a pod; dropped if the buffer is full.
+    pub fn publish(&self, pod: &Arc<PodInfo>, type_: &str, reason: &str, message: String) {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = json!({
+            "metadata": {
+                "name": format!("{}.{:x}", pod.name, now.as_nanosecond()),
+                "namespace": pod.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": pod.namespace,
+                "name": pod.name,
+                "uid": pod.uid,
+            },
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": "default-scheduler"},
+            "reportingComponent": "default-scheduler",
+            "reportingInstance": "default-scheduler",
+            "firstTimestamp": Time(now),
+            "lastTimestamp": Time(now),
+            "count": 1,
+        });
+        if let Ok(event) = serde_json::from_value::<Event>(event) {
+            let _ = self.tx.try_send(event);
+        }
+    }
+}
+
+/// A receiver as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

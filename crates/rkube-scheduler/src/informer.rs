@@ -1,0 +1,81 @@
+//! Informers: one watch per kind, turned into messages for the scheduling loop. A relist
+//! (after the watch is lost) reports the objects that disappeared meanwhile as deleted.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+
+use futures::StreamExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A change to one object.
+#[derive(Debug)]
+pub enum Change<K> {
+    /// Added or modified.
+    Apply(K),
+    /// Deleted; the last state seen.
+    Delete(K),
+    /// Deleted while the watch was down: only the key (`namespace/name` or `name`).
+    Gone(String),
+    /// The initial list (or a relist) is complete.
+    Synced,
+}
+
+fn key<K: Resource>(obj: &K) -> String {
+    match obj.namespace() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    }
+}
+
+/// Watches `api` forever, sending each change through `wrap`. Returns when the receiver
+/// is gone.
+pub async fn run<K, M>(api: Api<K>, tx: UnboundedSender<M>, wrap: fn(Change<K>) -> M)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut listing: HashSet<String> = HashSet::new();
+    while let Some(event) = stream.next().await {
+        let change = match event {
+            Ok(Event::Apply(obj)) => {
+                known.insert(key(&obj));
+                Change::Apply(obj)
+            }
+            Ok(Event::Delete(obj)) => {
+                known.remove(&key(&obj));
+                Change::Delete(obj)
+            }
+            Ok(Event::Init) => {
+                listing.clear();
+                continue;
+            }
+            Ok(Event::InitApply(obj)) => {
+                listing.insert(key(&obj));
+                Change::Apply(obj)
+            }
+            Ok(Event::InitDone) => {
+                for gone in known.difference(&listing) {
+                    if tx.send(wrap(Change::Gone(gone.clone()))).is_err() {
+                        return;
+                    }
+                }
+                known = std::mem::take(&mut listing);
+                Change::Synced
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "scheduler watch");
+                continue;
+            }
+        };
+        if tx.send(wrap(change)).is_err() {
+            return;
+        }
+    }
+}
