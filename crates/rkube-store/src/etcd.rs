@@ -63,6 +63,18 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// Whether a status message is the client's report of a broken or refused connection.
+fn is_connection_failure(message: &str) -> bool {
+    [
+        "transport error",
+        "connection",
+        "broken pipe",
+        "h2 protocol error",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
+}
+
 /// Maps an etcd client error to the store's errors by the messages etcd documents.
 fn map_error(err: etcd_client::Error) -> Error {
     match err {
@@ -91,6 +103,9 @@ fn map_error(err: etcd_client::Error) -> Error {
                     Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
                         unavailable(message)
                     }
+                    // A connection that breaks while a request is in flight surfaces as
+                    // status Unknown carrying the transport's own error.
+                    Code::Unknown if is_connection_failure(message) => unavailable(message),
                     _ => Error::Internal(format!("etcd: {message}")),
                 }
             }
