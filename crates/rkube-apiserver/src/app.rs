@@ -37,6 +37,30 @@ pub struct AppConfig {
     pub service_cidr: crate::alloc::Ipv4Cidr,
     /// How the watch cache behaves.
     pub watch_cache: crate::cache::WatchCacheConfig,
+    /// What `/metrics` serves: each source renders Prometheus text-format metrics.
+    pub metrics: Vec<MetricsSource>,
+}
+
+/// Renders metrics in the Prometheus text format, for `/metrics`.
+#[derive(Clone)]
+pub struct MetricsSource(Arc<dyn Fn() -> String + Send + Sync>);
+
+impl MetricsSource {
+    /// A source rendering with `render`.
+    pub fn new(render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        Self(Arc::new(render))
+    }
+
+    /// The metrics text now.
+    pub fn render(&self) -> String {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for MetricsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsSource")
+    }
 }
 
 /// The request handler.
@@ -237,6 +261,27 @@ impl App {
         }
     }
 
+    /// `/metrics`: every registered source's text, for GET only (as upstream answers 405).
+    fn metrics_response(&self, method: &http::Method) -> Response<Body> {
+        if method != http::Method::GET {
+            let mut response = Response::new(full("method not allowed"));
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return response;
+        }
+        let text: String = self
+            .config
+            .metrics
+            .iter()
+            .map(MetricsSource::render)
+            .collect();
+        let mut response = Response::new(full(text));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        response
+    }
+
     /// Handles one request whose body has been read.
     pub async fn handle(
         self: &Arc<Self>,
@@ -276,6 +321,9 @@ impl App {
         };
         if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
             return error_response(&ApiError::Forbidden(reason));
+        }
+        if path == "/metrics" {
+            return self.metrics_response(&parts.method);
         }
         let accept_header = parts
             .headers

@@ -202,6 +202,7 @@ mod tests {
             advertise_address: "127.0.0.1:6443".into(),
             service_cidr: "10.43.0.0/16".parse().unwrap(),
             watch_cache: crate::cache::WatchCacheConfig::default(),
+            metrics: Vec::new(),
         }
     }
 

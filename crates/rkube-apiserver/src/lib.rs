@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use alloc::Ipv4Cidr;
-pub use app::{App, AppConfig, Caller};
+pub use app::{App, AppConfig, Caller, MetricsSource};
 use auth::{AllowAuthenticated, TokenAuthenticator};
 pub use cache::WatchCacheConfig;
 use rkube_store::Store;
@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub event_ttl: std::time::Duration,
     /// How the watch cache behaves.
     pub watch_cache: WatchCacheConfig,
+    /// What `/metrics` serves (e.g. the scheduler's registry).
+    pub metrics: Vec<MetricsSource>,
 }
 
 impl ServerConfig {
@@ -72,6 +74,7 @@ impl ServerConfig {
             token_auth_file: None,
             event_ttl: std::time::Duration::from_secs(3600),
             watch_cache: WatchCacheConfig::default(),
+            metrics: Vec::new(),
         }
     }
 }
@@ -148,6 +151,7 @@ impl ApiServer {
             advertise_address: format!("{advertise_ip}:{}", local_addr.port()),
             service_cidr: config.service_cidr,
             watch_cache: config.watch_cache.clone(),
+            metrics: config.metrics.clone(),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),

@@ -153,6 +153,17 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
     config.event_ttl = args.event_ttl;
+    // The scheduler's metrics outlive its runs under leader election and are served on the
+    // API server's /metrics.
+    let scheduler_metrics = std::sync::Arc::new(rkube_scheduler::Metrics::default());
+    if !args.disable_scheduler {
+        let metrics = scheduler_metrics.clone();
+        config
+            .metrics
+            .push(rkube_apiserver::MetricsSource::new(move || {
+                metrics.render()
+            }));
+    }
     let defaults = rkube_controllers::Settings::default();
     let settings = rkube_controllers::Settings {
         cluster_cidr: Some(cluster_cidr),
@@ -187,7 +198,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     };
     if !args.disable_scheduler {
         let scheduler = rkube_scheduler::Scheduler::new(server.client(), scheduler_config)
-            .context("--scheduler-config")?;
+            .context("--scheduler-config")?
+            .with_metrics(scheduler_metrics);
         let mut stopped = controllers_stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

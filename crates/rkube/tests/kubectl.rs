@@ -1197,4 +1197,14 @@ fn the_server_schedules_pods_and_kubectl_describe_shows_why_not() {
         ),
         "{describe}"
     );
+    // The scheduler's metrics are served on the API server's /metrics.
+    let metrics = c.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("scheduler_schedule_attempts_total{")
+                && l.contains("result=\"scheduled\"")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("scheduler_pending_pods{"), "{metrics}");
 }
