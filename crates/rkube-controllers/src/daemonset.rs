@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{
     Action, Config, applier, trigger_owners, trigger_self, trigger_with,
 };
@@ -27,8 +27,8 @@ use crate::daemon_nodes::{
 use crate::events::{EventType, Recorder};
 use crate::revisions;
 use crate::workload_pods::{
-    Error, Expectations, Result, controller_reference, drain, informer, is_available, is_conflict,
-    is_not_found, is_running_and_ready, is_terminating, owned_pods, phase, pod_from_template,
+    Error, Expectations, Result, controller_reference, drain, informer, is_available,
+    is_running_and_ready, is_terminating, owned_pods, phase, pod_from_template,
 };
 
 /// The label with the hash of the template a daemon pod was made from.
@@ -402,32 +402,19 @@ impl DaemonSetController {
     }
 
     async fn delete_pod(&self, ds: &DaemonSet, pod: &Pod) -> Result<()> {
-        let api: Api<Pod> =
-            Api::namespaced(self.client.clone(), &ds.namespace().unwrap_or_default());
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&pod.name_any(), &params).await {
-            Ok(_) => {
-                let uid = ds.metadata.uid.clone().unwrap_or_default();
-                self.expectations.deleted(&uid, &pod.name_any());
-                self.recorder
-                    .publish(
-                        ds,
-                        EventType::Normal,
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {}", pod.name_any()),
-                    )
-                    .await;
-                Ok(())
-            }
-            Err(err) if is_not_found(&err) || is_conflict(&err) => Ok(()),
-            Err(err) => Err(err.into()),
+        if crate::workload_pods::delete_exact(&self.client, pod).await? {
+            let uid = ds.metadata.uid.clone().unwrap_or_default();
+            self.expectations.deleted(&uid, &pod.name_any());
+            self.recorder
+                .publish(
+                    ds,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", pod.name_any()),
+                )
+                .await;
         }
+        Ok(())
     }
 
     async fn write_status(

@@ -763,32 +763,19 @@ impl JobController {
         if has_finalizer(pod) {
             self.remove_finalizer(pod).await?;
         }
-        let api: Api<Pod> =
-            Api::namespaced(self.client.clone(), &job.namespace().unwrap_or_default());
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&pod.name_any(), &params).await {
-            Ok(_) => {
-                let uid = job.metadata.uid.clone().unwrap_or_default();
-                self.expectations.deleted(&uid, &pod.name_any());
-                self.recorder
-                    .publish(
-                        job,
-                        EventType::Normal,
-                        "SuccessfulDelete",
-                        &format!("Deleted pod: {}", pod.name_any()),
-                    )
-                    .await;
-                Ok(())
-            }
-            Err(err) if is_not_found(&err) || is_conflict(&err) => Ok(()),
-            Err(err) => Err(err.into()),
+        if crate::workload_pods::delete_exact(&self.client, pod).await? {
+            let uid = job.metadata.uid.clone().unwrap_or_default();
+            self.expectations.deleted(&uid, &pod.name_any());
+            self.recorder
+                .publish(
+                    job,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {}", pod.name_any()),
+                )
+                .await;
         }
+        Ok(())
     }
 
     async fn remove_finalizer(&self, pod: &Pod) -> Result<()> {

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config, applier, trigger_owners, trigger_self};
 use kube::runtime::reflector::Store;
 use serde_json::json;
@@ -492,34 +492,21 @@ impl StatefulSetController {
     }
 
     async fn delete_pod(&self, set: &StatefulSet, pod: &Pod) -> Result<()> {
-        let namespace = set.namespace().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&pod.name_any(), &params).await {
-            Ok(_) => {
-                self.recorder
-                    .publish(
-                        set,
-                        EventType::Normal,
-                        "SuccessfulDelete",
-                        &format!(
-                            "delete Pod {} in StatefulSet {} successful",
-                            pod.name_any(),
-                            set.name_any()
-                        ),
-                    )
-                    .await;
-                Ok(())
-            }
-            Err(err) if is_not_found(&err) || is_conflict(&err) => Ok(()),
-            Err(err) => Err(err.into()),
+        if crate::workload_pods::delete_exact(&self.client, pod).await? {
+            self.recorder
+                .publish(
+                    set,
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    &format!(
+                        "delete Pod {} in StatefulSet {} successful",
+                        pod.name_any(),
+                        set.name_any()
+                    ),
+                )
+                .await;
         }
+        Ok(())
     }
 
     async fn write_status(

@@ -161,14 +161,28 @@ pub(crate) fn pod_from_template(
     }
 }
 
-/// Whether an API error is a 404.
-pub(crate) fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404)
-}
+pub(crate) use crate::workqueue::{is_conflict, is_not_found};
 
-/// Whether an API error is a 409 (AlreadyExists or Conflict).
-pub(crate) fn is_conflict(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 409)
+/// Deletes `pod` only if it is still the same object (a uid precondition). `Ok(true)` when
+/// this call deleted it, `Ok(false)` when it was already gone or replaced.
+pub(crate) async fn delete_exact(client: &kube::Client, pod: &Pod) -> Result<bool, kube::Error> {
+    let api: Api<Pod> = Api::namespaced(
+        client.clone(),
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+    );
+    let params = kube::api::DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..kube::api::DeleteParams::default()
+    };
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(true),
+        Err(err) if is_not_found(&err) || is_conflict(&err) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// How long an expectation is trusted before the cache is believed instead, as upstream's
