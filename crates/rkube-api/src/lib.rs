@@ -1,7 +1,7 @@
 //! The Kubernetes API as rkube serves it, independent of HTTP and storage: which resources
 //! exist ([`registry`]), how objects are defaulted ([`defaults`]) and validated
 //! ([`validation`]), label and field selectors ([`selector`]), the patch formats ([`patch`]),
-//! and the columns `kubectl get` shows ([`table`]).
+//! the columns `kubectl get` shows ([`table`]), and how volumes match claims ([`volume`]).
 //!
 //! Everything here is pure: JSON values and k8s-openapi types in, values or [`ApiError`]s out.
 
@@ -14,5 +14,6 @@ pub mod registry;
 pub mod selector;
 pub mod table;
 pub mod validation;
+pub mod volume;
 
 pub use error::{ApiError, FieldError, FieldErrorKind};

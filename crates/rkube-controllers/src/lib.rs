@@ -22,6 +22,7 @@ pub mod job_policy;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod persistentvolume;
 pub mod podgc;
 pub mod podutil;
 pub mod replicaset;
@@ -115,6 +116,10 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         start: |ctx| {
             Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run())
         },
+    },
+    ControllerDef {
+        name: "persistentvolume-binder",
+        start: |ctx| Box::pin(persistentvolume::PersistentVolumeController::new(ctx.client).run()),
     },
     ControllerDef {
         name: "cronjob",

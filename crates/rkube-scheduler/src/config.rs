@@ -253,6 +253,7 @@ impl SchedulerConfig {
                     scheduler_name: p.scheduler_name.clone(),
                     filters: Vec::new(),
                     scorers: Vec::new(),
+                    reservers: Vec::new(),
                     percentage_of_nodes_to_score: p
                         .percentage_of_nodes_to_score
                         .or(self.percentage_of_nodes_to_score),
@@ -270,6 +271,9 @@ impl SchedulerConfig {
                     };
                     if *filters && plugin.filters() {
                         profile.filters.push(plugin.clone());
+                    }
+                    if plugin.reserves() {
+                        profile.reservers.push(plugin.clone());
                     }
                     if *weight > 0 && plugin.scores() {
                         profile.scorers.push((plugin, *weight));

@@ -1,10 +1,14 @@
 //! The plugin framework: the extension points a scheduling cycle runs (PreFilter, Filter,
-//! PreScore, Score, NormalizeScore), the per-cycle state plugins share, and the failure
-//! report that becomes a pod's FailedScheduling message.
+//! PreScore, Score, NormalizeScore, then Reserve for the chosen node and PreBind before the
+//! binding is written), the per-cycle state plugins share, and the failure report that
+//! becomes a pod's FailedScheduling message.
 
 use std::any::Any;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::cache::Snapshot;
 use crate::types::{NodeInfo, PodInfo};
@@ -150,6 +154,10 @@ pub enum PreFilter {
     Nodes(Vec<String>),
 }
 
+/// The API writes a plugin's PreBind makes, run after the cycle and before the pod's
+/// binding is written; an error fails the binding (the message is the plugin's status).
+pub type PreBindTask = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// A scheduling plugin. Every extension point has a default that does nothing, so a plugin
 /// implements only the points it takes part in and says which in `filters`/`scores`.
 pub trait Plugin: Send + Sync {
@@ -220,6 +228,45 @@ pub trait Plugin: Send + Sync {
 
     /// Maps raw scores onto 0..=100, in place.
     fn normalize(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [i64]) {}
+
+    /// Whether the plugin takes part in Reserve, Unreserve and PreBind.
+    fn reserves(&self) -> bool {
+        false
+    }
+
+    /// Sets aside what the pod will use on the chosen `node` (in the scheduler's cache),
+    /// before its binding is written, so the next cycle does not hand it out again.
+    fn reserve(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _node: &str,
+        _snapshot: &mut Snapshot,
+    ) -> Result<(), Failure> {
+        Ok(())
+    }
+
+    /// Undoes `reserve` after a later step failed; must be safe to call when `reserve`
+    /// did nothing.
+    fn unreserve(
+        &self,
+        _state: &mut CycleState,
+        _pod: &PodInfo,
+        _node: &str,
+        _snapshot: &mut Snapshot,
+    ) {
+    }
+
+    /// The writes that must be done before the pod is bound to `node`, if any.
+    fn pre_bind(
+        &self,
+        _client: &kube::Client,
+        _state: &CycleState,
+        _pod: &Arc<PodInfo>,
+        _node: &str,
+    ) -> Option<PreBindTask> {
+        None
+    }
 }
 
 /// The highest score a plugin gives a node.

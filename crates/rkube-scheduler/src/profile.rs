@@ -1,11 +1,12 @@
 //! A scheduling profile and its cycle: PreFilter, Filter over the nodes (all of them, or
 //! the adaptive share upstream's `percentageOfNodesToScore` asks for), PreScore, Score,
-//! NormalizeScore with weights, and the choice of the best node.
+//! NormalizeScore with weights, and the choice of the best node; then Reserve, Unreserve
+//! and PreBind for the node chosen.
 
 use std::sync::Arc;
 
 use crate::cache::Snapshot;
-use crate::framework::{CycleState, Failure, FitError, Plugin, PreFilter};
+use crate::framework::{CycleState, Failure, FitError, Plugin, PreBindTask, PreFilter};
 use crate::types::{NodeInfo, PodInfo};
 
 /// The fewest feasible nodes a cycle looks for before it stops filtering.
@@ -21,6 +22,8 @@ pub struct Profile {
     pub filters: Vec<Arc<dyn Plugin>>,
     /// Plugins that score, with their weights.
     pub scorers: Vec<(Arc<dyn Plugin>, i64)>,
+    /// Plugins with Reserve, Unreserve and PreBind, in order.
+    pub reservers: Vec<Arc<dyn Plugin>>,
     /// Percentage of nodes to score; `None` for the adaptive default.
     pub percentage_of_nodes_to_score: Option<u32>,
     /// Whether DefaultPreemption runs when no node fits.
@@ -259,6 +262,51 @@ impl Profile {
         }
     }
 
+    /// Runs Reserve for the chosen node; when one plugin fails, every plugin is
+    /// unreserved (in reverse order, as upstream) and the failure returned.
+    pub fn reserve(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        node: &str,
+        snapshot: &mut Snapshot,
+    ) -> Result<(), Failure> {
+        for plugin in &self.reservers {
+            if let Err(failure) = plugin.reserve(state, pod, node, snapshot) {
+                self.unreserve(state, pod, node, snapshot);
+                return Err(failure);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs Unreserve, last plugin first.
+    pub fn unreserve(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        node: &str,
+        snapshot: &mut Snapshot,
+    ) {
+        for plugin in self.reservers.iter().rev() {
+            plugin.unreserve(state, pod, node, snapshot);
+        }
+    }
+
+    /// The PreBind work of each plugin that has some, by plugin name, in order.
+    pub fn pre_bind(
+        &self,
+        client: &kube::Client,
+        state: &CycleState,
+        pod: &Arc<PodInfo>,
+        node: &str,
+    ) -> Vec<(&'static str, PreBindTask)> {
+        self.reservers
+            .iter()
+            .filter_map(|p| Some((p.name(), p.pre_bind(client, state, pod, node)?)))
+            .collect()
+    }
+
     /// Scores the feasible nodes and picks the best, ties broken at random.
     fn best(
         &self,
@@ -309,6 +357,7 @@ mod tests {
             scheduler_name: "default-scheduler".into(),
             filters: Vec::new(),
             scorers: Vec::new(),
+            reservers: Vec::new(),
             percentage_of_nodes_to_score: percentage,
             preemption: false,
         }

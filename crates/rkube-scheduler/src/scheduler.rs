@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use crate::cache::Snapshot;
 use crate::config::{ConfigError, SchedulerConfig};
 use crate::events::EventSink;
-use crate::framework::{CycleState, FitError, events};
+use crate::framework::{CycleState, FitError, PreBindTask, events};
 use crate::informer::{self, Change};
 use crate::metrics::{AttemptResult, Metrics};
 use crate::preemption::{self, Preemption};
@@ -33,14 +34,31 @@ enum Message {
     Node(Change<Node>),
     Namespace(Change<Namespace>),
     Budget(Change<PodDisruptionBudget>),
-    /// A binding finished.
+    Volume(Change<PersistentVolume>),
+    Claim(Change<PersistentVolumeClaim>),
+    Class(Change<StorageClass>),
+    /// A binding finished (PreBind, then the binding itself).
     Bound {
         info: Arc<PodInfo>,
         node: String,
-        result: Result<(), kube::Error>,
+        result: Result<(), BindError>,
         first_seen: Instant,
+        state: Box<CycleState>,
     },
 }
+
+/// Why a pod's binding failed.
+#[derive(Debug)]
+enum BindError {
+    /// A plugin's PreBind failed.
+    PreBind(&'static str, String),
+    /// The `pods/binding` request failed.
+    Binding(kube::Error),
+}
+
+/// Informers the loop waits for before the first cycle: pods, nodes, volumes, claims and
+/// storage classes.
+const SYNCED: usize = 5;
 
 /// The scheduler. [`Scheduler::run`] can be started and dropped at any time (for leader
 /// election): dropping it stops its watches; writes already sent complete on their own.
@@ -106,6 +124,21 @@ impl Scheduler {
                 tx.clone(),
                 Message::Budget,
             )),
+            tokio::spawn(informer::run(
+                Api::<PersistentVolume>::all(client.clone()),
+                tx.clone(),
+                Message::Volume,
+            )),
+            tokio::spawn(informer::run(
+                Api::<PersistentVolumeClaim>::all(client.clone()),
+                tx.clone(),
+                Message::Claim,
+            )),
+            tokio::spawn(informer::run(
+                Api::<StorageClass>::all(client.clone()),
+                tx.clone(),
+                Message::Class,
+            )),
         ]);
         let mut core = Core {
             client: client.clone(),
@@ -120,7 +153,7 @@ impl Scheduler {
             rng: Rng::new(0x9e37_79b9_7f4a_7c15),
             metrics: self.metrics.clone(),
             events: EventSink::start(client),
-            synced: [false; 2],
+            synced: [false; SYNCED],
             budgets: HashMap::new(),
         };
         let mut next_flush = Instant::now() + Duration::from_secs(30);
@@ -180,8 +213,8 @@ struct Core {
     rng: Rng,
     metrics: Arc<Metrics>,
     events: EventSink,
-    /// Whether the pod and node informers have listed everything.
-    synced: [bool; 2],
+    /// Whether the pod, node, volume, claim and class informers have listed everything.
+    synced: [bool; SYNCED],
     /// PodDisruptionBudgets by `namespace/name`.
     budgets: HashMap<String, PodDisruptionBudget>,
 }
@@ -243,12 +276,50 @@ impl Core {
                 self.budgets.remove(&key);
             }
             Message::Namespace(Change::Synced) | Message::Budget(Change::Synced) => {}
+            Message::Volume(change) => {
+                match change {
+                    Change::Apply(volume) => self.cache.volumes.apply_volume(volume),
+                    Change::Delete(volume) => self
+                        .cache
+                        .volumes
+                        .remove_volume(volume.metadata.name.as_deref().unwrap_or_default()),
+                    Change::Gone(name) => self.cache.volumes.remove_volume(&name),
+                    Change::Synced => self.synced[2] = true,
+                }
+                self.queue.on_event(events::VOLUME, now);
+            }
+            Message::Claim(change) => {
+                match change {
+                    Change::Apply(claim) => self.cache.volumes.apply_claim(claim),
+                    Change::Delete(claim) => self.cache.volumes.remove_claim(&format!(
+                        "{}/{}",
+                        claim.metadata.namespace.as_deref().unwrap_or_default(),
+                        claim.metadata.name.as_deref().unwrap_or_default()
+                    )),
+                    Change::Gone(key) => self.cache.volumes.remove_claim(&key),
+                    Change::Synced => self.synced[3] = true,
+                }
+                self.queue.on_event(events::VOLUME, now);
+            }
+            Message::Class(change) => {
+                match change {
+                    Change::Apply(class) => self.cache.volumes.apply_class(class),
+                    Change::Delete(class) => self
+                        .cache
+                        .volumes
+                        .remove_class(class.metadata.name.as_deref().unwrap_or_default()),
+                    Change::Gone(name) => self.cache.volumes.remove_class(&name),
+                    Change::Synced => self.synced[4] = true,
+                }
+                self.queue.on_event(events::VOLUME, now);
+            }
             Message::Bound {
                 info,
                 node,
                 result,
                 first_seen,
-            } => self.on_bound(info, &node, result, first_seen, now),
+                state,
+            } => self.on_bound(info, &node, result, first_seen, *state, now),
         }
     }
 
@@ -329,8 +400,9 @@ impl Core {
         &mut self,
         info: Arc<PodInfo>,
         node: &str,
-        result: Result<(), kube::Error>,
+        result: Result<(), BindError>,
         first_seen: Instant,
+        mut state: CycleState,
         now: Instant,
     ) {
         match result {
@@ -350,19 +422,26 @@ impl Core {
                 let profile = info.scheduler_name.clone();
                 self.metrics
                     .attempt(AttemptResult::Error, &profile, Duration::ZERO);
+                if let Some(profile) = self.profiles.get(&profile) {
+                    profile.unreserve(&mut state, &info, node, &mut self.cache);
+                }
                 if self.cache.is_assumed(&info.key) {
                     self.cache.remove_pod(&info.key);
                     self.queue.on_event(events::POD_DELETE, now);
                 }
-                let gone = matches!(&err, kube::Error::Api(s) if s.code == 404);
-                tracing::debug!(pod = %info.key, error = %err, "binding failed");
+                let (gone, message) = match &err {
+                    BindError::Binding(e) => (
+                        matches!(e, kube::Error::Api(s) if s.code == 404),
+                        format!("running Bind plugin \"DefaultBinder\": {e}"),
+                    ),
+                    BindError::PreBind(plugin, e) => {
+                        (false, format!("running PreBind plugin \"{plugin}\": {e}"))
+                    }
+                };
+                tracing::debug!(pod = %info.key, error = %message, "binding failed");
                 if !gone && self.cache.node_of(&info.key).is_none() {
-                    self.events.publish(
-                        &info,
-                        "Warning",
-                        "FailedScheduling",
-                        format!("running Bind plugin \"DefaultBinder\": {err}"),
-                    );
+                    self.events
+                        .publish(&info, "Warning", "FailedScheduling", message);
                     self.queue.retry(info, now);
                 }
             }
@@ -390,6 +469,22 @@ impl Core {
         match result {
             Ok(placement) => {
                 let node = self.cache.nodes[placement.node].name.clone();
+                if let Err(failure) = profile.reserve(&mut state, &info, &node, &mut self.cache) {
+                    self.metrics.attempt(
+                        AttemptResult::Error,
+                        &info.scheduler_name,
+                        started.elapsed(),
+                    );
+                    let message = format!(
+                        "running Reserve plugin {:?}: {}",
+                        failure.plugin,
+                        failure.reasons.join(", ")
+                    );
+                    self.events
+                        .publish(&info, "Warning", "FailedScheduling", message);
+                    self.queue.retry(info, now);
+                    return true;
+                }
                 self.metrics.attempt(
                     AttemptResult::Scheduled,
                     &info.scheduler_name,
@@ -409,7 +504,8 @@ impl Core {
                     .queue
                     .remove(&info.key)
                     .map_or(now, |queued| queued.first_seen);
-                self.bind(info, node, first_seen);
+                let pre_bind = profile.pre_bind(&self.client, &state, &info, &node);
+                self.bind(info, node, first_seen, state, pre_bind);
             }
             Err(mut fit) => {
                 let mut nominated = None;
@@ -464,10 +560,31 @@ impl Core {
         if mask == 0 { events::ALL } else { mask }
     }
 
-    fn bind(&self, info: Arc<PodInfo>, node: String, first_seen: Instant) {
+    /// Runs the PreBind work, then writes the binding; the outcome comes back to the loop.
+    fn bind(
+        &self,
+        info: Arc<PodInfo>,
+        node: String,
+        first_seen: Instant,
+        state: CycleState,
+        pre_bind: Vec<(&'static str, PreBindTask)>,
+    ) {
         let client = self.client.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            let state = Box::new(state);
+            for (plugin, task) in pre_bind {
+                if let Err(err) = task.await {
+                    let _ = tx.send(Message::Bound {
+                        info,
+                        node,
+                        result: Err(BindError::PreBind(plugin, err)),
+                        first_seen,
+                        state,
+                    });
+                    return;
+                }
+            }
             let api: Api<Pod> = Api::namespaced(client, &info.namespace);
             let binding = json!({
                 "apiVersion": "v1",
@@ -483,12 +600,14 @@ impl Core {
                     &binding,
                 )
                 .await
-                .map(|_| ());
+                .map(|_| ())
+                .map_err(BindError::Binding);
             let _ = tx.send(Message::Bound {
                 info,
                 node,
                 result,
                 first_seen,
+                state,
             });
         });
     }

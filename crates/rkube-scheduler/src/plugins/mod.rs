@@ -4,6 +4,8 @@ pub mod fit;
 pub mod interpod;
 pub mod node;
 pub mod spread;
+pub mod volumebinding;
+pub mod volumerestrictions;
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ pub const DEFAULT_PLUGINS: &[(&str, i64)] = &[
     ("NodeAffinity", 2),
     ("NodePorts", 0),
     ("NodeResourcesFit", 1),
+    ("VolumeRestrictions", 0),
+    ("VolumeBinding", 0),
     ("PodTopologySpread", 2),
     ("InterPodAffinity", 2),
     ("DefaultPreemption", 0),
@@ -65,6 +69,20 @@ pub fn build(name: &str, args: &Value) -> Result<Option<Arc<dyn Plugin>>, String
                 .unwrap_or(1),
         }),
         "PodTopologySpread" => Arc::new(spread::PodTopologySpread),
+        "VolumeRestrictions" => Arc::new(volumerestrictions::VolumeRestrictions),
+        "VolumeBinding" => {
+            let mut plugin = volumebinding::VolumeBinding::default();
+            match args.get("bindTimeoutSeconds").map(Value::as_u64) {
+                None => {}
+                Some(Some(s)) if s > 0 => plugin.bind_timeout = std::time::Duration::from_secs(s),
+                Some(_) => {
+                    return Err(
+                        "VolumeBinding: bindTimeoutSeconds must be a positive number".into(),
+                    );
+                }
+            }
+            Arc::new(plugin)
+        }
         _ => return Ok(None),
     }))
 }
