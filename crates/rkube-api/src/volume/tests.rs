@@ -47,15 +47,18 @@ fn chosen(found: Option<&Arc<PersistentVolume>>) -> Option<&str> {
     found.and_then(|v| v.metadata.name.as_deref())
 }
 
+/// What is checked, the claim, the volumes, and the volume that should be chosen.
+type Case = (
+    &'static str,
+    PersistentVolumeClaim,
+    Vec<Arc<PersistentVolume>>,
+    Option<&'static str>,
+);
+
 #[test]
 fn the_controller_picks_the_smallest_fitting_volume_of_the_claim_class_and_selector() {
     let rwo = &["ReadWriteOnce"];
-    let cases: Vec<(
-        &str,
-        PersistentVolumeClaim,
-        Vec<Arc<PersistentVolume>>,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<Case> = vec![
         (
             "smallest that fits",
             pvc("5Gi", rwo, json!({})),

@@ -107,8 +107,11 @@ fn snapshot(c: Cluster) -> Snapshot {
     s
 }
 
-/// PreFilter's verdict, then each node's filter verdict (`None`: fits).
-fn run(cluster: Cluster, claims: &[&str]) -> Result<Vec<Option<Vec<String>>>, String> {
+/// PreFilter's rejection, or each node's filter reasons (`None`: fits).
+type Verdicts = Result<Vec<Option<Vec<String>>>, String>;
+
+/// Runs PreFilter, then Filter on both nodes.
+fn run(cluster: Cluster, claims: &[&str]) -> Verdicts {
     let s = snapshot(cluster);
     let plugin = VolumeBinding::default();
     let pod = pod_with(claims);
@@ -133,12 +136,7 @@ fn run(cluster: Cluster, claims: &[&str]) -> Result<Vec<Option<Vec<String>>>, St
 fn the_filter_matches_upstream_for_bound_delayed_and_immediate_claims() {
     let wffc = || class("local", "WaitForFirstConsumer", NOT_SUPPORTED_PROVISIONER);
     let conflict = |r: &str| Some(vec![r.to_owned()]);
-    let cases: Vec<(
-        &str,
-        Cluster,
-        Vec<&str>,
-        Result<Vec<Option<Vec<String>>>, String>,
-    )> = vec![
+    let cases: Vec<(&str, Cluster, Vec<&str>, Verdicts)> = vec![
         (
             "no claims: skipped",
             Cluster {
