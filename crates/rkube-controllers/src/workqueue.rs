@@ -1,5 +1,5 @@
-//! Informers and a work queue: the machinery shared by the endpoint, node and policy
-//! controllers. An informer is a watch feeding a reflector cache; each change it sees is
+//! Informers and a work queue: the machinery shared by the endpoint, node, volume and
+//! policy controllers. An informer is a watch feeding a reflector cache; each change it sees is
 //! mapped to the keys of the objects that must be reconciled again, which go into a
 //! de-duplicating [`WorkQueue`]. A controller's loop takes one key at a time and reconciles it
 //! from the caches, as upstream's shared informers and rate-limited queues do.

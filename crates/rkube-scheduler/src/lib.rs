@@ -5,7 +5,8 @@
 //! - [`cache`]: nodes with their bound and assumed pods, fed by informers; the cycle's
 //!   snapshot.
 //! - [`framework`] and [`profile`]: the extension points and one scheduling cycle.
-//! - [`plugins`]: the in-tree filter and score plugins; [`preemption`]: DefaultPreemption.
+//! - [`plugins`]: the in-tree filter, score and volume plugins; [`preemption`]:
+//!   DefaultPreemption; [`volumes`]: volumes, claims and classes with the assume cache.
 //! - [`config`]: KubeSchedulerConfiguration; [`metrics`]: the `/metrics` registry.
 //! - [`scheduler`]: the loop that ties them together and talks to the API server.
 
