@@ -321,10 +321,46 @@ impl App {
         info.namespace.as_deref().filter(|_| rt.namespaced)
     }
 
-    /// Refuses writes into a namespace that does not exist or is being deleted.
+    /// What the watch cache holds of one object right now, without waiting for it to catch
+    /// up: a suggestion that a compare-and-swap write or a store read must confirm.
+    pub(crate) async fn cached_object(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let resource = self.cache.ready_for(rt, Freshness::Any).await.ok()??;
+        let object = self.cache.get(resource, ns, name).0?;
+        object.to_value(object.revision).ok()
+    }
+
+    /// The object to base an update on: on the first attempt the watch cache's copy when it
+    /// has one (the write's resource-version precondition catches a stale copy, as upstream's
+    /// cached GuaranteedUpdate does), otherwise the store's. The flag tells which it is.
+    pub(crate) async fn current_for_update(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        first_attempt: bool,
+    ) -> Result<(Value, bool), ApiError> {
+        if first_attempt && let Some(cached) = self.cached_object(rt, ns, name).await {
+            return Ok((cached, true));
+        }
+        Ok((self.objects.get(rt, ns, name).await?, false))
+    }
+
+    /// Refuses writes into a namespace that does not exist or is being deleted. Like
+    /// upstream's lifecycle admission it asks the cache first and the store when the cache
+    /// does not know the namespace (yet).
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces = self.resource("", "Namespace")?;
-        match self.objects.get(namespaces, None, ns).await {
+        let cached = self.cached_object(namespaces, None, ns).await;
+        let found = match cached {
+            Some(namespace) => Ok(namespace),
+            None => self.objects.get(namespaces, None, ns).await,
+        };
+        match found {
             Ok(n) if n["status"]["phase"] == "Terminating" => Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             ))),
@@ -644,29 +680,47 @@ impl App {
         manager: Option<&str>,
         transform: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<(u16, Value), ApiError> {
+        let mut first = true;
         for _ in 0..16 {
-            let current = self.objects.get(rt, ns, name).await?;
+            let (current, cached) = self.current_for_update(rt, ns, name, first).await?;
+            first = false;
             let current_rv = objects::resource_version(&current).unwrap_or(0);
             if let Some(wanted) = wanted_rv
                 && wanted != current_rv
             {
+                if cached {
+                    continue;
+                }
                 return Err(crate::objects::conflict(rt, name, MODIFIED));
             }
-            let mut new = transform(&current)?;
-            check_type(&mut new, rt)?;
-            let mut new = normalize(rt, new, validation)?;
-            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                // The round trip may drop an explicit resource version; keep the caller's.
-                if let Some(rv) = current["metadata"].get("resourceVersion") {
-                    meta.entry("resourceVersion").or_insert(rv.clone());
+            let prepared = (|| {
+                let mut new = transform(&current)?;
+                check_type(&mut new, rt)?;
+                let mut new = normalize(rt, new, validation)?;
+                if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                    // The round trip may drop an explicit resource version; keep the caller's.
+                    if let Some(rv) = current["metadata"].get("resourceVersion") {
+                        meta.entry("resourceVersion").or_insert(rv.clone());
+                    }
                 }
-            }
-            let mut new = prepare_for_update(rt, subresource, new, &current)?;
-            if let Some(manager) = manager {
-                new = track_update(rt, subresource, manager, Some(&current), new)?;
-            }
-            self.admit(rt, &mut new, Some(&current))?;
+                let mut new = prepare_for_update(rt, subresource, new, &current)?;
+                if let Some(manager) = manager {
+                    new = track_update(rt, subresource, manager, Some(&current), new)?;
+                }
+                self.admit(rt, &mut new, Some(&current))?;
+                Ok::<_, ApiError>(new)
+            })();
+            let new = match prepared {
+                Ok(new) => new,
+                // Refusals are decided on the store's copy, never on a cached one.
+                Err(_) if cached => continue,
+                Err(err) => return Err(err),
+            };
             if same_object(&new, &current) || dry {
+                if cached {
+                    // A no-op against a copy that may be stale proves nothing: ask the store.
+                    continue;
+                }
                 return Ok((200, if dry { new } else { current }));
             }
             match self.objects.update(rt, ns, name, new, current_rv).await {

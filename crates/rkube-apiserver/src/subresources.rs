@@ -58,8 +58,12 @@ impl App {
                 )],
             });
         }
+        let mut first = true;
         for _ in 0..16 {
-            let mut pod = self.objects.get(rt, ns, name).await?;
+            // A cached copy is safe to refuse on: deletionTimestamp and nodeName, once set,
+            // stay set; a stale copy otherwise fails the write's precondition.
+            let (mut pod, _) = self.current_for_update(rt, ns, name, first).await?;
+            first = false;
             let rv = resource_version(&pod).unwrap_or(0);
             if pod["metadata"]
                 .get("deletionTimestamp")

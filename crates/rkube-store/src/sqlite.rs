@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
@@ -163,6 +164,11 @@ fn open_connection(path: &Path) -> Result<Connection> {
         .map_err(&err)?;
     conn.pragma_update(None, "cache_size", -32_768)
         .map_err(&err)?;
+    // Plans must not depend on bound values: otherwise a statement compared against the
+    // partial lease index is compiled again each time a new key is bound.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(&err)?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -287,17 +293,13 @@ impl SqliteEngine {
 }
 
 fn max_revision(conn: &Connection) -> rusqlite::Result<Revision> {
-    conn.query_row("SELECT coalesce(max(revision), 0) FROM log", [], |r| {
-        r.get(0)
-    })
+    conn.prepare_cached("SELECT coalesce(max(revision), 0) FROM log")?
+        .query_row([], |r| r.get(0))
 }
 
 fn compact_revision(conn: &Connection) -> rusqlite::Result<Revision> {
-    conn.query_row(
-        "SELECT coalesce(max(value), 0) FROM meta WHERE name = 'compact_revision'",
-        [],
-        |r| r.get(0),
-    )
+    conn.prepare_cached("SELECT coalesce(max(value), 0) FROM meta WHERE name = 'compact_revision'")?
+        .query_row([], |r| r.get(0))
 }
 
 fn readable(revision: Revision, current: Revision, compacted: Revision) -> Result<()> {

@@ -245,6 +245,7 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Applies `ops` in one durable transaction (see [`apply`]). Only the writer thread calls
     /// it, so calls never overlap.
     fn write(&self, ops: Vec<WriteOp>) -> Result<Batch>;
+    /// The revision of the last commit, from memory: it must not wait on I/O.
     fn current_revision(&self) -> Result<Revision>;
     fn compact_revision(&self) -> Result<Revision>;
     fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>>;
@@ -392,7 +393,8 @@ fn unexpected(done: WriteDone) -> Error {
 #[async_trait]
 impl<E: Engine> crate::Store for LocalStore<E> {
     async fn current_revision(&self) -> Result<Revision> {
-        self.read(|e| e.current_revision()).await
+        // Engines answer this from memory, so it runs here rather than on a blocking thread.
+        self.engine.current_revision()
     }
 
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
