@@ -5,10 +5,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Api;
-use kube::api::PostParams;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -19,23 +16,38 @@ const BUFFER: usize = 1000;
 /// How many are written at once.
 const WRITERS: usize = 8;
 
+/// One event to write: its namespace and its JSON.
+struct Pending {
+    namespace: String,
+    body: Vec<u8>,
+}
+
 /// The scheduler's event writer.
 pub struct EventSink {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Pending>,
 }
 
 impl EventSink {
     /// Starts the writer; it stops when the sink is dropped and the buffer is drained.
     pub fn start(client: kube::Client) -> Self {
-        let (tx, rx) = mpsc::channel::<Event>(BUFFER);
+        let (tx, rx) = mpsc::channel::<Pending>(BUFFER);
         tokio::spawn(async move {
             tokio_stream_from(rx)
                 .for_each_concurrent(WRITERS, |event| {
                     let client = client.clone();
                     async move {
-                        let ns = event.metadata.namespace.clone().unwrap_or_default();
-                        let api: Api<Event> = Api::namespaced(client, &ns);
-                        if let Err(err) = api.create(&PostParams::default(), &event).await {
+                        // The created Event is not needed back, so its body is not decoded.
+                        let request = http::Request::post(format!(
+                            "/api/v1/namespaces/{}/events",
+                            event.namespace
+                        ))
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(event.body);
+                        let result = match request {
+                            Ok(request) => client.request_text(request).await.map(drop),
+                            Err(err) => Err(kube::Error::HttpError(err)),
+                        };
+                        if let Err(err) = result {
                             tracing::debug!(error = %err, "writing a scheduler event");
                         }
                     }
@@ -70,8 +82,11 @@ impl EventSink {
             "lastTimestamp": Time(now),
             "count": 1,
         });
-        if let Ok(event) = serde_json::from_value::<Event>(event) {
-            let _ = self.tx.try_send(event);
+        if let Ok(body) = serde_json::to_vec(&event) {
+            let _ = self.tx.try_send(Pending {
+                namespace: pod.namespace.clone(),
+                body,
+            });
         }
     }
 }

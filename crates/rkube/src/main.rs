@@ -1,5 +1,9 @@
 //! The rkube binary: one executable for every role.
 
+/// The allocator: the server's work is many small allocations (JSON values, strings).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
