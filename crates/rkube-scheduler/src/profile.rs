@@ -77,6 +77,14 @@ impl Profile {
         (all * percentage / 100).max(MIN_FEASIBLE_NODES)
     }
 
+    /// Whether a plugin of this profile reads the selectors of workloads.
+    pub fn reads_workloads(&self) -> bool {
+        self.filters
+            .iter()
+            .chain(self.scorers.iter().map(|(p, _)| p))
+            .any(|p| p.reads_workloads())
+    }
+
     /// The filter plugins this cycle runs: those whose PreFilter did not ask to be skipped.
     pub fn active_filters(&self, state: &CycleState) -> Vec<Arc<dyn Plugin>> {
         self.filters
