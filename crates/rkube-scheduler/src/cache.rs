@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::Node;
 use crate::framework::events;
 use crate::types::{NodeInfo, PodInfo, PodKey};
 use crate::volumes::VolumeCache;
+use crate::workloads::WorkloadSelectors;
 
 /// Where a pod is accounted.
 #[derive(Clone, Debug)]
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     /// Persistent volumes, claims and storage classes.
     pub volumes: VolumeCache,
+    /// The selectors of Services, ReplicationControllers, ReplicaSets and StatefulSets.
+    pub workloads: WorkloadSelectors,
     /// How many accounted pods have pod affinity or anti-affinity terms.
     pods_with_affinity: usize,
     /// How many accounted pods have required anti-affinity terms.

@@ -359,6 +359,35 @@ profiles:
     }
 
     #[test]
+    fn pod_topology_spread_defaults_decide_whether_workloads_are_watched() {
+        let config = SchedulerConfig::from_yaml(
+            r#"
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: listed
+  pluginConfig:
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
+      defaultConstraints:
+      - {maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: DoNotSchedule}
+- schedulerName: no-defaults
+  pluginConfig:
+  - name: PodTopologySpread
+    args: {defaultingType: List}
+"#,
+        )
+        .unwrap();
+        let watches: Vec<bool> = config
+            .build_profiles()
+            .unwrap()
+            .iter()
+            .map(Profile::reads_workloads)
+            .collect();
+        assert_eq!(watches, vec![true, true, false]);
+    }
+
+    #[test]
     fn bad_configurations_are_refused() {
         for text in [
             "kind: Pod",
@@ -366,6 +395,8 @@ profiles:
             "profiles: [{schedulerName: a}, {schedulerName: a}]",
             "profiles: [{plugins: {multiPoint: {enabled: [{name: NoSuchPlugin}]}}}]",
             "profiles: [{pluginConfig: [{name: NodeResourcesFit, args: {scoringStrategy: {type: Bogus}}}]}]",
+            // System defaulting (the default) with constraints given.
+            "profiles: [{pluginConfig: [{name: PodTopologySpread, args: {defaultConstraints: [{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule}]}}]}]",
         ] {
             let result = SchedulerConfig::from_yaml(text).and_then(|c| c.build_profiles());
             assert!(result.is_err(), "{text}");

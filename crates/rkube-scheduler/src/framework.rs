@@ -179,6 +179,13 @@ pub trait Plugin: Send + Sync {
         false
     }
 
+    /// Whether the plugin reads the selectors of Services, ReplicationControllers,
+    /// ReplicaSets and StatefulSets (`Snapshot::workloads`); they are watched only if one
+    /// does.
+    fn reads_workloads(&self) -> bool {
+        false
+    }
+
     /// Checks the pod against the whole cluster before nodes are filtered; an error
     /// rejects the pod outright (its message becomes the PreFilter message).
     fn pre_filter(

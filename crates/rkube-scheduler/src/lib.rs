@@ -6,7 +6,8 @@
 //!   snapshot.
 //! - [`framework`] and [`profile`]: the extension points and one scheduling cycle.
 //! - [`plugins`]: the in-tree filter, score and volume plugins; [`preemption`]:
-//!   DefaultPreemption; [`volumes`]: volumes, claims and classes with the assume cache.
+//!   DefaultPreemption; [`volumes`]: volumes, claims and classes with the assume cache;
+//!   [`workloads`]: the selectors of what selects a pod, for default spread constraints.
 //! - [`config`]: KubeSchedulerConfiguration; [`metrics`]: the `/metrics` registry.
 //! - [`scheduler`]: the loop that ties them together and talks to the API server.
 
@@ -24,6 +25,7 @@ pub mod resource;
 pub mod scheduler;
 pub mod types;
 pub mod volumes;
+pub mod workloads;
 
 #[cfg(test)]
 mod testing;

@@ -77,6 +77,14 @@ impl Profile {
         (all * percentage / 100).max(MIN_FEASIBLE_NODES)
     }
 
+    /// Whether a plugin of this profile reads the selectors of workloads.
+    pub fn reads_workloads(&self) -> bool {
+        self.filters
+            .iter()
+            .chain(self.scorers.iter().map(|(p, _)| p))
+            .any(|p| p.reads_workloads())
+    }
+
     /// The filter plugins this cycle runs: those whose PreFilter did not ask to be skipped.
     pub fn active_filters(&self, state: &CycleState) -> Vec<Arc<dyn Plugin>> {
         self.filters
@@ -191,6 +199,25 @@ impl Profile {
                 return Err(error);
             }
         };
+        let active = self.active_filters(state);
+        // A pod that preemption nominated to a node most likely fits only there: that node
+        // is tried first and, when it passes, taken alone, without filtering or scoring the
+        // others (upstream's `evaluateNominatedNode`). When it fails, every node is
+        // evaluated as usual.
+        if let Some(index) = pod
+            .nominated_node
+            .as_deref()
+            .and_then(|n| snapshot.node_index(n))
+            && self
+                .filter_node_with(&active, state, pod, snapshot, &snapshot.nodes[index])
+                .is_ok()
+        {
+            return Ok(Placement {
+                node: index,
+                evaluated: 1,
+                feasible: 1,
+            });
+        }
         let candidates: Option<Vec<usize>> = only.map(|names| {
             names
                 .iter()
@@ -206,7 +233,6 @@ impl Profile {
         } else {
             *start % all
         };
-        let active = self.active_filters(state);
         for step in 0..total {
             let index = match &candidates {
                 Some(c) => c[step],
@@ -351,6 +377,7 @@ impl Profile {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::testing::{node, pod};
 
     fn profile(percentage: Option<u32>) -> Profile {
         Profile {
@@ -361,6 +388,102 @@ mod tests {
             percentage_of_nodes_to_score: percentage,
             preemption: false,
         }
+    }
+
+    /// Nodes `busy` (3 of 4 cpu used) and `idle` (4 cpu free), with the default plugins.
+    fn busy_and_idle() -> (Profile, Snapshot) {
+        let profile = crate::SchedulerConfig::default()
+            .build_profiles()
+            .unwrap()
+            .remove(0);
+        let mut snapshot = Snapshot::new();
+        snapshot.upsert_node(node("busy", "4", "8Gi"));
+        snapshot.upsert_node(node("idle", "4", "8Gi"));
+        snapshot.add_pod(
+            Arc::new(PodInfo::new(pod("resident", "3", "1Gi"))),
+            "busy",
+            false,
+        );
+        (profile, snapshot)
+    }
+
+    fn nominated(name: &str, cpu: &str, node: Option<&str>, priority: i32) -> PodInfo {
+        let mut p = pod(name, cpu, "100Mi");
+        p.spec.as_mut().unwrap().priority = Some(priority);
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            nominated_node_name: node.map(str::to_owned),
+            ..Default::default()
+        });
+        PodInfo::new(p)
+    }
+
+    fn place(profile: &Profile, snapshot: &Snapshot, pod: &PodInfo) -> Option<(String, usize)> {
+        let mut state = CycleState::default();
+        let placement = profile
+            .schedule(&mut state, pod, snapshot, &mut 0, &mut Rng::new(3))
+            .ok()?;
+        Some((
+            snapshot.nodes[placement.node].name.clone(),
+            placement.evaluated,
+        ))
+    }
+
+    #[test]
+    fn a_nominated_node_that_fits_is_taken_without_looking_further() {
+        let (profile, snapshot) = busy_and_idle();
+        // (case, nominated node, cpu, where it goes, how many nodes were filtered)
+        let cases = [
+            (
+                "not nominated: the emptier node wins",
+                None,
+                "500m",
+                "idle",
+                2,
+            ),
+            ("nominated and fits", Some("busy"), "500m", "busy", 1),
+            ("nominated but does not fit", Some("busy"), "2", "idle", 2),
+            (
+                "nominated to a node that is gone",
+                Some("gone"),
+                "500m",
+                "idle",
+                2,
+            ),
+        ];
+        for (case, node, cpu, want, evaluated) in cases {
+            let pod = nominated("p", cpu, node, 0);
+            assert_eq!(
+                place(&profile, &snapshot, &pod),
+                Some((want.to_owned(), evaluated)),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn pods_nominated_with_at_least_the_same_priority_hold_their_room() {
+        let (profile, mut snapshot) = busy_and_idle();
+        // A preemptor of priority 10 is nominated to `idle` and will need 3 of its 4 cpu.
+        let preemptor = Arc::new(nominated("preemptor", "3", Some("idle"), 10));
+        snapshot.nominate(&preemptor, Some("idle"));
+        // (case, priority, where a 2-cpu pod can go)
+        let cases = [
+            ("lower priority: the nominated pod counts", 5, None),
+            ("equal priority: the nominated pod counts", 10, None),
+            ("higher priority: it does not", 20, Some("idle")),
+        ];
+        for (case, priority, want) in cases {
+            let pod = nominated("p", "2", None, priority);
+            let got = place(&profile, &snapshot, &pod).map(|(n, _)| n);
+            assert_eq!(got.as_deref(), want, "{case}");
+        }
+        // The nominated pod itself is not counted against itself.
+        assert_eq!(
+            place(&profile, &snapshot, &preemptor)
+                .map(|(n, _)| n)
+                .as_deref(),
+            Some("idle")
+        );
     }
 
     #[test]

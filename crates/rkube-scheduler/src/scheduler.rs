@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
@@ -37,6 +40,12 @@ enum Message {
     Volume(Change<PersistentVolume>),
     Claim(Change<PersistentVolumeClaim>),
     Class(Change<StorageClass>),
+    /// Services, ReplicationControllers, ReplicaSets and StatefulSets: only their selectors
+    /// are kept, for PodTopologySpread's default constraints.
+    Service(Change<Service>),
+    ReplicationController(Change<ReplicationController>),
+    ReplicaSet(Change<ReplicaSet>),
+    StatefulSet(Change<StatefulSet>),
     /// A binding finished (PreBind, then the binding itself).
     Bound {
         info: Arc<PodInfo>,
@@ -56,9 +65,12 @@ enum BindError {
     Binding(kube::Error),
 }
 
-/// Informers the loop waits for before the first cycle: pods, nodes, volumes, claims and
-/// storage classes.
-const SYNCED: usize = 5;
+/// Informers the loop waits for before the first cycle: pods, nodes, volumes, claims,
+/// storage classes, and (when a profile's PodTopologySpread has default constraints)
+/// Services, ReplicationControllers, ReplicaSets and StatefulSets.
+const SYNCED: usize = 9;
+/// The first of the workload informers in `Core::synced`.
+const WORKLOADS_SYNCED: usize = 5;
 
 /// The scheduler. [`Scheduler::run`] can be started and dropped at any time (for leader
 /// election): dropping it stops its watches; writes already sent complete on their own.
@@ -103,7 +115,8 @@ impl Scheduler {
         };
         let (tx, mut rx) = mpsc::unbounded_channel();
         let client = self.client.clone();
-        let _watches = AbortOnDrop(vec![
+        let watch_workloads = profiles.iter().any(Profile::reads_workloads);
+        let mut watches = AbortOnDrop(vec![
             tokio::spawn(informer::run(
                 Api::<Pod>::all(client.clone()),
                 tx.clone(),
@@ -140,6 +153,32 @@ impl Scheduler {
                 Message::Class,
             )),
         ]);
+        if watch_workloads {
+            watches.0.extend([
+                tokio::spawn(informer::run(
+                    Api::<Service>::all(client.clone()),
+                    tx.clone(),
+                    Message::Service,
+                )),
+                tokio::spawn(informer::run(
+                    Api::<ReplicationController>::all(client.clone()),
+                    tx.clone(),
+                    Message::ReplicationController,
+                )),
+                tokio::spawn(informer::run(
+                    Api::<ReplicaSet>::all(client.clone()),
+                    tx.clone(),
+                    Message::ReplicaSet,
+                )),
+                tokio::spawn(informer::run(
+                    Api::<StatefulSet>::all(client.clone()),
+                    tx.clone(),
+                    Message::StatefulSet,
+                )),
+            ]);
+        }
+        let mut synced = [false; SYNCED];
+        synced[WORKLOADS_SYNCED..].fill(!watch_workloads);
         let mut core = Core {
             client: client.clone(),
             tx,
@@ -153,7 +192,7 @@ impl Scheduler {
             rng: Rng::new(0x9e37_79b9_7f4a_7c15),
             metrics: self.metrics.clone(),
             events: EventSink::start(client),
-            synced: [false; SYNCED],
+            synced,
             budgets: HashMap::new(),
         };
         let mut next_flush = Instant::now() + Duration::from_secs(30);
@@ -191,6 +230,15 @@ impl Scheduler {
     }
 }
 
+/// `namespace/name`, as the informers' `Gone` keys are.
+fn object_key<K: kube::Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Aborts its tasks when dropped.
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
 
@@ -213,7 +261,8 @@ struct Core {
     rng: Rng,
     metrics: Arc<Metrics>,
     events: EventSink,
-    /// Whether the pod, node, volume, claim and class informers have listed everything.
+    /// Whether each informer has listed everything (see [`SYNCED`]); those not started
+    /// count as synced.
     synced: [bool; SYNCED],
     /// PodDisruptionBudgets by `namespace/name`.
     budgets: HashMap<String, PodDisruptionBudget>,
@@ -313,6 +362,35 @@ impl Core {
                 }
                 self.queue.on_event(events::VOLUME, now);
             }
+            // Upstream registers no events for these: what selects a pod changes its score,
+            // never whether it fits, so no pod is moved back to the active queue.
+            Message::Service(change) => match change {
+                Change::Apply(svc) => self.cache.workloads.apply_service(&svc),
+                Change::Delete(svc) => self.cache.workloads.remove_service(&object_key(&svc)),
+                Change::Gone(key) => self.cache.workloads.remove_service(&key),
+                Change::Synced => self.synced[WORKLOADS_SYNCED] = true,
+            },
+            Message::ReplicationController(change) => match change {
+                Change::Apply(rc) => self.cache.workloads.apply_replication_controller(&rc),
+                Change::Delete(rc) => self
+                    .cache
+                    .workloads
+                    .remove_replication_controller(&object_key(&rc)),
+                Change::Gone(key) => self.cache.workloads.remove_replication_controller(&key),
+                Change::Synced => self.synced[WORKLOADS_SYNCED + 1] = true,
+            },
+            Message::ReplicaSet(change) => match change {
+                Change::Apply(rs) => self.cache.workloads.apply_replica_set(&rs),
+                Change::Delete(rs) => self.cache.workloads.remove_replica_set(&object_key(&rs)),
+                Change::Gone(key) => self.cache.workloads.remove_replica_set(&key),
+                Change::Synced => self.synced[WORKLOADS_SYNCED + 2] = true,
+            },
+            Message::StatefulSet(change) => match change {
+                Change::Apply(sts) => self.cache.workloads.apply_stateful_set(&sts),
+                Change::Delete(sts) => self.cache.workloads.remove_stateful_set(&object_key(&sts)),
+                Change::Gone(key) => self.cache.workloads.remove_stateful_set(&key),
+                Change::Synced => self.synced[WORKLOADS_SYNCED + 3] = true,
+            },
             Message::Bound {
                 info,
                 node,

@@ -68,7 +68,7 @@ pub fn build(name: &str, args: &Value) -> Result<Option<Arc<dyn Plugin>>, String
                 .and_then(Value::as_i64)
                 .unwrap_or(1),
         }),
-        "PodTopologySpread" => Arc::new(spread::PodTopologySpread),
+        "PodTopologySpread" => Arc::new(spread::PodTopologySpread::from_args(args)?),
         "VolumeRestrictions" => Arc::new(volumerestrictions::VolumeRestrictions),
         "VolumeBinding" => {
             let mut plugin = volumebinding::VolumeBinding::default();

@@ -1,21 +1,211 @@
 //! PodTopologySpread: `DoNotSchedule` constraints filter nodes whose domain would exceed
 //! `maxSkew` over the least populated domain (with `minDomains`); `ScheduleAnyway`
 //! constraints score nodes by how many matching pods their domains already hold.
+//!
+//! A pod without constraints of its own gets the cluster's default constraints (the
+//! plugin's `defaultConstraints` with `defaultingType: List`, or the system's: hostname
+//! with maxSkew 3 and zone with maxSkew 5, both `ScheduleAnyway`), counting the pods that
+//! the Services and controllers selecting it select; when nothing selects it, none.
 
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::Taint;
+use rkube_api::FieldError;
+use rkube_api::selector::LabelSelector;
+use rkube_api::validation::names::is_qualified_name;
+use serde_json::Value;
 
 use crate::cache::Snapshot;
 use crate::framework::{CycleState, Failure, MAX_NODE_SCORE, Plugin, PreFilter, events};
 use crate::types::{NodeInfo, PodInfo, SpreadConstraint, tolerated};
 
 const NAME: &str = "PodTopologySpread";
+const SCORE_STATE: &str = "PodTopologySpread/score";
 const HOSTNAME: &str = "kubernetes.io/hostname";
+const ZONE: &str = "topology.kubernetes.io/zone";
 
-/// PodTopologySpread.
-#[derive(Default)]
-pub struct PodTopologySpread;
+/// PodTopologySpread, with the default constraints for pods that have none.
+pub struct PodTopologySpread {
+    /// Constraints for pods without their own; the selector is filled in per pod.
+    defaults: Vec<SpreadConstraint>,
+    /// Whether `defaults` are the system's. Upstream then scores nodes that lack one of the
+    /// keys (a cluster without zones still spreads by hostname) instead of ignoring them.
+    system_defaulted: bool,
+}
+
+impl Default for PodTopologySpread {
+    /// The system defaults, as upstream's `defaultingType: System`.
+    fn default() -> Self {
+        PodTopologySpread {
+            defaults: vec![
+                default_constraint(3, HOSTNAME, false),
+                default_constraint(5, ZONE, false),
+            ],
+            system_defaulted: true,
+        }
+    }
+}
+
+fn default_constraint(max_skew: i32, key: &str, hard: bool) -> SpreadConstraint {
+    SpreadConstraint {
+        max_skew,
+        topology_key: key.to_owned(),
+        hard,
+        selector: LabelSelector::nothing(),
+        min_domains: 1,
+        honor_node_affinity: true,
+        honor_taints: false,
+    }
+}
+
+/// One error, or upstream's aggregate `[a, b]` of several.
+fn aggregate(errors: &[FieldError]) -> String {
+    let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    match texts.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
+impl PodTopologySpread {
+    /// The plugin with `defaults` (`defaultingType: List`).
+    pub fn with_defaults(defaults: Vec<SpreadConstraint>) -> Self {
+        PodTopologySpread {
+            defaults,
+            system_defaulted: false,
+        }
+    }
+
+    /// PodTopologySpreadArgs: `defaultingType` (`System`, the default, or `List`) and
+    /// `defaultConstraints`, checked as upstream's `ValidatePodTopologySpreadArgs`.
+    pub fn from_args(args: &Value) -> Result<Self, String> {
+        let mut errors = Vec::new();
+        let list = args
+            .get("defaultConstraints")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let defaulting = match args.get("defaultingType") {
+            None | Some(Value::Null) => "System".to_owned(),
+            Some(Value::String(s)) if s.is_empty() => "System".to_owned(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        match defaulting.as_str() {
+            "System" if !list.is_empty() => errors.push(FieldError::invalid(
+                "defaultingType",
+                "System",
+                "when .defaultConstraints are not empty",
+            )),
+            "System" | "List" => {}
+            other => errors.push(FieldError::not_supported(
+                "defaultingType",
+                other,
+                &["System", "List"],
+            )),
+        }
+        let mut defaults = Vec::new();
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for (i, c) in list.iter().enumerate() {
+            let path = format!("defaultConstraints[{i}]");
+            let max_skew = c.get("maxSkew").and_then(Value::as_i64).unwrap_or(0);
+            if max_skew <= 0 || max_skew > i64::from(i32::MAX) {
+                errors.push(FieldError::invalid(
+                    format!("{path}.maxSkew"),
+                    max_skew,
+                    "not in valid range (0, inf)",
+                ));
+            }
+            let key = c.get("topologyKey").and_then(Value::as_str).unwrap_or("");
+            if key.is_empty() {
+                errors.push(FieldError::required(
+                    format!("{path}.topologyKey"),
+                    "can not be empty",
+                ));
+            } else {
+                for message in is_qualified_name(key) {
+                    errors.push(FieldError::invalid(
+                        format!("{path}.topologyKey"),
+                        key,
+                        &message,
+                    ));
+                }
+            }
+            let when = c
+                .get("whenUnsatisfiable")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match when {
+                "" => errors.push(FieldError::required(
+                    format!("{path}.whenUnsatisfiable"),
+                    "can not be empty",
+                )),
+                "DoNotSchedule" | "ScheduleAnyway" => {}
+                other => errors.push(FieldError::not_supported(
+                    format!("{path}.whenUnsatisfiable"),
+                    other,
+                    &["DoNotSchedule", "ScheduleAnyway"],
+                )),
+            }
+            if c.get("labelSelector").is_some_and(|s| !s.is_null()) {
+                errors.push(FieldError::forbidden(
+                    format!("{path}.labelSelector"),
+                    "constraint must not define a selector, as they deduced for each pod",
+                ));
+            }
+            if seen.contains(&(key, when)) {
+                errors.push(FieldError::duplicate(path, format!("{{{key}, {when}}}")));
+            }
+            seen.push((key, when));
+            let mut constraint = default_constraint(max_skew as i32, key, when == "DoNotSchedule");
+            if let Some(m) = c.get("minDomains").and_then(Value::as_i64) {
+                constraint.min_domains = (m as i32).max(1);
+            }
+            constraint.honor_node_affinity =
+                c.get("nodeAffinityPolicy").and_then(Value::as_str) != Some("Ignore");
+            constraint.honor_taints =
+                c.get("nodeTaintsPolicy").and_then(Value::as_str) == Some("Honor");
+            defaults.push(constraint);
+        }
+        if !errors.is_empty() {
+            return Err(format!("{NAME}: {}", aggregate(&errors)));
+        }
+        Ok(if defaulting == "List" {
+            Self::with_defaults(defaults)
+        } else {
+            Self::default()
+        })
+    }
+
+    /// The pod's constraints of one kind (`hard`: DoNotSchedule): its own, or when it has
+    /// none, the defaults with the selector of what selects it (none when nothing does).
+    fn constraints(&self, pod: &PodInfo, snapshot: &Snapshot, hard: bool) -> Vec<SpreadConstraint> {
+        if !pod.spread.is_empty() {
+            return pod
+                .spread
+                .iter()
+                .filter(|c| c.hard == hard)
+                .cloned()
+                .collect();
+        }
+        let mut defaults: Vec<SpreadConstraint> = self
+            .defaults
+            .iter()
+            .filter(|c| c.hard == hard)
+            .cloned()
+            .collect();
+        if defaults.is_empty() {
+            return defaults;
+        }
+        let Some(selector) = snapshot.workloads.default_selector(pod) else {
+            return Vec::new();
+        };
+        for c in &mut defaults {
+            c.selector = selector.clone();
+        }
+        defaults
+    }
+}
 
 /// Whether a node counts for the pod's constraints: it passes the pod's node affinity
 /// (unless the policy ignores it) and, if the policy honours taints, its taints.
@@ -41,7 +231,7 @@ fn counts_pod(pod: &PodInfo, c: &SpreadConstraint, other: &PodInfo) -> bool {
     other.namespace == pod.namespace && !other.terminating && c.selector.matches(&other.labels)
 }
 
-fn has_all_keys(constraints: &[&SpreadConstraint], node: &NodeInfo) -> bool {
+fn has_all_keys(constraints: &[SpreadConstraint], node: &NodeInfo) -> bool {
     constraints
         .iter()
         .all(|c| node.labels.contains_key(&c.topology_key))
@@ -50,8 +240,8 @@ fn has_all_keys(constraints: &[&SpreadConstraint], node: &NodeInfo) -> bool {
 /// Per hard constraint: matching pods per domain value, and the domains' minimum.
 #[derive(Clone, Default)]
 struct FilterState {
-    /// Indexes into the pod's constraints (hard ones only).
-    constraints: Vec<usize>,
+    /// The pod's hard constraints (its own or the defaults).
+    constraints: Vec<SpreadConstraint>,
     counts: Vec<HashMap<String, i64>>,
 }
 
@@ -65,12 +255,10 @@ impl FilterState {
     }
 
     fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, by: i64) {
-        let hard: Vec<&SpreadConstraint> =
-            self.constraints.iter().map(|i| &pod.spread[*i]).collect();
-        if !has_all_keys(&hard, node) {
+        if !has_all_keys(&self.constraints, node) {
             return;
         }
-        for (slot, c) in hard.iter().enumerate() {
+        for (slot, c) in self.constraints.iter().enumerate() {
             if !eligible(pod, c, node) || !counts_pod(pod, c, other) {
                 continue;
             }
@@ -81,11 +269,24 @@ impl FilterState {
     }
 }
 
+/// Per soft constraint: matching pods per domain among the feasible nodes' domains
+/// (hostname domains are counted per node at Score), and the constraint's weight.
+#[derive(Clone)]
+struct ScoreState {
+    constraints: Vec<SpreadConstraint>,
+    counts: Vec<HashMap<String, i64>>,
+    weights: Vec<f64>,
+    /// Whether nodes lacking a key are left unscored (always, except for system defaults).
+    require_all_keys: bool,
+}
+
 impl Plugin for PodTopologySpread {
     fn name(&self) -> &'static str {
         NAME
     }
     fn events(&self) -> u32 {
+        // Upstream registers pod and node events only: what selects a pod matters to its
+        // score, never to whether it fits.
         events::POD_ADD
             | events::POD_DELETE
             | events::NODE_ADD
@@ -98,28 +299,28 @@ impl Plugin for PodTopologySpread {
     fn scores(&self) -> bool {
         true
     }
+    fn reads_workloads(&self) -> bool {
+        !self.defaults.is_empty()
+    }
     fn pre_filter(
         &self,
         state: &mut CycleState,
         pod: &PodInfo,
         snapshot: &Snapshot,
     ) -> Result<PreFilter, Failure> {
-        let constraints: Vec<usize> = (0..pod.spread.len())
-            .filter(|i| pod.spread[*i].hard)
-            .collect();
+        let constraints = self.constraints(pod, snapshot, true);
         if constraints.is_empty() {
             return Ok(PreFilter::Skip);
         }
-        let hard: Vec<&SpreadConstraint> = constraints.iter().map(|i| &pod.spread[*i]).collect();
         let mut s = FilterState {
             counts: vec![HashMap::new(); constraints.len()],
             constraints,
         };
         for node in &snapshot.nodes {
-            if !has_all_keys(&hard, node) {
+            if !has_all_keys(&s.constraints, node) {
                 continue;
             }
-            for (slot, c) in hard.iter().enumerate() {
+            for (slot, c) in s.constraints.iter().enumerate() {
                 if !eligible(pod, c, node) {
                     continue;
                 }
@@ -137,8 +338,7 @@ impl Plugin for PodTopologySpread {
         let Some(s) = state.read::<FilterState>(NAME) else {
             return Ok(());
         };
-        for (slot, i) in s.constraints.iter().enumerate() {
-            let c = &pod.spread[*i];
+        for (slot, c) in s.constraints.iter().enumerate() {
             let Some(value) = node.labels.get(&c.topology_key) else {
                 return Err(Failure::unresolvable(
                     NAME,
@@ -180,70 +380,98 @@ impl Plugin for PodTopologySpread {
         snapshot: &Snapshot,
         feasible: &[usize],
     ) -> bool {
-        let soft: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).collect();
-        if soft.is_empty() {
+        let constraints = self.constraints(pod, snapshot, false);
+        if constraints.is_empty() {
             return false;
         }
-        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); soft.len()];
-        // Domains among the feasible nodes set each constraint's weight.
-        let mut domains: Vec<std::collections::HashSet<&str>> =
-            vec![Default::default(); soft.len()];
+        // Only the system defaults score nodes that lack a key, so that a cluster without
+        // zone labels still spreads by hostname (upstream's `requireAllTopologies`).
+        let require_all_keys = !pod.spread.is_empty() || !self.system_defaulted;
+        let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
+        let mut scored = 0usize;
         for index in feasible {
             let node = &snapshot.nodes[*index];
-            if !has_all_keys(&soft, node) {
+            if require_all_keys && !has_all_keys(&constraints, node) {
                 continue;
             }
-            for (slot, c) in soft.iter().enumerate() {
-                if let Some(v) = node.labels.get(&c.topology_key) {
-                    domains[slot].insert(v);
+            scored += 1;
+            for (slot, c) in constraints.iter().enumerate() {
+                if c.topology_key == HOSTNAME {
+                    continue;
                 }
+                // A node without the key is the "" domain, as upstream's map lookup gives.
+                let value = node
+                    .labels
+                    .get(&c.topology_key)
+                    .cloned()
+                    .unwrap_or_default();
+                counts[slot].entry(value).or_default();
             }
         }
-        for node in &snapshot.nodes {
-            if !has_all_keys(&soft, node) {
-                continue;
-            }
-            for (slot, c) in soft.iter().enumerate() {
-                let Some(value) = node.labels.get(&c.topology_key) else {
-                    continue;
-                };
-                if c.topology_key == HOSTNAME && !domains[slot].contains(value.as_str()) {
-                    continue;
-                }
-                if !eligible(pod, c, node) {
-                    continue;
-                }
-                let n = node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64;
-                *counts[slot].entry(value.clone()).or_default() += n;
-            }
-        }
-        let weights: Vec<f64> = domains
+        // Each constraint's weight grows with its number of domains among feasible nodes,
+        // so counts in small topologies are not drowned by big ones.
+        let weights: Vec<f64> = constraints
             .iter()
-            .map(|d| ((d.len() + 2) as f64).ln())
+            .zip(&counts)
+            .map(|(c, domains)| {
+                let size = if c.topology_key == HOSTNAME {
+                    scored
+                } else {
+                    domains.len()
+                };
+                ((size + 2) as f64).ln()
+            })
             .collect();
-        state.write("PodTopologySpread/score", (counts, weights));
+        for node in &snapshot.nodes {
+            if require_all_keys && !has_all_keys(&constraints, node) {
+                continue;
+            }
+            for (slot, c) in constraints.iter().enumerate() {
+                if c.topology_key == HOSTNAME || !eligible(pod, c, node) {
+                    continue;
+                }
+                let value = node
+                    .labels
+                    .get(&c.topology_key)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if let Some(n) = counts[slot].get_mut(value) {
+                    *n += node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64;
+                }
+            }
+        }
+        state.write(
+            SCORE_STATE,
+            ScoreState {
+                constraints,
+                counts,
+                weights,
+                require_all_keys,
+            },
+        );
         true
     }
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-        let Some((counts, weights)) =
-            state.read::<(Vec<HashMap<String, i64>>, Vec<f64>)>("PodTopologySpread/score")
-        else {
+        let Some(s) = state.read::<ScoreState>(SCORE_STATE) else {
             return 0;
         };
-        let soft: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).collect();
-        if !has_all_keys(&soft, node) {
+        if s.require_all_keys && !has_all_keys(&s.constraints, node) {
             // Nodes without the keys are ignored, and score 0 after normalizing.
             return i64::MIN;
         }
         let mut total = 0.0;
-        for (slot, c) in soft.iter().enumerate() {
-            let value = node
-                .labels
-                .get(&c.topology_key)
-                .map(String::as_str)
-                .unwrap_or_default();
-            let n = counts[slot].get(value).copied().unwrap_or(0);
-            total += n as f64 * weights[slot] + f64::from(c.max_skew - 1);
+        for (slot, c) in s.constraints.iter().enumerate() {
+            let Some(value) = node.labels.get(&c.topology_key) else {
+                continue;
+            };
+            let n = if c.topology_key == HOSTNAME {
+                node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64
+            } else {
+                s.counts[slot].get(value).copied().unwrap_or(0)
+            };
+            // maxSkew - 1 waters down small differences: the larger the allowed skew, the
+            // less a few pods more matter.
+            total += n as f64 * s.weights[slot] + f64::from(c.max_skew - 1);
         }
         total.round() as i64
     }
@@ -263,107 +491,5 @@ impl Plugin for PodTopologySpread {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::testing::{node, pod_json};
-    use serde_json::json;
-
-    fn zone_node(name: &str, zone: &str) -> k8s_openapi::api::core::v1::Node {
-        let mut n = node(name, "4", "8Gi");
-        n.metadata.labels = Some(
-            [
-                ("zone".to_owned(), zone.to_owned()),
-                (HOSTNAME.to_owned(), name.to_owned()),
-            ]
-            .into(),
-        );
-        n
-    }
-
-    fn spread_pod(name: &str, max_skew: i32, when: &str, min_domains: Option<i32>) -> Arc<PodInfo> {
-        let mut c = json!({"maxSkew": max_skew, "topologyKey": "zone", "whenUnsatisfiable": when,
-            "labelSelector": {"matchLabels": {"app": "web"}}});
-        if let Some(m) = min_domains {
-            c["minDomains"] = json!(m);
-        }
-        Arc::new(pod_json(
-            json!({"metadata": {"name": name, "labels": {"app": "web"}},
-            "topologySpreadConstraints": [c]}),
-        ))
-    }
-
-    /// Zones a (2 nodes), b, c; `web` pods: a has 2, b has 1, c has 0.
-    fn cluster() -> Snapshot {
-        let mut s = Snapshot::new();
-        for (n, z) in [("a1", "a"), ("a2", "a"), ("b1", "b"), ("c1", "c")] {
-            s.upsert_node(zone_node(n, z));
-        }
-        s.add_pod(spread_pod("w1", 1, "DoNotSchedule", None), "a1", false);
-        s.add_pod(spread_pod("w2", 1, "DoNotSchedule", None), "a2", false);
-        s.add_pod(spread_pod("w3", 1, "DoNotSchedule", None), "b1", false);
-        s
-    }
-
-    fn feasible(s: &Snapshot, pod: &PodInfo) -> Vec<String> {
-        let mut state = CycleState::default();
-        PodTopologySpread.pre_filter(&mut state, pod, s).unwrap();
-        s.nodes
-            .iter()
-            .filter(|n| PodTopologySpread.filter(&state, pod, n).is_ok())
-            .map(|n| n.name.clone())
-            .collect()
-    }
-
-    #[test]
-    fn hard_constraints_keep_skew_within_max_skew() {
-        let s = cluster();
-        let cases = [
-            (1, None, vec!["c1"]),
-            (2, None, vec!["b1", "c1"]),
-            (3, None, vec!["a1", "a2", "b1", "c1"]),
-            // Four domains required, three exist: the minimum counts as 0.
-            (2, Some(4), vec!["b1", "c1"]),
-            (1, Some(4), vec!["c1"]),
-        ];
-        for (skew, min_domains, want) in cases {
-            let pod = spread_pod("new", skew, "DoNotSchedule", min_domains);
-            assert_eq!(
-                feasible(&s, &pod),
-                want,
-                "maxSkew {skew} minDomains {min_domains:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn nodes_without_the_topology_key_are_unresolvable() {
-        let mut s = cluster();
-        s.upsert_node(node("bare", "4", "8Gi"));
-        let pod = spread_pod("new", 1, "DoNotSchedule", None);
-        let mut state = CycleState::default();
-        PodTopologySpread.pre_filter(&mut state, &pod, &s).unwrap();
-        let err = PodTopologySpread
-            .filter(&state, &pod, s.node("bare").unwrap())
-            .unwrap_err();
-        assert_eq!(err.code, crate::framework::Code::Unresolvable);
-    }
-
-    #[test]
-    fn soft_constraints_prefer_emptier_domains() {
-        let s = cluster();
-        let pod = spread_pod("new", 1, "ScheduleAnyway", None);
-        let mut state = CycleState::default();
-        assert!(PodTopologySpread.pre_score(&mut state, &pod, &s, &[0, 1, 2, 3]));
-        let mut scores: Vec<i64> = s
-            .nodes
-            .iter()
-            .map(|n| PodTopologySpread.score(&state, &pod, n))
-            .collect();
-        PodTopologySpread.normalize(&state, &pod, &mut scores);
-        assert!(scores[3] > scores[2] && scores[2] > scores[0], "{scores:?}");
-        assert_eq!(scores[3], 100);
-    }
-}
+#[path = "spread_tests.rs"]
+mod tests;
