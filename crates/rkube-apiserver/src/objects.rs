@@ -98,11 +98,48 @@ pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
 
 /// The bytes to store: the object without its resource version.
 pub fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
-    let mut object = object.clone();
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+    let mut out = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut out, &WithoutVersion(object))
+        .map_err(|e| ApiError::Internal(format!("encoding object: {e}")))?;
+    Ok(out)
+}
+
+/// An object serialized without `metadata.resourceVersion` (the store's revision is the
+/// version), without copying it first.
+struct WithoutVersion<'a>(&'a Value);
+
+impl serde::Serialize for WithoutVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(fields) = self.0.as_object() else {
+            return self.0.serialize(serializer);
+        };
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (key, value) in fields {
+            match value.as_object() {
+                Some(meta) if key == "metadata" => {
+                    let kept = MetadataWithoutVersion(meta);
+                    map.serialize_entry(key, &kept)?;
+                }
+                _ => map.serialize_entry(key, value)?,
+            }
+        }
+        map.end()
     }
-    serde_json::to_vec(&object).map_err(|e| ApiError::Internal(format!("encoding object: {e}")))
+}
+
+struct MetadataWithoutVersion<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for MetadataWithoutVersion<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.0.iter().filter(|(k, _)| *k != "resourceVersion");
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 /// The metadata field of an object, as a string.
@@ -366,6 +403,26 @@ impl Objects {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_bytes_leave_out_the_resource_version_and_keep_the_rest() {
+        let object = json!({
+            "kind": "Pod",
+            "metadata": {"name": "a", "resourceVersion": "42", "labels": {"resourceVersion": "x"}},
+            "spec": {"resourceVersion": "kept"},
+        });
+        let stored: Value = serde_json::from_slice(&encode(&object).unwrap()).unwrap();
+        let mut expected = object.clone();
+        expected["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        assert_eq!(stored, expected);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&encode(&json!("plain")).unwrap()).unwrap(),
+            json!("plain")
+        );
+    }
 
     #[test]
     fn keys_follow_the_registry_layout() {
