@@ -39,6 +39,8 @@ pub struct AppConfig {
     pub watch_cache: crate::cache::WatchCacheConfig,
     /// What `/metrics` serves: each source renders Prometheus text-format metrics.
     pub metrics: Vec<MetricsSource>,
+    /// Admission plugins turned off, by upstream name.
+    pub disable_admission_plugins: Vec<String>,
 }
 
 /// Renders metrics in the Prometheus text format, for `/metrics`.

@@ -1,5 +1,5 @@
-//! What a new cluster has before anyone asks: the namespaces upstream creates and the
-//! `kubernetes` Service in `default`, pointing at this server.
+//! What a new cluster has before anyone asks: the namespaces upstream creates, the two
+//! system PriorityClasses and the `kubernetes` Service in `default`, pointing at this server.
 
 use std::net::IpAddr;
 
@@ -46,6 +46,10 @@ pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiEr
             json!({"metadata": {"name": ns}}),
         )
         .await?;
+    }
+    for (name, value, description) in crate::priority::SYSTEM_CLASSES {
+        let class = crate::priority::system_class(name, value, description);
+        create_if_missing(app, "scheduling.k8s.io", "PriorityClass", None, class).await?;
     }
     let cluster_ip = app.config.service_cidr.nth(1).to_string();
     let service = json!({

@@ -203,6 +203,7 @@ mod tests {
             service_cidr: "10.43.0.0/16".parse().unwrap(),
             watch_cache: crate::cache::WatchCacheConfig::default(),
             metrics: Vec::new(),
+            disable_admission_plugins: Vec::new(),
         }
     }
 

@@ -16,6 +16,7 @@ mod objects;
 mod openapi;
 mod openapi_v2;
 mod patch;
+mod priority;
 mod quota;
 pub mod request;
 mod rest;
@@ -60,6 +61,9 @@ pub struct ServerConfig {
     pub watch_cache: WatchCacheConfig,
     /// What `/metrics` serves (e.g. the scheduler's registry).
     pub metrics: Vec<MetricsSource>,
+    /// Admission plugins turned off, by upstream name (upstream's
+    /// `--disable-admission-plugins`; today only `Priority` can be).
+    pub disable_admission_plugins: Vec<String>,
 }
 
 impl ServerConfig {
@@ -75,6 +79,7 @@ impl ServerConfig {
             event_ttl: std::time::Duration::from_secs(3600),
             watch_cache: WatchCacheConfig::default(),
             metrics: Vec::new(),
+            disable_admission_plugins: Vec::new(),
         }
     }
 }
@@ -152,6 +157,7 @@ impl ApiServer {
             service_cidr: config.service_cidr,
             watch_cache: config.watch_cache.clone(),
             metrics: config.metrics.clone(),
+            disable_admission_plugins: config.disable_admission_plugins.clone(),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),

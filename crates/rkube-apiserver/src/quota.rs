@@ -16,9 +16,7 @@ use rkube_api::registry::ResourceType;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::cache::{CachedList, Freshness};
 use crate::decode::FieldValidation;
-use crate::objects::ListParams;
 
 fn strings(value: &Value) -> Vec<String> {
     value
@@ -42,35 +40,6 @@ fn pretty(list: &BTreeMap<String, String>) -> String {
 }
 
 impl App {
-    /// The namespace's ResourceQuotas, from the watch cache when it has loaded (as upstream's
-    /// quota admission reads its informer), else from the store.
-    async fn namespace_quotas(
-        &self,
-        quotas_rt: &ResourceType,
-        ns: &str,
-    ) -> Result<Vec<Value>, ApiError> {
-        if let Some(resource) = self.cache.ready_for(quotas_rt, Freshness::Any).await? {
-            let request = CachedList {
-                namespace: Some(ns),
-                start: None,
-                at: None,
-                limit: None,
-            };
-            if let Some(page) = self.cache.list(resource, &request, &|_| true) {
-                return page
-                    .items
-                    .iter()
-                    .map(|quota| quota.to_value(quota.revision))
-                    .collect();
-            }
-        }
-        let page = self
-            .objects
-            .list(quotas_rt, Some(ns), &ListParams::default(), &|_| true)
-            .await?;
-        Ok(page.items)
-    }
-
     /// Charges the new `object` (named `name`, of `rt`, in `ns`) to its namespace's quotas;
     /// 403 if it would exceed one, or if it is a pod that leaves out a compute resource a
     /// quota limits.
@@ -85,7 +54,7 @@ impl App {
             return Ok(());
         };
         let quotas_rt = self.resource("", "ResourceQuota")?;
-        let quotas = self.namespace_quotas(quotas_rt, ns).await?;
+        let quotas = self.list_current(quotas_rt, Some(ns)).await?;
         let forbidden = |message: String| {
             ApiError::Forbidden(format!(
                 "{} {name:?} is forbidden: {message}",

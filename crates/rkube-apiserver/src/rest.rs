@@ -334,6 +334,35 @@ impl App {
         object.to_value(object.revision).ok()
     }
 
+    /// Every object of `rt` (in `ns`), from the watch cache when it has loaded (as
+    /// upstream's admission plugins read their informers), else from the store.
+    pub(crate) async fn list_current(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        if let Some(resource) = self.cache.ready_for(rt, Freshness::Any).await? {
+            let request = CachedList {
+                namespace: ns,
+                start: None,
+                at: None,
+                limit: None,
+            };
+            if let Some(page) = self.cache.list(resource, &request, &|_| true) {
+                return page
+                    .items
+                    .iter()
+                    .map(|object| object.to_value(object.revision))
+                    .collect();
+            }
+        }
+        let page = self
+            .objects
+            .list(rt, ns, &ListParams::default(), &|_| true)
+            .await?;
+        Ok(page.items)
+    }
+
     /// The object to base an update on: on the first attempt the watch cache's copy when it
     /// has one (the write's resource-version precondition catches a stale copy, as upstream's
     /// cached GuaranteedUpdate does), otherwise the store's. The flag tells which it is.
@@ -420,6 +449,7 @@ impl App {
         } else {
             object
         };
+        self.admit_priority(rt, &name, &mut object, None).await?;
         self.admit(rt, &mut object, None)?;
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")
@@ -710,12 +740,16 @@ impl App {
                 self.admit(rt, &mut new, Some(&current))?;
                 Ok::<_, ApiError>(new)
             })();
-            let new = match prepared {
+            let mut new = match prepared {
                 Ok(new) => new,
                 // Refusals are decided on the store's copy, never on a cached one.
                 Err(_) if cached => continue,
                 Err(err) => return Err(err),
             };
+            if subresource.is_none() {
+                self.admit_priority(rt, name, &mut new, Some(&current))
+                    .await?;
+            }
             if same_object(&new, &current) || dry {
                 if cached {
                     // A no-op against a copy that may be stale proves nothing: ask the store.

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
 use rkube_apiserver_tests::TestServer;
@@ -65,6 +66,16 @@ impl Cluster {
         .unwrap();
         Api::<Node>::all(self.client.clone())
             .create(&PostParams::default(), &node)
+            .await
+            .unwrap();
+    }
+
+    /// Creates a PriorityClass with this value.
+    pub async fn priority_class(&self, name: &str, value: i64) {
+        let class: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": name}, "value": value})).unwrap();
+        Api::<PriorityClass>::all(self.client.clone())
+            .create(&PostParams::default(), &class)
             .await
             .unwrap();
     }

@@ -239,11 +239,23 @@ async fn topology_spread_balances_zones() {
 async fn a_higher_priority_pod_preempts_a_lower_priority_one() {
     let c = start().await;
     c.node("only", "1", json!({}), json!([])).await;
-    c.pod("low", "800m", json!({"priority": 1}), json!({}))
-        .await;
+    c.priority_class("low", 1).await;
+    c.priority_class("high", 100).await;
+    c.pod(
+        "low",
+        "800m",
+        json!({"priorityClassName": "low"}),
+        json!({}),
+    )
+    .await;
     assert_eq!(c.bound("low").await, "only");
-    c.pod("high", "800m", json!({"priority": 100}), json!({}))
-        .await;
+    c.pod(
+        "high",
+        "800m",
+        json!({"priorityClassName": "high"}),
+        json!({}),
+    )
+    .await;
     assert_eq!(c.bound("high").await, "only");
     assert!(
         c.pods().get_opt("low").await.unwrap().is_none(),
