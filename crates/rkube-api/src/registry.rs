@@ -11,7 +11,8 @@ use k8s_openapi::api::{
     authorization::v1 as authz, autoscaling::v2 as autoscaling, batch::v1 as batch,
     certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
     discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
+    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
+    storage::v1 as storage,
 };
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
@@ -258,6 +259,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         stored::<networking::IngressClass>(NONE, NONE, NONE),
         stored::<networking::Ingress>(&["ing"], NONE, &["status"]),
         stored::<networking::NetworkPolicy>(&["netpol"], NONE, NONE),
+        // node.k8s.io/v1
+        stored::<node::RuntimeClass>(NONE, NONE, NONE),
         // policy/v1
         stored::<policy::PodDisruptionBudget>(&["pdb"], NONE, &["status"]),
         // rbac.authorization.k8s.io/v1

@@ -21,6 +21,7 @@ mod quota;
 pub mod request;
 mod rest;
 mod reviews;
+mod runtimeclass;
 mod satokens;
 mod scale;
 mod serve;

@@ -450,6 +450,7 @@ impl App {
             object
         };
         self.admit_priority(rt, &name, &mut object, None).await?;
+        self.admit_runtime_class(rt, &name, &mut object).await?;
         self.admit(rt, &mut object, None)?;
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")

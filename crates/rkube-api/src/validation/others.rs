@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::field::{self, Path, get, int_at, list_at, str_at};
 use super::meta::NameRule;
-use super::names::is_dns1123_subdomain;
+use super::names::{is_dns1123_label, is_dns1123_subdomain};
 use crate::error::FieldError;
 
 /// The highest priority a user-defined PriorityClass may have.
@@ -30,6 +30,7 @@ pub(super) fn validate(
         ("coordination.k8s.io", "Lease") => lease(object, errs),
         ("scheduling.k8s.io", "PriorityClass") => priority_class(object, errs),
         ("storage.k8s.io", "StorageClass") => storage_class(object, errs),
+        ("node.k8s.io", "RuntimeClass") => runtime_class(object, errs),
         ("", "Event") => core_event(object, errs),
         _ => {}
     }
@@ -43,6 +44,12 @@ fn update(group: &str, kind: &str, object: &Value, old: &Value, errs: &mut Vec<F
         }
     };
     match (group, kind) {
+        ("node.k8s.io", "RuntimeClass") => field::immutable(
+            get(object, "handler"),
+            get(old, "handler"),
+            &Path::new("handler"),
+            errs,
+        ),
         ("scheduling.k8s.io", "PriorityClass") => {
             forbid_change("value", "may not be changed in an update.", errs);
             field::immutable(
@@ -505,6 +512,23 @@ fn storage_class(object: &Value, errs: &mut Vec<FieldError>) {
         let value = str_at(object, key);
         if !value.is_empty() && !supported.contains(&value) {
             errs.push(FieldError::not_supported(Path::new(key), value, supported));
+        }
+    }
+}
+
+/// `ValidateRuntimeClass`: the handler is a DNS label and, like the rest of the class,
+/// cannot change.
+fn runtime_class(object: &Value, errs: &mut Vec<FieldError>) {
+    let handler = str_at(object, "handler");
+    if handler.is_empty() {
+        errs.push(FieldError::required(Path::new("handler"), ""));
+    } else {
+        for message in is_dns1123_label(handler) {
+            errs.push(FieldError::invalid(
+                Path::new("handler"),
+                Value::from(handler),
+                &message,
+            ));
         }
     }
 }

@@ -1,0 +1,197 @@
+//! The RuntimeClass admission plugin: a new pod naming a RuntimeClass gets the class's pod
+//! overhead (which the scheduler adds to its requests) and its scheduling constraints (node
+//! selector and tolerations); a pod naming a class that does not exist is refused.
+
+use rkube_api::ApiError;
+use rkube_api::quota::parse_quantity;
+use rkube_api::registry::ResourceType;
+use serde_json::{Map, Value};
+
+use crate::app::App;
+
+/// Whether two resource lists hold the same quantities (`100m` equals `0.1`).
+fn same_resources(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let amount = |v: &Value| v.as_str().and_then(parse_quantity).map(|(m, _)| m);
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| amount(v) == amount(w)))
+}
+
+/// Applies `class` (a stored RuntimeClass, or `None` when the pod names none) to `pod`;
+/// `Err` carries the reason upstream forbids it.
+pub(crate) fn apply_class(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let given = spec
+        .get("overhead")
+        .and_then(Value::as_object)
+        .filter(|o| !o.is_empty());
+    let defined = class
+        .and_then(|c| c["overhead"]["podFixed"].as_object())
+        .filter(|o| !o.is_empty());
+    match (given, defined) {
+        (Some(given), Some(defined)) if !same_resources(given, defined) => {
+            return Err(
+                "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead".into(),
+            );
+        }
+        (Some(_), None) => {
+            return Err(
+                "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+                    .into(),
+            );
+        }
+        (_, Some(defined)) => {
+            let defined = Value::Object(defined.clone());
+            spec.insert("overhead".into(), defined);
+        }
+        (None, None) => {}
+    }
+    let Some(scheduling) = class.map(|c| &c["scheduling"]) else {
+        return Ok(());
+    };
+    if let Some(selector) = scheduling["nodeSelector"].as_object() {
+        let mut merged = spec
+            .get("nodeSelector")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (key, value) in selector {
+            if let Some(own) = merged.get(key)
+                && own != value
+            {
+                return Err(format!(
+                    "conflict: runtimeClass.scheduling.nodeSelector[{key}] = {}; \
+                     pod.spec.nodeSelector[{key}] = {}",
+                    value.as_str().unwrap_or(""),
+                    own.as_str().unwrap_or("")
+                ));
+            }
+            merged.insert(key.clone(), value.clone());
+        }
+        if !merged.is_empty() {
+            spec.insert("nodeSelector".into(), Value::Object(merged));
+        }
+    }
+    if let Some(extra) = scheduling["tolerations"].as_array() {
+        let mut tolerations = spec
+            .get("tolerations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for toleration in extra {
+            if !tolerations.contains(toleration) {
+                tolerations.push(toleration.clone());
+            }
+        }
+        spec.insert("tolerations".into(), Value::Array(tolerations));
+    }
+    Ok(())
+}
+
+impl App {
+    /// Upstream's RuntimeClass plugin on a pod create.
+    pub(crate) async fn admit_runtime_class(
+        &self,
+        rt: &ResourceType,
+        name: &str,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
+        if !(rt.group.is_empty() && rt.kind == "Pod") {
+            return Ok(());
+        }
+        let forbidden = |message: String| {
+            ApiError::Forbidden(format!(
+                "{} {name:?} is forbidden: {message}",
+                rt.qualified_plural()
+            ))
+        };
+        let class_name = object["spec"]["runtimeClassName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let class = match class_name {
+            None => None,
+            Some(class_name) => {
+                let classes_rt = self.resource("node.k8s.io", "RuntimeClass")?;
+                // As upstream: the cache first, then a live lookup if it does not know it.
+                let cached = self.cached_object(classes_rt, None, &class_name).await;
+                let found = match cached {
+                    Some(class) => class,
+                    None => match self.objects.get(classes_rt, None, &class_name).await {
+                        Ok(class) => class,
+                        Err(ApiError::NotFound { .. }) => {
+                            return Err(forbidden(format!(
+                                "pod rejected: RuntimeClass {class_name:?} not found"
+                            )));
+                        }
+                        Err(err) => return Err(err),
+                    },
+                };
+                Some(found)
+            }
+        };
+        apply_class(object, class.as_ref()).map_err(forbidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_class_overhead_and_scheduling_are_copied_into_the_pod() {
+        let class = json!({
+            "handler": "kata",
+            "overhead": {"podFixed": {"cpu": "250m", "memory": "120Mi"}},
+            "scheduling": {
+                "nodeSelector": {"sandbox": "kata"},
+                "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        });
+        let mut pod = json!({"spec": {
+            "nodeSelector": {"zone": "a"},
+            "tolerations": [{"key": "other", "operator": "Exists"}],
+        }});
+        apply_class(&mut pod, Some(&class)).unwrap();
+        assert_eq!(
+            pod["spec"]["overhead"],
+            json!({"cpu": "250m", "memory": "120Mi"})
+        );
+        assert_eq!(
+            pod["spec"]["nodeSelector"],
+            json!({"zone": "a", "sandbox": "kata"})
+        );
+        assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
+        // Applying again changes nothing (the pod already carries what the class adds).
+        let before = pod.clone();
+        apply_class(&mut pod, Some(&class)).unwrap();
+        assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn overheads_and_selectors_that_disagree_are_refused_with_upstream_text() {
+        let class = json!({"overhead": {"podFixed": {"cpu": "250m"}}, "scheduling": {"nodeSelector": {"sandbox": "kata"}}});
+        let mut same = json!({"spec": {"overhead": {"cpu": "0.25"}}});
+        apply_class(&mut same, Some(&class)).unwrap();
+        let mut differs = json!({"spec": {"overhead": {"cpu": "1"}}});
+        assert_eq!(
+            apply_class(&mut differs, Some(&class)).unwrap_err(),
+            "pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead"
+        );
+        let mut without_class = json!({"spec": {"overhead": {"cpu": "1"}}});
+        assert_eq!(
+            apply_class(&mut without_class, None).unwrap_err(),
+            "pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead"
+        );
+        let mut conflict = json!({"spec": {"nodeSelector": {"sandbox": "gvisor"}}});
+        assert_eq!(
+            apply_class(&mut conflict, Some(&class)).unwrap_err(),
+            "conflict: runtimeClass.scheduling.nodeSelector[sandbox] = kata; \
+             pod.spec.nodeSelector[sandbox] = gvisor"
+        );
+    }
+}
