@@ -4,7 +4,7 @@
 
 use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::app::App;
 
@@ -79,26 +79,42 @@ pub(crate) fn resolve_pod(pod: &mut Value, classes: &[Value]) -> Result<(), Stri
             None => (0, Some("PreemptLowerPriority".to_owned())),
         },
     };
-    if let Some(given) = spec.get("priority").and_then(Value::as_i64)
-        && given != priority
-    {
-        return Err(format!(
-            "the integer value of priority ({given}) must not be provided in pod spec; \
-             priority admission controller computed {priority} from the given PriorityClass name"
-        ));
-    }
-    spec.insert("priority".into(), json!(priority));
+    set_computed(
+        spec,
+        "priority",
+        "the integer value of priority",
+        json!(priority),
+    )?;
     // Stored classes always carry a policy (their defaulting sets it).
     let policy = policy.unwrap_or_else(|| "PreemptLowerPriority".to_owned());
-    if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str)
-        && given != policy
+    set_computed(
+        spec,
+        "preemptionPolicy",
+        "the string value of PreemptionPolicy",
+        json!(policy),
+    )
+}
+
+/// Sets `field` to what the plugin computed, refusing a pod that gave another value (`what`
+/// names the field in upstream's message).
+fn set_computed(
+    spec: &mut Map<String, Value>,
+    field: &str,
+    what: &str,
+    computed: Value,
+) -> Result<(), String> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    if let Some(given) = spec.get(field).filter(|g| !g.is_null())
+        && *given != computed
     {
         return Err(format!(
-            "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; \
-             priority admission controller computed {policy} from the given PriorityClass name"
+            "{what} ({}) must not be provided in pod spec; priority admission controller \
+             computed {} from the given PriorityClass name",
+            text(given),
+            text(&computed)
         ));
     }
-    spec.insert("preemptionPolicy".into(), json!(policy));
+    spec.insert(field.into(), computed);
     Ok(())
 }
 

@@ -298,6 +298,19 @@ pub(super) fn priority_class(class: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// `kubectl get runtimeclasses`.
+pub(super) const RUNTIME_CLASS: &[Column] =
+    &[NAME, col("Handler", "string", "RuntimeClass Handler"), AGE];
+
+/// One runtime class's row.
+pub(super) fn runtime_class(class: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(class),
+        Value::from(text(class, &["handler"])),
+        age(class, now),
+    ]
+}
+
 /// `kubectl get csidrivers`.
 pub(super) const CSI_DRIVER: &[Column] = &[
     NAME,

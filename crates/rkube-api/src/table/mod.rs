@@ -245,6 +245,12 @@ const PRINTERS: &[(&str, &str, &[Column], Printer)] = &[
         misc::role_binding,
     ),
     (
+        "node.k8s.io",
+        "RuntimeClass",
+        misc::RUNTIME_CLASS,
+        misc::runtime_class,
+    ),
+    (
         "scheduling.k8s.io",
         "PriorityClass",
         misc::PRIORITY_CLASS,
