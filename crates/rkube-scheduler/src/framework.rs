@@ -35,6 +35,8 @@ pub mod events {
     pub const VOLUME: u32 = 1 << 7;
     /// A namespace's labels changed.
     pub const NAMESPACE: u32 = 1 << 8;
+    /// A node was deleted (a topology domain may be gone).
+    pub const NODE_DELETE: u32 = 1 << 9;
     /// Every event.
     pub const ALL: u32 = u32::MAX;
 }

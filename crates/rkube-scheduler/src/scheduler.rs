@@ -286,8 +286,12 @@ impl Core {
             Message::Node(Change::Delete(node)) => {
                 self.cache
                     .remove_node(node.metadata.name.as_deref().unwrap_or_default());
+                self.queue.on_event(events::NODE_DELETE, now);
             }
-            Message::Node(Change::Gone(name)) => self.cache.remove_node(&name),
+            Message::Node(Change::Gone(name)) => {
+                self.cache.remove_node(&name);
+                self.queue.on_event(events::NODE_DELETE, now);
+            }
             Message::Node(Change::Synced) => self.synced[1] = true,
             Message::Namespace(Change::Apply(ns)) => {
                 let name = ns.metadata.name.clone().unwrap_or_default();

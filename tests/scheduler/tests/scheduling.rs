@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use rkube_scheduler::SchedulerConfig;
 use rkube_scheduler_tests::start;
@@ -341,4 +343,56 @@ profiles:
     // No profile is named default-scheduler here: the pod is left alone.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(c.node_of("default").await, None);
+}
+
+#[tokio::test]
+async fn a_pod_held_back_by_spread_is_retried_when_a_node_goes() {
+    let c = start().await;
+    // Zone a's only node is cordoned; zone b already runs one matching pod.
+    c.node(
+        "a1",
+        "4",
+        json!({"topology.kubernetes.io/zone": "a"}),
+        json!([]),
+    )
+    .await;
+    c.node(
+        "b1",
+        "4",
+        json!({"topology.kubernetes.io/zone": "b"}),
+        json!([]),
+    )
+    .await;
+    c.pod(
+        "first",
+        "100m",
+        json!({"nodeName": "b1"}),
+        json!({"app": "web"}),
+    )
+    .await;
+    Api::<Node>::all(c.client.clone())
+        .patch(
+            "a1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    let spread = json!({"topologySpreadConstraints": [{
+        "maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"app": "web"}}}]});
+    c.pod("second", "100m", spread, json!({"app": "web"})).await;
+    let (reason, message) = c.unschedulable("second").await;
+    assert_eq!(reason, "Unschedulable");
+    assert!(
+        message.contains("didn't match pod topology spread constraints"),
+        "{message}"
+    );
+    // Without zone a there is one domain, so the skew constraint holds on b1.
+    Api::<Node>::all(c.client.clone())
+        .delete("a1", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(c.bound("second").await, "b1");
 }

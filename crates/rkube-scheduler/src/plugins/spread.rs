@@ -286,10 +286,11 @@ impl Plugin for PodTopologySpread {
     }
     fn events(&self) -> u32 {
         // Upstream registers pod and node events only: what selects a pod matters to its
-        // score, never to whether it fits.
+        // score, never to whether it fits. A deleted node can lower a domain's skew.
         events::POD_ADD
             | events::POD_DELETE
             | events::NODE_ADD
+            | events::NODE_DELETE
             | events::NODE_LABEL
             | events::NODE_TAINT
     }
