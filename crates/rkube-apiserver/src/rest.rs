@@ -379,17 +379,25 @@ impl App {
         Ok((self.objects.get(rt, ns, name).await?, false))
     }
 
-    /// Refuses writes into a namespace that does not exist or is being deleted. Like
-    /// upstream's lifecycle admission it asks the cache first and the store when the cache
-    /// does not know the namespace (yet).
+    /// One object for admission: the cache's copy, or the store's when the cache does not
+    /// know it (yet), as upstream's plugins fall back to a live lookup.
+    pub(crate) async fn lookup(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        match self.cached_object(rt, ns, name).await {
+            Some(object) => Ok(object),
+            None => self.objects.get(rt, ns, name).await,
+        }
+    }
+
+    /// Refuses writes into a namespace that does not exist or is being deleted (upstream's
+    /// lifecycle admission).
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces = self.resource("", "Namespace")?;
-        let cached = self.cached_object(namespaces, None, ns).await;
-        let found = match cached {
-            Some(namespace) => Ok(namespace),
-            None => self.objects.get(namespaces, None, ns).await,
-        };
-        match found {
+        match self.lookup(namespaces, None, ns).await {
             Ok(n) if n["status"]["phase"] == "Terminating" => Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
             ))),

@@ -115,21 +115,15 @@ impl App {
             None => None,
             Some(class_name) => {
                 let classes_rt = self.resource("node.k8s.io", "RuntimeClass")?;
-                // As upstream: the cache first, then a live lookup if it does not know it.
-                let cached = self.cached_object(classes_rt, None, &class_name).await;
-                let found = match cached {
-                    Some(class) => class,
-                    None => match self.objects.get(classes_rt, None, &class_name).await {
-                        Ok(class) => class,
-                        Err(ApiError::NotFound { .. }) => {
-                            return Err(forbidden(format!(
-                                "pod rejected: RuntimeClass {class_name:?} not found"
-                            )));
-                        }
-                        Err(err) => return Err(err),
-                    },
-                };
-                Some(found)
+                match self.lookup(classes_rt, None, &class_name).await {
+                    Ok(class) => Some(class),
+                    Err(ApiError::NotFound { .. }) => {
+                        return Err(forbidden(format!(
+                            "pod rejected: RuntimeClass {class_name:?} not found"
+                        )));
+                    }
+                    Err(err) => return Err(err),
+                }
             }
         };
         apply_class(object, class.as_ref()).map_err(forbidden)

@@ -31,6 +31,19 @@ fn key<K: Resource>(obj: &K) -> String {
     }
 }
 
+/// Starts [`run`] over every object of `K` in the cluster.
+pub fn spawn<K, M>(
+    client: &kube::Client,
+    tx: &UnboundedSender<M>,
+    wrap: fn(Change<K>) -> M,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
+    M: Send + 'static,
+{
+    tokio::spawn(run(Api::all(client.clone()), tx.clone(), wrap))
+}
+
 /// Watches `api` forever, sending each change through `wrap`. Returns when the receiver
 /// is gone.
 pub async fn run<K, M>(api: Api<K>, tx: UnboundedSender<M>, wrap: fn(Change<K>) -> M)

@@ -117,64 +117,20 @@ impl Scheduler {
         let client = self.client.clone();
         let watch_workloads = profiles.iter().any(Profile::reads_workloads);
         let mut watches = AbortOnDrop(vec![
-            tokio::spawn(informer::run(
-                Api::<Pod>::all(client.clone()),
-                tx.clone(),
-                Message::Pod,
-            )),
-            tokio::spawn(informer::run(
-                Api::<Node>::all(client.clone()),
-                tx.clone(),
-                Message::Node,
-            )),
-            tokio::spawn(informer::run(
-                Api::<Namespace>::all(client.clone()),
-                tx.clone(),
-                Message::Namespace,
-            )),
-            tokio::spawn(informer::run(
-                Api::<PodDisruptionBudget>::all(client.clone()),
-                tx.clone(),
-                Message::Budget,
-            )),
-            tokio::spawn(informer::run(
-                Api::<PersistentVolume>::all(client.clone()),
-                tx.clone(),
-                Message::Volume,
-            )),
-            tokio::spawn(informer::run(
-                Api::<PersistentVolumeClaim>::all(client.clone()),
-                tx.clone(),
-                Message::Claim,
-            )),
-            tokio::spawn(informer::run(
-                Api::<StorageClass>::all(client.clone()),
-                tx.clone(),
-                Message::Class,
-            )),
+            informer::spawn(&client, &tx, Message::Pod),
+            informer::spawn(&client, &tx, Message::Node),
+            informer::spawn(&client, &tx, Message::Namespace),
+            informer::spawn(&client, &tx, Message::Budget),
+            informer::spawn(&client, &tx, Message::Volume),
+            informer::spawn(&client, &tx, Message::Claim),
+            informer::spawn(&client, &tx, Message::Class),
         ]);
         if watch_workloads {
             watches.0.extend([
-                tokio::spawn(informer::run(
-                    Api::<Service>::all(client.clone()),
-                    tx.clone(),
-                    Message::Service,
-                )),
-                tokio::spawn(informer::run(
-                    Api::<ReplicationController>::all(client.clone()),
-                    tx.clone(),
-                    Message::ReplicationController,
-                )),
-                tokio::spawn(informer::run(
-                    Api::<ReplicaSet>::all(client.clone()),
-                    tx.clone(),
-                    Message::ReplicaSet,
-                )),
-                tokio::spawn(informer::run(
-                    Api::<StatefulSet>::all(client.clone()),
-                    tx.clone(),
-                    Message::StatefulSet,
-                )),
+                informer::spawn(&client, &tx, Message::Service),
+                informer::spawn(&client, &tx, Message::ReplicationController),
+                informer::spawn(&client, &tx, Message::ReplicaSet),
+                informer::spawn(&client, &tx, Message::StatefulSet),
             ]);
         }
         let mut synced = [false; SYNCED];
