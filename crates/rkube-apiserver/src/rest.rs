@@ -267,7 +267,14 @@ pub(crate) fn track_update(
     let now = now_rfc3339();
     let write = rkube_api::apply::Write::new(rt.group, rt.version, rt.kind, manager, &now)
         .to_subresource(subresource.unwrap_or(""));
-    rkube_api::apply::track_update(&write, old, &new).map_err(|e| apply_error(rt, &new, e))
+    match old {
+        Some(old) => rkube_api::apply::track_update(&write, Some(old), &new)
+            .map_err(|e| apply_error(rt, &new, e)),
+        None => {
+            let name = json!({"metadata": {"name": new["metadata"]["name"]}});
+            rkube_api::apply::track_create(&write, new).map_err(|e| apply_error(rt, &name, e))
+        }
+    }
 }
 
 /// Maps an apply failure to the API error (409 conflicts keep their field causes).

@@ -211,6 +211,51 @@ fn with_managed_fields(mut object: Value, managers: &Managers) -> Value {
     object
 }
 
+/// [`track_update`] for a create (no old object), without copying the object: the fields
+/// the new object sets go to the writer. A create carrying its own `managedFields` takes
+/// the general path, which keeps them.
+pub fn track_create(write: &Write<'_>, mut new: Value) -> Result<Value, ApplyError> {
+    if !within_depth(&new) {
+        return Err(ApplyError::Internal(format!(
+            "the object is nested more than {MAX_DEPTH} levels deep"
+        )));
+    }
+    let metadata = new.get_mut("metadata").and_then(Value::as_object_mut);
+    if let Some(metadata) = metadata
+        && let Some(given) = metadata.remove("managedFields")
+    {
+        let kept = write.subresource.is_empty()
+            && !managed::is_reset(Some(&given))
+            && managed::decode(Some(&given)).is_ok_and(|m| !m.is_empty());
+        if kept {
+            metadata.insert("managedFields".to_owned(), given);
+            return track_update(write, None, &new);
+        }
+    }
+    let zero = zero_value(write.group, write.kind);
+    let ty = schema::for_kind(write.group, write.kind);
+    let mut comparison = typed::Comparison::default();
+    typed::compare_created(Some(&zero), &new, ty, &mut Vec::new(), &mut comparison)
+        .map_err(|e| ApplyError::Internal(format!("failed to compare objects: {e}")))?;
+    let taken = comparison
+        .modified
+        .union(&comparison.added)
+        .recursive_difference(&write.reset_fields())
+        .difference(&stripped_fields());
+    let mut managers = Managers::new();
+    if !taken.is_empty() {
+        managers.insert(
+            write.manager_id(Operation::Update),
+            managed::Managed {
+                set: taken,
+                api_version: write.api_version(),
+                time: Some(write.now.to_owned()),
+            },
+        );
+    }
+    Ok(with_managed_fields(new, &managers))
+}
+
 /// Whether a path of field names names a struct field (every field of a built-in kind is one
 /// except keys of maps, which only ever hold scalars in the paths sets keep below them).
 fn named_field(ty: Ty) -> impl Fn(&[PathElement]) -> bool {

@@ -282,10 +282,37 @@ fn compare_at(
     if granular_map {
         let empty = Map::new();
         let [o, n] = objects.map(|o| o.flatten().unwrap_or(&empty));
-        let keys: std::collections::BTreeSet<&String> = o.keys().chain(n.keys()).collect();
-        for key in keys {
+        // Both maps iterate in key order: walk them side by side.
+        let (mut o, mut n) = (o.iter().peekable(), n.iter().peekable());
+        loop {
+            let (key, ov, nv) = match (o.peek(), n.peek()) {
+                (None, None) => break,
+                (Some(&(ok, ov)), Some(&(nk, nv))) => match ok.cmp(nk) {
+                    std::cmp::Ordering::Less => {
+                        o.next();
+                        (ok, Some(ov), None)
+                    }
+                    std::cmp::Ordering::Greater => {
+                        n.next();
+                        (nk, None, Some(nv))
+                    }
+                    std::cmp::Ordering::Equal => {
+                        o.next();
+                        n.next();
+                        (ok, Some(ov), Some(nv))
+                    }
+                },
+                (Some(&(ok, ov)), None) => {
+                    o.next();
+                    (ok, Some(ov), None)
+                }
+                (None, Some(&(nk, nv))) => {
+                    n.next();
+                    (nk, None, Some(nv))
+                }
+            };
             path.push(PathElement::Field(key.clone()));
-            compare_at(o.get(key), n.get(key), ty.field(key), path, out)?;
+            compare_at(ov, nv, ty.field(key), path, out)?;
             path.pop();
         }
     } else if granular_list {
@@ -304,6 +331,67 @@ fn compare_at(
         (None, Some(_)) => out.added.insert(path),
         (Some(_), None) => out.removed.insert(path),
         _ => {}
+    }
+    Ok(())
+}
+
+/// What creating `new` sets, as [`compare`] of `zero` (the kind's empty object) with `new`
+/// filled with `zero`'s fields ([`super::zero::with_zero_values`]) finds it, without building
+/// the filled copy: a key only `zero` has compares equal and changes nothing, and nothing
+/// is filled below a key `zero` lacks. The paths go to `out.added` and `out.modified`;
+/// `out.removed` gets what a create never uses.
+pub(super) fn compare_created(
+    zero: Option<&Value>,
+    new: &Value,
+    ty: Ty,
+    path: &mut Vec<PathElement>,
+    out: &mut Comparison,
+) -> Result<(), String> {
+    let Some(zero) = zero else {
+        return compare_at(None, Some(new), ty, path, out);
+    };
+    let non_null = |v: &Value| !v.is_null();
+    let z_map = Some(zero).filter(|v| non_null(v)).map(Value::as_object);
+    let n_map = Some(new).filter(|v| non_null(v)).map(Value::as_object);
+    let non_empty =
+        |m: Option<Option<&Map<String, Value>>>| matches!(m, Some(Some(m)) if !m.is_empty());
+    let granular_map = !matches!(ty, Ty::Atomic)
+        && !matches!(z_map, Some(None))
+        && !matches!(n_map, Some(None))
+        && (non_empty(z_map) || non_empty(n_map));
+    if granular_map {
+        if let Some(Some(n)) = n_map {
+            let z = z_map.flatten();
+            for (key, child) in n {
+                path.push(PathElement::Field(key.clone()));
+                compare_created(z.and_then(|z| z.get(key)), child, ty.field(key), path, out)?;
+                path.pop();
+            }
+        }
+        return Ok(());
+    }
+    let z_list = Some(zero).filter(|v| non_null(v)).map(Value::as_array);
+    let n_list = Some(new).filter(|v| non_null(v)).map(Value::as_array);
+    let non_empty = |l: Option<Option<&Vec<Value>>>| matches!(l, Some(Some(l)) if !l.is_empty());
+    let granular_list = associative(ty)
+        && !matches!(z_list, Some(None))
+        && !matches!(n_list, Some(None))
+        && (non_empty(z_list) || non_empty(n_list));
+    if granular_list {
+        fn items(l: Option<Option<&Vec<Value>>>) -> &[Value] {
+            l.flatten().map_or(&[][..], Vec::as_slice)
+        }
+        return compare_lists(items(z_list), items(n_list), ty, path, out);
+    }
+    let filled;
+    let new = if zero.is_object() && new.is_object() {
+        filled = super::zero::with_zero_values(new, zero);
+        &filled
+    } else {
+        new
+    };
+    if !values_equal(zero, new) {
+        out.modified.insert(path);
     }
     Ok(())
 }

@@ -250,3 +250,103 @@ fn a_scale_write_is_recorded_on_the_parent_with_its_subresource() {
     assert_eq!(entry["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
     assert!(!fields(&object, "kubectl-client-side-apply").has(&path(&["spec", "replicas"])));
 }
+
+/// A create's fast path records exactly what the general comparison against the kind's
+/// empty object records, whatever the object's shape.
+#[test]
+fn a_create_records_the_same_fields_as_the_general_comparison() {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "d", "labels": {"a": "b"}, "annotations": {},
+                     "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "u"}]},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "i", "ports": [{"containerPort": 80}, {"containerPort": 80}],
+                 "resources": {"requests": {"cpu": "1"}}, "env": [], "args": ["a", "a"]},
+                {"name": "d", "image": "j", "securityContext": {}},
+            ],
+            "initContainers": null,
+            "nodeSelector": {},
+            "tolerations": [{"key": "k", "operator": "Exists"}],
+            "volumes": [{"name": "v", "emptyDir": {}}],
+        },
+        "status": {"phase": "Pending", "conditions": [{"type": "Ready", "status": "False"}]},
+    });
+    let cases: Vec<(Write<'_>, Value)> = vec![
+        (
+            Write::new("", "v1", "Pod", "kubectl-create", T0),
+            pod.clone(),
+        ),
+        (
+            Write::new("", "v1", "Pod", "m", T0),
+            json!({"metadata": {"name": "p"}, "spec": {}}),
+        ),
+        (
+            Write::new("", "v1", "Pod", "m", T0),
+            json!({"metadata": {"name": "p"}, "spec": null, "status": {}}),
+        ),
+        (
+            Write::new("", "v1", "Pod", "m", T0),
+            json!({"metadata": {"name": "p"}, "spec": {"containers": []}}),
+        ),
+        (
+            Write::new("", "v1", "Pod", "m", T0),
+            json!({"metadata": {"name": "p"}, "spec": "odd"}),
+        ),
+        (
+            Write::new("", "v1", "Pod", "m", T0).to_subresource("status"),
+            pod.clone(),
+        ),
+        (deployment_write("kubectl", T1), nginx_config(3, "nginx:1")),
+        (
+            Write::new("", "v1", "Node", "kubelet", T0),
+            json!({
+                "metadata": {"name": "n"}, "spec": {"taints": [{"key": "a", "effect": "NoSchedule"}]},
+                "status": {"capacity": {"cpu": "4"}, "nodeInfo": {}, "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}},
+            }),
+        ),
+        (
+            Write::new("", "v1", "Service", "m", T0),
+            json!({
+                "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80, "protocol": "TCP"}], "selector": {"a": "b"}},
+                "status": {"loadBalancer": {}},
+            }),
+        ),
+        (
+            Write::new("", "v1", "ConfigMap", "m", T0),
+            json!({"metadata": {"name": "c"}, "data": {"k": "v"}}),
+        ),
+        (
+            Write::new("batch", "v1", "CronJob", "m", T0),
+            json!({
+                "metadata": {"name": "c"},
+                "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                    "containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}}}},
+            }),
+        ),
+        (
+            Write::new("example.com", "v1", "Widget", "m", T0),
+            json!({"metadata": {"name": "w"}, "spec": {"size": 1}}),
+        ),
+        // managedFields given with the create: kept, reset, or unreadable.
+        (
+            Write::new("", "v1", "ConfigMap", "m", T0),
+            json!({"metadata": {"name": "c", "managedFields": [
+            {"manager": "other", "operation": "Update", "apiVersion": "v1", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:data": {"f:x": {}}}}]}, "data": {"k": "v", "x": "y"}}),
+        ),
+        (
+            Write::new("", "v1", "ConfigMap", "m", T0),
+            json!({"metadata": {"name": "c", "managedFields": []}, "data": {"k": "v"}}),
+        ),
+        (
+            Write::new("", "v1", "ConfigMap", "m", T0),
+            json!({"metadata": {"name": "c", "managedFields": "bad"}, "data": {"k": "v"}}),
+        ),
+    ];
+    for (write, object) in cases {
+        let general = track_update(&write, None, &object).unwrap();
+        let fast = track_create(&write, object.clone()).unwrap();
+        assert_eq!(fast, general, "create of {object}");
+    }
+}
