@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use rkube_apiserver::{ApiServer, ServerConfig};
+use rkube_scheduler::trimmed::Trimmed;
 use rkube_scheduler::{Scheduler, SchedulerConfig};
 use rkube_store::{SqliteConfig, SqliteStore};
 use serde_json::{Value, json};
@@ -198,20 +199,25 @@ where
     }
 }
 
-/// Watches a namespace's pods and records when each is first seen bound.
+/// Watches a namespace's pods and records when each is first seen bound (pods decoded
+/// without their managed fields, as the scheduler's own informer keeps them).
 fn watch_bindings(
-    api: Api<Pod>,
+    client: &kube::Client,
+    namespace: &str,
 ) -> (
     Arc<Mutex<HashMap<String, Instant>>>,
     tokio::task::JoinHandle<()>,
 ) {
     let bound: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let seen = bound.clone();
+    let (client, namespace) = (client.clone(), namespace.to_owned());
     let task = tokio::spawn(async move {
+        let api: Api<Trimmed<Pod>> = Api::namespaced(client, &namespace);
         let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
         while let Some(event) = stream.next().await {
             let pod = match event {
-                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => p,
+                Ok(watcher::Event::Apply(Trimmed(p)))
+                | Ok(watcher::Event::InitApply(Trimmed(p))) => p,
                 _ => continue,
             };
             if pod
@@ -290,7 +296,7 @@ async fn run(w: &Workload) {
     .await;
 
     let init_api: Api<Pod> = Api::namespaced(client.clone(), "sched-0");
-    let (init_bound, init_watch) = watch_bindings(init_api.clone());
+    let (init_bound, init_watch) = watch_bindings(&client, "sched-0");
     let template = w.init_template;
     create_all(init_api, w.init_pods, move |i| {
         pod_template(template, &format!("init-{i:06}"))
@@ -301,7 +307,7 @@ async fn run(w: &Workload) {
     init_watch.abort();
 
     let api: Api<Pod> = Api::namespaced(client.clone(), "sched-1");
-    let (bound, watch) = watch_bindings(api.clone());
+    let (bound, watch) = watch_bindings(&client, "sched-1");
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = Instant::now();
     let sampler = {

@@ -11,6 +11,8 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::trimmed::Trimmed;
+
 /// A change to one object.
 #[derive(Debug)]
 pub enum Change<K> {
@@ -46,7 +48,8 @@ where
 
 /// Watches `api` forever, sending each change through `wrap`. Returns when the receiver
 /// is gone.
-pub async fn run<K, M>(api: Api<K>, tx: UnboundedSender<M>, wrap: fn(Change<K>) -> M)
+/// Objects arrive without `metadata.managedFields` ([`Trimmed`]).
+pub async fn run<K, M>(api: Api<Trimmed<K>>, tx: UnboundedSender<M>, wrap: fn(Change<K>) -> M)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -57,11 +60,11 @@ where
     let mut listing: HashSet<String> = HashSet::new();
     while let Some(event) = stream.next().await {
         let change = match event {
-            Ok(Event::Apply(obj)) => {
+            Ok(Event::Apply(Trimmed(obj))) => {
                 known.insert(key(&obj));
                 Change::Apply(obj)
             }
-            Ok(Event::Delete(obj)) => {
+            Ok(Event::Delete(Trimmed(obj))) => {
                 known.remove(&key(&obj));
                 Change::Delete(obj)
             }
@@ -69,7 +72,7 @@ where
                 listing.clear();
                 continue;
             }
-            Ok(Event::InitApply(obj)) => {
+            Ok(Event::InitApply(Trimmed(obj))) => {
                 listing.insert(key(&obj));
                 Change::Apply(obj)
             }

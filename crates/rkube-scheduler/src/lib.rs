@@ -9,6 +9,7 @@
 //!   DefaultPreemption; [`volumes`]: volumes, claims and classes with the assume cache;
 //!   [`workloads`]: the selectors of what selects a pod, for default spread constraints.
 //! - [`config`]: KubeSchedulerConfiguration; [`metrics`]: the `/metrics` registry.
+//! - [`trimmed`]: objects decoded without `metadata.managedFields`, as informers keep them.
 //! - [`scheduler`]: the loop that ties them together and talks to the API server.
 
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod profile;
 pub mod queue;
 pub mod resource;
 pub mod scheduler;
+pub mod trimmed;
 pub mod types;
 pub mod volumes;
 pub mod workloads;
