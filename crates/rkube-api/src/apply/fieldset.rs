@@ -321,6 +321,40 @@ impl FieldSet {
         out
     }
 
+    /// Adds every path of `other` (as [`FieldSet::union`], without copying).
+    pub fn absorb(&mut self, other: FieldSet) {
+        let FieldSet {
+            mut members,
+            children,
+        } = other;
+        self.members.append(&mut members);
+        for (element, child) in children {
+            match self.children.entry(element) {
+                std::collections::btree_map::Entry::Occupied(mut mine) => {
+                    mine.get_mut().absorb(child)
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(child);
+                }
+            }
+        }
+    }
+
+    /// Removes the paths of `other` and, where `recursive`, everything below its members
+    /// (as [`FieldSet::difference`] and [`FieldSet::recursive_difference`], in place).
+    pub fn remove_all(&mut self, other: &FieldSet, recursive: bool) {
+        self.members.retain(|m| !other.members.contains(m));
+        self.children.retain(|element, child| {
+            if recursive && other.members.contains(element) {
+                return false;
+            }
+            if let Some(theirs) = other.children.get(element) {
+                child.remove_all(theirs, recursive);
+            }
+            !child.is_empty()
+        });
+    }
+
     /// The paths in both sets.
     pub fn intersection(&self, other: &FieldSet) -> FieldSet {
         let members = self.members.intersection(&other.members).cloned().collect();

@@ -158,7 +158,12 @@ fn within_depth(value: &Value) -> bool {
 }
 
 /// The paths no manager ever owns: type metadata and the object metadata the server sets.
-fn stripped_fields() -> FieldSet {
+fn stripped_fields() -> &'static FieldSet {
+    static STRIPPED: std::sync::OnceLock<FieldSet> = std::sync::OnceLock::new();
+    STRIPPED.get_or_init(build_stripped_fields)
+}
+
+fn build_stripped_fields() -> FieldSet {
     let mut set = FieldSet::new();
     let field = |name: &str| PathElement::Field(name.to_owned());
     set.insert(&[field("apiVersion")]);
@@ -237,11 +242,10 @@ pub fn track_create(write: &Write<'_>, mut new: Value) -> Result<Value, ApplyErr
     let mut comparison = typed::Comparison::default();
     typed::compare_created(Some(&zero), &new, ty, &mut Vec::new(), &mut comparison)
         .map_err(|e| ApplyError::Internal(format!("failed to compare objects: {e}")))?;
-    let taken = comparison
-        .modified
-        .union(&comparison.added)
-        .recursive_difference(&write.reset_fields())
-        .difference(&stripped_fields());
+    let mut taken = comparison.added;
+    taken.absorb(comparison.modified);
+    taken.remove_all(&write.reset_fields(), true);
+    taken.remove_all(stripped_fields(), false);
     let mut managers = Managers::new();
     if !taken.is_empty() {
         managers.insert(
@@ -469,7 +473,7 @@ fn apply_with(
 /// Takes the never-owned fields out of one manager's set, dropping it if nothing is left.
 fn strip(managers: &mut Managers, id: &ManagerId) {
     if let Some(entry) = managers.get_mut(id) {
-        entry.set = entry.set.difference(&stripped_fields());
+        entry.set = entry.set.difference(stripped_fields());
         if entry.set.is_empty() {
             managers.remove(id);
         }
@@ -522,7 +526,7 @@ pub fn track_update(
         .modified
         .union(&comparison.added)
         .recursive_difference(&reset)
-        .difference(&stripped_fields());
+        .difference(stripped_fields());
     if !taken.is_empty() {
         let me = write.manager_id(Operation::Update);
         if let Some(previous) = managers.get(&me) {

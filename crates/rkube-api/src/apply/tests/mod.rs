@@ -120,3 +120,31 @@ fn malformed_fields_v1_is_an_error_not_a_panic() {
     // Unknown element kinds are skipped as upstream does.
     assert!(FieldSet::from_fields_v1(&json!({"z:what": {}})).is_ok());
 }
+
+#[test]
+fn in_place_set_operations_agree_with_the_copying_ones() {
+    let set = |v: Value| FieldSet::from_fields_v1(&v).expect("decodes");
+    let a = set(
+        json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}, "f:name": {}},
+                      "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:x": {}}}},
+                      "f:status": {"f:phase": {}}}),
+    );
+    let b = set(
+        json!({"f:metadata": {"f:labels": {"f:tier": {}}, "f:uid": {}},
+                      "f:spec": {".": {}, "f:template": {"f:spec": {"f:y": {}}}}, "f:data": {}}),
+    );
+    let mut absorbed = a.clone();
+    absorbed.absorb(b.clone());
+    assert_eq!(absorbed, a.union(&b));
+    for other in [
+        &b,
+        &set(json!({"f:status": {}, "f:metadata": {"f:labels": {"f:app": {}}}})),
+    ] {
+        let mut removed = a.clone();
+        removed.remove_all(other, false);
+        assert_eq!(removed, a.difference(other));
+        let mut removed = a.clone();
+        removed.remove_all(other, true);
+        assert_eq!(removed, a.recursive_difference(other));
+    }
+}
