@@ -248,6 +248,22 @@ async fn wait_for(bound: &Mutex<HashMap<String, Instant>>, count: usize, what: &
     }
 }
 
+/// CPU seconds this process has used (user and system), from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may hold spaces) start at state; utime and stime
+    // are the 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -310,6 +326,7 @@ async fn run(w: &Workload) {
     let (bound, watch) = watch_bindings(&client, "sched-1");
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let sampler = {
         let bound = bound.clone();
         tokio::spawn(async move {
@@ -340,6 +357,7 @@ async fn run(w: &Workload) {
     wait_for(&bound, w.measure_pods, w.name).await;
     let last = bound.lock().unwrap().values().max().copied().unwrap();
     let elapsed = last.duration_since(start).as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     sampler.abort();
     watch.abort();
     let samples_task = sampler.await;
@@ -395,6 +413,9 @@ async fn run(w: &Workload) {
         w.measure_pods as f64 / create_secs,
         "pods/s",
     );
+    // The whole process (API server, store, scheduler and the benchmark's own clients):
+    // steadier than throughput on a shared machine.
+    line(case, "cpu_per_pod", cpu * 1e6 / w.measure_pods as f64, "us");
     line(
         case,
         "schedule_attempts",

@@ -336,9 +336,23 @@ impl App {
         ns: Option<&str>,
         name: &str,
     ) -> Option<Value> {
+        self.cached(rt, ns, name, false).await
+    }
+
+    async fn cached(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        trimmed: bool,
+    ) -> Option<Value> {
         let resource = self.cache.ready_for(rt, Freshness::Any).await.ok()??;
         let object = self.cache.get(resource, ns, name).0?;
-        object.to_value(object.revision).ok()
+        if trimmed {
+            object.to_trimmed_value(object.revision).ok()
+        } else {
+            object.to_value(object.revision).ok()
+        }
     }
 
     /// Every object of `rt` (in `ns`), from the watch cache when it has loaded (as
@@ -386,15 +400,16 @@ impl App {
         Ok((self.objects.get(rt, ns, name).await?, false))
     }
 
-    /// One object for admission: the cache's copy, or the store's when the cache does not
-    /// know it (yet), as upstream's plugins fall back to a live lookup.
+    /// One object for admission: the cache's copy (without `metadata.managedFields`), or the
+    /// store's when the cache does not know it (yet), as upstream's plugins fall back to a
+    /// live lookup.
     pub(crate) async fn lookup(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        match self.cached_object(rt, ns, name).await {
+        match self.cached(rt, ns, name, true).await {
             Some(object) => Ok(object),
             None => self.objects.get(rt, ns, name).await,
         }

@@ -159,6 +159,12 @@ async fn scaling_down_deletes_the_least_valuable_pods_first() {
     for name in &ready {
         mark_ready(&pods, name).await;
     }
+    // The controller must have seen the pods turn ready before it chooses whom to delete.
+    eventually("the set counts two ready pods", async || {
+        let rs = sets.get("web").await.unwrap();
+        (rs.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
     let patch = json!({"spec": {"replicas": 2}});
     sets.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
         .await

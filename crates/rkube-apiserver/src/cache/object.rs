@@ -85,6 +85,18 @@ impl CachedObject {
         Ok(object)
     }
 
+    /// As [`CachedObject::to_value`], without `metadata.managedFields` (for readers that
+    /// never look at it).
+    pub fn to_trimmed_value(&self, revision: Revision) -> Result<Value, ApiError> {
+        let mut reader = serde_json::Deserializer::from_slice(&self.value);
+        let mut object: Value =
+            rkube_api::trim::without_managed_fields(&mut reader).map_err(|e| {
+                ApiError::Internal(format!("cached object {} is not JSON: {e}", self.key))
+            })?;
+        crate::objects::set_resource_version(&mut object, revision);
+        Ok(object)
+    }
+
     /// Appends the object's JSON with `resourceVersion` set to `revision`, leaving out
     /// `apiVersion` and `kind` when `without_type`; splices bytes when the layout is known.
     pub fn write_json(
