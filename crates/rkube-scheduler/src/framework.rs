@@ -106,7 +106,7 @@ impl<T: Any + Send + Sync + Clone> StateData for T {
 /// What plugins share during one cycle for one pod.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn StateData>>,
+    data: foldhash::HashMap<&'static str, Box<dyn StateData>>,
     /// Plugins that asked to be skipped at Filter (their PreFilter found nothing to check).
     pub skip_filter: Vec<&'static str>,
     /// Plugins that asked to be skipped at Score.

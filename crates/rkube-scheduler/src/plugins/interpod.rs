@@ -2,7 +2,7 @@
 //! symmetry, existing pods' anti-affinity against it) filter; preferred terms score.
 //! Counts are kept per topology pair (label key → value → matching pods).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::cache::Snapshot;
 use crate::framework::{CycleState, Failure, MAX_NODE_SCORE, Plugin, PreFilter, events};
@@ -14,11 +14,22 @@ const NAME: &str = "InterPodAffinity";
 type PairCounts = HashMap<String, HashMap<String, i64>>;
 
 fn bump(counts: &mut PairCounts, key: &str, value: &str, by: i64) {
-    let inner = counts.entry(key.to_owned()).or_default();
-    let n = inner.entry(value.to_owned()).or_default();
-    *n += by;
-    if *n == 0 {
-        inner.remove(value);
+    // Keys are allocated only the first time a pair is seen.
+    let inner = match counts.get_mut(key) {
+        Some(inner) => inner,
+        None => counts.entry(key.to_owned()).or_default(),
+    };
+    match inner.get_mut(value) {
+        Some(n) => {
+            *n += by;
+            if *n == 0 {
+                inner.remove(value);
+            }
+        }
+        None if by != 0 => {
+            inner.insert(value.to_owned(), by);
+        }
+        None => {}
     }
 }
 
@@ -40,7 +51,7 @@ struct FilterState {
     /// Existing pods matching each of the incoming pod's required anti-affinity terms.
     anti: PairCounts,
     /// Namespace labels, for terms with namespace selectors.
-    namespaces: HashMap<String, std::collections::BTreeMap<String, String>>,
+    namespaces: std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// InterPodAffinity.
@@ -61,7 +72,7 @@ impl Default for InterPodAffinity {
 fn matches(
     term: &AffinityTerm,
     pod: &PodInfo,
-    namespaces: &HashMap<String, std::collections::BTreeMap<String, String>>,
+    namespaces: &std::collections::HashMap<String, std::collections::BTreeMap<String, String>>,
 ) -> bool {
     term.matches(pod, &|ns| namespaces.get(ns).cloned())
 }
@@ -220,7 +231,7 @@ impl Plugin for InterPodAffinity {
         if !own && !snapshot.any_pod_with_affinity() {
             return false;
         }
-        let mut scores = PairCounts::new();
+        let mut scores = PairCounts::default();
         let namespaces = &snapshot.namespaces;
         let mut any = false;
         for node in &snapshot.nodes {
