@@ -115,7 +115,12 @@ async fn read_latencies(api: &Api<Pod>, stored: usize, case: &str) {
     let all = api.list(&ListParams::default()).await.unwrap();
     assert_eq!(all.items.len(), stored);
     drop(all);
-    line(case, "list_all_first", t.elapsed().as_secs_f64() * 1000.0, "ms");
+    line(
+        case,
+        "list_all_first",
+        t.elapsed().as_secs_f64() * 1000.0,
+        "ms",
+    );
     let mut full = Vec::new();
     let rounds = if stored > 20_000 { 3 } else { 10 };
     for _ in 0..rounds {

@@ -75,19 +75,62 @@ pub(crate) fn apply_class(pod: &mut Value, class: Option<&Value>) -> Result<(), 
         }
     }
     if let Some(extra) = scheduling["tolerations"].as_array() {
-        let mut tolerations = spec
+        let own = spec
             .get("tolerations")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        for toleration in extra {
-            if !tolerations.contains(toleration) {
-                tolerations.push(toleration.clone());
-            }
-        }
-        spec.insert("tolerations".into(), Value::Array(tolerations));
+            .map_or(&[][..], Vec::as_slice);
+        let merged = merge_tolerations(own, extra);
+        spec.insert("tolerations".into(), Value::Array(merged));
     }
     Ok(())
+}
+
+/// The pod's tolerations followed by the class's, keeping only one of equal tolerations and
+/// leaving out any that another one tolerates a superset of (upstream's MergeTolerations).
+fn merge_tolerations(first: &[Value], second: &[Value]) -> Vec<Value> {
+    let all: Vec<&Value> = first.iter().chain(second).collect();
+    let mut merged: Vec<Value> = Vec::new();
+    for (i, t) in all.iter().enumerate() {
+        let covered_by_kept = merged.iter().any(|kept| covers(kept, t));
+        let covered_by_later = all[i + 1..]
+            .iter()
+            .any(|later| later != t && covers(later, t));
+        if !covered_by_kept && !covered_by_later {
+            merged.push((*t).clone());
+        }
+    }
+    merged
+}
+
+/// Whether toleration `wide` tolerates everything `t` does.
+fn covers(wide: &Value, t: &Value) -> bool {
+    if wide == t {
+        return true;
+    }
+    let field = |v: &Value, name: &str| v[name].as_str().unwrap_or("").to_owned();
+    let (wide_key, wide_op) = (field(wide, "key"), field(wide, "operator"));
+    // An empty key with Exists tolerates every key.
+    if field(t, "key") != wide_key && !(wide_key.is_empty() && wide_op == "Exists") {
+        return false;
+    }
+    // An empty effect tolerates every effect.
+    let wide_effect = field(wide, "effect");
+    if field(t, "effect") != wide_effect && !wide_effect.is_empty() {
+        return false;
+    }
+    if wide_effect == "NoExecute"
+        && let Some(limit) = wide["tolerationSeconds"].as_i64()
+        && t["tolerationSeconds"].as_i64().is_none_or(|s| s > limit)
+    {
+        return false;
+    }
+    match wide_op.as_str() {
+        "Equal" | "" => {
+            field(t, "operator") == "Equal" && field(t, "value") == field(wide, "value")
+        }
+        "Exists" => true,
+        _ => false,
+    }
 }
 
 impl App {
@@ -164,6 +207,41 @@ mod tests {
         let before = pod.clone();
         apply_class(&mut pod, Some(&class)).unwrap();
         assert_eq!(pod, before);
+    }
+
+    #[test]
+    fn tolerations_another_one_covers_are_left_out() {
+        let t = |v: serde_json::Value| v;
+        let pod = [
+            t(json!({"key": "a", "operator": "Equal", "value": "x", "effect": "NoSchedule"})),
+            t(json!({"key": "gpu", "operator": "Exists"})),
+        ];
+        let class = [
+            // Covers the pod's first toleration (any value of `a`, every effect).
+            t(json!({"key": "a", "operator": "Exists"})),
+            // Covered by the pod's `gpu` toleration.
+            t(json!({"key": "gpu", "operator": "Exists", "effect": "NoSchedule"})),
+            // An equal copy of one already there.
+            t(json!({"key": "gpu", "operator": "Exists"})),
+            // Not covered: a shorter NoExecute allowance is not covered by a longer one.
+            t(
+                json!({"key": "b", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}),
+            ),
+            t(
+                json!({"key": "b", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}),
+            ),
+        ];
+        assert_eq!(
+            merge_tolerations(&pod, &class),
+            vec![
+                json!({"key": "gpu", "operator": "Exists"}),
+                json!({"key": "a", "operator": "Exists"}),
+                json!({"key": "b", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}),
+            ]
+        );
+        // Everything tolerated by an empty-key Exists toleration.
+        let all = [json!({"operator": "Exists"})];
+        assert_eq!(merge_tolerations(&pod, &all), all.to_vec());
     }
 
     #[test]
