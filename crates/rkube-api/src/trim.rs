@@ -41,27 +41,32 @@ macro_rules! forward {
     )*};
 }
 
+impl<D> Filter<D> {
+    /// The inner deserializer, and `visitor` wrapped to filter at this level.
+    fn split<V>(self, visitor: V) -> (D, FilterVisitor<V>) {
+        let visitor = FilterVisitor {
+            inner: visitor,
+            level: self.level,
+        };
+        (self.inner, visitor)
+    }
+}
+
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
     type Error = D::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_any(FilterVisitor {
-            inner: visitor,
-            level: self.level,
-        })
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_any(visitor)
     }
     /// Fields decode as options (`Option<ObjectMeta>`): the value inside is filtered too.
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_option(FilterVisitor {
-            inner: visitor,
-            level: self.level,
-        })
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_option(visitor)
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_map(FilterVisitor {
-            inner: visitor,
-            level: self.level,
-        })
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_map(visitor)
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -69,14 +74,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Filter<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.inner.deserialize_struct(
-            name,
-            fields,
-            FilterVisitor {
-                inner: visitor,
-                level: self.level,
-            },
-        )
+        let (inner, visitor) = self.split(visitor);
+        inner.deserialize_struct(name, fields, visitor)
     }
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
