@@ -148,6 +148,13 @@ fn qos_class(pod: &Value) -> &'static str {
 }
 
 /// System fields and initial status on create.
+/// What the create strategy sets that no writer owns.
+fn finish_create(rt: &ResourceType, object: &mut Value) {
+    if rt.group.is_empty() && rt.kind == "Namespace" {
+        object["spec"] = json!({"finalizers": ["kubernetes"]});
+    }
+}
+
 fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
     let generation = GENERATION_KINDS.contains(&rt.kind);
     {
@@ -174,10 +181,9 @@ fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiEr
             let qos = qos_class(object);
             object["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        ("", "Namespace") => {
-            object["spec"] = json!({"finalizers": ["kubernetes"]});
-            object["status"] = json!({"phase": "Active"});
-        }
+        // Its spec's finalizer is set after the writer's fields are recorded
+        // (`finish_create`), as upstream's strategy sets it after its field manager.
+        ("", "Namespace") => object["status"] = json!({"phase": "Active"}),
         ("", "PersistentVolumeClaim") | ("", "PersistentVolume") => {
             object["status"] = json!({"phase": "Pending"});
         }
@@ -475,10 +481,14 @@ impl App {
         };
         prepare_for_create(rt, &mut object)?;
         let mut object = if track {
+            // As upstream: the scheme's defaults are part of what the writer sent; what
+            // admission adds later is nobody's.
+            rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut object);
             track_update(rt, None, &info.field_manager, None, object)?
         } else {
             object
         };
+        finish_create(rt, &mut object);
         self.admit_priority(rt, &name, &mut object, None).await?;
         self.admit_runtime_class(rt, &name, &mut object).await?;
         self.admit(rt, &mut object, None)?;
@@ -766,6 +776,7 @@ impl App {
                 }
                 let mut new = prepare_for_update(rt, subresource, new, &current)?;
                 if let Some(manager) = manager {
+                    rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
                 }
                 self.admit(rt, &mut new, Some(&current))?;

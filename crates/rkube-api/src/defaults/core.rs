@@ -176,7 +176,7 @@ fn base64(bytes: &[u8]) -> String {
 
 /// `SetDefaults_Namespace` (the `kubernetes.io/metadata.name` label), the `kubernetes`
 /// finalizer the namespace strategy adds, and `SetDefaults_NamespaceStatus`.
-pub(super) fn namespace(obj: &mut Map<String, Value>) {
+pub(super) fn namespace(obj: &mut Map<String, Value>, all: bool) {
     let name = obj
         .get("metadata")
         .and_then(|m| m.get("name"))
@@ -191,6 +191,9 @@ pub(super) fn namespace(obj: &mut Map<String, Value>) {
             "kubernetes.io/metadata.name".to_owned(),
             Value::String(name),
         );
+    }
+    if !all {
+        return;
     }
     if let Some(spec) = child_or_insert(obj, "spec") {
         default_value(spec, "finalizers", json!(["kubernetes"]));

@@ -24,11 +24,23 @@ use serde_json::{Map, Value};
 /// Kinds upstream does not default, and values that are not JSON objects, are left as they
 /// are. Running it twice gives the same result as running it once.
 pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
+    defaults(group, kind, object, true);
+}
+
+/// Only what upstream's scheme defaults when it decodes a request, before it records the
+/// writer's fields in `managedFields`: [`apply_defaults`] without what admission plugins
+/// and create strategies add (a Pod's priority, service account, default tolerations and
+/// status; a Namespace's finalizer; a Job's generated selector).
+pub fn scheme_defaults(group: &str, kind: &str, object: &mut Value) {
+    defaults(group, kind, object, false);
+}
+
+fn defaults(group: &str, kind: &str, object: &mut Value, all: bool) {
     let Some(obj) = object.as_object_mut() else {
         return;
     };
     match (group, kind) {
-        ("", "Pod") => pod::pod(obj),
+        ("", "Pod") => pod::pod(obj, all),
         ("", "PodTemplate") => {
             if let Some(template) = child_or_insert(obj, "template") {
                 pod::template(template);
@@ -37,7 +49,7 @@ pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
         ("", "ReplicationController") => workloads::replication_controller(obj),
         ("", "Service") => core::service(obj),
         ("", "Secret") => core::secret(obj),
-        ("", "Namespace") => core::namespace(obj),
+        ("", "Namespace") => core::namespace(obj, all),
         ("", "Node") => core::node(obj),
         ("", "PersistentVolume") => core::persistent_volume(obj),
         ("", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
@@ -48,7 +60,7 @@ pub fn apply_defaults(group: &str, kind: &str, object: &mut Value) {
         ("apps", "ReplicaSet") => workloads::replica_set(obj),
         ("apps", "StatefulSet") => workloads::stateful_set(obj),
         ("apps", "DaemonSet") => workloads::daemon_set(obj),
-        ("batch", "Job") => workloads::job(obj),
+        ("batch", "Job") => workloads::job(obj, all),
         ("batch", "CronJob") => workloads::cron_job(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => others::horizontal_pod_autoscaler(obj),
         ("discovery.k8s.io", "EndpointSlice") => others::endpoint_slice(obj),

@@ -18,8 +18,9 @@ const SYSTEM_PRIORITIES: [(&str, i64); 2] = [
     ("system-cluster-critical", 2_000_000_000),
 ];
 
-/// A Pod: its spec as in any template, plus what only materialises on Pods.
-pub(super) fn pod(obj: &mut Map<String, Value>) {
+/// A Pod: its spec as in any template, plus what only materialises on Pods (with `all`, also
+/// what admission and the create strategy add).
+pub(super) fn pod(obj: &mut Map<String, Value>, all: bool) {
     let Some(spec) = child_or_insert(obj, "spec") else {
         return;
     };
@@ -40,8 +41,13 @@ pub(super) fn pod(obj: &mut Map<String, Value>) {
             });
         }
     }
-    admission_defaults(spec);
+    if all {
+        admission_defaults(spec);
+    }
     pod_spec(spec);
+    if !all {
+        return;
+    }
     let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
     if let Some(status) = child_or_insert(obj, "status") {
         default_str(status, "phase", "Pending");

@@ -155,7 +155,7 @@ pub(super) fn daemon_set(obj: &mut Map<String, Value>) {
 }
 
 /// `SetDefaults_Job`, then the selector the Job strategy generates once the Job has a uid.
-pub(super) fn job(obj: &mut Map<String, Value>) {
+pub(super) fn job(obj: &mut Map<String, Value>, all: bool) {
     let Some(spec) = child_or_insert(obj, "spec") else {
         return;
     };
@@ -191,7 +191,9 @@ pub(super) fn job(obj: &mut Map<String, Value>) {
     // selector labels, and so stores them on the Job only when the object is next decoded
     // (the controller's first status write). Generating first gives that settled state at
     // once and keeps defaulting idempotent.
-    generate_job_selector(obj);
+    if all {
+        generate_job_selector(obj);
+    }
     let labels = child(obj, "spec").and_then(|spec| template_labels(spec));
     if let Some(labels) = labels {
         labels_from_template(obj, &labels);
