@@ -215,6 +215,12 @@ impl ApiServer {
         serve::in_process_client(self.app.clone())
     }
 
+    /// An in-process client that identifies as `user_agent` (its writes' field manager is
+    /// the part before the first `/`).
+    pub fn client_as(&self, user_agent: &str) -> kube::Client {
+        serve::in_process_client_as(self.app.clone(), Some(user_agent))
+    }
+
     /// Whether the watch cache has loaded and serves reads.
     pub fn watch_cache_ready(&self) -> bool {
         self.app.watch_cache_ready()

@@ -127,8 +127,22 @@ pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAccepto
 
 /// A kube client whose requests go straight to the handler.
 pub fn in_process_client(app: Arc<App>) -> kube::Client {
-    let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+    in_process_client_as(app, None)
+}
+
+/// [`in_process_client`] sending `user_agent` (when the request has none), which names the
+/// component as the field manager of its writes (`kube-scheduler/…` writes as
+/// `kube-scheduler`), as upstream's components name themselves.
+pub fn in_process_client_as(app: Arc<App>, user_agent: Option<&str>) -> kube::Client {
+    let agent = user_agent.and_then(|a| http::HeaderValue::from_str(a).ok());
+    let service = tower::service_fn(move |mut request: Request<kube::client::Body>| {
         let app = app.clone();
+        if let Some(agent) = &agent {
+            request
+                .headers_mut()
+                .entry(http::header::USER_AGENT)
+                .or_insert_with(|| agent.clone());
+        }
         async move { Ok::<_, Infallible>(dispatch(app, request, Caller::Loopback).await) }
     });
     kube::Client::new(service, "default")

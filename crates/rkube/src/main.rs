@@ -84,6 +84,20 @@ struct ServerArgs {
 }
 
 /// A duration as Kubernetes flags take it: numbers with h, m or s units, e.g. `1h30m`.
+/// A component's user agent, upstream's form: `<component>/<version> (<os>/<arch>) rkube`.
+fn user_agent(component: &str) -> String {
+    format!(
+        "{component}/v{} ({}/{}) rkube",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+    )
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let mut total = 0u64;
     let mut number = String::new();
@@ -186,9 +200,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let mut controllers = if args.disable_controllers {
         Vec::new()
     } else {
-        let mut manager =
-            rkube_controllers::ControllerManager::new(server.client(), server.ca_cert())
-                .with_settings(settings);
+        let mut manager = rkube_controllers::ControllerManager::new(
+            server.client_as(&user_agent("kube-controller-manager")),
+            server.ca_cert(),
+        )
+        .with_settings(settings);
         if args.leader_elect {
             manager = manager.with_leader_election(
                 rkube_lease::default_identity(),
@@ -201,7 +217,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         }))]
     };
     if !args.disable_scheduler {
-        let scheduler = rkube_scheduler::Scheduler::new(server.client(), scheduler_config)
+        let scheduler_client = server.client_as(&user_agent("kube-scheduler"));
+        let scheduler = rkube_scheduler::Scheduler::new(scheduler_client, scheduler_config)
             .context("--scheduler-config")?
             .with_metrics(scheduler_metrics);
         let mut stopped = controllers_stopped.clone();
