@@ -98,15 +98,33 @@ fn object(
         };
         read_field(field, wire_type, &mut reader, &mut out, depth).map_err(|e| e.at(field.json))?;
     }
-    // Go's omitempty: non-required strings that are empty are left out.
+    // Go's omitempty: non-required strings that are empty are left out, and so are zero
+    // numbers and false in the non-pointer fields Go writes on the wire even when zero.
     out.retain(|key, value| {
-        !(value.as_str() == Some("")
-            && msg
-                .fields
-                .iter()
-                .any(|f| f.json == key && !f.keep_empty && !f.repeated))
+        let dropped = match value {
+            Value::String(s) => {
+                s.is_empty()
+                    && msg
+                        .fields
+                        .iter()
+                        .any(|f| f.json == key && !f.keep_empty && !f.repeated)
+            }
+            Value::Bool(false) => omits_zero(msg, key),
+            Value::Number(n) => n.as_f64() == Some(0.0) && omits_zero(msg, key),
+            _ => false,
+        };
+        !dropped
     });
     Ok(out)
+}
+
+/// Whether `msg.key` is a non-pointer `omitempty` field, whose zero upstream's JSON leaves
+/// out.
+fn omits_zero(msg: &Message, key: &str) -> bool {
+    let qualified = format!("{}.{key}", msg.name);
+    crate::omit_zero::OMIT_ZERO
+        .binary_search(&qualified.as_str())
+        .is_ok()
 }
 
 fn read_field(

@@ -6,7 +6,6 @@ use crate::table::{KINDS, MESSAGES};
 #[derive(Debug)]
 pub(crate) struct Message {
     /// Qualified name (`api.apps.v1.Deployment`).
-    #[cfg_attr(not(test), expect(dead_code, reason = "read by the table's own tests"))]
     pub(crate) name: &'static str,
     /// Whether the JSON form is something other than an object of the fields.
     pub(crate) special: Special,

@@ -26,9 +26,12 @@
 //! `omitempty` where the difference would show: an empty string is left out unless
 //! k8s-openapi marks the field required (or "" means something, as for a
 //! PersistentVolumeClaim's `storageClassName`), and a zero `Time` (an empty message, or
-//! Go's year-1 zero) is left out where upstream would write `null`. Zero numbers and
-//! `false` are kept: Go clients write non-pointer fields even when zero, and for those
-//! upstream reads zero and absent alike. Empty arrays and maps are never on the wire, so
+//! Go's year-1 zero) is left out where upstream would write `null`. Go clients write
+//! non-pointer fields even when zero: a zero number or `false` is left out for the fields Go
+//! tags `omitempty` (`omit_zero.rs`, generated from k8s.io/api by
+//! `tools/proto-gen/omit_zero.py`: `paused`, `minReadySeconds`, a container's `stdin`…) and
+//! kept elsewhere (a pointer such as `replicas` is on the wire only when set, so its zero
+//! means zero). Empty arrays and maps are never on the wire, so
 //! they do not come back. Encoding writes exactly the fields present in the JSON (null
 //! counts as absent); JSON keys the table does not know are ignored, as upstream's
 //! non-strict decoding ignores them. `apiVersion` and `kind` of list items are not part of
@@ -40,6 +43,7 @@
 mod decode;
 mod descriptor;
 mod encode;
+mod omit_zero;
 mod special;
 #[rustfmt::skip]
 mod table;

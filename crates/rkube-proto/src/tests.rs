@@ -95,3 +95,44 @@ fn every_kind_survives_garbage_and_wrongly_shaped_json() {
         }
     }
 }
+
+/// What a Go client writes for `kubectl create deployment`: zeros in non-pointer fields are
+/// on the wire; upstream's JSON leaves out those Go tags `omitempty` and keeps pointer zeros.
+#[test]
+fn zeros_of_omitempty_fields_are_left_out_and_pointer_zeros_kept() {
+    let sent = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "generation": 0},
+        "spec": {
+            "replicas": 0, "paused": false, "minReadySeconds": 0,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {
+                "metadata": {"generation": 0, "labels": {"app": "d"}},
+                "spec": {
+                    "hostNetwork": false, "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "c", "image": "i", "stdin": false, "tty": false,
+                                    "ports": [{"containerPort": 80, "hostPort": 0}]}],
+                },
+            },
+        },
+    });
+    let decoded = crate::decode(&crate::encode(&sent).unwrap()).unwrap();
+    assert_eq!(
+        decoded,
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": {"app": "d"}},
+                "template": {
+                    "metadata": {"labels": {"app": "d"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}],
+                    },
+                },
+            },
+        })
+    );
+}

@@ -51,7 +51,7 @@ fn a_full_deployment_survives_a_round_trip() {
             },
             "revisionHistoryLimit": 10,
             "progressDeadlineSeconds": 600,
-            "paused": false,
+            "paused": true,
             "template": {
                 "metadata": {"labels": {"app": "web"}},
                 "spec": {
@@ -62,7 +62,7 @@ fn a_full_deployment_survives_a_round_trip() {
                         "args": ["-g", "daemon off;"],
                         "ports": [
                             {"name": "http", "containerPort": 80, "protocol": "TCP"},
-                            {"containerPort": 9090, "hostPort": 0, "hostIP": "0.0.0.0"}
+                            {"containerPort": 9090, "hostPort": 9091, "hostIP": "0.0.0.0"}
                         ],
                         "env": [
                             {"name": "MODE", "value": "prod"},
@@ -378,7 +378,7 @@ fn networking_rbac_and_cluster_objects_survive_a_round_trip() {
     );
     round_trip(
         json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-        "metadata": {"name": "high"}, "value": 1000000, "globalDefault": false,
+        "metadata": {"name": "high"}, "value": 1000000, "globalDefault": true,
         "preemptionPolicy": "Never", "description": "important"}),
     );
     round_trip(
