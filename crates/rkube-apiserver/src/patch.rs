@@ -108,10 +108,11 @@ impl App {
         let ns = info.namespace.as_deref().filter(|_| rt.namespaced);
         let dry = matches!(query.get("dryRun"), Some("All"));
         let validation = crate::decode::FieldValidation::from_query(query)?;
+        let config_name = config["metadata"]["name"].as_str().unwrap_or("");
         match self.objects.get(rt, ns, name).await {
             Err(ApiError::NotFound { .. }) if info.subresource.is_none() => {
                 let applied = rkube_api::apply::apply(&write, None, &config, force)
-                    .map_err(|e| crate::rest::apply_error(rt, &config, e))?;
+                    .map_err(|e| crate::rest::apply_error(rt, config_name, e))?;
                 self.create_object(rt, info, query, applied, false).await
             }
             Err(err) => Err(err),
@@ -127,7 +128,7 @@ impl App {
                     None,
                     |current| {
                         rkube_api::apply::apply(&write, Some(current), &config, force)
-                            .map_err(|e| crate::rest::apply_error(rt, &config, e))
+                            .map_err(|e| crate::rest::apply_error(rt, config_name, e))
                     },
                 )
                 .await

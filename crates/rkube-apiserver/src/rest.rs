@@ -275,9 +275,9 @@ pub(crate) fn track_update(
         .to_subresource(subresource.unwrap_or(""));
     match old {
         Some(old) => rkube_api::apply::track_update(&write, Some(old), &new)
-            .map_err(|e| apply_error(rt, &new, e)),
+            .map_err(|e| apply_error(rt, new["metadata"]["name"].as_str().unwrap_or(""), e)),
         None => {
-            let name = json!({"metadata": {"name": new["metadata"]["name"]}});
+            let name = new["metadata"]["name"].as_str().unwrap_or("").to_owned();
             rkube_api::apply::track_create(&write, new).map_err(|e| apply_error(rt, &name, e))
         }
     }
@@ -286,7 +286,7 @@ pub(crate) fn track_update(
 /// Maps an apply failure to the API error (409 conflicts keep their field causes).
 pub(crate) fn apply_error(
     rt: &ResourceType,
-    object: &Value,
+    name: &str,
     err: rkube_api::apply::ApplyError,
 ) -> ApiError {
     use rkube_api::apply::ApplyError;
@@ -296,10 +296,7 @@ pub(crate) fn apply_error(
             causes: err.causes(),
         },
         ApplyError::BadRequest(message) => ApiError::BadRequest(message.clone()),
-        ApplyError::Internal(_) => err.to_api_error(
-            &rt.qualified_plural(),
-            object["metadata"]["name"].as_str().unwrap_or(""),
-        ),
+        ApplyError::Internal(_) => err.to_api_error(&rt.qualified_plural(), name),
     }
 }
 

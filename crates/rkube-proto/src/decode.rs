@@ -121,9 +121,14 @@ fn object(
 /// Whether `msg.key` is a non-pointer `omitempty` field, whose zero upstream's JSON leaves
 /// out.
 fn omits_zero(msg: &Message, key: &str) -> bool {
-    let qualified = format!("{}.{key}", msg.name);
+    // Entries are `<message>.<key>`; compare as that string without building it.
+    let wanted = [msg.name.as_bytes(), b".", key.as_bytes()];
     crate::omit_zero::OMIT_ZERO
-        .binary_search(&qualified.as_str())
+        .binary_search_by(|entry| {
+            entry
+                .bytes()
+                .cmp(wanted.iter().flat_map(|p| p.iter().copied()))
+        })
         .is_ok()
 }
 

@@ -31,6 +31,19 @@ fn key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
+/// Keeps `selector` for `object` by `namespace/name`, or forgets the object without one.
+fn record<V>(map: &mut HashMap<String, V>, object: &impl ResourceExt, selector: Option<V>) {
+    let key = key(&object.namespace().unwrap_or_default(), &object.name_any());
+    match selector {
+        Some(selector) => {
+            map.insert(key, selector);
+        }
+        None => {
+            map.remove(&key);
+        }
+    }
+}
+
 /// A `metav1.LabelSelector` as expressions, or `None` when it is not valid (upstream skips a
 /// selector it cannot convert).
 fn expressions(selector: &metav1::LabelSelector) -> Option<Vec<metav1::LabelSelectorRequirement>> {
@@ -80,15 +93,8 @@ impl WorkloadSelectors {
 
     /// Records a ReplicationController's selector.
     pub fn apply_replication_controller(&mut self, rc: &ReplicationController) {
-        let key = key(&rc.namespace().unwrap_or_default(), &rc.name_any());
-        match rc.spec.as_ref().and_then(|s| s.selector.clone()) {
-            Some(selector) => {
-                self.replication_controllers.insert(key, selector);
-            }
-            None => {
-                self.replication_controllers.remove(&key);
-            }
-        }
+        let selector = rc.spec.as_ref().and_then(|s| s.selector.clone());
+        record(&mut self.replication_controllers, rc, selector);
     }
 
     /// Forgets a ReplicationController by `namespace/name`.
@@ -98,15 +104,8 @@ impl WorkloadSelectors {
 
     /// Records a ReplicaSet's selector.
     pub fn apply_replica_set(&mut self, rs: &ReplicaSet) {
-        let key = key(&rs.namespace().unwrap_or_default(), &rs.name_any());
-        match rs.spec.as_ref().and_then(|s| expressions(&s.selector)) {
-            Some(list) => {
-                self.replica_sets.insert(key, list);
-            }
-            None => {
-                self.replica_sets.remove(&key);
-            }
-        }
+        let list = rs.spec.as_ref().and_then(|s| expressions(&s.selector));
+        record(&mut self.replica_sets, rs, list);
     }
 
     /// Forgets a ReplicaSet by `namespace/name`.
@@ -116,15 +115,8 @@ impl WorkloadSelectors {
 
     /// Records a StatefulSet's selector.
     pub fn apply_stateful_set(&mut self, sts: &StatefulSet) {
-        let key = key(&sts.namespace().unwrap_or_default(), &sts.name_any());
-        match sts.spec.as_ref().and_then(|s| expressions(&s.selector)) {
-            Some(list) => {
-                self.stateful_sets.insert(key, list);
-            }
-            None => {
-                self.stateful_sets.remove(&key);
-            }
-        }
+        let list = sts.spec.as_ref().and_then(|s| expressions(&s.selector));
+        record(&mut self.stateful_sets, sts, list);
     }
 
     /// Forgets a StatefulSet by `namespace/name`.

@@ -310,14 +310,7 @@ impl FieldSet {
     /// The paths in either set.
     pub fn union(&self, other: &FieldSet) -> FieldSet {
         let mut out = self.clone();
-        out.members.extend(other.members.iter().cloned());
-        for (element, child) in &other.children {
-            let merged = match out.children.get(element) {
-                Some(mine) => mine.union(child),
-                None => child.clone(),
-            };
-            out.children.insert(element.clone(), merged);
-        }
+        out.absorb(other.clone());
         out
     }
 
@@ -371,39 +364,16 @@ impl FieldSet {
 
     /// The paths in this set and not in `other`, path by path.
     pub fn difference(&self, other: &FieldSet) -> FieldSet {
-        let members = self.members.difference(&other.members).cloned().collect();
-        let children = self
-            .children
-            .iter()
-            .filter_map(|(element, child)| {
-                let rest = match other.children.get(element) {
-                    Some(theirs) => child.difference(theirs),
-                    None => child.clone(),
-                };
-                (!rest.is_empty()).then(|| (element.clone(), rest))
-            })
-            .collect();
-        FieldSet { members, children }
+        let mut out = self.clone();
+        out.remove_all(other, false);
+        out
     }
 
     /// The paths in this set that are neither in `other` nor below a member of it.
     pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
-        let members = self.members.difference(&other.members).cloned().collect();
-        let children = self
-            .children
-            .iter()
-            .filter_map(|(element, child)| {
-                if other.members.contains(element) {
-                    return None;
-                }
-                let rest = match other.children.get(element) {
-                    Some(theirs) => child.recursive_difference(theirs),
-                    None => child.clone(),
-                };
-                (!rest.is_empty()).then(|| (element.clone(), rest))
-            })
-            .collect();
-        FieldSet { members, children }
+        let mut out = self.clone();
+        out.remove_all(other, true);
+        out
     }
 
     /// The set with every element that leads somewhere also made a member, when `named` says
