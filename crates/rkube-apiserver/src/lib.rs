@@ -16,6 +16,7 @@ mod objects;
 mod openapi;
 mod openapi_v2;
 mod patch;
+mod pod_strategy;
 mod priority;
 mod quota;
 pub mod request;

@@ -153,6 +153,9 @@ fn finish_create(rt: &ResourceType, object: &mut Value) {
     if rt.group.is_empty() && rt.kind == "Namespace" {
         object["spec"] = json!({"finalizers": ["kubernetes"]});
     }
+    if rt.group.is_empty() && rt.kind == "Pod" {
+        crate::pod_strategy::finish_create(object, now_rfc3339);
+    }
 }
 
 fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {

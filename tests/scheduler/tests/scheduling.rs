@@ -189,6 +189,52 @@ async fn pod_anti_affinity_puts_replicas_on_different_nodes() {
 }
 
 #[tokio::test]
+async fn match_label_keys_limit_anti_affinity_to_the_pods_own_revision() {
+    let c = start().await;
+    c.node("n1", "4", host("n1", "a"), json!([])).await;
+    c.node("n2", "4", host("n2", "b"), json!([])).await;
+    let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "matchLabelKeys": ["rev"],
+         "topologyKey": "kubernetes.io/hostname"}]}}});
+    // Two pods of revision 1 take both nodes; a pod of revision 2 repels only its own
+    // revision, so it still finds room.
+    for name in ["old-0", "old-1"] {
+        c.pod(name, "100m", anti.clone(), json!({"app": "db", "rev": "1"}))
+            .await;
+        c.bound(name).await;
+    }
+    c.pod("new-0", "100m", anti, json!({"app": "db", "rev": "2"}))
+        .await;
+    c.bound("new-0").await;
+    // The API server widened the selector with the pod's own value, as upstream does.
+    let pod = c.pods().get("new-0").await.unwrap();
+    let term = &pod
+        .spec
+        .unwrap()
+        .affinity
+        .unwrap()
+        .pod_anti_affinity
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .unwrap()[0];
+    let expressions = term
+        .label_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .clone();
+    let expressions = expressions.unwrap();
+    assert_eq!(
+        (
+            expressions[0].key.as_str(),
+            expressions[0].operator.as_str()
+        ),
+        ("rev", "In")
+    );
+    assert_eq!(expressions[0].values, Some(vec!["2".to_owned()]));
+}
+
+#[tokio::test]
 async fn pod_affinity_follows_the_selected_pods_zone() {
     let c = start().await;
     c.node("a1", "4", host("a1", "a"), json!([])).await;
@@ -287,6 +333,20 @@ async fn gated_pods_wait_for_their_gates_to_be_removed() {
     c.pod("marker", "100m", json!({}), json!({})).await;
     c.bound("marker").await;
     assert_eq!(c.node_of("gated").await, None);
+    // As upstream's create strategy: the gate shows in the PodScheduled condition.
+    let gated = c.pods().get("gated").await.unwrap();
+    let condition = gated
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap();
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_deref()),
+        ("False", Some("SchedulingGated"))
+    );
     let patch = json!({"spec": {"schedulingGates": null}});
     c.pods()
         .patch("gated", &PatchParams::default(), &Patch::Merge(&patch))
