@@ -1,5 +1,5 @@
 //! Events the scheduler writes (Scheduled, FailedScheduling, Preempted), as core/v1 Events
-//! from `default-scheduler`. Like upstream's event broadcaster, writing is best effort and
+//! from the profile that scheduled the pod (`default-scheduler` unless configured). Like upstream's event broadcaster, writing is best effort and
 //! never slows scheduling: events wait in a bounded buffer and are dropped when it is full.
 
 use std::sync::Arc;
@@ -57,8 +57,15 @@ impl EventSink {
         EventSink { tx }
     }
 
-    /// Queues an event about a pod; dropped if the buffer is full.
-    pub fn publish(&self, pod: &Arc<PodInfo>, type_: &str, reason: &str, message: String) {
+    /// Queues an event about a pod from the profile `by`; dropped if the buffer is full.
+    pub fn publish(
+        &self,
+        by: &str,
+        pod: &Arc<PodInfo>,
+        type_: &str,
+        reason: &str,
+        message: String,
+    ) {
         let now = k8s_openapi::jiff::Timestamp::now();
         let event = json!({
             "metadata": {
@@ -75,9 +82,9 @@ impl EventSink {
             "reason": reason,
             "message": message,
             "type": type_,
-            "source": {"component": "default-scheduler"},
-            "reportingComponent": "default-scheduler",
-            "reportingInstance": "default-scheduler",
+            "source": {"component": by},
+            "reportingComponent": by,
+            "reportingInstance": by,
             "firstTimestamp": Time(now),
             "lastTimestamp": Time(now),
             "count": 1,

@@ -447,6 +447,7 @@ impl Core {
             Ok(()) => {
                 self.metrics.scheduled(now.duration_since(first_seen));
                 self.events.publish(
+                    &info.scheduler_name,
                     &info,
                     "Normal",
                     "Scheduled",
@@ -478,8 +479,13 @@ impl Core {
                 };
                 tracing::debug!(pod = %info.key, error = %message, "binding failed");
                 if !gone && self.cache.node_of(&info.key).is_none() {
-                    self.events
-                        .publish(&info, "Warning", "FailedScheduling", message);
+                    self.events.publish(
+                        &info.scheduler_name,
+                        &info,
+                        "Warning",
+                        "FailedScheduling",
+                        message,
+                    );
                     self.queue.retry(info, now);
                 }
             }
@@ -518,8 +524,13 @@ impl Core {
                         failure.plugin,
                         failure.reasons.join(", ")
                     );
-                    self.events
-                        .publish(&info, "Warning", "FailedScheduling", message);
+                    self.events.publish(
+                        &info.scheduler_name,
+                        &info,
+                        "Warning",
+                        "FailedScheduling",
+                        message,
+                    );
                     self.queue.retry(info, now);
                     return true;
                 }
@@ -653,6 +664,7 @@ impl Core {
     /// Deletes a preemption victim, with the event upstream writes.
     fn evict(&self, victim: &Arc<PodInfo>, preemptor: &PodInfo, node: &str) {
         self.events.publish(
+            &preemptor.scheduler_name,
             victim,
             "Normal",
             "Preempted",
@@ -691,8 +703,13 @@ impl Core {
             return;
         }
         queued.last_message = Some(message.clone());
-        self.events
-            .publish(info, "Warning", "FailedScheduling", message.clone());
+        self.events.publish(
+            &info.scheduler_name,
+            info,
+            "Warning",
+            "FailedScheduling",
+            message.clone(),
+        );
         let client = self.client.clone();
         let info = info.clone();
         tokio::spawn(async move {

@@ -399,6 +399,11 @@ profiles:
     )
     .await;
     assert_eq!(c.bound("packed").await, "busy");
+    // Its events come from the profile, as upstream's per-profile recorders write them.
+    let events = c.events("packed", "Scheduled").await;
+    let source = events[0].source.as_ref().unwrap().component.as_deref();
+    assert_eq!(source, Some("bin-packer"));
+    assert_eq!(events[0].reporting_component.as_deref(), Some("bin-packer"));
     c.pod("default", "100m", json!({}), json!({})).await;
     // No profile is named default-scheduler here: the pod is left alone.
     tokio::time::sleep(Duration::from_millis(300)).await;
