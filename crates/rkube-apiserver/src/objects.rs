@@ -369,15 +369,28 @@ impl Objects {
         mut object: Value,
         expected: Revision,
     ) -> Result<Value, ApiError> {
-        let bytes = encode(&object)?;
-        let lease = self.lease_for(rt).await?;
         let rev = self
-            .store
-            .update(&key(rt, ns, name), bytes, expected, lease)
-            .await
-            .map_err(|e| store_error(rt, name, e))?;
+            .update_encoded(rt, ns, name, encode(&object)?, expected)
+            .await?;
         set_resource_version(&mut object, rev);
         Ok(object)
+    }
+
+    /// As [`Objects::update`], with the object already encoded as the store keeps it
+    /// (without `resourceVersion`); returns the new revision.
+    pub async fn update_encoded(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        bytes: Vec<u8>,
+        expected: Revision,
+    ) -> Result<Revision, ApiError> {
+        let lease = self.lease_for(rt).await?;
+        self.store
+            .update(&key(rt, ns, name), bytes, expected, lease)
+            .await
+            .map_err(|e| store_error(rt, name, e))
     }
 
     /// Deletes an object whose stored revision is still `expected` (if given); returns the

@@ -345,6 +345,17 @@ impl App {
         self.cached(rt, ns, name, false).await
     }
 
+    /// The watch cache's copy of one object, as it keeps it.
+    pub(crate) async fn cached_entry(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<std::sync::Arc<crate::cache::CachedObject>> {
+        let resource = self.cache.ready_for(rt, Freshness::Any).await.ok()??;
+        self.cache.get(resource, ns, name).0
+    }
+
     async fn cached(
         &self,
         rt: &ResourceType,
@@ -352,8 +363,7 @@ impl App {
         name: &str,
         trimmed: bool,
     ) -> Option<Value> {
-        let resource = self.cache.ready_for(rt, Freshness::Any).await.ok()??;
-        let object = self.cache.get(resource, ns, name).0?;
+        let object = self.cached_entry(rt, ns, name).await?;
         if trimmed {
             object.to_trimmed_value(object.revision).ok()
         } else {

@@ -8,6 +8,7 @@ use rkube_api::{ApiError, FieldError};
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::cache::{BindEdit, bind_stored};
 use crate::decode::FieldValidation;
 use crate::objects::{ListParams, MODIFIED, conflict, resource_version};
 use crate::request::{Query, RequestInfo};
@@ -15,6 +16,45 @@ use crate::rest::now_rfc3339;
 
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
+}
+
+fn being_deleted(rt: &ResourceType, name: &str) -> ApiError {
+    conflict(
+        rt,
+        name,
+        format!("pod {name} is being deleted, cannot be assigned to a host"),
+    )
+}
+
+fn already_assigned(rt: &ResourceType, name: &str, current: &str) -> ApiError {
+    conflict(
+        rt,
+        name,
+        format!("pod {name} is already assigned to node {current:?}"),
+    )
+}
+
+/// Binding's edit of a parsed pod, as upstream's: the node, the binding's annotations, and
+/// PodScheduled=True in place of any earlier PodScheduled condition.
+pub(crate) fn bind_value(
+    pod: &mut Value,
+    node: &str,
+    annotations: Option<&serde_json::Map<String, Value>>,
+    now: &str,
+) {
+    pod["spec"]["nodeName"] = json!(node);
+    if let Some(annotations) = annotations {
+        for (k, v) in annotations {
+            pod["metadata"]["annotations"][k] = v.clone();
+        }
+    }
+    let mut conditions: Vec<Value> = pod["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    conditions.retain(|c| c["type"] != "PodScheduled");
+    conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
+    pod["status"]["conditions"] = json!(conditions);
 }
 
 impl App {
@@ -59,6 +99,30 @@ impl App {
             });
         }
         let mut first = true;
+        let annotated = binding["metadata"]["annotations"]
+            .as_object()
+            .is_some_and(|a| !a.is_empty());
+        if !annotated && let Some(cached) = self.cached_entry(rt, ns, name).await {
+            // The usual binding edits the cached bytes; anything unusual takes the parsed path.
+            match bind_stored(&cached.value, node, &now_rfc3339()) {
+                Some(BindEdit::Bytes(bytes)) => {
+                    match self
+                        .objects
+                        .update_encoded(rt, ns, name, bytes, cached.revision)
+                        .await
+                    {
+                        Ok(_) => return Ok((201, success(201))),
+                        Err(ApiError::Conflict { .. }) => first = false,
+                        Err(err) => return Err(err),
+                    }
+                }
+                Some(BindEdit::Deleting) => return Err(being_deleted(rt, name)),
+                Some(BindEdit::Assigned(current)) => {
+                    return Err(already_assigned(rt, name, &current));
+                }
+                None => {}
+            }
+        }
         for _ in 0..16 {
             // A cached copy is safe to refuse on: deletionTimestamp and nodeName, once set,
             // stay set; a stale copy otherwise fails the write's precondition.
@@ -69,33 +133,17 @@ impl App {
                 .get("deletionTimestamp")
                 .is_some_and(|t| !t.is_null())
             {
-                return Err(conflict(
-                    rt,
-                    name,
-                    format!("pod {name} is being deleted, cannot be assigned to a host"),
-                ));
+                return Err(being_deleted(rt, name));
             }
             if let Some(current) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-                return Err(conflict(
-                    rt,
-                    name,
-                    format!("pod {name} is already assigned to node {current:?}"),
-                ));
+                return Err(already_assigned(rt, name, current));
             }
-            pod["spec"]["nodeName"] = json!(node);
-            if let Some(annotations) = binding["metadata"]["annotations"].as_object() {
-                for (k, v) in annotations {
-                    pod["metadata"]["annotations"][k] = v.clone();
-                }
-            }
-            let now = now_rfc3339();
-            let mut conditions: Vec<Value> = pod["status"]["conditions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            conditions.retain(|c| c["type"] != "PodScheduled");
-            conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-            pod["status"]["conditions"] = json!(conditions);
+            bind_value(
+                &mut pod,
+                node,
+                binding["metadata"]["annotations"].as_object(),
+                &now_rfc3339(),
+            );
             match self.objects.update(rt, ns, name, pod, rv).await {
                 Ok(_) => return Ok((201, success(201))),
                 Err(ApiError::Conflict { .. }) => continue,

@@ -333,6 +333,65 @@ mod tests {
     }
 
     #[test]
+    fn binding_the_stored_bytes_equals_binding_the_parsed_pod() {
+        let now = "2026-01-02T03:04:05Z";
+        let pods = [
+            // As the store keeps a created pod: sorted members, no resourceVersion.
+            json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "d", "managedFields": [{"manager": "m",
+                    "fieldsV1": {"f:spec": {"f:containers": {}}}}]},
+                "spec": {"containers": [{"name": "c", "image": "i"}], "priority": 0,
+                    "schedulerName": "default-scheduler"},
+                "status": {"phase": "Pending", "qosClass": "BestEffort"}}),
+            // Members after nodeName's place, an earlier PodScheduled, escapes.
+            json!({"metadata": {"name": "q\"x"}, "spec": {"affinity": {}, "zeta": "}"},
+                "status": {"conditions": [{"type": "Ready", "status": "False"},
+                    {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}]}}),
+            // Every spec member sorts before nodeName; an empty spec; conditions not a list.
+            json!({"metadata": {}, "spec": {"activeDeadlineSeconds": 3}, "status": {}}),
+            json!({"metadata": {}, "spec": {}, "status": {"conditions": "odd"}}),
+            json!({"metadata": {"deletionTimestamp": null}, "spec": {}, "status": {}}),
+        ];
+        for pod in pods {
+            let stored = crate::objects::encode(&pod).unwrap();
+            let mut want = pod.clone();
+            crate::subresources::bind_value(&mut want, "node-\"1", None, now);
+            let want = crate::objects::encode(&want).unwrap();
+            let got = bind_stored(&stored, "node-\"1", now);
+            assert_eq!(
+                got.map(|e| match e {
+                    BindEdit::Bytes(b) => String::from_utf8(b).unwrap(),
+                    other => panic!("{other:?}"),
+                }),
+                Some(String::from_utf8(want).unwrap())
+            );
+        }
+        // Refusals, and the unusual shapes left to the parsed path.
+        let refused = [
+            (
+                json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "spec": {},
+                "status": {}}),
+                Some(BindEdit::Deleting),
+            ),
+            (
+                json!({"metadata": {}, "spec": {"nodeName": "n2"}, "status": {}}),
+                Some(BindEdit::Assigned("n2".into())),
+            ),
+            (
+                json!({"metadata": {}, "spec": {"nodeName": ""}, "status": {}}),
+                None,
+            ),
+            (json!({"metadata": {}, "spec": {}}), None),
+            (json!({"metadata": {}, "spec": {}, "status": null}), None),
+            (json!({"metadata": {}, "status": {}}), None),
+        ];
+        for (pod, want) in refused {
+            let stored = crate::objects::encode(&pod).unwrap();
+            assert_eq!(bind_stored(&stored, "n1", now), want, "{pod}");
+        }
+    }
+
+    #[test]
     fn spliced_json_equals_the_parsed_form() {
         let cases = [
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": {"a": "b"}}, "spec": {"s": "{\"kind\":1}"}}),
@@ -370,4 +429,76 @@ mod tests {
         assert!(object.write_json(&mut out, 4, true).is_ok());
         assert_eq!(out, b"[1,2]");
     }
+}
+
+/// What binding a pod does to its stored bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BindEdit {
+    /// The new stored bytes: `spec.nodeName` set and the PodScheduled condition replaced.
+    Bytes(Vec<u8>),
+    /// The pod is being deleted.
+    Deleting,
+    /// The pod is already on this node.
+    Assigned(String),
+}
+
+/// Binds stored pod JSON to `node` without parsing more than its status: the node name goes
+/// into `spec` where the sorted encoding puts it and `status` is encoded again with
+/// PodScheduled=True, so the result is byte for byte what decoding, editing and encoding
+/// the whole object gives. `None` for anything unusual (a `nodeName` that is present but
+/// empty, a missing `spec` or `status`), which the caller handles on the parsed object.
+pub(crate) fn bind_stored(b: &[u8], node: &str, now: &str) -> Option<BindEdit> {
+    let top = members(b, skip_ws(b, 0))?;
+    let key = |m: &Member| &b[m.key.0..m.key.1];
+    let find = |ms: &[Member], name: &[u8]| ms.iter().position(|m| key(m) == name);
+    let meta = &top[find(&top, b"metadata")?];
+    let meta_members = members(b, meta.value.0)?;
+    if let Some(i) = find(&meta_members, b"deletionTimestamp")
+        && &b[meta_members[i].value.0..meta_members[i].value.1] != b"null"
+    {
+        return Some(BindEdit::Deleting);
+    }
+    let spec = &top[find(&top, b"spec")?];
+    let status = &top[find(&top, b"status")?];
+    if spec.value.1 > status.start {
+        return None;
+    }
+    let spec_members = members(b, spec.value.0)?;
+    if let Some(i) = find(&spec_members, b"nodeName") {
+        let m = &spec_members[i];
+        return match serde_json::from_slice::<Value>(&b[m.value.0..m.value.1]).ok()? {
+            Value::String(s) if !s.is_empty() => Some(BindEdit::Assigned(s)),
+            _ => None,
+        };
+    }
+    let mut status_value: Value =
+        serde_json::from_slice(&b[status.value.0..status.value.1]).ok()?;
+    let conditions = status_value.as_object_mut()?.entry("conditions");
+    let conditions = conditions.or_insert_with(|| Value::Array(Vec::new()));
+    if !conditions.is_array() {
+        *conditions = Value::Array(Vec::new());
+    }
+    let list = conditions.as_array_mut()?;
+    list.retain(|c| c["type"] != "PodScheduled");
+    list.push(serde_json::json!({"type": "PodScheduled", "status": "True",
+        "lastProbeTime": null, "lastTransitionTime": now}));
+    let node_member = format!("\"nodeName\":{}", serde_json::to_string(node).ok()?);
+    // Where the sorted encoding puts `nodeName` among spec's members.
+    let (at, text) = match spec_members
+        .iter()
+        .find(|m| key(m) > b"nodeName".as_slice())
+    {
+        Some(next) => (next.start, format!("{node_member},")),
+        None => match spec_members.last() {
+            Some(last) => (last.value.1, format!(",{node_member}")),
+            None => (spec.value.0 + 1, node_member),
+        },
+    };
+    let mut out = Vec::with_capacity(b.len() + 160);
+    out.extend_from_slice(&b[..at]);
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&b[at..status.value.0]);
+    serde_json::to_writer(&mut out, &status_value).ok()?;
+    out.extend_from_slice(&b[status.value.1..]);
+    Some(BindEdit::Bytes(out))
 }
