@@ -87,7 +87,14 @@ pub enum Caller {
 }
 
 fn json_response(code: u16, value: &Value) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes_response(
+        code,
+        serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+}
+
+/// A response carrying JSON already encoded.
+pub(crate) fn json_bytes_response(code: u16, body: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() =
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -451,8 +458,7 @@ impl App {
             }
             ("create", None, None) => {
                 let object = crate::decode::decode_body(content_type, body)?;
-                let (code, created) = self.create(rt, info, query, object).await?;
-                Ok(object_response(accept, code, &created))
+                Ok(self.create(rt, info, query, object).await?.response(accept))
             }
             ("get", Some(name), None | Some("status" | "approval")) => {
                 Ok(table(self.get_for_client(rt, info, query, name).await?))

@@ -341,23 +341,28 @@ impl Objects {
         }
     }
 
-    /// Stores a new object; returns it with its resource version.
+    /// Stores a new object and sets its resource version; returns its JSON as a client
+    /// sees it (spliced from the stored bytes rather than encoded again).
     pub async fn create(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         name: &str,
-        mut object: Value,
-    ) -> Result<Value, ApiError> {
-        let bytes = encode(&object)?;
+        object: &mut Value,
+    ) -> Result<Vec<u8>, ApiError> {
+        let bytes = encode(object)?;
         let lease = self.lease_for(rt).await?;
         let rev = self
             .store
-            .create(&key(rt, ns, name), bytes, lease)
+            .create(&key(rt, ns, name), bytes.clone(), lease)
             .await
             .map_err(|e| store_error(rt, name, e))?;
-        set_resource_version(&mut object, rev);
-        Ok(object)
+        set_resource_version(object, rev);
+        match crate::cache::stamp_version(&bytes, rev) {
+            Some(json) => Ok(json),
+            None => serde_json::to_vec(object)
+                .map_err(|e| ApiError::Internal(format!("encoding object: {e}"))),
+        }
     }
 
     /// Replaces an object whose stored revision is still `expected`.

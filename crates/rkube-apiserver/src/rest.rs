@@ -147,6 +147,22 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// A created object, and its JSON as stored (with its resource version) when it was stored.
+pub struct Created {
+    pub object: Value,
+    pub json: Option<Vec<u8>>,
+}
+
+impl Created {
+    /// The 201 response: the stored JSON as it is for JSON clients, else the object encoded.
+    pub(crate) fn response(self, accept: Accept) -> Response<Body> {
+        match self.json {
+            Some(json) if accept == Accept::Json => crate::app::json_bytes_response(201, json),
+            _ => crate::app::object_response(accept, 201, &self.object),
+        }
+    }
+}
+
 /// System fields and initial status on create.
 /// What the create strategy sets that no writer owns.
 fn finish_create(rt: &ResourceType, object: &mut Value) {
@@ -451,8 +467,8 @@ impl App {
         info: &RequestInfo,
         query: &Query,
         object: Value,
-    ) -> Result<(u16, Value), ApiError> {
-        self.create_object(rt, info, query, object, true).await
+    ) -> Result<Created, ApiError> {
+        self.create_encoded(rt, info, query, object, true).await
     }
 
     /// Creates an object; `track` records the write in managedFields (server-side apply has
@@ -462,9 +478,22 @@ impl App {
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
-        mut object: Value,
+        object: Value,
         track: bool,
     ) -> Result<(u16, Value), ApiError> {
+        let created = self.create_encoded(rt, info, query, object, track).await?;
+        Ok((201, created.object))
+    }
+
+    /// As [`App::create_object`], keeping the created object's JSON too.
+    async fn create_encoded(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        mut object: Value,
+        track: bool,
+    ) -> Result<Created, ApiError> {
         check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
         check_namespace(&mut object, rt, ns)?;
@@ -508,12 +537,15 @@ impl App {
             self.check_namespace_open(ns).await?;
         }
         if dry_run(query)? {
-            return Ok((201, object));
+            return Ok(Created { object, json: None });
         }
         self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object).await?;
-        match self.objects.create(rt, ns, &name, object.clone()).await {
-            Ok(created) => Ok((201, created)),
+        match self.objects.create(rt, ns, &name, &mut object).await {
+            Ok(json) => Ok(Created {
+                object,
+                json: Some(json),
+            }),
             Err(err) => {
                 self.release(rt, &object).await;
                 Err(err)

@@ -333,6 +333,26 @@ mod tests {
     }
 
     #[test]
+    fn a_stamped_version_reads_as_the_parsed_object_with_it_set() {
+        let cases = [
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {}}),
+            json!({"kind": "Namespace", "metadata": {}}),
+            json!({"data": {"metadata": "{"}, "metadata": {"labels": {"a": "}"}}}),
+        ];
+        for case in cases {
+            let stored = crate::objects::encode(&case).unwrap();
+            let stamped = stamp_version(&stored, 12).unwrap();
+            let mut want = case.clone();
+            crate::objects::set_resource_version(&mut want, 12);
+            assert_eq!(serde_json::from_slice::<Value>(&stamped).unwrap(), want);
+        }
+        for odd in [json!({"metadata": null}), json!({"kind": "X"}), json!([1])] {
+            let stored = serde_json::to_vec(&odd).unwrap();
+            assert_eq!(stamp_version(&stored, 1), None);
+        }
+    }
+
+    #[test]
     fn binding_the_stored_bytes_equals_binding_the_parsed_pod() {
         let now = "2026-01-02T03:04:05Z";
         let pods = [
@@ -429,6 +449,29 @@ mod tests {
         assert!(object.write_json(&mut out, 4, true).is_ok());
         assert_eq!(out, b"[1,2]");
     }
+}
+
+/// Stored JSON (without `resourceVersion`) as a client sees it, with `resourceVersion`
+/// set to `revision` as the first member of `metadata`; `None` if it has no `metadata`
+/// object.
+pub(crate) fn stamp_version(b: &[u8], revision: Revision) -> Option<Vec<u8>> {
+    let top = members(b, skip_ws(b, 0))?;
+    let meta = top.iter().find(|m| &b[m.key.0..m.key.1] == b"metadata")?;
+    if b.get(meta.value.0) != Some(&b'{') {
+        return None;
+    }
+    let open = meta.value.0 + 1;
+    let empty = b.get(skip_ws(b, open)) == Some(&b'}');
+    let mut out = Vec::with_capacity(b.len() + 40);
+    out.extend_from_slice(&b[..open]);
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.push(b'"');
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(&b[open..]);
+    Some(out)
 }
 
 /// What binding a pod does to its stored bytes.
