@@ -65,7 +65,7 @@ pub struct ResourceType {
     pub subresources: &'static [&'static str],
     /// Round-trips a JSON object through the typed form: checks types, keeps known fields
     /// only, and gives the canonical JSON.
-    pub normalize: fn(Value) -> Result<Value, serde_json::Error>,
+    pub normalize: fn(&Value) -> Result<Value, serde_json::Error>,
     /// Adds the kind's OpenAPI schema (and those it refers to) to a generator and returns a
     /// reference to it.
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
@@ -128,8 +128,8 @@ fn schema<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) ->
     generator.subschema_for::<T>()
 }
 
-fn normalize<T: DeserializeOwned + Serialize>(value: Value) -> Result<Value, serde_json::Error> {
-    serde_json::to_value(serde_json::from_value::<T>(value)?)
+fn normalize<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(T::deserialize(value)?)
 }
 
 fn is_namespaced<T: Resource + 'static>() -> bool {
@@ -430,10 +430,10 @@ mod tests {
         let cm = all().by_kind("", "ConfigMap").expect("configmaps");
         let v = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "a"}, "data": {"k": "v"}, "bogus": 1});
-        let n = (cm.normalize)(v).expect("valid");
+        let n = (cm.normalize)(&v).expect("valid");
         assert!(n.get("bogus").is_none());
         assert_eq!(n["data"]["k"], "v");
         let bad = serde_json::json!({"metadata": {"name": 5}});
-        assert!((cm.normalize)(bad).is_err());
+        assert!((cm.normalize)(&bad).is_err());
     }
 }

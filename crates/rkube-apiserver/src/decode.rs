@@ -109,7 +109,7 @@ pub(crate) fn normalize(
             v = rt.version
         ))
     };
-    let normalized = (rt.normalize)(object.clone()).map_err(|e| cannot(e.to_string()))?;
+    let normalized = (rt.normalize)(&object).map_err(|e| cannot(e.to_string()))?;
     if validation != FieldValidation::Ignore {
         let mut unknown = Vec::new();
         unknown_fields(&object, &normalized, "", &mut unknown);

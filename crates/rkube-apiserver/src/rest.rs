@@ -451,13 +451,22 @@ impl App {
     /// lifecycle admission).
     async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces = self.resource("", "Namespace")?;
-        match self.lookup(namespaces, None, ns).await {
-            Ok(n) if n["status"]["phase"] == "Terminating" => Err(ApiError::Forbidden(format!(
+        // The cached bytes answer without decoding the namespace.
+        let terminating = match self.cached_entry(namespaces, None, ns).await {
+            Some(cached) => {
+                crate::cache::raw_member(&cached.value, &["status", "phase"])
+                    == Some(&b"\"Terminating\""[..])
+            }
+            None => {
+                self.objects.get(namespaces, None, ns).await?["status"]["phase"] == "Terminating"
+            }
+        };
+        if terminating {
+            return Err(ApiError::Forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
-            ))),
-            Ok(_) => Ok(()),
-            Err(err) => Err(err),
+            )));
         }
+        Ok(())
     }
 
     /// POST: create an object.

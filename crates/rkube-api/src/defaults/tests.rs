@@ -683,7 +683,7 @@ fn every_defaulted_field_survives_the_typed_round_trip() {
         object["kind"] = json!(kind);
         object["metadata"] = meta;
         let defaulted = defaulted(group, kind, object);
-        let round_tripped = (resource.normalize)(defaulted.clone()).expect("types accept it");
+        let round_tripped = (resource.normalize)(&defaulted).expect("types accept it");
         assert_eq!(round_tripped, defaulted, "{kind}");
     }
 }

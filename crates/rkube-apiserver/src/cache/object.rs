@@ -333,6 +333,18 @@ mod tests {
     }
 
     #[test]
+    fn raw_members_are_found_by_path() {
+        let b = br#"{"metadata":{"name":"ns"},"status":{"conditions":[],"phase":"Terminating"}}"#;
+        assert_eq!(
+            raw_member(b, &["status", "phase"]),
+            Some(&b"\"Terminating\""[..])
+        );
+        assert_eq!(raw_member(b, &["metadata"]), Some(&br#"{"name":"ns"}"#[..]));
+        assert_eq!(raw_member(b, &["status", "missing"]), None);
+        assert_eq!(raw_member(b, &["metadata", "name", "deeper"]), None);
+    }
+
+    #[test]
     fn a_stamped_version_reads_as_the_parsed_object_with_it_set() {
         let cases = [
             json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}, "spec": {}}),
@@ -449,6 +461,20 @@ mod tests {
         assert!(object.write_json(&mut out, 4, true).is_ok());
         assert_eq!(out, b"[1,2]");
     }
+}
+
+/// The raw JSON of the member at `path` (object keys from the top), if every step is an
+/// object that has it; keys are compared as written (without unescaping).
+pub(crate) fn raw_member<'a>(b: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
+    let mut at = (skip_ws(b, 0), b.len());
+    for step in path {
+        let inner = members(b, at.0)?;
+        let m = inner
+            .iter()
+            .find(|m| &b[m.key.0..m.key.1] == step.as_bytes())?;
+        at = m.value;
+    }
+    b.get(at.0..at.1)
 }
 
 /// Stored JSON (without `resourceVersion`) as a client sees it, with `resourceVersion`
