@@ -300,6 +300,9 @@ pub fn default_normalize(max: i64, reverse: bool, scores: &mut [i64]) {
     }
 }
 
+/// The FailedScheduling message when the cluster has no nodes at all.
+pub const NO_NODES: &str = "no nodes available to schedule pods";
+
 /// Why a pod could not be placed: every node's failure, summarised the way upstream's
 /// `FitError` writes it.
 #[derive(Clone, Debug, Default)]
@@ -336,6 +339,10 @@ impl FitError {
     /// The FailedScheduling message: `0/5 nodes are available: 2 node(s) had untolerated
     /// taint {…}, 3 Insufficient cpu. preemption: …`.
     pub fn message(&self) -> String {
+        if self.num_all_nodes == 0 {
+            // Upstream's ErrNoNodesAvailable: no filter ran and preemption does not either.
+            return NO_NODES.to_owned();
+        }
         let mut msg = format!("0/{} nodes are available:", self.num_all_nodes);
         match &self.pre_filter_msg {
             Some(pre) => {
@@ -409,5 +416,8 @@ mod tests {
             "0/5 nodes are available: 2 node(s) had untolerated taint {dedicated: gpu}, 3 Insufficient cpu. \
              preemption: 0/5 nodes are available: 2 Preemption is not helpful for scheduling, 3 No preemption victims found for incoming pod.."
         );
+        // A cluster without nodes says so, as upstream's ErrNoNodesAvailable.
+        let empty = FitError::default();
+        assert_eq!(empty.message(), "no nodes available to schedule pods");
     }
 }

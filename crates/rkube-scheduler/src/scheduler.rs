@@ -558,7 +558,7 @@ impl Core {
             }
             Err(mut fit) => {
                 let mut nominated = None;
-                if profile.preemption {
+                if profile.preemption && fit.num_all_nodes > 0 {
                     let outcome = preemption::preempt(
                         profile,
                         &state,

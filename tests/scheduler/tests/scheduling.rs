@@ -111,6 +111,24 @@ async fn a_pending_pod_is_scheduled_when_a_node_is_added() {
 }
 
 #[tokio::test]
+async fn a_cluster_without_nodes_says_so_and_schedules_once_one_registers() {
+    let c = start().await;
+    c.pod("early", "100m", json!({}), json!({})).await;
+    let (reason, message) = c.unschedulable("early").await;
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        ("Unschedulable", "no nodes available to schedule pods")
+    );
+    let events = c.events("early", "FailedScheduling").await;
+    assert_eq!(
+        events[0].message.as_deref(),
+        Some("no nodes available to schedule pods")
+    );
+    c.node("first", "2", json!({}), json!([])).await;
+    assert_eq!(c.bound("early").await, "first");
+}
+
+#[tokio::test]
 async fn pods_for_another_scheduler_are_left_alone() {
     let c = start().await;
     c.node("n", "4", json!({}), json!([])).await;
