@@ -182,87 +182,128 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// The end of the string starting at `i` (which is a `"`).
 fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
+    loop {
+        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[at] == b'"' {
+            return Some(at + 1);
         }
+        i = at + 2;
     }
-    None
 }
 
-/// The end of the JSON value starting at `i`.
+/// The end of the JSON value starting at `i`. Inside an object only braces (and strings)
+/// move the depth, inside an array only brackets: the other kind is balanced within.
 fn skip_value(b: &[u8], i: usize) -> Option<usize> {
-    match *b.get(i)? {
-        b'"' => skip_string(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'"' => {
-                        j = skip_string(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            None
-        }
+    let (open, close) = match *b.get(i)? {
+        b'"' => return skip_string(b, i),
+        b'{' => (b'{', b'}'),
+        b'[' => (b'[', b']'),
         _ => {
             let mut j = i;
             while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
             {
                 j += 1;
             }
-            (j > i).then_some(j)
+            return (j > i).then_some(j);
         }
+    };
+    let mut depth = 0usize;
+    let mut j = i;
+    loop {
+        j += memchr::memchr3(b'"', open, close, b.get(j..)?)?;
+        match b[j] {
+            b'"' => {
+                j = skip_string(b, j)?;
+                continue;
+            }
+            c if c == open => depth += 1,
+            _ => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j + 1);
+                }
+            }
+        }
+        j += 1;
     }
 }
 
-/// The members of the object starting at `i` (a `{`).
-fn members(b: &[u8], i: usize) -> Option<Vec<Member>> {
-    if b.get(i) != Some(&b'{') {
-        return None;
+/// The members of an object, read one at a time (so a search can stop at the one it
+/// wants); `failed` tells a malformed object from its end.
+struct Members<'a> {
+    b: &'a [u8],
+    at: usize,
+    done: bool,
+    failed: bool,
+}
+
+impl<'a> Members<'a> {
+    /// The members of the object starting at `i` (a `{`).
+    fn new(b: &'a [u8], i: usize) -> Option<Self> {
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        let at = skip_ws(b, i + 1);
+        Some(Self {
+            b,
+            at,
+            done: b.get(at) == Some(&b'}'),
+            failed: false,
+        })
     }
-    let mut out = Vec::new();
-    let mut j = skip_ws(b, i + 1);
-    if b.get(j) == Some(&b'}') {
-        return Some(out);
-    }
-    loop {
+
+    fn read(&mut self) -> Option<Member> {
+        let (b, j) = (self.b, self.at);
         if b.get(j) != Some(&b'"') {
             return None;
         }
-        let start = j;
         let key_end = skip_string(b, j)?;
-        j = skip_ws(b, key_end);
-        if b.get(j) != Some(&b':') {
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
             return None;
         }
-        let value_start = skip_ws(b, j + 1);
+        let value_start = skip_ws(b, colon + 1);
         let value_end = skip_value(b, value_start)?;
-        out.push(Member {
-            key: (start + 1, key_end - 1),
-            start,
-            value: (value_start, value_end),
-        });
-        j = skip_ws(b, value_end);
-        match b.get(j)? {
-            b',' => j = skip_ws(b, j + 1),
-            b'}' => return Some(out),
+        let next = skip_ws(b, value_end);
+        match b.get(next)? {
+            b',' => self.at = skip_ws(b, next + 1),
+            b'}' => self.done = true,
             _ => return None,
         }
+        Some(Member {
+            key: (j + 1, key_end - 1),
+            start: j,
+            value: (value_start, value_end),
+        })
     }
+}
+
+impl Iterator for Members<'_> {
+    type Item = Member;
+
+    fn next(&mut self) -> Option<Member> {
+        if self.done {
+            return None;
+        }
+        let member = self.read();
+        if member.is_none() {
+            self.done = true;
+            self.failed = true;
+        }
+        member
+    }
+}
+
+/// All members of the object starting at `i` (a `{`); `None` if it is malformed.
+fn members(b: &[u8], i: usize) -> Option<Vec<Member>> {
+    let mut iter = Members::new(b, i)?;
+    let out: Vec<Member> = iter.by_ref().collect();
+    (!iter.failed).then_some(out)
+}
+
+/// The member `key` of the object starting at `i`, reading no further than it.
+fn member(b: &[u8], i: usize, key: &str) -> Option<Member> {
+    Members::new(b, i)?.find(|m| &b[m.key.0..m.key.1] == key.as_bytes())
 }
 
 fn scan(b: &[u8]) -> Option<Scanned> {
@@ -468,11 +509,7 @@ mod tests {
 pub(crate) fn raw_member<'a>(b: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
     let mut at = (skip_ws(b, 0), b.len());
     for step in path {
-        let inner = members(b, at.0)?;
-        let m = inner
-            .iter()
-            .find(|m| &b[m.key.0..m.key.1] == step.as_bytes())?;
-        at = m.value;
+        at = member(b, at.0, step)?.value;
     }
     b.get(at.0..at.1)
 }
@@ -481,8 +518,7 @@ pub(crate) fn raw_member<'a>(b: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
 /// set to `revision` as the first member of `metadata`; `None` if it has no `metadata`
 /// object.
 pub(crate) fn stamp_version(b: &[u8], revision: Revision) -> Option<Vec<u8>> {
-    let top = members(b, skip_ws(b, 0))?;
-    let meta = top.iter().find(|m| &b[m.key.0..m.key.1] == b"metadata")?;
+    let meta = member(b, skip_ws(b, 0), "metadata")?;
     if b.get(meta.value.0) != Some(&b'{') {
         return None;
     }
