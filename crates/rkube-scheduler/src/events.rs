@@ -98,6 +98,19 @@ impl EventSink {
     }
 }
 
+impl EventSink {
+    /// A FailedScheduling warning about a pod, from its own profile.
+    pub fn failed_scheduling(&self, pod: &Arc<PodInfo>, message: String) {
+        self.publish(
+            &pod.scheduler_name,
+            pod,
+            "Warning",
+            "FailedScheduling",
+            message,
+        );
+    }
+}
+
 /// A receiver as a stream.
 fn tokio_stream_from<T: Send + 'static>(
     mut rx: mpsc::Receiver<T>,

@@ -479,13 +479,7 @@ impl Core {
                 };
                 tracing::debug!(pod = %info.key, error = %message, "binding failed");
                 if !gone && self.cache.node_of(&info.key).is_none() {
-                    self.events.publish(
-                        &info.scheduler_name,
-                        &info,
-                        "Warning",
-                        "FailedScheduling",
-                        message,
-                    );
+                    self.events.failed_scheduling(&info, message);
                     self.queue.retry(info, now);
                 }
             }
@@ -524,13 +518,7 @@ impl Core {
                         failure.plugin,
                         failure.reasons.join(", ")
                     );
-                    self.events.publish(
-                        &info.scheduler_name,
-                        &info,
-                        "Warning",
-                        "FailedScheduling",
-                        message,
-                    );
+                    self.events.failed_scheduling(&info, message);
                     self.queue.retry(info, now);
                     return true;
                 }
@@ -703,13 +691,7 @@ impl Core {
             return;
         }
         queued.last_message = Some(message.clone());
-        self.events.publish(
-            &info.scheduler_name,
-            info,
-            "Warning",
-            "FailedScheduling",
-            message.clone(),
-        );
+        self.events.failed_scheduling(info, message.clone());
         let client = self.client.clone();
         let info = info.clone();
         tokio::spawn(async move {

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, PodCondition};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
@@ -122,6 +122,15 @@ impl Cluster {
             .unwrap()
             .spec
             .and_then(|s| s.node_name)
+    }
+
+    /// The pod's PodScheduled condition as it is now.
+    pub async fn scheduled_condition(&self, name: &str) -> Option<PodCondition> {
+        let pod = self.pods().get(name).await.unwrap();
+        pod.status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "PodScheduled")
     }
 
     /// The PodScheduled=False condition's (reason, message), waiting up to 20 s for one.

@@ -20,15 +20,7 @@ async fn a_pod_goes_to_the_node_with_room_for_it() {
     c.node("large", "8", json!({}), json!([])).await;
     c.pod("big", "3", json!({}), json!({})).await;
     assert_eq!(c.bound("big").await, "large");
-    let pod = c.pods().get("big").await.unwrap();
-    let scheduled = pod
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "PodScheduled")
-        .unwrap();
+    let scheduled = c.scheduled_condition("big").await.unwrap();
     assert_eq!(scheduled.status, "True");
     let events = c.events("big", "Scheduled").await;
     assert_eq!(
@@ -352,15 +344,7 @@ async fn gated_pods_wait_for_their_gates_to_be_removed() {
     c.bound("marker").await;
     assert_eq!(c.node_of("gated").await, None);
     // As upstream's create strategy: the gate shows in the PodScheduled condition.
-    let gated = c.pods().get("gated").await.unwrap();
-    let condition = gated
-        .status
-        .unwrap()
-        .conditions
-        .unwrap()
-        .into_iter()
-        .find(|c| c.type_ == "PodScheduled")
-        .unwrap();
+    let condition = c.scheduled_condition("gated").await.unwrap();
     assert_eq!(
         (condition.status.as_str(), condition.reason.as_deref()),
         ("False", Some("SchedulingGated"))
