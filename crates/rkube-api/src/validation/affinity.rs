@@ -149,6 +149,71 @@ fn pod_affinity_term(term: &Value, path: &Path, errs: &mut Vec<FieldError>) {
             errs.push(FieldError::invalid(path.child("topologyKey"), key, &msg));
         }
     }
+    label_keys(term, path, errs);
+}
+
+/// `validateMatchLabelKeysAndMismatchLabelKeys`, on the term as created (its selector already
+/// widened by the keys): valid label names, only with a selector, no `matchLabelKeys` key
+/// also in the writer's selector, none in both lists. The selector clash is reported at
+/// the term's index path, as upstream does.
+fn label_keys(term: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let keys = |field: &str| -> Vec<&str> {
+        list_at(term, field)
+            .iter()
+            .filter_map(Value::as_str)
+            .collect()
+    };
+    let (matching, mismatching) = (keys("matchLabelKeys"), keys("mismatchLabelKeys"));
+    let selector = get(term, "labelSelector");
+    for (field, list) in [
+        ("matchLabelKeys", &matching),
+        ("mismatchLabelKeys", &mismatching),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let p = path.child(field);
+        if selector.is_none() {
+            errs.push(FieldError::forbidden(
+                p,
+                "must not be specified when labelSelector is not set",
+            ));
+            continue;
+        }
+        for (i, key) in list.iter().enumerate() {
+            for msg in is_qualified_name(key) {
+                errs.push(FieldError::invalid(p.index(i), *key, &msg));
+            }
+        }
+    }
+    if let Some(selector) = selector {
+        let mut seen: Vec<&str> = get(selector, "matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for expression in list_at(selector, "matchExpressions") {
+            let key = str_at(expression, "key");
+            if let Some(i) = matching.iter().rposition(|k| *k == key)
+                && seen.contains(&key)
+            {
+                errs.push(FieldError::invalid(
+                    path.index(i),
+                    key,
+                    "exists in both matchLabelKeys and labelSelector",
+                ));
+            }
+            seen.push(key);
+        }
+    }
+    for (i, key) in matching.iter().enumerate() {
+        if mismatching.contains(key) {
+            errs.push(FieldError::invalid(
+                path.child("matchLabelKeys").index(i),
+                *key,
+                "exists in both matchLabelKeys and mismatchLabelKeys",
+            ));
+        }
+    }
 }
 
 fn weight(preferred: &Value, path: &Path, errs: &mut Vec<FieldError>) {

@@ -311,6 +311,22 @@ fn common_pod_mistakes_give_upstreams_errors() {
             ],
         ),
         (
+            // As created: the API server has already added `rev In (…)` for matchLabelKeys.
+            |p| {
+                p["spec"]["affinity"] = json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"topologyKey": "zone", "matchLabelKeys": ["rev", "app"], "mismatchLabelKeys": ["app", "Bad Key"],
+                     "labelSelector": {"matchLabels": {"app": "web"},
+                        "matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}},
+                    {"topologyKey": "zone", "matchLabelKeys": ["rev"]}]}});
+            },
+            vec![
+                "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].mismatchLabelKeys[1]: Invalid value: \"Bad Key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+                "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0][1]: Invalid value: \"app\": exists in both matchLabelKeys and labelSelector",
+                "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].matchLabelKeys[1]: Invalid value: \"app\": exists in both matchLabelKeys and mismatchLabelKeys",
+                "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[1].matchLabelKeys: Forbidden: must not be specified when labelSelector is not set",
+            ],
+        ),
+        (
             |p| {
                 p["spec"]["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In"}]}]}}});
