@@ -415,14 +415,14 @@ impl FieldSet {
         if include_self && !self.is_empty() {
             out.insert(".".to_owned(), Value::Object(Map::new()));
         }
-        // One sorted walk over members and children together, as upstream writes them.
-        let elements: BTreeSet<&PathElement> =
-            self.members.iter().chain(self.children.keys()).collect();
-        for element in elements {
-            let inner = match self.children.get(element) {
-                Some(child) => child.fields_v1_entries(self.members.contains(element)),
-                None => Map::new(),
-            };
+        // The JSON map keeps its keys sorted, so members and children go in as they come.
+        for member in &self.members {
+            if !self.children.contains_key(member) {
+                out.insert(member.encode(), Value::Object(Map::new()));
+            }
+        }
+        for (element, child) in &self.children {
+            let inner = child.fields_v1_entries(self.members.contains(element));
             out.insert(element.encode(), Value::Object(inner));
         }
         out
