@@ -9,7 +9,7 @@ use base64::Engine;
 use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use rkube_store::{KeyValue, LeaseId, ListOptions, Revision, Store, continue_after};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// The message of a 409 for a stale update, as upstream words it.
 pub const MODIFIED: &str =
@@ -82,6 +82,27 @@ pub fn store_error(rt: &ResourceType, name: &str, err: rkube_store::Error) -> Ap
 }
 
 /// Sets `metadata.resourceVersion`.
+/// The object member `key` of `map`, made an empty object if it is missing or not one.
+pub(crate) fn object_member<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> &'a mut Map<String, Value> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut().expect("made an object above")
+}
+
+/// The list member `key` of `map`, made an empty list if it is missing or not one.
+pub(crate) fn array_member<'a>(map: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+    let slot = map.entry(key).or_insert(Value::Null);
+    if !slot.is_array() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut().expect("made a list above")
+}
+
 pub fn set_resource_version(object: &mut Value, revision: Revision) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), json!(revision.to_string()));

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::objects::{array_member, object_member};
+
 /// Both of the strategy's additions; `now` gives the condition's transition time.
 pub(crate) fn finish_create(pod: &mut Value, now: impl FnOnce() -> String) {
     gated_condition(pod, now);
@@ -19,24 +21,10 @@ fn gated_condition(pod: &mut Value, now: impl FnOnce() -> String) {
     if !gated {
         return;
     }
-    let Some(status) = pod.as_object_mut().map(|o| {
-        o.entry("status")
-            .or_insert_with(|| Value::Object(Map::new()))
-    }) else {
+    let Some(pod) = pod.as_object_mut() else {
         return;
     };
-    if !status.is_object() {
-        *status = Value::Object(Map::new());
-    }
-    let conditions = status
-        .as_object_mut()
-        .expect("made an object above")
-        .entry("conditions")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !conditions.is_array() {
-        *conditions = Value::Array(Vec::new());
-    }
-    let list = conditions.as_array_mut().expect("made an array above");
+    let list = array_member(object_member(pod, "status"), "conditions");
     if list.iter().any(|c| c["type"] == "PodScheduled") {
         return;
     }
@@ -112,13 +100,7 @@ fn merge_term(term: &mut Value, labels: &Map<String, Value>) {
         // A nil selector matches nothing; there is nothing to widen.
         return;
     };
-    let expressions = selector
-        .entry("matchExpressions")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !expressions.is_array() {
-        *expressions = Value::Array(Vec::new());
-    }
-    let list = expressions.as_array_mut().expect("made an array above");
+    let list = array_member(selector, "matchExpressions");
     for (keys, operator) in [(matching, "In"), (mismatching, "NotIn")] {
         for key in keys {
             if let Some(value) = labels.get(&key) {

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::cache::{BindEdit, bind_stored};
 use crate::decode::FieldValidation;
-use crate::objects::{ListParams, MODIFIED, conflict, resource_version};
+use crate::objects::{
+    ListParams, MODIFIED, array_member, conflict, object_member, resource_version,
+};
 use crate::request::{Query, RequestInfo};
 use crate::rest::now_rfc3339;
 
@@ -48,13 +50,18 @@ pub(crate) fn bind_value(
             pod["metadata"]["annotations"][k] = v.clone();
         }
     }
-    let mut conditions: Vec<Value> = pod["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    if let Some(pod) = pod.as_object_mut() {
+        mark_scheduled(
+            array_member(object_member(pod, "status"), "conditions"),
+            now,
+        );
+    }
+}
+
+/// PodScheduled=True in place of any earlier PodScheduled condition.
+pub(crate) fn mark_scheduled(conditions: &mut Vec<Value>, now: &str) {
     conditions.retain(|c| c["type"] != "PodScheduled");
     conditions.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now}));
-    pod["status"]["conditions"] = json!(conditions);
 }
 
 impl App {

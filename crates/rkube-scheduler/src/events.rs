@@ -57,6 +57,17 @@ impl EventSink {
         EventSink { tx }
     }
 
+    /// A FailedScheduling warning about a pod, from its own profile.
+    pub fn failed_scheduling(&self, pod: &Arc<PodInfo>, message: String) {
+        self.publish(
+            &pod.scheduler_name,
+            pod,
+            "Warning",
+            "FailedScheduling",
+            message,
+        );
+    }
+
     /// Queues an event about a pod from the profile `by`; dropped if the buffer is full.
     pub fn publish(
         &self,
@@ -95,19 +106,6 @@ impl EventSink {
                 body,
             });
         }
-    }
-}
-
-impl EventSink {
-    /// A FailedScheduling warning about a pod, from its own profile.
-    pub fn failed_scheduling(&self, pod: &Arc<PodInfo>, message: String) {
-        self.publish(
-            &pod.scheduler_name,
-            pod,
-            "Warning",
-            "FailedScheduling",
-            message,
-        );
     }
 }
 

@@ -578,15 +578,11 @@ pub(crate) fn bind_stored(b: &[u8], node: &str, now: &str) -> Option<BindEdit> {
     }
     let mut status_value: Value =
         serde_json::from_slice(&b[status.value.0..status.value.1]).ok()?;
-    let conditions = status_value.as_object_mut()?.entry("conditions");
-    let conditions = conditions.or_insert_with(|| Value::Array(Vec::new()));
-    if !conditions.is_array() {
-        *conditions = Value::Array(Vec::new());
-    }
-    let list = conditions.as_array_mut()?;
-    list.retain(|c| c["type"] != "PodScheduled");
-    list.push(serde_json::json!({"type": "PodScheduled", "status": "True",
-        "lastProbeTime": null, "lastTransitionTime": now}));
+    let status_map = status_value.as_object_mut()?;
+    crate::subresources::mark_scheduled(
+        crate::objects::array_member(status_map, "conditions"),
+        now,
+    );
     let node_member = format!("\"nodeName\":{}", serde_json::to_string(node).ok()?);
     // Where the sorted encoding puts `nodeName` among spec's members.
     let (at, text) = match spec_members
