@@ -25,6 +25,7 @@ mod error;
 mod fieldset;
 mod last_applied;
 mod managed;
+mod memo;
 mod schema;
 mod typed;
 mod zero;
@@ -196,8 +197,12 @@ fn split_managed_fields(object: &Value) -> (Value, Option<Value>) {
 }
 
 /// `object` with `metadata.managedFields` set to the encoded managers (or left out).
-fn with_managed_fields(mut object: Value, managers: &Managers) -> Value {
-    let encoded = managed::encode(managers);
+fn with_managed_fields(object: Value, managers: &Managers) -> Value {
+    with_encoded_managed_fields(object, managed::encode(managers))
+}
+
+/// `object` with `metadata.managedFields` set to `encoded` (or left out).
+fn with_encoded_managed_fields(mut object: Value, encoded: Option<Value>) -> Value {
     if let Value::Object(map) = &mut object {
         let metadata = map
             .entry("metadata")
@@ -237,6 +242,14 @@ pub fn track_create(write: &Write<'_>, mut new: Value) -> Result<Value, ApplyErr
             return track_update(write, None, &new);
         }
     }
+    let key = memo::key(write, &new);
+    if let Some(known) = key.as_deref().and_then(memo::get) {
+        let encoded = known
+            .as_ref()
+            .as_ref()
+            .map(|m| memo::with_time(m, write.now));
+        return Ok(with_encoded_managed_fields(new, encoded));
+    }
     let zero = zero_value(write.group, write.kind);
     let ty = schema::for_kind(write.group, write.kind);
     let mut comparison = typed::Comparison::default();
@@ -257,7 +270,11 @@ pub fn track_create(write: &Write<'_>, mut new: Value) -> Result<Value, ApplyErr
             },
         );
     }
-    Ok(with_managed_fields(new, &managers))
+    let encoded = managed::encode(&managers);
+    if let Some(key) = key {
+        memo::put(key, encoded.clone());
+    }
+    Ok(with_encoded_managed_fields(new, encoded))
 }
 
 /// Whether a path of field names names a struct field (every field of a built-in kind is one

@@ -350,3 +350,45 @@ fn a_create_records_the_same_fields_as_the_general_comparison() {
         assert_eq!(fast, general, "create of {object}");
     }
 }
+
+#[test]
+fn creates_of_one_shape_reuse_the_comparison_and_differ_where_their_fields_do() {
+    let pod = |name: &str, app: &str, container: &str, port: i64, selector: Value| {
+        json!({
+            "metadata": {"name": name, "labels": {"app": app}},
+            "spec": {
+                "containers": [{"name": container, "image": "nginx", "ports": [{"containerPort": port}],
+                                "env": [{"name": "A", "value": name}]}],
+                "nodeSelector": selector,
+            },
+        })
+    };
+    let objects = [
+        pod("a", "x", "c", 80, json!({"zone": "z1"})),
+        // The same shape: another name, label value and env value.
+        pod("b", "y", "c", 80, json!({"zone": "z2"})),
+        // Values that name paths: a container's name, a port's key.
+        pod("c", "x", "d", 80, json!({"zone": "z1"})),
+        pod("d", "x", "c", 81, json!({"zone": "z1"})),
+        // Another selector key, an empty selector, a null one.
+        pod("e", "x", "c", 80, json!({"rack": "r1"})),
+        pod("f", "x", "c", 80, json!({})),
+        pod("g", "x", "c", 80, Value::Null),
+    ];
+    for (i, now) in [T0, T1].into_iter().enumerate() {
+        for manager in ["m1", "m2"] {
+            for object in &objects {
+                let write = Write::new("", "v1", "Pod", manager, now);
+                let general = track_update(&write, None, object).unwrap();
+                let fast = track_create(&write, object.clone()).unwrap();
+                assert_eq!(fast, general, "round {i}, {manager}: create of {object}");
+                assert_eq!(entry(&fast, manager).unwrap()["time"], now);
+            }
+        }
+    }
+    // The remembered result belongs to the write: another kind's schema is not confused
+    // with the pod's even for the same object.
+    let write = Write::new("example.com", "v1", "Widget", "m1", T0);
+    let general = track_update(&write, None, &objects[0]).unwrap();
+    assert_eq!(track_create(&write, objects[0].clone()).unwrap(), general);
+}
