@@ -252,6 +252,51 @@ impl<'a> Members<'a> {
         })
     }
 
+    /// The next member's key (the raw text between its quotes), where the member starts,
+    /// and where its value starts, without reading the value; `None` at the end.
+    fn peek_key(&self) -> Option<(&'a [u8], usize, usize)> {
+        if self.done {
+            return None;
+        }
+        let (b, j) = (self.b, self.at);
+        if b.get(j) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_string(b, j)?;
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        Some((&b[j + 1..key_end - 1], j, skip_ws(b, colon + 1)))
+    }
+
+    /// The members before the first whose key is `stop` or sorts after it, and that one's
+    /// key, start and value start (`None` when there is none). Stored objects are written
+    /// with their members sorted, so nothing after that point can be a key before `stop`;
+    /// `None` overall when the keys read are not plain and strictly increasing (the caller
+    /// then reads every member).
+    fn sorted_until(
+        mut self,
+        stop: &[u8],
+    ) -> Option<(Vec<Member>, Option<(&'a [u8], usize, usize)>)> {
+        let mut before = Vec::new();
+        let mut previous: &[u8] = b"";
+        loop {
+            let Some(next) = self.peek_key() else {
+                return (self.done && !self.failed).then_some((before, None));
+            };
+            let key = next.0;
+            if key.contains(&b'\\') || (!before.is_empty() && key <= previous) {
+                return None;
+            }
+            if key >= stop {
+                return Some((before, Some(next)));
+            }
+            before.push(self.next()?);
+            previous = key;
+        }
+    }
+
     fn read(&mut self) -> Option<Member> {
         let (b, j) = (self.b, self.at);
         if b.get(j) != Some(&b'"') {
@@ -306,17 +351,50 @@ fn member(b: &[u8], i: usize, key: &str) -> Option<Member> {
     Members::new(b, i)?.find(|m| &b[m.key.0..m.key.1] == key.as_bytes())
 }
 
+/// The top-level members up to and including `metadata` (whose value span ends where it
+/// starts): all that [`scan`] needs when the members are sorted, as stored objects' are,
+/// and both type members come before `metadata`.
+fn members_to_metadata(b: &[u8], top_start: usize) -> Option<Vec<Member>> {
+    let (mut top, meta) = Members::new(b, top_start)?.sorted_until(b"metadata")?;
+    let (key, start, value_start) = meta.filter(|m| m.0 == b"metadata")?;
+    let has = |name: &[u8]| top.iter().any(|m| &b[m.key.0..m.key.1] == name);
+    if !has(b"apiVersion") || !has(b"kind") {
+        return None;
+    }
+    let key_start = start + 1;
+    top.push(Member {
+        key: (key_start, key_start + key.len()),
+        start,
+        value: (value_start, value_start),
+    });
+    Some(top)
+}
+
+/// The `labels` member's value span and whether `metadata` (the object at `i`) is empty.
+/// In an object whose top level was read as sorted (see [`members_to_metadata`]) the
+/// members are read only as far as `labels`.
+fn labels_of(b: &[u8], i: usize, sorted: bool) -> Option<(Option<(usize, usize)>, bool)> {
+    let members = Members::new(b, i)?;
+    let empty = members.done;
+    let found = match members.sorted_until(b"labels").filter(|_| sorted) {
+        Some((_, Some((key, _, start)))) if key == b"labels" => {
+            Some((start, skip_value(b, start)?))
+        }
+        Some(_) => None,
+        None => member(b, i, "labels").map(|m| m.value),
+    };
+    Some((found.filter(|(s, _)| b[*s] == b'{'), empty))
+}
+
 fn scan(b: &[u8]) -> Option<Scanned> {
     let top_start = skip_ws(b, 0);
-    let top = members(b, top_start)?;
+    let (top, sorted) = match members_to_metadata(b, top_start) {
+        Some(top) => (top, true),
+        None => (members(b, top_start)?, false),
+    };
     let key = |m: &Member| &b[m.key.0..m.key.1];
     let meta = top.iter().find(|m| key(m) == b"metadata")?;
-    let meta_members = members(b, meta.value.0)?;
-    let labels = meta_members
-        .iter()
-        .find(|m| key(m) == b"labels")
-        .map(|m| m.value)
-        .filter(|(s, _)| b[*s] == b'{');
+    let (labels, meta_empty) = labels_of(b, meta.value.0, sorted)?;
     // Keep every member but the type ones: the bytes between two kept members become the
     // comma after the first, so each gap holding dropped members is cut after that comma.
     let is_type = |m: &Member| key(m) == b"apiVersion" || key(m) == b"kind";
@@ -351,7 +429,7 @@ fn scan(b: &[u8]) -> Option<Scanned> {
     let meta_open = meta.value.0 + 1;
     let layout = Layout {
         meta_open: u32::try_from(meta_open).ok()?,
-        meta_empty: meta_members.is_empty(),
+        meta_empty,
         drop,
     };
     Some(Scanned {
@@ -481,6 +559,41 @@ mod tests {
             o.remove("apiVersion");
             o.remove("kind");
             assert_eq!(render(&case, true), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn members_in_any_order_are_read_as_sorted_ones_are() {
+        // Stored objects are sorted; anything else is read member by member.
+        let cases: [&[u8]; 7] = [
+            br#"{"kind":"Pod","metadata":{"name":"x","labels":{"a":"b"}},"apiVersion":"v1"}"#,
+            br#"{"apiVersion":"v1","metadata":{"zz":1,"labels":{"a":"b"}},"kind":"Pod"}"#,
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{},"labels":{"a":"b"},"name":"x"}}"#,
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x"},"spec":{}}"#,
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{}}"#,
+            br#"{"apiVersion":"v1","metadata":{"labels":{"a":"b"}},"kind":"Pod"}"#,
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"annotations":{"z":"{"},"labels":null}}"#,
+        ];
+        for raw in cases {
+            let text = String::from_utf8_lossy(raw).into_owned();
+            let parsed: Value = serde_json::from_slice(raw).unwrap();
+            let object = CachedObject::new("ns/x", Bytes::from_static(raw), 3);
+            for without_type in [false, true] {
+                let mut out = Vec::new();
+                object.write_json(&mut out, 42, without_type).unwrap();
+                let got: Value =
+                    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let mut want = parsed.clone();
+                want["metadata"]["resourceVersion"] = json!("42");
+                if without_type {
+                    let o = want.as_object_mut().unwrap();
+                    o.remove("apiVersion");
+                    o.remove("kind");
+                }
+                assert_eq!(got, want, "{text} without_type={without_type}");
+            }
+            let labels = parsed["metadata"]["labels"]["a"].as_str();
+            assert_eq!(object.label("a"), labels, "{text}");
         }
     }
 
