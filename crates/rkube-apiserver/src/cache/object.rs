@@ -228,6 +228,9 @@ fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// A member's raw key, where the member starts, and where its value starts.
+type KeyAt<'a> = (&'a [u8], usize, usize);
+
 /// The members of an object, read one at a time (so a search can stop at the one it
 /// wants); `failed` tells a malformed object from its end.
 struct Members<'a> {
@@ -254,7 +257,7 @@ impl<'a> Members<'a> {
 
     /// The next member's key (the raw text between its quotes), where the member starts,
     /// and where its value starts, without reading the value; `None` at the end.
-    fn peek_key(&self) -> Option<(&'a [u8], usize, usize)> {
+    fn peek_key(&self) -> Option<KeyAt<'a>> {
         if self.done {
             return None;
         }
@@ -275,10 +278,7 @@ impl<'a> Members<'a> {
     /// with their members sorted, so nothing after that point can be a key before `stop`;
     /// `None` overall when the keys read are not plain and strictly increasing (the caller
     /// then reads every member).
-    fn sorted_until(
-        mut self,
-        stop: &[u8],
-    ) -> Option<(Vec<Member>, Option<(&'a [u8], usize, usize)>)> {
+    fn sorted_until(mut self, stop: &[u8]) -> Option<(Vec<Member>, Option<KeyAt<'a>>)> {
         let mut before = Vec::new();
         let mut previous: &[u8] = b"";
         loop {
