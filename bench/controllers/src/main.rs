@@ -102,6 +102,7 @@ async fn rolled_out(deployments: &Api<Deployment>, replicas: i32) -> bool {
 
 #[tokio::main]
 async fn main() {
+    rkube_apiserver::memory::disable_transparent_huge_pages();
     let mut replicas: i32 = 1000;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

@@ -496,6 +496,7 @@ fn cycle_only(w: &Workload) {
 
 #[tokio::main]
 async fn main() {
+    rkube_apiserver::memory::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()

@@ -12,6 +12,7 @@ mod decode;
 mod delete;
 mod discovery;
 mod filter;
+pub mod memory;
 mod objects;
 mod openapi;
 mod openapi_v2;
