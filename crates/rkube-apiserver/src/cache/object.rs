@@ -292,22 +292,19 @@ impl<'a> Members<'a> {
             if key >= stop {
                 return Some((before, Some(next)));
             }
-            before.push(self.next()?);
+            before.push(self.read_at(next)?);
             previous = key;
         }
     }
 
     fn read(&mut self) -> Option<Member> {
-        let (b, j) = (self.b, self.at);
-        if b.get(j) != Some(&b'"') {
-            return None;
-        }
-        let key_end = skip_string(b, j)?;
-        let colon = skip_ws(b, key_end);
-        if b.get(colon) != Some(&b':') {
-            return None;
-        }
-        let value_start = skip_ws(b, colon + 1);
+        let key = self.peek_key()?;
+        self.read_at(key)
+    }
+
+    /// Reads the member whose key [`Self::peek_key`] gave and moves past it.
+    fn read_at(&mut self, (key, start, value_start): KeyAt<'a>) -> Option<Member> {
+        let b = self.b;
         let value_end = skip_value(b, value_start)?;
         let next = skip_ws(b, value_end);
         match b.get(next)? {
@@ -316,8 +313,8 @@ impl<'a> Members<'a> {
             _ => return None,
         }
         Some(Member {
-            key: (j + 1, key_end - 1),
-            start: j,
+            key: (start + 1, start + 1 + key.len()),
+            start,
             value: (value_start, value_end),
         })
     }
