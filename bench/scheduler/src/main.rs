@@ -19,13 +19,97 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use rkube_apiserver::{ApiServer, ServerConfig};
-use rkube_scheduler::trimmed::Trimmed;
 use rkube_scheduler::{Scheduler, SchedulerConfig};
 use rkube_store::{SqliteConfig, SqliteStore};
 use serde_json::{Value, json};
+
+/// A pod as the benchmark's own clients handle it: sent whole, read back as no more than
+/// they look at (its name, resourceVersion and node). What the benchmark measures is the
+/// server and the scheduler; its clients share the same cores, so they decode only that.
+#[derive(Clone, Debug)]
+struct BenchPod {
+    /// The pod to send (`None` for one read back).
+    pod: Option<Box<Pod>>,
+    metadata: ObjectMeta,
+    node: Option<String>,
+}
+
+impl BenchPod {
+    fn new(pod: Pod) -> Self {
+        Self {
+            metadata: ObjectMeta::default(),
+            pod: Some(Box::new(pod)),
+            node: None,
+        }
+    }
+}
+
+impl serde::Serialize for BenchPod {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.pod {
+            Some(pod) => pod.serialize(serializer),
+            None => Err(serde::ser::Error::custom("a pod read back is not sent")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BenchPod {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            metadata: WireMeta,
+            spec: Option<WireSpec>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WireMeta {
+            name: Option<String>,
+            resource_version: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WireSpec {
+            node_name: Option<String>,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        Ok(Self {
+            pod: None,
+            metadata: ObjectMeta {
+                name: wire.metadata.name,
+                resource_version: wire.metadata.resource_version,
+                ..ObjectMeta::default()
+            },
+            node: wire.spec.and_then(|s| s.node_name),
+        })
+    }
+}
+
+impl kube::Resource for BenchPod {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> std::borrow::Cow<'_, str> {
+        Pod::kind(dt)
+    }
+    fn group(dt: &()) -> std::borrow::Cow<'_, str> {
+        Pod::group(dt)
+    }
+    fn version(dt: &()) -> std::borrow::Cow<'_, str> {
+        Pod::version(dt)
+    }
+    fn plural(dt: &()) -> std::borrow::Cow<'_, str> {
+        Pod::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 fn line(case: &str, metric: &str, value: f64, unit: &str) {
     println!("bench=scheduler case={case} metric={metric} value={value:.2} unit={unit}");
@@ -199,8 +283,7 @@ where
     }
 }
 
-/// Watches a namespace's pods and records when each is first seen bound (pods decoded
-/// without their managed fields, as the scheduler's own informer keeps them).
+/// Watches a namespace's pods and records when each is first seen bound.
 fn watch_bindings(
     client: &kube::Client,
     namespace: &str,
@@ -212,20 +295,14 @@ fn watch_bindings(
     let seen = bound.clone();
     let (client, namespace) = (client.clone(), namespace.to_owned());
     let task = tokio::spawn(async move {
-        let api: Api<Trimmed<Pod>> = Api::namespaced(client, &namespace);
+        let api: Api<BenchPod> = Api::namespaced(client, &namespace);
         let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
         while let Some(event) = stream.next().await {
             let pod = match event {
-                Ok(watcher::Event::Apply(Trimmed(p)))
-                | Ok(watcher::Event::InitApply(Trimmed(p))) => p,
+                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => p,
                 _ => continue,
             };
-            if pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_ref())
-                .is_some()
-            {
+            if pod.node.is_some() {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 seen.lock()
                     .unwrap()
@@ -311,20 +388,18 @@ async fn run(w: &Workload) {
     })
     .await;
 
-    // Responses are decoded without their managed fields, as the watches are: the
-    // benchmark's own decoding is not what it measures.
-    let init_api: Api<Trimmed<Pod>> = Api::namespaced(client.clone(), "sched-0");
+    let init_api: Api<BenchPod> = Api::namespaced(client.clone(), "sched-0");
     let (init_bound, init_watch) = watch_bindings(&client, "sched-0");
     let template = w.init_template;
     create_all(init_api, w.init_pods, move |i| {
-        Trimmed(pod_template(template, &format!("init-{i:06}")))
+        BenchPod::new(pod_template(template, &format!("init-{i:06}")))
     })
     .await;
     // Preemption's initial pods fill every node exactly; all must be placed before measuring.
     wait_for(&init_bound, w.init_pods, w.name).await;
     init_watch.abort();
 
-    let api: Api<Trimmed<Pod>> = Api::namespaced(client.clone(), "sched-1");
+    let api: Api<BenchPod> = Api::namespaced(client.clone(), "sched-1");
     let (bound, watch) = watch_bindings(&client, "sched-1");
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = Instant::now();
@@ -352,7 +427,7 @@ async fn run(w: &Workload) {
     create_all(api, w.measure_pods, move |i| {
         let name = format!("pod-{i:06}");
         record.lock().unwrap().insert(name.clone(), Instant::now());
-        Trimmed(pod_template(template, &name))
+        BenchPod::new(pod_template(template, &name))
     })
     .await;
     let create_secs = start.elapsed().as_secs_f64();
