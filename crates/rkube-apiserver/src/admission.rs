@@ -5,9 +5,18 @@ use rkube_api::{ApiError, defaults, validation};
 use serde_json::Value;
 
 /// Defaults `object`, then validates it (against `old` on update); 422 with field causes if
-/// it is invalid.
-pub fn admit(rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
-    defaults::apply_defaults(rt.group, rt.kind, object);
+/// it is invalid. `scheme_defaulted`: the scheme's defaults were applied already.
+pub fn admit(
+    rt: &ResourceType,
+    object: &mut Value,
+    old: Option<&Value>,
+    scheme_defaulted: bool,
+) -> Result<(), ApiError> {
+    if scheme_defaulted {
+        defaults::admission_defaults(rt.group, rt.kind, object);
+    } else {
+        defaults::apply_defaults(rt.group, rt.kind, object);
+    }
     if old.is_none() && rt.group.is_empty() && rt.kind == "Pod" {
         default_toleration_seconds(object);
     }

@@ -562,14 +562,16 @@ impl App {
         }
     }
 
-    /// Defaulting then validation: what admission does to every object before it is stored.
+    /// Defaulting then validation: what admission does to every object before it is stored
+    /// (`scheme_defaulted`: the scheme's defaults were applied already).
     pub(crate) fn admit(
         &self,
         rt: &ResourceType,
         object: &mut Value,
         old: Option<&Value>,
+        scheme_defaulted: bool,
     ) -> Result<(), ApiError> {
-        crate::admission::admit(rt, object, old)
+        crate::admission::admit(rt, object, old, scheme_defaulted)
     }
 }
 

@@ -539,7 +539,7 @@ impl App {
         finish_create(rt, &mut object);
         self.admit_priority(rt, &name, &mut object, None).await?;
         self.admit_runtime_class(rt, &name, &mut object).await?;
-        self.admit(rt, &mut object, None)?;
+        self.admit(rt, &mut object, None, track)?;
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")
         {
@@ -830,7 +830,7 @@ impl App {
                     rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
                 }
-                self.admit(rt, &mut new, Some(&current))?;
+                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
                 Ok::<_, ApiError>(new)
             })();
             let mut new = match prepared {

@@ -35,6 +35,16 @@ pub fn scheme_defaults(group: &str, kind: &str, object: &mut Value) {
     defaults(group, kind, object, false);
 }
 
+/// [`apply_defaults`] for an object [`scheme_defaults`] has already been through (and that
+/// admission may have added to since): the same result, without the scheme's walk done
+/// twice where the kind allows it.
+pub fn admission_defaults(group: &str, kind: &str, object: &mut Value) {
+    match (group, kind, object.as_object_mut()) {
+        ("", "Pod", Some(obj)) => pod::admission(obj),
+        _ => apply_defaults(group, kind, object),
+    }
+}
+
 fn defaults(group: &str, kind: &str, object: &mut Value, all: bool) {
     let Some(obj) = object.as_object_mut() else {
         return;

@@ -42,12 +42,31 @@ pub(super) fn pod(obj: &mut Map<String, Value>, all: bool) {
         }
     }
     if all {
+        // The scheme mirrors a deprecated `serviceAccount` before admission defaults the name.
+        mirror_service_account(spec);
         admission_defaults(spec);
     }
     pod_spec(spec);
-    if !all {
-        return;
+    if all {
+        status(obj);
     }
+}
+
+/// What `pod(obj, true)` adds to a Pod that `pod(obj, false)` has already been through,
+/// without walking the spec again: admission's fields, the service account mirrored, an
+/// overhead set since (by a RuntimeClass) made canonical, and the status.
+pub(super) fn admission(obj: &mut Map<String, Value>) {
+    let Some(spec) = child_or_insert(obj, "spec") else {
+        return;
+    };
+    admission_defaults(spec);
+    mirror_service_account(spec);
+    quantity::resource_list(spec, "overhead");
+    status(obj);
+}
+
+/// The create strategy's phase and QoS class.
+fn status(obj: &mut Map<String, Value>) {
     let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
     if let Some(status) = child_or_insert(obj, "status") {
         default_str(status, "phase", "Pending");
@@ -202,7 +221,16 @@ pub(super) fn pod_spec(spec: &mut Map<String, Value>) {
     default_value(spec, "securityContext", json!({}));
     default_value(spec, "terminationGracePeriodSeconds", json!(30));
     default_str(spec, "schedulerName", "default-scheduler");
-    // v1 keeps the deprecated `serviceAccount` as a mirror of `serviceAccountName`.
+    mirror_service_account(spec);
+    each_object(spec, "volumes", volume);
+    for list in CONTAINER_LISTS {
+        each_object(spec, list, container);
+    }
+    quantity::resource_list(spec, "overhead");
+}
+
+/// v1 keeps the deprecated `serviceAccount` as a mirror of `serviceAccountName`.
+fn mirror_service_account(spec: &mut Map<String, Value>) {
     if let Some(old) = str_of(spec, "serviceAccount").map(str::to_owned) {
         default_str(spec, "serviceAccountName", &old);
     }
@@ -210,11 +238,6 @@ pub(super) fn pod_spec(spec: &mut Map<String, Value>) {
         let name = name.to_owned();
         spec.insert("serviceAccount".to_owned(), Value::String(name));
     }
-    each_object(spec, "volumes", volume);
-    for list in CONTAINER_LISTS {
-        each_object(spec, list, container);
-    }
-    quantity::resource_list(spec, "overhead");
 }
 
 /// `SetDefaults_Volume` and the per-source defaults.

@@ -687,3 +687,55 @@ fn every_defaulted_field_survives_the_typed_round_trip() {
         assert_eq!(round_tripped, defaulted, "{kind}");
     }
 }
+
+#[test]
+fn admission_defaults_after_the_scheme_equal_all_defaults_at_once() {
+    use super::{admission_defaults, scheme_defaults};
+    let pods = [
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        json!({"metadata": {"name": "p"}, "spec": {
+            "serviceAccount": "old", "priorityClassName": "system-node-critical",
+            "hostNetwork": true,
+            "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists"}],
+            "initContainers": [{"name": "i", "image": "busybox:1", "resources": {"limits": {"cpu": "0.5"}}}],
+            "containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 80}],
+                            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
+            "volumes": [{"name": "v"}, {"name": "s", "secret": {"secretName": "x"}}],
+        }}),
+        json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "mine", "containers": []},
+               "status": {"phase": "Running"}}),
+        json!({"metadata": {"name": "p"}}),
+        json!({"metadata": {"name": "p"}, "spec": 3}),
+    ];
+    for pod in pods {
+        let all = defaulted("", "Pod", pod.clone());
+        let mut staged = pod.clone();
+        scheme_defaults("", "Pod", &mut staged);
+        admission_defaults("", "Pod", &mut staged);
+        assert_eq!(staged, all, "{pod}");
+
+        // An overhead a RuntimeClass adds between the two is made canonical as well.
+        let mut with_overhead = pod.clone();
+        scheme_defaults("", "Pod", &mut with_overhead);
+        if let Some(spec) = with_overhead["spec"].as_object_mut() {
+            spec.insert("overhead".into(), json!({"cpu": "0.25"}));
+        }
+        let mut all = with_overhead.clone();
+        super::apply_defaults("", "Pod", &mut all);
+        admission_defaults("", "Pod", &mut with_overhead);
+        assert_eq!(with_overhead, all, "{pod}");
+    }
+    // The deprecated field names the account; admission's "default" is for pods naming none.
+    let old = defaulted(
+        "",
+        "Pod",
+        json!({"spec": {"serviceAccount": "old", "containers": []}}),
+    );
+    assert_eq!(old["spec"]["serviceAccountName"], "old");
+    assert_eq!(old["spec"]["serviceAccount"], "old");
+    let namespace = json!({"metadata": {"name": "n"}});
+    let mut staged = namespace.clone();
+    scheme_defaults("", "Namespace", &mut staged);
+    admission_defaults("", "Namespace", &mut staged);
+    assert_eq!(staged, defaulted("", "Namespace", namespace));
+}
