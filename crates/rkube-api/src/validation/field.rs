@@ -28,18 +28,42 @@ impl Path {
         if self.0.is_empty() {
             Self(name.to_owned())
         } else {
-            Self(format!("{}.{name}", self.0))
+            self.joined(&[".", name])
         }
     }
 
     /// The path of a list element.
     pub(super) fn index(&self, i: usize) -> Self {
-        Self(format!("{}[{i}]", self.0))
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = i;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = std::str::from_utf8(&digits[at..]).unwrap_or("0");
+        self.joined(&["[", digits, "]"])
     }
 
     /// The path of a map entry.
     pub(super) fn key(&self, key: &str) -> Self {
-        Self(format!("{}[{key}]", self.0))
+        self.joined(&["[", key, "]"])
+    }
+
+    /// This path with `parts` after it, in one allocation (paths are built for every field
+    /// validated, most of them never shown).
+    fn joined(&self, parts: &[&str]) -> Self {
+        let len = self.0.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut path = String::with_capacity(len);
+        path.push_str(&self.0);
+        for part in parts {
+            path.push_str(part);
+        }
+        Self(path)
     }
 }
 
@@ -337,5 +361,29 @@ pub(super) fn one_of(value: &str, supported: &[&str], path: &Path, errs: &mut Ve
         errs.push(FieldError::required(path, ""));
     } else if !supported.contains(&value) {
         errs.push(FieldError::not_supported(path, value, supported));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Path;
+
+    #[test]
+    fn paths_render_as_upstream_field_paths() {
+        let spec = Path::new("spec");
+        assert_eq!(
+            spec.child("containers").index(0).child("image").to_string(),
+            "spec.containers[0].image"
+        );
+        assert_eq!(
+            spec.child("x").index(1234567).to_string(),
+            "spec.x[1234567]"
+        );
+        assert_eq!(Path::new("data").key("a.b").to_string(), "data[a.b]");
+        assert_eq!(Path::default().child("metadata").to_string(), "metadata");
+        assert_eq!(
+            Path::default().index(usize::MAX).to_string(),
+            format!("[{}]", usize::MAX)
+        );
     }
 }
