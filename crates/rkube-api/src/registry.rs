@@ -66,6 +66,9 @@ pub struct ResourceType {
     /// Round-trips a JSON object through the typed form: checks types, keeps known fields
     /// only, and gives the canonical JSON.
     pub normalize: fn(&Value) -> Result<Value, serde_json::Error>,
+    /// The same round trip from JSON text: decoded straight into the typed form, without
+    /// building the sent object first.
+    pub normalize_json: fn(&[u8]) -> Result<Value, serde_json::Error>,
     /// Adds the kind's OpenAPI schema (and those it refers to) to a generator and returns a
     /// reference to it.
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
@@ -132,6 +135,12 @@ fn normalize<T: DeserializeOwned + Serialize>(value: &Value) -> Result<Value, se
     serde_json::to_value(T::deserialize(value)?)
 }
 
+fn normalize_json<T: DeserializeOwned + Serialize>(
+    text: &[u8],
+) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(serde_json::from_slice::<T>(text)?)
+}
+
 fn is_namespaced<T: Resource + 'static>() -> bool {
     TypeId::of::<T::Scope>() == TypeId::of::<NamespaceResourceScope>()
 }
@@ -157,6 +166,7 @@ where
         verbs: STANDARD_VERBS,
         subresources,
         normalize: normalize::<T>,
+        normalize_json: normalize_json::<T>,
         schema: schema::<T>,
         schema_name: T::schema_name,
     }
@@ -179,6 +189,7 @@ where
         verbs: CREATE_ONLY,
         subresources: NONE,
         normalize: normalize::<T>,
+        normalize_json: normalize_json::<T>,
         schema: schema::<T>,
         schema_name: T::schema_name,
     }
@@ -435,5 +446,7 @@ mod tests {
         assert_eq!(n["data"]["k"], "v");
         let bad = serde_json::json!({"metadata": {"name": 5}});
         assert!((cm.normalize)(&bad).is_err());
+        assert_eq!((cm.normalize_json)(v.to_string().as_bytes()).unwrap(), n);
+        assert!((cm.normalize_json)(bad.to_string().as_bytes()).is_err());
     }
 }

@@ -457,7 +457,7 @@ impl App {
                 Ok(object_response(accept, 201, &reviewed))
             }
             ("create", None, None) => {
-                let object = crate::decode::decode_body(content_type, body)?;
+                let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 Ok(self.create(rt, info, query, object).await?.response(accept))
             }
             ("get", Some(name), None | Some("status" | "approval")) => {

@@ -1,8 +1,13 @@
 //! Request bodies: JSON, YAML and protobuf in, and the typed round trip that checks types and
 //! finds unknown fields (`?fieldValidation=`).
 
+use std::borrow::Cow;
+use std::fmt;
+
 use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::request::Query;
@@ -96,44 +101,383 @@ fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String
     }
 }
 
+/// A create's body, decoded.
+pub(crate) enum Incoming {
+    /// Parsed (JSON, YAML or protobuf), still to be checked against the kind's type.
+    Parsed(Value),
+    /// JSON decoded straight into the kind's type and back: its known fields, and the
+    /// paths of the fields the type does not have.
+    Known(Value, Vec<String>),
+}
+
+impl From<Value> for Incoming {
+    fn from(object: Value) -> Self {
+        Self::Parsed(object)
+    }
+}
+
+/// Decodes a create's body. Plain JSON goes straight into the kind's type, without the sent
+/// object being built first; a body that does not decode that way (wrong types, another
+/// apiVersion, not JSON) is parsed as [`decode_body`] does, so that it is refused with the
+/// same error.
+pub(crate) fn decode_incoming(
+    rt: &ResourceType,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Incoming, ApiError> {
+    let media = content_type
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    if matches!(media, "application/json" | "" | "*/*")
+        && let Ok(known) = (rt.normalize_json)(body)
+        && let Ok(unknown) = unknown_in_text(body, &known)
+    {
+        return Ok(Incoming::Known(known, unknown));
+    }
+    decode_body(content_type, body).map(Incoming::Parsed)
+}
+
+/// The type's form of a parsed object, and the paths of the fields it dropped.
+pub(crate) fn known_fields(
+    rt: &ResourceType,
+    object: Value,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let known = (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()))?;
+    let mut unknown = Vec::new();
+    unknown_fields(&object, &known, "", &mut unknown);
+    Ok((known, unknown))
+}
+
+fn cannot_handle(rt: &ResourceType, why: String) -> ApiError {
+    ApiError::BadRequest(format!(
+        "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}",
+        kind = rt.kind,
+        v = rt.version
+    ))
+}
+
+/// Fields the type does not know: warnings (the default), a 400 under Strict, nothing under
+/// Ignore.
+pub(crate) fn report_unknown(
+    rt: &ResourceType,
+    unknown: Vec<String>,
+    validation: FieldValidation,
+) -> Result<(), ApiError> {
+    match validation {
+        FieldValidation::Ignore => Ok(()),
+        FieldValidation::Warn => {
+            for field in unknown {
+                crate::warnings::warn(format!("unknown field \"{field}\""));
+            }
+            Ok(())
+        }
+        FieldValidation::Strict if unknown.is_empty() => Ok(()),
+        FieldValidation::Strict => {
+            let fields: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            Err(cannot_handle(
+                rt,
+                format!("strict decoding error: {}", fields.join(", ")),
+            ))
+        }
+    }
+}
+
 /// Checks types and keeps known fields only; under Strict, unknown fields are a 400.
 pub(crate) fn normalize(
     rt: &ResourceType,
     object: Value,
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    let cannot = |why: String| {
-        ApiError::BadRequest(format!(
-            "{kind} in version \"{v}\" cannot be handled as a {kind}: {why}",
-            kind = rt.kind,
-            v = rt.version
-        ))
-    };
-    let normalized = (rt.normalize)(&object).map_err(|e| cannot(e.to_string()))?;
-    if validation != FieldValidation::Ignore {
-        let mut unknown = Vec::new();
-        unknown_fields(&object, &normalized, "", &mut unknown);
-        if validation == FieldValidation::Warn {
-            for field in unknown {
-                crate::warnings::warn(format!("unknown field \"{field}\""));
-            }
-        } else if !unknown.is_empty() {
-            let fields: Vec<String> = unknown
-                .iter()
-                .map(|f| format!("unknown field \"{f}\""))
-                .collect();
-            return Err(cannot(format!(
-                "strict decoding error: {}",
-                fields.join(", ")
-            )));
+    if validation == FieldValidation::Ignore {
+        return (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()));
+    }
+    let (known, unknown) = known_fields(rt, object)?;
+    report_unknown(rt, unknown, validation)?;
+    Ok(known)
+}
+
+/// [`unknown_fields`] over JSON text: the same paths, read without building the object.
+fn unknown_in_text(text: &[u8], known: &Value) -> Result<Vec<String>, serde_json::Error> {
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(text);
+    Unknown {
+        known: Some(known),
+        at: &At::Root,
+        out: &mut out,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+/// Where a value is, rendered only for a field that is reported.
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root => String::new(),
+            At::Key(At::Root, key) => (*key).to_owned(),
+            At::Key(parent, key) => format!("{}.{key}", parent.render()),
+            At::Index(parent, n) => format!("{}[{n}]", parent.render()),
         }
     }
-    Ok(normalized)
+}
+
+/// One sent value and its counterpart in the known object (`None` where the known object
+/// has nothing at this place).
+struct Unknown<'k, 'p> {
+    known: Option<&'k Value>,
+    at: &'p At<'p>,
+    out: &'p mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Unknown<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unknown<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let known = self.known.and_then(Value::as_array);
+        let out = self.out;
+        let mut n = 0;
+        loop {
+            let at = At::Index(self.at, n);
+            let seed = Unknown {
+                // As the object comparison zips the lists: past the known list's end,
+                // nothing more is compared.
+                known: known.and_then(|k| k.get(n)),
+                at: &at,
+                out: &mut *out,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            n += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let known = self.known.and_then(Value::as_object);
+        let out = self.out;
+        while let Some(Key(key)) = map.next_key()? {
+            let Some(known) = known else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            match known.get(key.as_ref()) {
+                Some(value) => {
+                    let at = At::Key(self.at, &key);
+                    map.next_value_seed(Unknown {
+                        known: Some(value),
+                        at: &at,
+                        out: &mut *out,
+                    })?;
+                }
+                None => {
+                    // A null sent for a field is as good as no field.
+                    if !map.next_value::<NullOrNot>()?.0 {
+                        out.push(At::Key(self.at, &key).render());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A member's name, borrowed from the text unless it has escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Whether a value is null, read without keeping it.
+struct NullOrNot(bool);
+
+impl<'de> Deserialize<'de> for NullOrNot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IsNull;
+        impl<'de> Visitor<'de> for IsNull {
+            type Value = bool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<bool, E> {
+                Ok(true)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+                Ok(false)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| false)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| false)
+            }
+        }
+        deserializer.deserialize_any(IsNull).map(NullOrNot)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_decoded_into_the_type_keeps_and_reports_what_the_parsed_round_trip_does() {
+        let registry = rkube_api::registry::all();
+        let pod = registry.by_kind("", "Pod").unwrap();
+        let deployment = registry.by_kind("apps", "Deployment").unwrap();
+        let cases = [
+            (
+                pod,
+                r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"a":"b"}},
+                "spec":{"containers":[{"name":"c","image":"i","bogus":1,"ports":[{"containerPort":80,"x":{"y":2}}]},
+                {"name":"d","image":"j"}],"extra":[1,2],"nodeName":null},"top":"level","nothing":null}"#,
+            ),
+            (
+                pod,
+                r#"{"metadata":{"name":"p","creationTimestamp":null,"annotations":{"k":"v"}},"spec":{"containers":[]}}"#,
+            ),
+            (
+                pod,
+                r#"{"metadata":{"name":"p"},"spec":{"containers":[],"nodeSelector":{"a\"b":"c"},"odd\u0041key":true}}"#,
+            ),
+            (
+                pod,
+                r#"{"metadata":{"name":"p","name":"q"},"metadata2":{},"spec":{"containers":[]}}"#,
+            ),
+            (
+                deployment,
+                r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},
+                "spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},
+                "spec":{"containers":[{"name":"c","image":"i","unknownHere":[{"deep":1}]}]}},"replicas":2}}"#,
+            ),
+        ];
+        for (rt, text) in cases {
+            let Incoming::Known(known, unknown) =
+                decode_incoming(rt, Some("application/json"), text.as_bytes()).unwrap()
+            else {
+                panic!("{text} was not decoded into the type");
+            };
+            let parsed: Value = serde_json::from_str(text).unwrap();
+            let (want, want_unknown) = known_fields(rt, parsed).unwrap();
+            assert_eq!(known, want, "{text}");
+            assert_eq!(unknown, want_unknown, "{text}");
+        }
+        let Incoming::Known(_, unknown) =
+            decode_incoming(pod, None, cases[0].1.as_bytes()).unwrap()
+        else {
+            panic!("plain JSON is decoded into the type");
+        };
+        assert_eq!(
+            unknown,
+            [
+                "spec.containers[0].bogus",
+                "spec.containers[0].ports[0].x",
+                "spec.extra",
+                "top"
+            ]
+        );
+
+        // What does not decode into the type is parsed, to be refused as before.
+        for text in [
+            r#"{"apiVersion":"v2","kind":"Pod","metadata":{"name":"p"}}"#,
+            r#"{"kind":"Service","metadata":{"name":"p"}}"#,
+            r#"{"metadata":{"name":5}}"#,
+            r#"[1, 2]"#,
+        ] {
+            assert!(
+                matches!(
+                    decode_incoming(pod, Some("application/json"), text.as_bytes()),
+                    Ok(Incoming::Parsed(_))
+                ),
+                "{text}"
+            );
+        }
+        for text in [r#"{"metadata":{"name":"p"}} x"#, "{", ""] {
+            assert!(
+                matches!(
+                    decode_incoming(pod, Some("application/json"), text.as_bytes()),
+                    Err(ApiError::BadRequest(_))
+                ),
+                "{text}"
+            );
+        }
+        // Other media types are parsed as they always were.
+        assert!(matches!(
+            decode_incoming(pod, Some("application/yaml"), b"metadata: {name: p}\n"),
+            Ok(Incoming::Parsed(_))
+        ));
+    }
 
     #[test]
     fn yaml_bodies_decode_and_alias_bombs_are_refused_quickly() {

@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, header};
 
 use crate::app::{Accept, App, Body, full};
 use crate::cache::{CachedList, Freshness, list_json};
-use crate::decode::{FieldValidation, normalize};
+use crate::decode::{FieldValidation, Incoming, normalize, report_unknown};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
 
@@ -470,14 +470,15 @@ impl App {
     }
 
     /// POST: create an object.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
-        object: Value,
+        object: impl Into<Incoming>,
     ) -> Result<Created, ApiError> {
-        self.create_encoded(rt, info, query, object, true).await
+        self.create_encoded(rt, info, query, object.into(), true)
+            .await
     }
 
     /// Creates an object; `track` records the write in managedFields (server-side apply has
@@ -490,7 +491,9 @@ impl App {
         object: Value,
         track: bool,
     ) -> Result<(u16, Value), ApiError> {
-        let created = self.create_encoded(rt, info, query, object, track).await?;
+        let created = self
+            .create_encoded(rt, info, query, object.into(), track)
+            .await?;
         Ok((201, created.object))
     }
 
@@ -500,13 +503,24 @@ impl App {
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
-        mut object: Value,
+        object: Incoming,
         track: bool,
     ) -> Result<Created, ApiError> {
-        check_type(&mut object, rt)?;
         let ns = self.namespace_of(rt, info);
-        check_namespace(&mut object, rt, ns)?;
-        let mut object = normalize(rt, object, FieldValidation::from_query(query)?)?;
+        let validation = FieldValidation::from_query(query)?;
+        let mut object = match object {
+            Incoming::Parsed(mut object) => {
+                check_type(&mut object, rt)?;
+                check_namespace(&mut object, rt, ns)?;
+                normalize(rt, object, validation)?
+            }
+            // Its type and kind were checked by decoding it.
+            Incoming::Known(mut object, unknown) => {
+                check_namespace(&mut object, rt, ns)?;
+                report_unknown(rt, unknown, validation)?;
+                object
+            }
+        };
         let name = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
             Some(name) => name.to_owned(),
             None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
