@@ -80,7 +80,10 @@ where
             return error_response(&err);
         }
     };
-    crate::warnings::collect(app.handle(parts, bytes, caller)).await
+    // Boxed where it is made: the handler's future is kilobytes, and every future wrapping
+    // it (here, the warnings' scope, the connection's or client's layers) would hold and
+    // move a copy of it otherwise.
+    crate::warnings::collect(Box::pin(app.handle(parts, bytes, caller))).await
 }
 
 /// Accepts TLS connections until aborted.
