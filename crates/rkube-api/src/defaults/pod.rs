@@ -67,7 +67,17 @@ pub(super) fn admission(obj: &mut Map<String, Value>) {
 
 /// The create strategy's phase and QoS class.
 fn status(obj: &mut Map<String, Value>) {
-    let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
+    // Create sets the class already; it is worked out only where it is missing.
+    let missing = obj
+        .get("status")
+        .and_then(|s| s.get("qosClass"))
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let qos = if missing {
+        qos_class(obj.get("spec").unwrap_or(&Value::Null))
+    } else {
+        ""
+    };
     if let Some(status) = child_or_insert(obj, "status") {
         default_str(status, "phase", "Pending");
         default_str(status, "qosClass", qos);
