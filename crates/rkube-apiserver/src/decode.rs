@@ -12,14 +12,19 @@ use serde_json::Value;
 
 use crate::request::Query;
 
-/// Parses a request body: JSON (and the JSON-based patch types) or Kubernetes protobuf.
-pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
-    let media = content_type
+/// The media type of a `Content-Type` header, without parameters (JSON when absent).
+fn media_type(content_type: Option<&str>) -> &str {
+    content_type
         .unwrap_or("application/json")
         .split(';')
         .next()
         .unwrap_or("")
-        .trim();
+        .trim()
+}
+
+/// Parses a request body: JSON (and the JSON-based patch types) or Kubernetes protobuf.
+pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let media = media_type(content_type);
     if body.is_empty() {
         return Err(ApiError::bad_request("the request body is empty"));
     }
@@ -125,12 +130,7 @@ pub(crate) fn decode_incoming(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Incoming, ApiError> {
-    let media = content_type
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
+    let media = media_type(content_type);
     if matches!(media, "application/json" | "" | "*/*")
         && let Ok(known) = (rt.normalize_json)(body)
         && let Ok(unknown) = unknown_in_text(body, &known)
