@@ -1,11 +1,13 @@
 //! The embedded backend: one SQLite database file in WAL mode.
 //!
-//! Two tables hold the data. `log` has one row per revision (a value, or a deletion), which
-//! serves reads at past revisions and watch replay; `current` points each live key at its newest
-//! row. Every commit is synced to disk before any write in it is acknowledged
-//! (`synchronous=FULL`); the single writer thread batches concurrent writes into one commit.
-//! The file can be inspected with the `sqlite3` tool:
-//! `SELECT key, revision FROM current JOIN log USING (key, revision)`.
+//! One table holds the data: `log` has one row per revision (a value, or a deletion), indexed
+//! by key and revision. A key's current value is its newest row unless that row is a deletion;
+//! the same index serves reads at past revisions, and the revision order serves watch replay.
+//! A write is one appended row and one index entry, so a commit dirties few pages. Every
+//! commit is synced to disk before any write in it is acknowledged (`synchronous=FULL`); the
+//! single writer thread batches concurrent writes into one commit.
+//! The file can be inspected with the `sqlite3` tool through the `current` view:
+//! `SELECT key, revision, CAST(value AS TEXT) FROM current`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::local::{Batch, Engine, LocalStore, Txn, WriteOp, apply};
 use crate::types::{KeyValue, LeaseId, ListOptions, ListResult, Revision, WatchEvent, list_range};
 
-const SCHEMA_VERSION: i64 = 1;
+/// Version 1 kept a `current` table beside the log, updated on every write; version 2 reads
+/// the current values from the log's index (databases at version 1 are upgraded on open).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
@@ -32,12 +36,7 @@ CREATE TABLE IF NOT EXISTS log (
     value           BLOB
 );
 CREATE INDEX IF NOT EXISTS log_by_key ON log (key, revision);
-CREATE TABLE IF NOT EXISTS current (
-    key      TEXT    PRIMARY KEY,
-    revision INTEGER NOT NULL,
-    lease    INTEGER
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS current_by_lease ON current (lease) WHERE lease IS NOT NULL;
+CREATE INDEX IF NOT EXISTS log_by_lease ON log (lease) WHERE lease IS NOT NULL;
 CREATE TABLE IF NOT EXISTS lease (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     ttl        INTEGER NOT NULL,
@@ -47,6 +46,14 @@ CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// Every live key's newest row. Created once the version-1 `current` table is gone.
+const CURRENT_VIEW: &str = "
+CREATE VIEW IF NOT EXISTS current AS
+    SELECT key, value, create_revision, revision, lease FROM log l
+    WHERE deleted = 0
+      AND NOT EXISTS (SELECT 1 FROM log n WHERE n.key = l.key AND n.revision > l.revision);
 ";
 
 /// Where and how to keep the database.
@@ -252,6 +259,14 @@ impl SqliteEngine {
                 .map_err(&err)?;
             }
             Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                // Everything the version-1 table held is in the log: its newest rows.
+                tx.execute_batch(
+                    "DROP TABLE current; \
+                     UPDATE meta SET value = 2 WHERE name = 'schema_version';",
+                )
+                .map_err(&err)?;
+            }
             Some(other) => {
                 return Err(Error::Database {
                     path: path.to_owned(),
@@ -262,6 +277,7 @@ impl SqliteEngine {
                 });
             }
         }
+        tx.execute_batch(CURRENT_VIEW).map_err(&err)?;
         let revision = max_revision(&tx).map_err(&err)?;
         tx.commit().map_err(&err)?;
         Ok(revision)
@@ -336,9 +352,6 @@ fn key_value(row: &Row<'_>, at: usize) -> rusqlite::Result<KeyValue> {
     })
 }
 
-/// The columns [`key_value`] reads, for the latest version joined as `current c, log l`.
-const CURRENT_COLUMNS: &str = "c.key, l.value, l.create_revision, l.revision, l.lease";
-
 /// The upper bound of a key range in SQL, if it has one.
 fn below(column: &str, end: &Option<String>, param: usize) -> String {
     match end {
@@ -353,14 +366,15 @@ struct SqlTxn<'a> {
 
 impl SqlTxn<'_> {
     fn current_of(&self, key: &str) -> rusqlite::Result<Option<KeyValue>> {
-        let sql = format!(
-            "SELECT {CURRENT_COLUMNS} FROM current c JOIN log l ON l.revision = c.revision \
-             WHERE c.key = ?1"
-        );
-        self.tx
-            .prepare_cached(&sql)?
-            .query_row([key], |r| key_value(r, 0))
-            .optional()
+        let newest = self
+            .tx
+            .prepare_cached(
+                "SELECT key, value, create_revision, revision, lease, deleted FROM log \
+                 WHERE key = ?1 ORDER BY revision DESC LIMIT 1",
+            )?
+            .query_row([key], |r| Ok((key_value(r, 0)?, r.get::<_, bool>(5)?)))
+            .optional()?;
+        Ok(newest.filter(|(_, deleted)| !deleted).map(|(kv, _)| kv))
     }
 }
 
@@ -383,12 +397,6 @@ impl Txn for SqlTxn<'_> {
                 kv.lease,
                 &kv.value[..]
             ])?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO current (key, revision, lease) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET revision = excluded.revision, lease = excluded.lease",
-            )?
-            .execute(params![kv.key, kv.mod_revision, kv.lease])?;
         Ok(())
     }
 
@@ -404,9 +412,6 @@ impl Txn for SqlTxn<'_> {
                 prev.create_revision,
                 prev.mod_revision
             ])?;
-        self.tx
-            .prepare_cached("DELETE FROM current WHERE key = ?1")?
-            .execute([&prev.key])?;
         Ok(())
     }
 
@@ -425,11 +430,10 @@ impl Txn for SqlTxn<'_> {
     }
 
     fn lease_keys(&mut self, id: LeaseId) -> Result<Vec<KeyValue>> {
-        let sql = format!(
-            "SELECT {CURRENT_COLUMNS} FROM current c JOIN log l ON l.revision = c.revision \
-             WHERE c.lease = ?1 ORDER BY c.key"
-        );
-        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT key, value, create_revision, revision, lease FROM current \
+             WHERE lease = ?1 ORDER BY key",
+        )?;
         let rows = stmt.query_map([id], |r| key_value(r, 0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -537,9 +541,9 @@ impl Engine for SqliteEngine {
             let sql_limit = limit.map_or(-1, |l| l as i64 + 1);
             let (items, count_sql) = if revision == current {
                 let sql = format!(
-                    "SELECT {CURRENT_COLUMNS} FROM current c JOIN log l ON l.revision = c.revision \
-                     WHERE c.key >= ?1 {} ORDER BY c.key LIMIT ?3",
-                    below("c.key", &end, 2)
+                    "SELECT key, value, create_revision, revision, lease FROM current \
+                     WHERE key >= ?1 {} ORDER BY key LIMIT ?3",
+                    below("key", &end, 2)
                 );
                 let mut stmt = tx.prepare_cached(&sql)?;
                 let rows = stmt.query_map(params![start, end, sql_limit], |r| key_value(r, 0))?;

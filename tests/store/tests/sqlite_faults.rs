@@ -132,7 +132,7 @@ async fn the_database_can_be_read_with_the_sqlite3_tool() {
         .unwrap();
     let out = Command::new("sqlite3")
         .arg(&path)
-        .arg("SELECT c.key, l.revision, CAST(l.value AS TEXT) FROM current c JOIN log l ON l.revision = c.revision;")
+        .arg("SELECT key, revision, CAST(value AS TEXT) FROM current;")
         .output()
         .expect("the sqlite3 tool");
     assert!(
@@ -143,5 +143,87 @@ async fn the_database_can_be_read_with_the_sqlite3_tool() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("/registry/pods/default/web|{rev}|{{\"kind\":\"Pod\"}}")
+    );
+}
+
+/// Runs SQL on the database file with the `sqlite3` tool; returns its output.
+fn sqlite3(path: &std::path::Path, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 tool");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_upgraded_with_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    // The version-1 layout kept a `current` table beside the log. History: /m/a created and
+    // updated, /m/b created and deleted, /m/c created under lease 7.
+    let far = 4_102_444_800_000_i64; // 2100-01-01, in ms
+    sqlite3(
+        &path,
+        &format!(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE log (revision INTEGER PRIMARY KEY, key TEXT NOT NULL, deleted INTEGER NOT NULL,
+                 create_revision INTEGER NOT NULL, prev_revision INTEGER, lease INTEGER, value BLOB);
+             CREATE INDEX log_by_key ON log (key, revision);
+             CREATE TABLE current (key TEXT PRIMARY KEY, revision INTEGER NOT NULL, lease INTEGER) WITHOUT ROWID;
+             CREATE INDEX current_by_lease ON current (lease) WHERE lease IS NOT NULL;
+             CREATE TABLE lease (id INTEGER PRIMARY KEY AUTOINCREMENT, ttl INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+             CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta VALUES ('schema_version', 1);
+             INSERT INTO lease (id, ttl, expires_at) VALUES (7, 3600, {far});
+             INSERT INTO log VALUES (1, '/m/a', 0, 1, NULL, NULL, CAST('a1' AS BLOB));
+             INSERT INTO log VALUES (2, '/m/a', 0, 1, 1, NULL, CAST('a2' AS BLOB));
+             INSERT INTO log VALUES (3, '/m/b', 0, 3, NULL, NULL, CAST('b' AS BLOB));
+             INSERT INTO log VALUES (4, '/m/b', 1, 3, 3, NULL, NULL);
+             INSERT INTO log VALUES (5, '/m/c', 0, 5, NULL, 7, CAST('c' AS BLOB));
+             INSERT INTO current VALUES ('/m/a', 2, NULL), ('/m/c', 5, 7);"
+        ),
+    );
+    let store = open(&path).await.unwrap();
+    assert_eq!(store.current_revision().await.unwrap(), 5);
+    let value = |kv: Option<rkube_store::KeyValue>| kv.map(|kv| kv.value.to_vec());
+    assert_eq!(
+        value(store.get("/m/a", None).await.unwrap()),
+        Some(b"a2".to_vec())
+    );
+    assert_eq!(
+        value(store.get("/m/a", Some(1)).await.unwrap()),
+        Some(b"a1".to_vec())
+    );
+    assert_eq!(store.get("/m/b", None).await.unwrap(), None);
+    let listed = store
+        .list("/m/", rkube_store::ListOptions::default())
+        .await
+        .unwrap();
+    let keys: Vec<_> = listed.items.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["/m/a", "/m/c"]);
+    assert_eq!(listed.items[1].lease, Some(7));
+    // Writes go on from the log's revision and see the upgraded current values.
+    assert!(matches!(
+        store.create("/m/a", b"again".to_vec(), None).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert_eq!(store.create("/m/b", b"b2".to_vec(), None).await.unwrap(), 6);
+    // The lease still owns its key.
+    store.revoke_lease(7).await.unwrap();
+    assert_eq!(store.get("/m/c", None).await.unwrap(), None);
+    drop(store);
+    assert_eq!(
+        sqlite3(
+            &path,
+            "SELECT value FROM meta WHERE name = 'schema_version'; \
+             SELECT key || '=' || revision FROM current ORDER BY key;"
+        ),
+        "2\n/m/a=2\n/m/b=6"
     );
 }
