@@ -74,7 +74,7 @@ impl Ipv4Cidr {
     }
 }
 
-fn is_service(rt: &ResourceType) -> bool {
+pub(crate) fn is_service(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.kind == "Service"
 }
 

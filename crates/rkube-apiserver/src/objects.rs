@@ -362,28 +362,36 @@ impl Objects {
         }
     }
 
-    /// Stores a new object and sets its resource version; returns its JSON as a client
-    /// sees it (spliced from the stored bytes rather than encoded again).
+    /// Stores a new object, given as [`encode`] makes it; returns its JSON as a client sees
+    /// it (the resource version spliced into the stored bytes) and its revision.
     pub async fn create(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         name: &str,
-        object: &mut Value,
-    ) -> Result<Vec<u8>, ApiError> {
-        let bytes = encode(object)?;
+        bytes: Vec<u8>,
+    ) -> Result<(Vec<u8>, Revision), ApiError> {
         let lease = self.lease_for(rt).await?;
         let rev = self
             .store
             .create(&key(rt, ns, name), bytes.clone(), lease)
             .await
             .map_err(|e| store_error(rt, name, e))?;
-        set_resource_version(object, rev);
-        match crate::cache::stamp_version(&bytes, rev) {
-            Some(json) => Ok(json),
-            None => serde_json::to_vec(object)
-                .map_err(|e| ApiError::Internal(format!("encoding object: {e}"))),
-        }
+        let json = match crate::cache::stamp_version(&bytes, rev) {
+            Some(json) => json,
+            None => {
+                let kv = KeyValue {
+                    key: String::new(),
+                    value: bytes.into(),
+                    create_revision: rev,
+                    mod_revision: rev,
+                    lease: None,
+                };
+                serde_json::to_vec(&decode(&kv)?)
+                    .map_err(|e| ApiError::Internal(format!("encoding object: {e}")))?
+            }
+        };
+        Ok((json, rev))
     }
 
     /// Replaces an object whose stored revision is still `expected`.

@@ -147,19 +147,38 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
-/// A created object, and its JSON as stored (with its resource version) when it was stored.
-pub struct Created {
-    pub object: Value,
-    pub json: Option<Vec<u8>>,
+/// A created object: its JSON as stored (with its resource version), the object itself when
+/// the caller asked to keep it, or only the object for a dry run.
+pub enum Created {
+    Stored {
+        json: Vec<u8>,
+        object: Option<Value>,
+    },
+    DryRun(Value),
 }
 
 impl Created {
     /// The 201 response: the stored JSON as it is for JSON clients, else the object encoded.
     pub(crate) fn response(self, accept: Accept) -> Response<Body> {
-        match self.json {
-            Some(json) if accept == Accept::Json => crate::app::json_bytes_response(201, json),
-            _ => crate::app::object_response(accept, 201, &self.object),
-        }
+        let object = match self {
+            Created::Stored { json, .. } if accept == Accept::Json => {
+                return crate::app::json_bytes_response(201, json);
+            }
+            Created::Stored {
+                object: Some(object),
+                ..
+            }
+            | Created::DryRun(object) => object,
+            Created::Stored { json, object: None } => match serde_json::from_slice(&json) {
+                Ok(object) => object,
+                Err(e) => {
+                    return crate::app::error_response(&ApiError::Internal(format!(
+                        "decoding the created object: {e}"
+                    )));
+                }
+            },
+        };
+        crate::app::object_response(accept, 201, &object)
     }
 }
 
@@ -477,7 +496,7 @@ impl App {
         query: &Query,
         object: impl Into<Incoming>,
     ) -> Result<Created, ApiError> {
-        self.create_encoded(rt, info, query, object.into(), true)
+        self.create_encoded(rt, info, query, object.into(), true, false)
             .await
     }
 
@@ -491,13 +510,24 @@ impl App {
         object: Value,
         track: bool,
     ) -> Result<(u16, Value), ApiError> {
-        let created = self
-            .create_encoded(rt, info, query, object.into(), track)
-            .await?;
-        Ok((201, created.object))
+        match self
+            .create_encoded(rt, info, query, object.into(), track, true)
+            .await?
+        {
+            Created::Stored {
+                object: Some(object),
+                ..
+            }
+            | Created::DryRun(object) => Ok((201, object)),
+            Created::Stored { object: None, .. } => Err(ApiError::Internal(
+                "the created object was not kept".to_owned(),
+            )),
+        }
     }
 
-    /// As [`App::create_object`], keeping the created object's JSON too.
+    /// As [`App::create_object`], keeping the created object's JSON too; the object itself
+    /// is kept only if `keep` (otherwise it is freed before the store is awaited, on the
+    /// thread that built it).
     async fn create_encoded(
         &self,
         rt: &ResourceType,
@@ -505,6 +535,7 @@ impl App {
         query: &Query,
         object: Incoming,
         track: bool,
+        keep: bool,
     ) -> Result<Created, ApiError> {
         let ns = self.namespace_of(rt, info);
         let validation = FieldValidation::from_query(query)?;
@@ -560,17 +591,26 @@ impl App {
             self.check_namespace_open(ns).await?;
         }
         if dry_run(query)? {
-            return Ok(Created { object, json: None });
+            return Ok(Created::DryRun(object));
         }
         self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object).await?;
-        match self.objects.create(rt, ns, &name, &mut object).await {
-            Ok(json) => Ok(Created {
-                object,
-                json: Some(json),
-            }),
+        let bytes = crate::objects::encode(&object)?;
+        // What a failed write must release (a Service's addresses and ports) is read from
+        // the object.
+        let kept = (keep || crate::alloc::is_service(rt)).then_some(object);
+        match self.objects.create(rt, ns, &name, bytes).await {
+            Ok((json, rev)) => {
+                let object = kept.filter(|_| keep).map(|mut object| {
+                    crate::objects::set_resource_version(&mut object, rev);
+                    object
+                });
+                Ok(Created::Stored { json, object })
+            }
             Err(err) => {
-                self.release(rt, &object).await;
+                if let Some(object) = &kept {
+                    self.release(rt, object).await;
+                }
                 Err(err)
             }
         }
