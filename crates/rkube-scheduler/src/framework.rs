@@ -235,6 +235,21 @@ pub trait Plugin: Send + Sync {
         0
     }
 
+    /// The raw scores of the nodes at `nodes` into `scores`, in order: by default one
+    /// [`Plugin::score`] per node. A plugin overrides it to score a whole pass in one loop.
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) {
+        for (slot, index) in scores.iter_mut().zip(nodes) {
+            *slot = self.score(state, pod, &snapshot.nodes[*index]);
+        }
+    }
+
     /// Maps raw scores onto 0..=100, in place.
     fn normalize(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [i64]) {}
 

@@ -348,9 +348,7 @@ impl Profile {
             if !plugin.pre_score(state, pod, snapshot, feasible) {
                 continue;
             }
-            for (slot, index) in scores.iter_mut().zip(feasible) {
-                *slot = plugin.score(state, pod, &snapshot.nodes[*index]);
-            }
+            plugin.score_nodes(state, pod, snapshot, feasible, &mut scores);
             plugin.normalize(state, pod, &mut scores);
             for (total, score) in totals.iter_mut().zip(&scores) {
                 *total += score * weight;

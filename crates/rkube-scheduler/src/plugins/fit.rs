@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::cache::Snapshot;
 use crate::framework::{CycleState, Failure, Plugin, events};
 use crate::types::{NodeInfo, PodInfo};
 
@@ -67,6 +68,32 @@ fn requested_and_allocatable(pod: &PodInfo, node: &NodeInfo, resource: &str) -> 
 
 fn is_cpu_or_memory(resource: &str) -> bool {
     resource == "cpu" || resource == "memory"
+}
+
+/// The weights of cpu and memory when they are the only resources scored, as by default:
+/// then a pass over the nodes reads two fixed fields per node instead of looking each
+/// resource up by name.
+fn cpu_and_memory(resources: &[(String, i64)]) -> Option<(i64, i64)> {
+    match resources {
+        [(a, wa), (b, wb)] if a == "cpu" && b == "memory" => Some((*wa, *wb)),
+        [(a, wa), (b, wb)] if a == "memory" && b == "cpu" => Some((*wb, *wa)),
+        _ => None,
+    }
+}
+
+/// (requested including the pod, allocatable) of cpu and of memory, as
+/// [`requested_and_allocatable`] gives them.
+fn cpu_and_memory_use(pod: &PodInfo, node: &NodeInfo) -> ((i64, i64), (i64, i64)) {
+    (
+        (
+            node.non_zero_requested.0 + pod.non_zero.0,
+            node.allocatable.milli_cpu,
+        ),
+        (
+            node.non_zero_requested.1 + pod.non_zero.1,
+            node.allocatable.memory,
+        ),
+    )
 }
 
 impl NodeResourcesFit {
@@ -202,10 +229,37 @@ impl Plugin for NodeResourcesFit {
             total += self.resource_score(requested, allocatable) * weight;
             weights += weight;
         }
-        if weights == 0 {
-            return 0;
+        self.weighted(total, weights)
+    }
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) {
+        let Some((cpu_weight, memory_weight)) = cpu_and_memory(&self.resources) else {
+            for (slot, index) in scores.iter_mut().zip(nodes) {
+                *slot = self.score(state, pod, &snapshot.nodes[*index]);
+            }
+            return;
+        };
+        for (slot, index) in scores.iter_mut().zip(nodes) {
+            let (cpu, memory) = cpu_and_memory_use(pod, &snapshot.nodes[*index]);
+            let total = self.resource_score(cpu.0, cpu.1) * cpu_weight
+                + self.resource_score(memory.0, memory.1) * memory_weight;
+            *slot = self.weighted(total, cpu_weight + memory_weight);
         }
-        if matches!(self.strategy, ScoringStrategy::RequestedToCapacityRatio(_)) {
+    }
+}
+
+impl NodeResourcesFit {
+    /// The weighted mean of the resources' scores.
+    fn weighted(&self, total: i64, weights: i64) -> i64 {
+        if weights == 0 {
+            0
+        } else if matches!(self.strategy, ScoringStrategy::RequestedToCapacityRatio(_)) {
             (total as f64 / weights as f64).round() as i64
         } else {
             total / weights
@@ -246,22 +300,54 @@ impl Plugin for BalancedAllocation {
             fractions[n] = (requested as f64 / allocatable as f64).min(1.0);
             n += 1;
         }
-        let fractions = &fractions[..n];
-        let std = match n {
-            0 | 1 => 0.0,
-            2 => (fractions[0] - fractions[1]).abs() / 2.0,
-            _ => {
-                let mean = fractions.iter().sum::<f64>() / n as f64;
-                let variance = fractions
-                    .iter()
-                    .map(|f| (f - mean) * (f - mean))
-                    .sum::<f64>()
-                    / n as f64;
-                variance.sqrt()
-            }
-        };
-        ((1.0 - std) * 100.0) as i64
+        balance(&fractions[..n])
     }
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) {
+        if cpu_and_memory(&self.resources).is_none() {
+            for (slot, index) in scores.iter_mut().zip(nodes) {
+                *slot = self.score(state, pod, &snapshot.nodes[*index]);
+            }
+            return;
+        }
+        let fraction = |(requested, allocatable): (i64, i64)| {
+            (allocatable != 0).then(|| (requested as f64 / allocatable as f64).min(1.0))
+        };
+        for (slot, index) in scores.iter_mut().zip(nodes) {
+            let (cpu, memory) = cpu_and_memory_use(pod, &snapshot.nodes[*index]);
+            *slot = match (fraction(cpu), fraction(memory)) {
+                (Some(a), Some(b)) => balance(&[a, b]),
+                (Some(a), None) | (None, Some(a)) => balance(&[a]),
+                (None, None) => balance(&[]),
+            };
+        }
+    }
+}
+
+/// 100 for resources used in equal fractions, less the more they differ (one minus their
+/// standard deviation).
+fn balance(fractions: &[f64]) -> i64 {
+    let n = fractions.len();
+    let std = match n {
+        0 | 1 => 0.0,
+        2 => (fractions[0] - fractions[1]).abs() / 2.0,
+        _ => {
+            let mean = fractions.iter().sum::<f64>() / n as f64;
+            let variance = fractions
+                .iter()
+                .map(|f| (f - mean) * (f - mean))
+                .sum::<f64>()
+                / n as f64;
+            variance.sqrt()
+        }
+    };
+    ((1.0 - std) * 100.0) as i64
 }
 
 #[cfg(test)]
@@ -438,6 +524,78 @@ mod tests {
                 &node,
             );
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_pass_over_the_nodes_scores_each_as_one_call_does() {
+        // Nodes empty, loaded, overcommitted, and without cpu or memory to offer.
+        type Shape = (
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+        );
+        let shapes: [Shape; 6] = [
+            ("4", "8Gi", &[]),
+            ("4", "8Gi", &[("3", "1Gi")]),
+            ("2", "16Gi", &[("1", "15Gi"), ("500m", "2Gi")]),
+            ("1", "1Gi", &[("2", "2Gi")]),
+            ("0", "8Gi", &[]),
+            ("4", "0", &[]),
+        ];
+        let mut snapshot = Snapshot::new();
+        for (i, (cpu, memory, used)) in shapes.iter().enumerate() {
+            let name = format!("n{i}");
+            snapshot.upsert_node(crate::testing::node(&name, cpu, memory));
+            for (j, (c, m)) in used.iter().enumerate() {
+                let pod = crate::testing::pod(&format!("used-{i}-{j}"), c, m);
+                snapshot.add_pod(std::sync::Arc::new(PodInfo::new(pod)), &name, false);
+            }
+        }
+        let nodes: Vec<usize> = (0..shapes.len()).rev().collect();
+        let resources = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+            list.iter().map(|(r, w)| ((*r).to_owned(), *w)).collect()
+        };
+        let weightings = [
+            resources(&[("cpu", 1), ("memory", 1)]),
+            resources(&[("memory", 1), ("cpu", 3)]),
+            resources(&[("cpu", 2), ("memory", 0)]),
+            resources(&[("cpu", 1)]),
+            resources(&[("cpu", 1), ("memory", 1), ("example.com/gpu", 2)]),
+        ];
+        let strategies = [
+            ScoringStrategy::LeastAllocated,
+            ScoringStrategy::MostAllocated,
+            ScoringStrategy::RequestedToCapacityRatio(vec![(0, 0), (50, 7), (100, 10)]),
+        ];
+        let state = CycleState::default();
+        let check = |plugin: &dyn Plugin, pod: &PodInfo, what: &str| {
+            let mut scores = vec![-1; nodes.len()];
+            plugin.score_nodes(&state, pod, &snapshot, &nodes, &mut scores);
+            let one_by_one: Vec<i64> = nodes
+                .iter()
+                .map(|i| plugin.score(&state, pod, &snapshot.nodes[*i]))
+                .collect();
+            assert_eq!(scores, one_by_one, "{what}");
+        };
+        for pod in [
+            pod_info("500m", "1Gi"),
+            pod_info("0", "0"),
+            pod_info("3", "9Gi"),
+        ] {
+            for resources in &weightings {
+                for strategy in &strategies {
+                    let fit = NodeResourcesFit {
+                        strategy: strategy.clone(),
+                        resources: resources.clone(),
+                    };
+                    check(&fit, &pod, &format!("fit {strategy:?} {resources:?}"));
+                }
+                let balanced = BalancedAllocation {
+                    resources: resources.clone(),
+                };
+                check(&balanced, &pod, &format!("balanced {resources:?}"));
+            }
         }
     }
 }
