@@ -193,24 +193,46 @@ impl Plugin for TaintToleration {
         }
     }
     fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64 {
-        node.taints
-            .iter()
-            .filter(|t| t.effect == "PreferNoSchedule")
-            .filter(|t| {
-                !pod.tolerations
-                    .iter()
-                    .filter(|tol| {
-                        tol.effect
-                            .as_deref()
-                            .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
-                    })
-                    .any(|tol| crate::types::tolerates(tol, t))
-            })
-            .count() as i64
+        intolerable_preferences(pod, node)
+    }
+    fn score_nodes(
+        &self,
+        _: &CycleState,
+        pod: &PodInfo,
+        snapshot: &Snapshot,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) {
+        for (slot, index) in scores.iter_mut().zip(nodes) {
+            let node = &snapshot.nodes[*index];
+            *slot = if node.taints.is_empty() {
+                0
+            } else {
+                intolerable_preferences(pod, node)
+            };
+        }
     }
     fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {
         default_normalize(MAX_NODE_SCORE, true, scores);
     }
+}
+
+/// How many of the node's PreferNoSchedule taints the pod does not tolerate.
+fn intolerable_preferences(pod: &PodInfo, node: &NodeInfo) -> i64 {
+    node.taints
+        .iter()
+        .filter(|t| t.effect == "PreferNoSchedule")
+        .filter(|t| {
+            !pod.tolerations
+                .iter()
+                .filter(|tol| {
+                    tol.effect
+                        .as_deref()
+                        .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
+                })
+                .any(|tol| crate::types::tolerates(tol, t))
+        })
+        .count() as i64
 }
 
 /// ImageLocality: prefer nodes that already have the pod's images, weighed by how widely
@@ -507,6 +529,23 @@ mod tests {
             .collect();
         TaintToleration.normalize(&CycleState::default(), &pod, &mut scores);
         assert_eq!(scores, vec![0, 100]);
+        // A pass over the nodes scores each as one call does, tolerated taints included.
+        let mut snapshot = Snapshot::new();
+        for node in &nodes {
+            snapshot.upsert_node((*node.node).clone());
+        }
+        let tolerant = pod_json(json!({"tolerations": [
+            {"key": "k", "operator": "Exists", "effect": "PreferNoSchedule"}]}));
+        for (pod, want) in [(&pod, [1, 0]), (&tolerant, [0, 0])] {
+            let indexes: Vec<usize> = ["a", "b"]
+                .iter()
+                .map(|n| snapshot.node_index(n).unwrap())
+                .collect();
+            let mut scores = [-1; 2];
+            let state = CycleState::default();
+            TaintToleration.score_nodes(&state, pod, &snapshot, &indexes, &mut scores);
+            assert_eq!(scores, want);
+        }
     }
 
     #[test]
