@@ -303,13 +303,22 @@ impl<'a> Members<'a> {
     }
 
     /// Reads the member whose key [`Self::peek_key`] gave and moves past it.
-    fn read_at(&mut self, (key, start, value_start): KeyAt<'a>) -> Option<Member> {
+    fn read_at(&mut self, key: KeyAt<'a>) -> Option<Member> {
+        let value_end = skip_value(self.b, key.2)?;
+        self.past(key, value_end)
+    }
+
+    /// Moves past the member whose key [`Self::peek_key`] gave and whose value the caller
+    /// has read to `value_end`. At the object's end, `at` is left on its closing brace.
+    fn past(&mut self, (key, start, value_start): KeyAt<'a>, value_end: usize) -> Option<Member> {
         let b = self.b;
-        let value_end = skip_value(b, value_start)?;
         let next = skip_ws(b, value_end);
         match b.get(next)? {
             b',' => self.at = skip_ws(b, next + 1),
-            b'}' => self.done = true,
+            b'}' => {
+                self.at = next;
+                self.done = true;
+            }
             _ => return None,
         }
         Some(Member {
@@ -341,6 +350,13 @@ fn members(b: &[u8], i: usize) -> Option<Vec<Member>> {
     let mut iter = Members::new(b, i)?;
     let out: Vec<Member> = iter.by_ref().collect();
     (!iter.failed).then_some(out)
+}
+
+/// All members of the object starting at `i` (a `{`) and where the object ends.
+fn members_and_end(b: &[u8], i: usize) -> Option<(Vec<Member>, usize)> {
+    let mut iter = Members::new(b, i)?;
+    let out: Vec<Member> = iter.by_ref().collect();
+    (!iter.failed).then_some((out, iter.at + 1))
 }
 
 /// The member `key` of the object starting at `i`, reading no further than it.
@@ -532,6 +548,9 @@ mod tests {
             (json!({"metadata": {}, "spec": {}}), None),
             (json!({"metadata": {}, "spec": {}, "status": null}), None),
             (json!({"metadata": {}, "status": {}}), None),
+            (json!({"metadata": null, "spec": {}, "status": {}}), None),
+            (json!({"metadata": {}, "spec": [], "status": {}}), None),
+            (json!({"spec": {}, "status": {}}), None),
         ];
         for (pod, want) in refused {
             let stored = crate::objects::encode(&pod).unwrap();
@@ -663,22 +682,44 @@ pub(crate) enum BindEdit {
 /// the whole object gives. `None` for anything unusual (a `nodeName` that is present but
 /// empty, a missing `spec` or `status`), which the caller handles on the parsed object.
 pub(crate) fn bind_stored(b: &[u8], node: &str, now: &str) -> Option<BindEdit> {
-    let top = members(b, skip_ws(b, 0))?;
+    // One pass: metadata's and spec's members are read as the top level is, so neither is
+    // read twice (once to skip it, once for its members).
+    let mut top = Members::new(b, skip_ws(b, 0))?;
+    let (mut meta_members, mut spec, mut status) = (None, None, None);
+    while let Some(at) = top.peek_key() {
+        match at.0 {
+            b"metadata" | b"spec" => {
+                let (members, end) = members_and_end(b, at.2)?;
+                let member = top.past(at, end)?;
+                match at.0 {
+                    b"metadata" => meta_members = meta_members.or(Some(members)),
+                    _ => spec = spec.or(Some((member, members))),
+                }
+            }
+            key => {
+                let member = top.read_at(at)?;
+                if key == b"status" && status.is_none() {
+                    status = Some(member);
+                }
+            }
+        }
+    }
+    if !top.done {
+        return None;
+    }
     let key = |m: &Member| &b[m.key.0..m.key.1];
     let find = |ms: &[Member], name: &[u8]| ms.iter().position(|m| key(m) == name);
-    let meta = &top[find(&top, b"metadata")?];
-    let meta_members = members(b, meta.value.0)?;
+    let meta_members = meta_members?;
     if let Some(i) = find(&meta_members, b"deletionTimestamp")
         && &b[meta_members[i].value.0..meta_members[i].value.1] != b"null"
     {
         return Some(BindEdit::Deleting);
     }
-    let spec = &top[find(&top, b"spec")?];
-    let status = &top[find(&top, b"status")?];
+    let (spec, spec_members) = spec?;
+    let status = status?;
     if spec.value.1 > status.start {
         return None;
     }
-    let spec_members = members(b, spec.value.0)?;
     if let Some(i) = find(&spec_members, b"nodeName") {
         let m = &spec_members[i];
         return match serde_json::from_slice::<Value>(&b[m.value.0..m.value.1]).ok()? {
