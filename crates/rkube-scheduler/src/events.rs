@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::types::PodInfo;
@@ -78,28 +77,29 @@ impl EventSink {
         message: String,
     ) {
         let now = k8s_openapi::jiff::Timestamp::now();
-        let event = json!({
-            "metadata": {
-                "name": format!("{}.{:x}", pod.name, now.as_nanosecond()),
-                "namespace": pod.namespace,
+        let name = format!("{}.{:x}", pod.name, now.as_nanosecond());
+        let event = Event {
+            metadata: Metadata {
+                name: &name,
+                namespace: &pod.namespace,
             },
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "namespace": pod.namespace,
-                "name": pod.name,
-                "uid": pod.uid,
+            involved_object: Involved {
+                api_version: "v1",
+                kind: "Pod",
+                namespace: &pod.namespace,
+                name: &pod.name,
+                uid: &pod.uid,
             },
-            "reason": reason,
-            "message": message,
-            "type": type_,
-            "source": {"component": by},
-            "reportingComponent": by,
-            "reportingInstance": by,
-            "firstTimestamp": Time(now),
-            "lastTimestamp": Time(now),
-            "count": 1,
-        });
+            reason,
+            message: &message,
+            type_,
+            source: Source { component: by },
+            reporting_component: by,
+            reporting_instance: by,
+            first_timestamp: Time(now),
+            last_timestamp: Time(now),
+            count: 1,
+        };
         if let Ok(body) = serde_json::to_vec(&event) {
             let _ = self.tx.try_send(Pending {
                 namespace: pod.namespace.clone(),
@@ -107,6 +107,45 @@ impl EventSink {
             });
         }
     }
+}
+
+/// A core/v1 Event as the scheduler writes it, serialized without building a JSON tree.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    metadata: Metadata<'a>,
+    involved_object: Involved<'a>,
+    reason: &'a str,
+    message: &'a str,
+    #[serde(rename = "type")]
+    type_: &'a str,
+    source: Source<'a>,
+    reporting_component: &'a str,
+    reporting_instance: &'a str,
+    first_timestamp: Time,
+    last_timestamp: Time,
+    count: i32,
+}
+
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    name: &'a str,
+    namespace: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Involved<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    uid: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Source<'a> {
+    component: &'a str,
 }
 
 /// A receiver as a stream.

@@ -178,9 +178,16 @@ pub struct PodInfo {
 impl PodInfo {
     /// Compiles a pod.
     pub fn new(pod: Pod) -> Self {
-        let spec = pod.spec.clone().unwrap_or_default();
+        let no_spec;
+        let spec = match &pod.spec {
+            Some(spec) => spec,
+            None => {
+                no_spec = k8s_openapi::api::core::v1::PodSpec::default();
+                &no_spec
+            }
+        };
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let non_zero = pod_requests(&spec, true);
+        let non_zero = pod_requests(spec, true);
         let mut host_ports = Vec::new();
         for c in spec
             .containers
@@ -300,7 +307,7 @@ impl PodInfo {
             name: pod.metadata.name.clone().unwrap_or_default(),
             uid: pod.metadata.uid.clone().unwrap_or_default(),
             priority: spec.priority.unwrap_or(0),
-            requests: pod_requests(&spec, false),
+            requests: pod_requests(spec, false),
             non_zero: (non_zero.milli_cpu, non_zero.memory),
             host_ports,
             labels: pod.metadata.labels.clone().unwrap_or_default(),
