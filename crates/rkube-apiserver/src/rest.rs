@@ -193,6 +193,14 @@ fn finish_create(rt: &ResourceType, object: &mut Value) {
     }
 }
 
+/// A random (version 4) UUID for a new object, from the thread's cryptographically secure
+/// generator rather than a system call per object.
+fn new_uid() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
 fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
     let generation = GENERATION_KINDS.contains(&rt.kind);
     {
@@ -208,7 +216,7 @@ fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiEr
         ] {
             meta.remove(field);
         }
-        meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        meta.insert("uid".into(), json!(new_uid()));
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         if generation {
             meta.insert("generation".into(), json!(1));
@@ -1014,6 +1022,18 @@ fn list_revision(query: &Query) -> Result<Option<i64>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_uids_are_distinct_version_4_uuids() {
+        let uids: std::collections::HashSet<String> = (0..1000).map(|_| new_uid()).collect();
+        assert_eq!(uids.len(), 1000);
+        for uid in &uids {
+            let parsed = uuid::Uuid::parse_str(uid).unwrap();
+            assert_eq!(parsed.get_version_num(), 4, "{uid}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{uid}");
+            assert_eq!(uid.len(), 36);
+        }
+    }
 
     #[test]
     fn qos_classes_follow_requests_and_limits() {
