@@ -293,25 +293,33 @@ fn overcommit_allowed(name: &str) -> bool {
 /// `ValidateResourceRequirements`: amounts are non-negative, and requests do not exceed
 /// limits (or, where overcommit is not allowed, equal them).
 fn resources(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    fn text(v: &Value) -> &str {
+        v.as_str().unwrap_or("")
+    }
     let Some(resources) = get(c, "resources") else {
         return;
     };
-    let limits = field::string_map(resources, "limits");
-    let requests = field::string_map(resources, "requests");
-    for (kind, map) in [("limits", &limits), ("requests", &requests)] {
+    // Read in place: JSON maps iterate in key order, as Go's sorted output has them, and a
+    // value that is not a string reads as "" (as `field::string_map` reads it).
+    let none = serde_json::Map::new();
+    let limits = field::map_at(resources, "limits").unwrap_or(&none);
+    let requests = field::map_at(resources, "requests").unwrap_or(&none);
+    for (kind, map) in [("limits", limits), ("requests", requests)] {
         for (name, amount) in map {
+            let amount = text(amount);
             resource_name(name, &path.child(kind).key(name), errs);
             if quantity::parse(amount).is_some_and(|v| v < 0.0) {
                 errs.push(FieldError::invalid(
                     path.child(kind).key(name),
-                    amount.as_str(),
+                    amount,
                     "must be greater than or equal to 0",
                 ));
             }
         }
     }
-    for (name, request) in &requests {
-        let Some(limit) = limits.get(name) else {
+    for (name, request) in requests {
+        let request = text(request);
+        let Some(limit) = limits.get(name).map(text) else {
             if !overcommit_allowed(name) {
                 errs.push(FieldError::required(
                     path.child("limits"),
@@ -326,13 +334,13 @@ fn resources(c: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         if r != l && !overcommit_allowed(name) {
             errs.push(FieldError::invalid(
                 path.child("requests"),
-                request.as_str(),
+                request,
                 &format!("must be equal to {name} limit of {limit}"),
             ));
         } else if r > l {
             errs.push(FieldError::invalid(
                 path.child("requests"),
-                request.as_str(),
+                request,
                 &format!("must be less than or equal to {name} limit of {limit}"),
             ));
         }

@@ -303,6 +303,17 @@ fn common_pod_mistakes_give_upstreams_errors() {
         ),
         (
             |p| {
+                p["spec"]["containers"][0]["resources"] = json!({
+                    "limits": {"example.com/foo": "2"},
+                    "requests": {"example.com/foo": "1", "memory": "-1"}})
+            },
+            vec![
+                "spec.containers[0].resources.requests[memory]: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.containers[0].resources.requests: Invalid value: \"1\": must be equal to example.com/foo limit of 2",
+            ],
+        ),
+        (
+            |p| {
                 p["spec"]["affinity"] = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
                     {"labelSelector": {"matchLabels": {"app": "web"}}}]}});
             },
