@@ -245,9 +245,7 @@ pub trait Plugin: Send + Sync {
         nodes: &[usize],
         scores: &mut [i64],
     ) {
-        for (slot, index) in scores.iter_mut().zip(nodes) {
-            *slot = self.score(state, pod, &snapshot.nodes[*index]);
-        }
+        score_each(self, state, pod, snapshot, nodes, scores);
     }
 
     /// Maps raw scores onto 0..=100, in place.
@@ -295,6 +293,21 @@ pub trait Plugin: Send + Sync {
 
 /// The highest score a plugin gives a node.
 pub const MAX_NODE_SCORE: i64 = 100;
+
+/// One [`Plugin::score`] per node at `nodes`, into `scores`: the default pass, and the
+/// fallback of plugins whose own pass covers only some configurations.
+pub fn score_each<P: Plugin + ?Sized>(
+    plugin: &P,
+    state: &CycleState,
+    pod: &PodInfo,
+    snapshot: &Snapshot,
+    nodes: &[usize],
+    scores: &mut [i64],
+) {
+    for (slot, index) in scores.iter_mut().zip(nodes) {
+        *slot = plugin.score(state, pod, &snapshot.nodes[*index]);
+    }
+}
 
 /// Scales scores so the highest becomes 100 (or, reversed, the lowest), as upstream's
 /// `DefaultNormalizeScore`.

@@ -130,18 +130,11 @@ async fn the_database_can_be_read_with_the_sqlite3_tool() {
         )
         .await
         .unwrap();
-    let out = Command::new("sqlite3")
-        .arg(&path)
-        .arg("SELECT key, revision, CAST(value AS TEXT) FROM current;")
-        .output()
-        .expect("the sqlite3 tool");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        sqlite3(
+            &path,
+            "SELECT key, revision, CAST(value AS TEXT) FROM current;"
+        ),
         format!("/registry/pods/default/web|{rev}|{{\"kind\":\"Pod\"}}")
     );
 }

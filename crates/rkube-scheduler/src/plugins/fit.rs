@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use crate::cache::Snapshot;
-use crate::framework::{CycleState, Failure, Plugin, events};
+use crate::framework::{CycleState, Failure, Plugin, events, score_each};
 use crate::types::{NodeInfo, PodInfo};
 
 /// NodeResourcesFit's name.
@@ -240,10 +240,7 @@ impl Plugin for NodeResourcesFit {
         scores: &mut [i64],
     ) {
         let Some((cpu_weight, memory_weight)) = cpu_and_memory(&self.resources) else {
-            for (slot, index) in scores.iter_mut().zip(nodes) {
-                *slot = self.score(state, pod, &snapshot.nodes[*index]);
-            }
-            return;
+            return score_each(self, state, pod, snapshot, nodes, scores);
         };
         for (slot, index) in scores.iter_mut().zip(nodes) {
             let (cpu, memory) = cpu_and_memory_use(pod, &snapshot.nodes[*index]);
@@ -311,10 +308,7 @@ impl Plugin for BalancedAllocation {
         scores: &mut [i64],
     ) {
         if cpu_and_memory(&self.resources).is_none() {
-            for (slot, index) in scores.iter_mut().zip(nodes) {
-                *slot = self.score(state, pod, &snapshot.nodes[*index]);
-            }
-            return;
+            return score_each(self, state, pod, snapshot, nodes, scores);
         }
         let fraction = |(requested, allocatable): (i64, i64)| {
             (allocatable != 0).then(|| (requested as f64 / allocatable as f64).min(1.0))
