@@ -379,15 +379,12 @@ impl Objects {
             .map_err(|e| store_error(rt, name, e))?;
         let json = match crate::cache::stamp_version(&bytes, rev) {
             Some(json) => json,
+            // Only an object without a metadata map, which create never stores.
             None => {
-                let kv = KeyValue {
-                    key: String::new(),
-                    value: bytes.into(),
-                    create_revision: rev,
-                    mod_revision: rev,
-                    lease: None,
-                };
-                serde_json::to_vec(&decode(&kv)?)
+                let mut object: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::Internal(format!("decoding object: {e}")))?;
+                set_resource_version(&mut object, rev);
+                serde_json::to_vec(&object)
                     .map_err(|e| ApiError::Internal(format!("encoding object: {e}")))?
             }
         };
