@@ -137,6 +137,8 @@ async fn the_database_can_be_read_with_the_sqlite3_tool() {
         ),
         format!("/registry/pods/default/web|{rev}|{{\"kind\":\"Pod\"}}")
     );
+    // A new file is laid out in 16 KiB pages.
+    assert_eq!(sqlite3(&path, "PRAGMA page_size;"), "16384");
 }
 
 /// Runs SQL on the database file with the `sqlite3` tool; returns its output.
@@ -215,8 +217,10 @@ async fn a_version_1_database_is_upgraded_with_its_data() {
         sqlite3(
             &path,
             "SELECT value FROM meta WHERE name = 'schema_version'; \
-             SELECT key || '=' || revision FROM current ORDER BY key;"
+             SELECT key || '=' || revision FROM current ORDER BY key; \
+             PRAGMA page_size;"
         ),
-        "2\n/m/a=2\n/m/b=6"
+        // An existing file keeps the page size it was made with.
+        "2\n/m/a=2\n/m/b=6\n4096"
     );
 }
