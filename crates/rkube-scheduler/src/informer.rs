@@ -16,10 +16,11 @@ use crate::trimmed::Trimmed;
 /// A change to one object.
 #[derive(Debug)]
 pub enum Change<K> {
-    /// Added or modified.
-    Apply(K),
+    /// Added or modified. Boxed: the scheduler's messages are moved through a channel, and
+    /// an object (a pod especially) is large.
+    Apply(Box<K>),
     /// Deleted; the last state seen.
-    Delete(K),
+    Delete(Box<K>),
     /// Deleted while the watch was down: only the key (`namespace/name` or `name`).
     Gone(String),
     /// The initial list (or a relist) is complete.
@@ -62,11 +63,11 @@ where
         let change = match event {
             Ok(Event::Apply(Trimmed(obj))) => {
                 known.insert(key(&obj));
-                Change::Apply(obj)
+                Change::Apply(Box::new(obj))
             }
             Ok(Event::Delete(Trimmed(obj))) => {
                 known.remove(&key(&obj));
-                Change::Delete(obj)
+                Change::Delete(Box::new(obj))
             }
             Ok(Event::Init) => {
                 listing.clear();
@@ -74,7 +75,7 @@ where
             }
             Ok(Event::InitApply(Trimmed(obj))) => {
                 listing.insert(key(&obj));
-                Change::Apply(obj)
+                Change::Apply(Box::new(obj))
             }
             Ok(Event::InitDone) => {
                 for gone in known.difference(&listing) {

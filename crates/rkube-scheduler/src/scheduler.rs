@@ -228,7 +228,7 @@ impl Core {
     fn handle(&mut self, message: Message) {
         let now = Instant::now();
         match message {
-            Message::Pod(Change::Apply(pod)) => self.on_pod(pod, now),
+            Message::Pod(Change::Apply(pod)) => self.on_pod(*pod, now),
             Message::Pod(Change::Delete(pod)) => {
                 let key = crate::types::pod_key(&pod);
                 self.on_pod_gone(&key, now);
@@ -236,7 +236,7 @@ impl Core {
             Message::Pod(Change::Gone(key)) => self.on_pod_gone(&key, now),
             Message::Pod(Change::Synced) => self.synced[0] = true,
             Message::Node(Change::Apply(node)) => {
-                let event = self.cache.upsert_node(node);
+                let event = self.cache.upsert_node(*node);
                 self.queue.on_event(event, now);
             }
             Message::Node(Change::Delete(node)) => {
@@ -271,7 +271,7 @@ impl Core {
                     pdb.metadata.namespace.as_deref().unwrap_or_default(),
                     pdb.metadata.name.as_deref().unwrap_or_default()
                 );
-                self.budgets.insert(key, pdb);
+                self.budgets.insert(key, *pdb);
             }
             Message::Budget(Change::Delete(pdb)) => {
                 let key = format!(
@@ -287,7 +287,7 @@ impl Core {
             Message::Namespace(Change::Synced) | Message::Budget(Change::Synced) => {}
             Message::Volume(change) => {
                 match change {
-                    Change::Apply(volume) => self.cache.volumes.apply_volume(volume),
+                    Change::Apply(volume) => self.cache.volumes.apply_volume(*volume),
                     Change::Delete(volume) => self
                         .cache
                         .volumes
@@ -299,7 +299,7 @@ impl Core {
             }
             Message::Claim(change) => {
                 match change {
-                    Change::Apply(claim) => self.cache.volumes.apply_claim(claim),
+                    Change::Apply(claim) => self.cache.volumes.apply_claim(*claim),
                     Change::Delete(claim) => self.cache.volumes.remove_claim(&format!(
                         "{}/{}",
                         claim.metadata.namespace.as_deref().unwrap_or_default(),
@@ -312,7 +312,7 @@ impl Core {
             }
             Message::Class(change) => {
                 match change {
-                    Change::Apply(class) => self.cache.volumes.apply_class(class),
+                    Change::Apply(class) => self.cache.volumes.apply_class(*class),
                     Change::Delete(class) => self
                         .cache
                         .volumes
@@ -326,7 +326,7 @@ impl Core {
             // never whether it fits, so no pod is moved back to the active queue.
             Message::Service(change) => match change {
                 Change::Apply(svc) => self.cache.workloads.apply_service(&svc),
-                Change::Delete(svc) => self.cache.workloads.remove_service(&object_key(&svc)),
+                Change::Delete(svc) => self.cache.workloads.remove_service(&object_key(&*svc)),
                 Change::Gone(key) => self.cache.workloads.remove_service(&key),
                 Change::Synced => self.synced[WORKLOADS_SYNCED] = true,
             },
@@ -335,19 +335,19 @@ impl Core {
                 Change::Delete(rc) => self
                     .cache
                     .workloads
-                    .remove_replication_controller(&object_key(&rc)),
+                    .remove_replication_controller(&object_key(&*rc)),
                 Change::Gone(key) => self.cache.workloads.remove_replication_controller(&key),
                 Change::Synced => self.synced[WORKLOADS_SYNCED + 1] = true,
             },
             Message::ReplicaSet(change) => match change {
                 Change::Apply(rs) => self.cache.workloads.apply_replica_set(&rs),
-                Change::Delete(rs) => self.cache.workloads.remove_replica_set(&object_key(&rs)),
+                Change::Delete(rs) => self.cache.workloads.remove_replica_set(&object_key(&*rs)),
                 Change::Gone(key) => self.cache.workloads.remove_replica_set(&key),
                 Change::Synced => self.synced[WORKLOADS_SYNCED + 2] = true,
             },
             Message::StatefulSet(change) => match change {
                 Change::Apply(sts) => self.cache.workloads.apply_stateful_set(&sts),
-                Change::Delete(sts) => self.cache.workloads.remove_stateful_set(&object_key(&sts)),
+                Change::Delete(sts) => self.cache.workloads.remove_stateful_set(&object_key(&*sts)),
                 Change::Gone(key) => self.cache.workloads.remove_stateful_set(&key),
                 Change::Synced => self.synced[WORKLOADS_SYNCED + 3] = true,
             },

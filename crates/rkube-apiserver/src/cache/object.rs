@@ -364,6 +364,19 @@ fn member(b: &[u8], i: usize, key: &str) -> Option<Member> {
     Members::new(b, i)?.find(|m| &b[m.key.0..m.key.1] == key.as_bytes())
 }
 
+/// Where the value of the member `key` of the object at `i` starts, reading the members
+/// before it only (the value itself is not read).
+fn value_start(b: &[u8], i: usize, key: &str) -> Option<usize> {
+    let mut members = Members::new(b, i)?;
+    loop {
+        let at = members.peek_key()?;
+        if at.0 == key.as_bytes() {
+            return Some(at.2);
+        }
+        members.read_at(at)?;
+    }
+}
+
 /// The top-level members up to and including `metadata` (whose value span ends where it
 /// starts): all that [`scan`] needs when the members are sorted, as stored objects' are,
 /// and both type members come before `metadata`.
@@ -490,6 +503,14 @@ mod tests {
             crate::objects::set_resource_version(&mut want, 12);
             assert_eq!(serde_json::from_slice::<Value>(&stamped).unwrap(), want);
         }
+        // Written in another order: only the top level's own `metadata` is stamped.
+        let unsorted = br#"{"spec":{"metadata":{"x":1}},"metadatax":{},"metadata":{"name":"y"}}"#;
+        let stamped = stamp_version(unsorted, 7).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&stamped).unwrap(),
+            json!({"spec": {"metadata": {"x": 1}}, "metadatax": {},
+                   "metadata": {"name": "y", "resourceVersion": "7"}})
+        );
         for odd in [json!({"metadata": null}), json!({"kind": "X"}), json!([1])] {
             let stored = serde_json::to_vec(&odd).unwrap();
             assert_eq!(stamp_version(&stored, 1), None);
@@ -647,11 +668,11 @@ pub(crate) fn raw_member<'a>(b: &'a [u8], path: &[&str]) -> Option<&'a [u8]> {
 /// set to `revision` as the first member of `metadata`; `None` if it has no `metadata`
 /// object.
 pub(crate) fn stamp_version(b: &[u8], revision: Revision) -> Option<Vec<u8>> {
-    let meta = member(b, skip_ws(b, 0), "metadata")?;
-    if b.get(meta.value.0) != Some(&b'{') {
+    let meta = value_start(b, skip_ws(b, 0), "metadata")?;
+    if b.get(meta) != Some(&b'{') {
         return None;
     }
-    let open = meta.value.0 + 1;
+    let open = meta + 1;
     let empty = b.get(skip_ws(b, open)) == Some(&b'}');
     let mut out = Vec::with_capacity(b.len() + 40);
     out.extend_from_slice(&b[..open]);
