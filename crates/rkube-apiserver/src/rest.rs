@@ -111,42 +111,6 @@ fn generate_name(base: &str) -> String {
     format!("{base}{suffix}")
 }
 
-/// The quality of service class of a pod, as the kubelet and scheduler see it.
-fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let inits = pod["spec"]["initContainers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let all: Vec<&Value> = containers.iter().chain(inits.iter()).collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &all {
-        let requests = c["resources"]["requests"].as_object();
-        let limits = c["resources"]["limits"].as_object();
-        if requests.is_some_and(|r| !r.is_empty()) || limits.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        for resource in ["cpu", "memory"] {
-            let limit = limits.and_then(|l| l.get(resource));
-            let request = requests.and_then(|r| r.get(resource)).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    if !any {
-        "BestEffort"
-    } else if guaranteed {
-        "Guaranteed"
-    } else {
-        "Burstable"
-    }
-}
-
 /// A created object: its JSON as stored (with its resource version), the object itself when
 /// the caller asked to keep it, or only the object for a dry run.
 pub enum Created {
@@ -224,7 +188,7 @@ fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiEr
     }
     match (rt.group, rt.kind) {
         ("", "Pod") => {
-            let qos = qos_class(object);
+            let qos = rkube_api::defaults::qos_class(&object["spec"]);
             object["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
         // Its spec's finalizer is set after the writer's fields are recorded
@@ -1033,18 +997,6 @@ mod tests {
             assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{uid}");
             assert_eq!(uid.len(), 36);
         }
-    }
-
-    #[test]
-    fn qos_classes_follow_requests_and_limits() {
-        assert_eq!(
-            qos_class(&json!({"spec": {"containers": [{"name": "a"}]}})),
-            "BestEffort"
-        );
-        let g = json!({"spec": {"containers": [{"resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
     }
 
     #[test]

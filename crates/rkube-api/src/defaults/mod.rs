@@ -17,6 +17,8 @@ mod pod;
 mod quantity;
 mod workloads;
 
+pub use pod::qos_class;
+
 use serde_json::{Map, Value};
 
 /// Applies upstream's defaults for this kind (group "" = core) to a JSON object in place.

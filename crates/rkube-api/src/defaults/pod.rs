@@ -84,62 +84,58 @@ fn status(obj: &mut Map<String, Value>) {
     }
 }
 
-/// The QoS class the Pod strategy records on create (`GetPodQOS`): BestEffort without any
-/// CPU or memory request or limit, Guaranteed when every container limits both and requests
-/// equal limits, Burstable otherwise.
-fn qos_class(spec: &Value) -> &'static str {
-    let mut requests: Vec<(String, f64)> = Vec::new();
-    let mut limits: Vec<(String, f64)> = Vec::new();
+/// The QoS class the Pod strategy records on create (`GetPodQOS`) for a pod's spec:
+/// BestEffort without any CPU or memory request or limit, Guaranteed when every container
+/// limits both and the pod's requests equal its limits, Burstable otherwise. Quantities
+/// are compared by value (`1` equals `1000m`); zero amounts count as absent; a container's
+/// missing request is its limit, as defaulting makes it.
+pub fn qos_class(spec: &Value) -> &'static str {
+    const RESOURCES: [&str; 2] = ["cpu", "memory"];
+    // Sums over the containers, by resource (cpu, memory); `None` when none names it.
+    let (mut requests, mut limits) = ([None::<f64>; 2], [None::<f64>; 2]);
     let mut guaranteed = true;
-    let add = |sums: &mut Vec<(String, f64)>, name: &str, amount: f64| match sums
-        .iter_mut()
-        .find(|(n, _)| n == name)
-    {
-        Some((_, sum)) => *sum += amount,
-        None => sums.push((name.to_owned(), amount)),
-    };
     let containers = ["containers", "initContainers"]
         .into_iter()
         .filter_map(|list| spec.get(list).and_then(Value::as_array))
         .flatten();
     for container in containers {
-        let resources = container.get("resources");
-        let amounts = |kind: &str| -> Vec<(String, f64)> {
-            resources
+        let list = |kind: &str| {
+            container
+                .get("resources")
                 .and_then(|r| r.get(kind))
                 .and_then(Value::as_object)
-                .into_iter()
-                .flatten()
-                .filter(|(name, _)| *name == "cpu" || *name == "memory")
-                .filter_map(|(name, q)| {
-                    let amount = q.as_str().and_then(quantity::value)?;
-                    (amount > 0.0).then(|| (name.clone(), amount))
-                })
-                .collect()
         };
-        for (name, amount) in amounts("requests") {
-            add(&mut requests, &name, amount);
+        let (requested, limited) = (list("requests"), list("limits"));
+        let positive = |q: Option<&Value>| {
+            q.and_then(Value::as_str)
+                .and_then(quantity::value)
+                .filter(|a| *a > 0.0)
+        };
+        let mut limits_both = true;
+        for (i, name) in RESOURCES.iter().enumerate() {
+            let limit = limited.and_then(|l| l.get(*name));
+            // A request not given is its limit, as defaulting makes it; so the class is the
+            // same before and after defaults.
+            let request = requested.and_then(|r| r.get(*name)).or(limit);
+            if let Some(amount) = positive(request) {
+                *requests[i].get_or_insert(0.0) += amount;
+            }
+            match positive(limit) {
+                Some(amount) => *limits[i].get_or_insert(0.0) += amount,
+                None => limits_both = false,
+            }
         }
-        let container_limits = amounts("limits");
-        let limits_both = ["cpu", "memory"]
-            .iter()
-            .all(|r| container_limits.iter().any(|(n, _)| n == r));
-        if !limits_both {
-            guaranteed = false;
-        }
-        for (name, amount) in container_limits {
-            add(&mut limits, &name, amount);
-        }
+        guaranteed &= limits_both;
     }
-    if requests.is_empty() && limits.is_empty() {
+    if requests.iter().chain(&limits).all(Option::is_none) {
         return "BestEffort";
     }
-    let equal = requests.iter().all(|(name, req)| {
-        limits
-            .iter()
-            .any(|(n, lim)| n == name && (lim - req).abs() <= f64::EPSILON * lim.abs().max(1.0))
+    let equal = requests.iter().zip(&limits).all(|pair| match pair {
+        (Some(req), Some(lim)) => (lim - req).abs() <= f64::EPSILON * lim.abs().max(1.0),
+        (None, None) => true,
+        _ => false,
     });
-    if guaranteed && equal && requests.len() == limits.len() {
+    if guaranteed && equal {
         "Guaranteed"
     } else {
         "Burstable"

@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 
 use super::apply_defaults;
 use super::pod::pull_policy_for;
+use super::qos_class;
 
 fn defaulted(group: &str, kind: &str, mut object: Value) -> Value {
     apply_defaults(group, kind, &mut object);
@@ -108,6 +109,45 @@ fn a_pods_qos_class_follows_its_requests_and_limits() {
         ]),
         "Burstable"
     );
+}
+
+#[test]
+fn the_qos_class_of_a_spec_is_the_same_before_and_after_defaults() {
+    let cases = [
+        (json!({}), "BestEffort"),
+        // Zero amounts and resources other than cpu and memory do not count.
+        (
+            json!({"requests": {"cpu": "0", "nvidia.com/gpu": "1"}}),
+            "BestEffort",
+        ),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+            "Guaranteed",
+        ),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m"}}),
+            "Guaranteed",
+        ),
+        (
+            json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}}),
+            "Burstable",
+        ),
+        (json!({"limits": {"cpu": "1"}}), "Burstable"),
+        (json!({"requests": {"memory": "1Gi"}}), "Burstable"),
+    ];
+    for (resources, want) in cases {
+        let spec = json!({"containers": [{"name": "c", "image": "x:1", "resources": resources}]});
+        assert_eq!(qos_class(&spec), want, "{resources}");
+        let pod = defaulted("", "Pod", json!({"spec": spec}));
+        assert_eq!(qos_class(&pod["spec"]), want, "{resources} defaulted");
+        assert_eq!(pod["status"]["qosClass"], want, "{resources} on create");
+    }
+    // Init containers count as containers do.
+    let spec = json!({
+        "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "1"}}}],
+        "containers": [{"name": "c", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
+    });
+    assert_eq!(qos_class(&spec), "Burstable");
 }
 
 #[test]
