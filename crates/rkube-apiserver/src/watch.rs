@@ -449,13 +449,10 @@ impl CachedWatch {
             EventKind::Deleted => "DELETED",
         };
         if self.filter.is_empty() && self.encoder.accept == Accept::Json {
-            if let Some(line) = event.json_line.get() {
-                return Some(line.clone());
-            }
-            let line = self
-                .encoder
-                .cached_line(name, &event.object, event.revision)?;
-            return Some(event.json_line.get_or_init(|| line).clone());
+            return event.json_line(|| {
+                self.encoder
+                    .cached_line(name, &event.object, event.revision)
+            });
         }
         let kind = match event.kind {
             EventKind::Deleted => {

@@ -16,7 +16,7 @@ mod read;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -78,8 +78,42 @@ pub(crate) struct CachedEvent {
     /// The object before the change (`None` for a creation).
     pub prev: Option<Arc<CachedObject>>,
     at: Instant,
-    /// The plain JSON watch line, encoded once for every unfiltered JSON watcher.
-    pub json_line: OnceLock<Bytes>,
+    /// The plain JSON watch line, encoded once for every unfiltered JSON watcher while the
+    /// event is among the newest [`LINES_KEPT`].
+    json_line: Mutex<Line>,
+}
+
+/// How many of a resource's newest events keep their encoded watch line. Watchers that
+/// keep up share it; one further behind encodes the event again. The window holds events
+/// for a minute or more, and the lines would double what it holds.
+const LINES_KEPT: usize = 1024;
+
+#[derive(Debug)]
+enum Line {
+    Unset,
+    Set(Bytes),
+    /// The event is no longer among the newest: its line is not kept.
+    Retired,
+}
+
+impl CachedEvent {
+    /// The plain JSON watch line: the one kept, else `encode`'s (kept unless retired).
+    pub fn json_line(&self, encode: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+        let mut line = self.json_line.lock().unwrap_or_else(|e| e.into_inner());
+        match &*line {
+            Line::Set(bytes) => Some(bytes.clone()),
+            Line::Unset => {
+                let bytes = encode()?;
+                *line = Line::Set(bytes.clone());
+                Some(bytes)
+            }
+            Line::Retired => encode(),
+        }
+    }
+
+    fn retire_line(&self) {
+        *self.json_line.lock().unwrap_or_else(|e| e.into_inner()) = Line::Retired;
+    }
 }
 
 /// What a read needs from the cache.
@@ -396,8 +430,11 @@ impl WatchCache {
                 object,
                 prev: before,
                 at: now,
-                json_line: OnceLock::new(),
+                json_line: Mutex::new(Line::Unset),
             }));
+            if let Some(older) = state.events.len().checked_sub(LINES_KEPT + 1) {
+                state.events[older].retire_line();
+            }
             state.last = revision;
             while let Some(oldest) = state.events.front() {
                 let len = state.events.len();
@@ -430,5 +467,51 @@ mod tests {
         );
         assert_eq!(split_key("/registry/core"), None);
         assert_eq!(split_key("/rkube/compact_revision"), None);
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_events_keep_their_watch_line() {
+        let cache = WatchCache::new(
+            Arc::new(rkube_store::MemoryStore::new()),
+            WatchCacheConfig::default(),
+        );
+        let extra = 3;
+        for revision in 1..=(LINES_KEPT + extra) as Revision {
+            let key = format!("/registry/core/configmaps/default/c{revision}");
+            let kv = KeyValue {
+                key: key.clone(),
+                value: Bytes::from_static(b"{\"metadata\":{}}"),
+                create_revision: revision,
+                mod_revision: revision,
+                lease: None,
+            };
+            cache.apply(&key, revision, Some(&kv), None);
+        }
+        let resource = &cache.resources["/registry/core/configmaps/"];
+        let state = resource.state.read().unwrap();
+        assert_eq!(state.events.len(), LINES_KEPT + extra);
+        let encodes = std::sync::atomic::AtomicUsize::new(0);
+        let line = |event: &CachedEvent| {
+            event.json_line(|| {
+                encodes.fetch_add(1, Ordering::Relaxed);
+                Some(Bytes::from(event.revision.to_string()))
+            })
+        };
+        // A kept line is encoded once and then shared.
+        let newest = state.events.back().unwrap();
+        assert_eq!(line(newest).unwrap(), newest.revision.to_string());
+        assert_eq!(line(newest).unwrap(), newest.revision.to_string());
+        assert_eq!(encodes.load(Ordering::Relaxed), 1);
+        // Events older than the newest LINES_KEPT encode theirs each time, and keep none.
+        let oldest = &state.events[extra - 1];
+        for _ in 0..2 {
+            assert_eq!(line(oldest).unwrap(), oldest.revision.to_string());
+        }
+        assert_eq!(encodes.load(Ordering::Relaxed), 3);
+        assert!(matches!(*oldest.json_line.lock().unwrap(), Line::Retired));
+        assert!(matches!(
+            *state.events[extra].json_line.lock().unwrap(),
+            Line::Unset
+        ));
     }
 }
