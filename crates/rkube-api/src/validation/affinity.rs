@@ -25,9 +25,8 @@ pub(super) fn affinity(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
 
 fn node_affinity(node: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     if let Some(required) = get(node, "requiredDuringSchedulingIgnoredDuringExecution") {
-        let rp = path
-            .child("requiredDuringSchedulingIgnoredDuringExecution")
-            .child("nodeSelectorTerms");
+        let required_path = path.child("requiredDuringSchedulingIgnoredDuringExecution");
+        let rp = required_path.child("nodeSelectorTerms");
         let terms = list_at(required, "nodeSelectorTerms");
         if terms.is_empty() {
             errs.push(FieldError::required(
@@ -55,7 +54,8 @@ fn node_affinity(node: &Value, path: &Path, errs: &mut Vec<FieldError>) {
 fn node_selector_term(term: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     for (list, label_keys) in [("matchExpressions", true), ("matchFields", false)] {
         for (j, req) in list_at(term, list).iter().enumerate() {
-            let p = path.child(list).index(j);
+            let list_path = path.child(list);
+            let p = list_path.index(j);
             let values = list_at(req, "values");
             match str_at(req, "operator") {
                 "In" | "NotIn" => {

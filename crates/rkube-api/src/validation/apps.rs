@@ -71,7 +71,8 @@ fn labels_value(labels: &std::collections::BTreeMap<String, String>) -> Value {
 /// Templates of long-running controllers: restartPolicy Always, no active deadline.
 fn always_restarting(spec: &Value, path: &Path, owner: &str, errs: &mut Vec<FieldError>) {
     let template_spec = field::dig(spec, &["template", "spec"]).unwrap_or(&Value::Null);
-    let p = path.child("template").child("spec");
+    let template_path = path.child("template");
+    let p = template_path.child("spec");
     let policy = str_at(template_spec, "restartPolicy");
     if policy != "Always" {
         errs.push(FieldError::not_supported(

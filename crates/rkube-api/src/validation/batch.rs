@@ -67,7 +67,9 @@ fn job_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
     let restart = field::dig(template, &["spec", "restartPolicy"])
         .and_then(Value::as_str)
         .unwrap_or("");
-    let restart_path = path.child("template").child("spec").child("restartPolicy");
+    let template_path = path.child("template");
+    let spec_path = template_path.child("spec");
+    let restart_path = spec_path.child("restartPolicy");
     if restart != "OnFailure" && restart != "Never" {
         errs.push(FieldError::not_supported(
             &restart_path,
@@ -114,7 +116,9 @@ pub(super) fn job(object: &Value, create: bool, errs: &mut Vec<FieldError>) {
     let uid = str_at(meta, "uid");
     if create && bool_at(spec, "manualSelector") != Some(true) && !uid.is_empty() {
         let name = str_at(meta, "name");
-        let labels_path = path.child("template").child("metadata").child("labels");
+        let template_path = path.child("template");
+        let meta_path = template_path.child("metadata");
+        let labels_path = meta_path.child("labels");
         for (key, expected) in [("controller-uid", uid), ("job-name", name)] {
             let must = format!("must be '{expected}'");
             match labels.get(key) {

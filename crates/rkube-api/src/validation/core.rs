@@ -60,7 +60,8 @@ pub(super) fn config_map(object: &Value, errs: &mut Vec<FieldError>) {
     let binary = map_at(object, "binaryData");
     let mut total = 0;
     for (key, value) in data.into_iter().flatten() {
-        let p = Path::new("data").key(key);
+        let data_path = Path::new("data");
+        let p = data_path.key(key);
         for msg in config_key_errors(key) {
             errs.push(FieldError::invalid(&p, key.as_str(), &msg));
         }
@@ -74,7 +75,8 @@ pub(super) fn config_map(object: &Value, errs: &mut Vec<FieldError>) {
         total += value.as_str().map_or(0, str::len);
     }
     for (key, value) in binary.into_iter().flatten() {
-        let p = Path::new("binaryData").key(key);
+        let data_path = Path::new("binaryData");
+        let p = data_path.key(key);
         for msg in config_key_errors(key) {
             errs.push(FieldError::invalid(&p, key.as_str(), &msg));
         }
@@ -212,7 +214,8 @@ pub(super) fn finalizer_name(name: &str, path: &Path, errs: &mut Vec<FieldError>
 
 /// `ValidateNamespace`: its spec's finalizers.
 pub(super) fn namespace(object: &Value, errs: &mut Vec<FieldError>) {
-    let path = Path::new("spec").child("finalizers");
+    let spec_path = Path::new("spec");
+    let path = spec_path.child("finalizers");
     let spec = get(object, "spec").unwrap_or(&Value::Null);
     for name in list_at(spec, "finalizers").iter().filter_map(Value::as_str) {
         finalizer_name(name, &path, errs);
@@ -222,7 +225,8 @@ pub(super) fn namespace(object: &Value, errs: &mut Vec<FieldError>) {
 /// `ValidateNode`: taints.
 pub(super) fn node(object: &Value, errs: &mut Vec<FieldError>) {
     let spec = get(object, "spec").unwrap_or(&Value::Null);
-    let path = Path::new("spec").child("taints");
+    let spec_path = Path::new("spec");
+    let path = spec_path.child("taints");
     let mut seen = BTreeSet::new();
     for (i, taint) in list_at(spec, "taints").iter().enumerate() {
         let p = path.index(i);

@@ -35,7 +35,8 @@ pub(super) fn endpoint_slice(object: &Value, old: Option<&Value>, errs: &mut Vec
         }
         for (j, address) in addresses.iter().enumerate() {
             let address = address.as_str().unwrap_or("");
-            let ap = p.child("addresses").index(j);
+            let addresses_path = p.child("addresses");
+            let ap = addresses_path.index(j);
             match address_type {
                 "IPv4" if address.parse::<Ipv4Addr>().is_err() => errs.push(FieldError::invalid(
                     ap,

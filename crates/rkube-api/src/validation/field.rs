@@ -13,75 +13,99 @@ use crate::error::FieldError;
 /// Upstream's message for a changed immutable field.
 pub(super) const IMMUTABLE: &str = "field is immutable";
 
-/// A field path: `spec.containers[0].image`, `metadata.labels`, `data[key]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct Path(String);
+/// A field path: `spec.containers[0].image`, `metadata.labels`, `data[key]`. Paths are made
+/// for every field validated and shown for few of them, so a path is a chain of borrowed
+/// steps on the stack, rendered only when an error names it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    step: Step<'a>,
+}
 
-impl Path {
+#[derive(Clone, Copy, Debug, Default)]
+enum Step<'a> {
+    /// The empty path.
+    #[default]
+    Root,
+    Field(&'a str),
+    Index(usize),
+    Key(&'a str),
+}
+
+impl<'a> Path<'a> {
     /// A path starting at a top-level field.
-    pub(super) fn new(root: &str) -> Self {
-        Self(root.to_owned())
+    pub(super) fn new(root: &'a str) -> Self {
+        Self {
+            parent: None,
+            step: Step::Field(root),
+        }
     }
 
     /// The path of a field below this one.
-    pub(super) fn child(&self, name: &str) -> Self {
-        if self.0.is_empty() {
-            Self(name.to_owned())
-        } else {
-            self.joined(&[".", name])
-        }
+    pub(super) fn child<'b>(&'b self, name: &'b str) -> Path<'b> {
+        self.then(Step::Field(name))
     }
 
     /// The path of a list element.
-    pub(super) fn index(&self, i: usize) -> Self {
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = i;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = std::str::from_utf8(&digits[at..]).unwrap_or("0");
-        self.joined(&["[", digits, "]"])
+    pub(super) fn index(&self, i: usize) -> Path<'_> {
+        self.then(Step::Index(i))
     }
 
     /// The path of a map entry.
-    pub(super) fn key(&self, key: &str) -> Self {
-        self.joined(&["[", key, "]"])
+    pub(super) fn key<'b>(&'b self, key: &'b str) -> Path<'b> {
+        self.then(Step::Key(key))
     }
 
-    /// This path with `parts` after it, in one allocation (paths are built for every field
-    /// validated, most of them never shown).
-    fn joined(&self, parts: &[&str]) -> Self {
-        let len = self.0.len() + parts.iter().map(|p| p.len()).sum::<usize>();
-        let mut path = String::with_capacity(len);
-        path.push_str(&self.0);
-        for part in parts {
-            path.push_str(part);
+    fn then<'b>(&'b self, step: Step<'b>) -> Path<'b> {
+        Path {
+            parent: Some(self),
+            step,
         }
-        Self(path)
+    }
+
+    fn render(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.render(out);
+        }
+        match self.step {
+            Step::Root => {}
+            Step::Field(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            Step::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+            Step::Key(key) => {
+                out.push('[');
+                out.push_str(key);
+                out.push(']');
+            }
+        }
     }
 }
 
-impl fmt::Display for Path {
+impl fmt::Display for Path<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&String::from(self))
     }
 }
 
-impl From<&Path> for String {
-    fn from(path: &Path) -> Self {
-        path.0.clone()
+impl From<&Path<'_>> for String {
+    fn from(path: &Path<'_>) -> Self {
+        let mut out = String::new();
+        path.render(&mut out);
+        out
     }
 }
 
-impl From<Path> for String {
-    fn from(path: Path) -> Self {
-        path.0
+impl From<Path<'_>> for String {
+    fn from(path: Path<'_>) -> Self {
+        String::from(&path)
     }
 }
 

@@ -193,7 +193,8 @@ fn ingress(object: &Value, errs: &mut Vec<FieldError>) {
         ingress_backend(backend, &path.child("defaultBackend"), errs);
     }
     for (i, rule) in rules.iter().enumerate() {
-        let rp = path.child("rules").index(i);
+        let rules_path = path.child("rules");
+        let rp = rules_path.index(i);
         let host = str_at(rule, "host");
         if !host.is_empty() {
             let bare = host.strip_prefix("*.").unwrap_or(host);
@@ -204,7 +205,8 @@ fn ingress(object: &Value, errs: &mut Vec<FieldError>) {
         let Some(http) = get(rule, "http") else {
             continue;
         };
-        let pp = rp.child("http").child("paths");
+        let http_path = rp.child("http");
+        let pp = http_path.child("paths");
         let paths = list_at(http, "paths");
         if paths.is_empty() {
             errs.push(FieldError::required(&pp, ""));
@@ -299,7 +301,8 @@ fn network_policy(object: &Value, errs: &mut Vec<FieldError>) {
     }
     for (direction, peers) in [("ingress", "from"), ("egress", "to")] {
         for (i, rule) in list_at(spec, direction).iter().enumerate() {
-            let rp = path.child(direction).index(i);
+            let rules_path = path.child(direction);
+            let rp = rules_path.index(i);
             for (j, port) in list_at(rule, "ports").iter().enumerate() {
                 network_policy_port(port, &rp.child("ports").index(j), errs);
             }

@@ -29,7 +29,8 @@ pub(super) fn service(object: &Value, errs: &mut Vec<FieldError>) {
     if ports.is_empty() && !headless && service_type != "ExternalName" {
         errs.push(FieldError::required(&ports_path, ""));
     }
-    let first_ip_path = path.child("clusterIPs").index(0);
+    let ips_path = path.child("clusterIPs");
+    let first_ip_path = ips_path.index(0);
     match service_type {
         "LoadBalancer" => {
             for (i, port) in ports.iter().enumerate() {
@@ -228,7 +229,8 @@ fn cluster_ip_fields(spec: &Value, path: &Path, headless: bool, errs: &mut Vec<F
     let mut families = BTreeSet::new();
     for (i, family) in list_at(spec, "ipFamilies").iter().enumerate() {
         let family = family.as_str().unwrap_or("");
-        let p = path.child("ipFamilies").index(i);
+        let families_path = path.child("ipFamilies");
+        let p = families_path.index(i);
         if !["IPv4", "IPv6"].contains(&family) {
             errs.push(FieldError::not_supported(&p, family, &["IPv4", "IPv6"]));
         } else if !families.insert(family) {

@@ -108,7 +108,8 @@ fn volume_source(volume: &Value, p: &Path, errs: &mut Vec<FieldError>) {
             ));
         }
         for (j, item) in list_at(src, "items").iter().enumerate() {
-            let ip = sp.child("items").index(j);
+            let items_path = sp.child("items");
+            let ip = items_path.index(j);
             if str_at(item, "key").is_empty() {
                 errs.push(FieldError::required(ip.child("key"), ""));
             }
