@@ -16,7 +16,7 @@ pub(super) const IMMUTABLE: &str = "field is immutable";
 /// A field path: `spec.containers[0].image`, `metadata.labels`, `data[key]`. Paths are made
 /// for every field validated and shown for few of them, so a path is a chain of borrowed
 /// steps on the stack, rendered only when an error names it.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Path<'a> {
     parent: Option<&'a Path<'a>>,
     step: Step<'a>,
