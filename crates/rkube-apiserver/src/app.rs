@@ -508,7 +508,7 @@ impl App {
                 ))
             }
             ("create", Some(name), Some("binding")) => {
-                let body = crate::decode::decode_body(content_type, body)?;
+                let body = crate::subresources::Binding::decode(content_type, body)?;
                 let (code, status) = self.bind(rt, info, name, body).await?;
                 Ok(object_response(accept, code, &status))
             }

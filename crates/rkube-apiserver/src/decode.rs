@@ -23,6 +23,11 @@ fn media_type(content_type: Option<&str>) -> &str {
 }
 
 /// Parses a request body: JSON (and the JSON-based patch types) or Kubernetes protobuf.
+/// Whether a body of this type is read as plain JSON.
+pub fn is_json(content_type: Option<&str>) -> bool {
+    matches!(media_type(content_type), "application/json" | "" | "*/*")
+}
+
 pub fn decode_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
     let media = media_type(content_type);
     if body.is_empty() {

@@ -16,6 +16,70 @@ use crate::objects::{
 use crate::request::{Query, RequestInfo};
 use crate::rest::now_rfc3339;
 
+/// What a `pods/binding` request says: the Binding's name and annotations and its target.
+#[derive(Debug, Default)]
+pub(crate) struct Binding {
+    name: Option<String>,
+    annotations: Option<serde_json::Map<String, Value>>,
+    target_kind: Option<String>,
+    target_name: Option<String>,
+}
+
+impl Binding {
+    /// Reads a request body. A JSON Binding of the usual shape is read without building the
+    /// object; anything else (another format, a field of an unexpected type) is decoded
+    /// whole first, and a field of the wrong type counts as absent.
+    pub(crate) fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        if crate::decode::is_json(content_type)
+            && let Ok(wire) = serde_json::from_slice::<wire::Binding<'_>>(body)
+        {
+            let (meta, target) = (wire.metadata.unwrap_or_default(), wire.target);
+            return Ok(Self {
+                name: meta.name.map(Into::into),
+                annotations: meta.annotations,
+                target_kind: target.as_ref().and_then(|t| t.kind.clone()).map(Into::into),
+                target_name: target.and_then(|t| t.name).map(Into::into),
+            });
+        }
+        let value = crate::decode::decode_body(content_type, body)?;
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        Ok(Self {
+            name: text(&value["metadata"]["name"]),
+            annotations: value["metadata"]["annotations"].as_object().cloned(),
+            target_kind: text(&value["target"]["kind"]),
+            target_name: text(&value["target"]["name"]),
+        })
+    }
+}
+
+/// A Binding as JSON carries it, borrowing its strings where it can.
+mod wire {
+    use std::borrow::Cow;
+
+    #[derive(serde::Deserialize)]
+    pub(super) struct Binding<'a> {
+        #[serde(borrow)]
+        pub metadata: Option<Meta<'a>>,
+        #[serde(borrow)]
+        pub target: Option<Target<'a>>,
+    }
+
+    #[derive(Default, serde::Deserialize)]
+    pub(super) struct Meta<'a> {
+        #[serde(borrow)]
+        pub name: Option<Cow<'a, str>>,
+        pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+
+    #[derive(serde::Deserialize)]
+    pub(super) struct Target<'a> {
+        #[serde(borrow)]
+        pub kind: Option<Cow<'a, str>>,
+        #[serde(borrow)]
+        pub name: Option<Cow<'a, str>>,
+    }
+}
+
 fn success(code: u16) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code})
 }
@@ -72,43 +136,36 @@ impl App {
         rt: &ResourceType,
         info: &RequestInfo,
         name: &str,
-        binding: Value,
+        binding: Binding,
     ) -> Result<(u16, Value), ApiError> {
         let ns = info.namespace.as_deref();
-        if binding["metadata"]["name"]
-            .as_str()
-            .is_some_and(|n| n != name)
-        {
+        if binding.name.as_deref().is_some_and(|n| n != name) {
             return Err(ApiError::BadRequest(format!(
                 "the name of the binding does not match the pod ({name})"
             )));
         }
-        let node = binding["target"]["name"]
-            .as_str()
+        let node = binding
+            .target_name
+            .as_deref()
             .filter(|n| !n.is_empty())
             .ok_or_else(|| ApiError::Invalid {
                 kind: "Binding".into(),
                 name: name.into(),
                 causes: vec![FieldError::required("target.name", "")],
             })?;
-        if binding["target"]["kind"]
-            .as_str()
-            .is_some_and(|k| !k.is_empty() && k != "Node")
+        if let Some(kind) = binding
+            .target_kind
+            .as_deref()
+            .filter(|k| !k.is_empty() && *k != "Node")
         {
             return Err(ApiError::Invalid {
                 kind: "Binding".into(),
                 name: name.into(),
-                causes: vec![FieldError::not_supported(
-                    "target.kind",
-                    binding["target"]["kind"].clone(),
-                    &["Node"],
-                )],
+                causes: vec![FieldError::not_supported("target.kind", kind, &["Node"])],
             });
         }
         let mut first = true;
-        let annotated = binding["metadata"]["annotations"]
-            .as_object()
-            .is_some_and(|a| !a.is_empty());
+        let annotated = binding.annotations.as_ref().is_some_and(|a| !a.is_empty());
         if !annotated && let Some(cached) = self.cached_entry(rt, ns, name).await {
             // The usual binding edits the cached bytes; anything unusual takes the parsed path.
             match bind_stored(&cached.value, node, &now_rfc3339()) {
@@ -145,12 +202,7 @@ impl App {
             if let Some(current) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 return Err(already_assigned(rt, name, current));
             }
-            bind_value(
-                &mut pod,
-                node,
-                binding["metadata"]["annotations"].as_object(),
-                &now_rfc3339(),
-            );
+            bind_value(&mut pod, node, binding.annotations.as_ref(), &now_rfc3339());
             match self.objects.update(rt, ns, name, pod, rv).await {
                 Ok(_) => return Ok((201, success(201))),
                 Err(ApiError::Conflict { .. }) => continue,
@@ -298,5 +350,45 @@ impl App {
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binding_reads_the_same_in_every_format() {
+        let json = br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"web","namespace":"default","annotations":{"a":"b"}},"target":{"apiVersion":"v1","kind":"Node","name":"n\u0031"}}"#;
+        let yaml = b"apiVersion: v1\nkind: Binding\nmetadata:\n  name: web\n  annotations:\n    a: b\ntarget:\n  kind: Node\n  name: n1\n";
+        for (content_type, body) in [
+            (Some("application/json"), &json[..]),
+            (None, &json[..]),
+            (Some("application/yaml"), &yaml[..]),
+        ] {
+            let b = Binding::decode(content_type, body).unwrap();
+            assert_eq!(b.name.as_deref(), Some("web"));
+            assert_eq!(b.annotations, json!({"a": "b"}).as_object().cloned());
+            assert_eq!(b.target_kind.as_deref(), Some("Node"));
+            assert_eq!(b.target_name.as_deref(), Some("n1"));
+        }
+    }
+
+    #[test]
+    fn a_binding_field_of_the_wrong_type_counts_as_absent() {
+        let body = br#"{"metadata":{"name":["x"]},"target":{"kind":"Node","name":5}}"#;
+        let b = Binding::decode(Some("application/json"), body).unwrap();
+        assert_eq!(b.name, None);
+        assert_eq!(b.target_kind.as_deref(), Some("Node"));
+        assert_eq!(b.target_name, None);
+        for bad in [&b""[..], b"{", b"[1]"] {
+            let err = Binding::decode(Some("application/json"), bad);
+            if bad == b"[1]" {
+                // Valid JSON that is not an object: every field is absent.
+                assert_eq!(err.unwrap().target_name, None);
+            } else {
+                assert!(matches!(err, Err(ApiError::BadRequest(_))), "{err:?}");
+            }
+        }
     }
 }

@@ -484,6 +484,37 @@ async fn binding_assigns_a_node_once() {
             .create_subresource("binding", "b", &P::default(), body)
             .unwrap()
     };
+    let post = |body: serde_json::Value| {
+        Request::new("/api/v1/namespaces/default/pods")
+            .create_subresource("binding", "b", &P::default(), body.to_string().into_bytes())
+            .unwrap()
+    };
+    for (body, code, text) in [
+        (
+            json!({"metadata": {"name": "b"}, "target": {"kind": "Pod", "name": "x"}}),
+            422,
+            "Unsupported value: \"Pod\"",
+        ),
+        (
+            json!({"metadata": {"name": "b"}, "target": {"kind": "Node", "name": 7}}),
+            422,
+            "target.name: Required value",
+        ),
+        (
+            json!({"metadata": {"name": "other"}, "target": {"name": "node-1"}}),
+            400,
+            "does not match",
+        ),
+    ] {
+        let err = api_error(
+            t.client
+                .request::<serde_json::Value>(post(body))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(err.code, code, "{}", err.message);
+        assert!(err.message.contains(text), "{}", err.message);
+    }
     let _: serde_json::Value = t.client.request(bind("node-1")).await.unwrap();
     let bound = pods.get("b").await.unwrap();
     assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-1"));
