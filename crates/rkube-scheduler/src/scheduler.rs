@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,6 +54,56 @@ enum Message {
         first_seen: Instant,
         state: Box<CycleState>,
     },
+}
+
+/// POSTs the pod's `pods/binding` to `node`. The Status the server answers with is not
+/// needed, so it is not decoded; a refusal comes back as the API error.
+async fn post_binding(client: &kube::Client, pod: &PodInfo, node: &str) -> Result<(), kube::Error> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Binding<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        metadata: Meta<'a>,
+        target: Target<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Meta<'a> {
+        name: &'a str,
+        namespace: &'a str,
+        uid: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Target<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        name: &'a str,
+    }
+    let binding = Binding {
+        api_version: "v1",
+        kind: "Binding",
+        metadata: Meta {
+            name: &pod.name,
+            namespace: &pod.namespace,
+            uid: &pod.uid,
+        },
+        target: Target {
+            api_version: "v1",
+            kind: "Node",
+            name: node,
+        },
+    };
+    let body = serde_json::to_vec(&binding).map_err(kube::Error::SerdeError)?;
+    // Namespaces and pod names are DNS labels and subdomains: nothing in them needs escaping.
+    let request = http::Request::post(format!(
+        "/api/v1/namespaces/{}/pods/{}/binding",
+        pod.namespace, pod.name
+    ))
+    .header(http::header::CONTENT_TYPE, "application/json")
+    .body(body)
+    .map_err(kube::Error::HttpError)?;
+    client.request_text(request).await.map(drop)
 }
 
 /// Why a pod's binding failed.
@@ -622,22 +672,8 @@ impl Core {
                     return;
                 }
             }
-            let api: Api<Pod> = Api::namespaced(client, &info.namespace);
-            let binding = json!({
-                "apiVersion": "v1",
-                "kind": "Binding",
-                "metadata": {"name": info.name, "namespace": info.namespace, "uid": info.uid},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            });
-            let result = api
-                .create_subresource::<_, serde_json::Value>(
-                    "binding",
-                    &info.name,
-                    &PostParams::default(),
-                    &binding,
-                )
+            let result = post_binding(&client, &info, &node)
                 .await
-                .map(|_| ())
                 .map_err(BindError::Binding);
             let _ = tx.send(Message::Bound {
                 info,
