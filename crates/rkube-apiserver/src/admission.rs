@@ -44,35 +44,45 @@ pub fn default_toleration_seconds(pod: &mut Value) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let mut tolerations = spec
+    let existing = spec
         .get("tolerations")
         .and_then(Value::as_array)
-        .cloned()
+        .map(Vec::as_slice)
         .unwrap_or_default();
-    let mut added = false;
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        // As upstream: a toleration with this key (or no key) and the NoExecute effect (or
-        // no effect) counts, whatever its operator.
-        let tolerated = tolerations.iter().any(|t| {
+    // As upstream: a toleration with this key (or no key) and the NoExecute effect (or no
+    // effect) counts, whatever its operator.
+    let tolerates = |key: &str| {
+        existing.iter().any(|t| {
             let k = t["key"].as_str().unwrap_or("");
             let effect = t["effect"].as_str().unwrap_or("");
             (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
-        });
-        if !tolerated {
-            tolerations.push(serde_json::json!({
+        })
+    };
+    let missing: Vec<&str> = [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ]
+    .into_iter()
+    .filter(|key| !tolerates(key))
+    .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let list = spec
+        .entry("tolerations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Value::Array(list) = list {
+        for key in missing {
+            list.push(serde_json::json!({
                 "key": key,
                 "operator": "Exists",
                 "effect": "NoExecute",
                 "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
             }));
-            added = true;
         }
-    }
-    if added {
-        spec.insert("tolerations".into(), Value::Array(tolerations));
     }
 }
 
@@ -107,6 +117,10 @@ mod tests {
         let tolerations = own["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(tolerations.len(), 2);
         assert_eq!(tolerations[0]["tolerationSeconds"], 5);
+
+        let mut null = json!({"spec": {"tolerations": null}});
+        default_toleration_seconds(&mut null);
+        assert_eq!(null["spec"]["tolerations"].as_array().unwrap().len(), 2);
 
         let mut everything = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
         default_toleration_seconds(&mut everything);
