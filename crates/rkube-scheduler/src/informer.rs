@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -27,10 +27,23 @@ pub enum Change<K> {
     Synced,
 }
 
-fn key<K: Resource>(obj: &K) -> String {
-    match obj.namespace() {
-        Some(ns) => format!("{ns}/{}", obj.name_any()),
-        None => obj.name_any(),
+/// Writes the object's key (`namespace/name`, or `name`) into `buf`.
+fn key_into<K: Resource>(obj: &K, buf: &mut String) {
+    let meta = obj.meta();
+    buf.clear();
+    if let Some(ns) = &meta.namespace {
+        buf.push_str(ns);
+        buf.push('/');
+    }
+    buf.push_str(meta.name.as_deref().unwrap_or_default());
+}
+
+/// Adds the object's key to `set`, allocating only for a key not there yet (most changes
+/// are to objects already known).
+fn remember<K: Resource>(set: &mut HashSet<String>, obj: &K, buf: &mut String) {
+    key_into(obj, buf);
+    if !set.contains(buf.as_str()) {
+        set.insert(buf.clone());
     }
 }
 
@@ -59,14 +72,16 @@ where
         .boxed();
     let mut known: HashSet<String> = HashSet::new();
     let mut listing: HashSet<String> = HashSet::new();
+    let mut buf = String::new();
     while let Some(event) = stream.next().await {
         let change = match event {
             Ok(Event::Apply(Trimmed(obj))) => {
-                known.insert(key(&obj));
+                remember(&mut known, &obj, &mut buf);
                 Change::Apply(Box::new(obj))
             }
             Ok(Event::Delete(Trimmed(obj))) => {
-                known.remove(&key(&obj));
+                key_into(&obj, &mut buf);
+                known.remove(buf.as_str());
                 Change::Delete(Box::new(obj))
             }
             Ok(Event::Init) => {
@@ -74,7 +89,7 @@ where
                 continue;
             }
             Ok(Event::InitApply(Trimmed(obj))) => {
-                listing.insert(key(&obj));
+                remember(&mut listing, &obj, &mut buf);
                 Change::Apply(Box::new(obj))
             }
             Ok(Event::InitDone) => {
