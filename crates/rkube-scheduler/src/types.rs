@@ -117,6 +117,15 @@ pub struct SpreadConstraint {
     pub honor_taints: bool,
 }
 
+/// A claim one of a pod's volumes uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeClaim {
+    /// The claim's name, in the pod's namespace.
+    pub name: String,
+    /// Whether it belongs to a generic ephemeral volume (and so must be the pod's own).
+    pub ephemeral: bool,
+}
+
 /// A pod as the scheduler sees it.
 #[derive(Debug)]
 pub struct PodInfo {
@@ -167,6 +176,10 @@ pub struct PodInfo {
     pub never_preempt: bool,
     /// The claims of persistent volume claims, by claim name.
     pub claims: Vec<String>,
+    /// Every claim the pod's volumes use, in volume order: those named by a
+    /// `persistentVolumeClaim` volume and those of generic ephemeral volumes
+    /// (`<pod>-<volume>`, made by the ephemeral volume controller), which are marked.
+    pub volume_claims: Vec<VolumeClaim>,
     /// `status.nominatedNodeName`.
     pub nominated_node: Option<String>,
     /// The start time or creation time (oldest first when choosing victims).
@@ -302,6 +315,23 @@ impl PodInfo {
                     .map(|c| c.claim_name.clone())
             })
             .collect();
+        let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+        let volume_claims = spec
+            .volumes
+            .iter()
+            .flatten()
+            .filter_map(|v| match (&v.persistent_volume_claim, &v.ephemeral) {
+                (Some(c), _) => Some(VolumeClaim {
+                    name: c.claim_name.clone(),
+                    ephemeral: false,
+                }),
+                (None, Some(_)) => Some(VolumeClaim {
+                    name: format!("{pod_name}-{}", v.name),
+                    ephemeral: true,
+                }),
+                (None, None) => None,
+            })
+            .collect();
         PodInfo {
             key: pod_key(&pod),
             name: pod.metadata.name.clone().unwrap_or_default(),
@@ -335,6 +365,7 @@ impl PodInfo {
             node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
             never_preempt: spec.preemption_policy.as_deref() == Some("Never"),
             claims,
+            volume_claims,
             nominated_node: pod
                 .status
                 .as_ref()

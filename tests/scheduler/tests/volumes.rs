@@ -382,3 +382,45 @@ async fn deleting_a_bound_claim_releases_a_retained_volume() {
         "Pending"
     );
 }
+
+#[tokio::test]
+async fn a_generic_ephemeral_volume_waits_for_its_claim_then_binds_like_any_other() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (c, _binder) = cluster().await;
+    class(&c, "local", "WaitForFirstConsumer").await;
+    local_volume(&c, "local-b", "10Gi", "local", "node-b").await;
+    let template = json!({"spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+        "resources": {"requests": {"storage": "1Gi"}}}});
+    c.pod(
+        "eph",
+        "100m",
+        json!({"volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": template}}]}),
+        json!({}),
+    )
+    .await;
+    let (reason, message) = c.unschedulable("eph").await;
+    assert_eq!(reason, "Unschedulable");
+    assert!(
+        message.starts_with(
+            "0/2 nodes are available: waiting for ephemeral volume controller to create the \
+             persistentvolumeclaim \"eph-scratch\"."
+        ),
+        "{message}"
+    );
+    // The claim the ephemeral volume controller would make: named for the pod and volume,
+    // controlled by the pod.
+    let pod = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .get("eph")
+        .await
+        .unwrap();
+    let mut claim = template.clone();
+    claim["metadata"] = json!({"name": "eph-scratch", "ownerReferences": [{
+        "apiVersion": "v1", "kind": "Pod", "name": "eph",
+        "uid": pod.metadata.uid.unwrap(), "controller": true, "blockOwnerDeletion": true}]});
+    claims(&c)
+        .create(&PostParams::default(), &serde_json::from_value(claim).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(c.bound("eph").await, "node-b");
+    bound_pair(&c, "eph-scratch", "local-b").await;
+}

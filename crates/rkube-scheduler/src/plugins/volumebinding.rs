@@ -21,7 +21,7 @@ use rkube_api::volume::{
 
 use crate::cache::Snapshot;
 use crate::framework::{Code, CycleState, Failure, Plugin, PreBindTask, PreFilter, events};
-use crate::types::{NodeInfo, NodeSelectorTermMatcher, PodInfo};
+use crate::types::{NodeInfo, NodeSelectorTermMatcher, PodInfo, VolumeClaim};
 
 /// The plugin's name.
 pub const NAME: &str = "VolumeBinding";
@@ -246,17 +246,22 @@ impl Plugin for VolumeBinding {
         pod: &PodInfo,
         snapshot: &Snapshot,
     ) -> Result<PreFilter, Failure> {
-        if pod.claims.is_empty() {
+        if pod.volume_claims.is_empty() {
             return Ok(PreFilter::Skip);
         }
         let cache = &snapshot.volumes;
-        let mut claims = Vec::with_capacity(pod.claims.len());
-        for name in &pod.claims {
+        let mut claims = Vec::with_capacity(pod.volume_claims.len());
+        for VolumeClaim { name, ephemeral } in &pod.volume_claims {
             let Some(claim) = cache.claim(&format!("{}/{name}", pod.namespace)) else {
-                return Err(Failure::unresolvable(
-                    NAME,
-                    format!("persistentvolumeclaim {name:?} not found"),
-                ));
+                // Normal for an ephemeral volume just after its pod is created.
+                let message = if *ephemeral {
+                    format!(
+                        "waiting for ephemeral volume controller to create the persistentvolumeclaim {name:?}"
+                    )
+                } else {
+                    format!("persistentvolumeclaim {name:?} not found")
+                };
+                return Err(Failure::unresolvable(NAME, message));
             };
             if claim_phase(claim) == "Lost" {
                 return Err(Failure::unresolvable(
@@ -271,6 +276,23 @@ impl Plugin for VolumeBinding {
                 return Err(Failure::unresolvable(
                     NAME,
                     format!("persistentvolumeclaim {name:?} is being deleted"),
+                ));
+            }
+            // An ephemeral volume's claim must be the pod's own (its controller owner), not
+            // a claim that happens to have the same name.
+            let owned = claim
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && o.uid == pod.uid);
+            if *ephemeral && !owned {
+                return Err(Failure::unresolvable(
+                    NAME,
+                    format!(
+                        "PVC {}/{name} was not created for pod {}/{} (pod is not owner)",
+                        pod.namespace, pod.namespace, pod.name
+                    ),
                 ));
             }
             claims.push(claim.clone());

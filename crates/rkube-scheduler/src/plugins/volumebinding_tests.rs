@@ -344,3 +344,64 @@ fn allowed_topologies_restrict_provisioning() {
         Ok(vec![Some(vec![ERR_BIND_CONFLICT.to_owned()]), None])
     );
 }
+
+#[test]
+fn a_generic_ephemeral_volume_uses_the_claim_made_for_its_pod() {
+    let pod = pod_json(json!({
+        "metadata": {"name": "web", "uid": "web-uid"},
+        "volumes": [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": "local",
+            "resources": {"requests": {"storage": "1Gi"}}}}}}],
+    }));
+    assert_eq!(
+        pod.volume_claims,
+        [crate::types::VolumeClaim {
+            name: "web-scratch".into(),
+            ephemeral: true
+        }]
+    );
+    // A PersistentVolumeClaim volume's claims are not ephemeral ones.
+    assert!(pod.claims.is_empty());
+    let owned_by = |uid: &str| {
+        json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "Pod",
+            "name": "web", "uid": uid, "controller": true}]}})
+    };
+    let verdict = |claims: Vec<PersistentVolumeClaim>| {
+        let s = snapshot(Cluster {
+            volumes: vec![pv("local-b", "5Gi", "local", Some("node-b"), json!({}))],
+            claims,
+            classes: vec![class(
+                "local",
+                "WaitForFirstConsumer",
+                NOT_SUPPORTED_PROVISIONER,
+            )],
+        });
+        let plugin = VolumeBinding::default();
+        let mut state = CycleState::default();
+        match plugin.pre_filter(&mut state, &pod, &s) {
+            Err(f) => Err(f.reasons.join(", ")),
+            Ok(_) => Ok(["node-a", "node-b"]
+                .iter()
+                .map(|n| plugin.filter(&state, &pod, &node(n)).is_ok())
+                .collect::<Vec<_>>()),
+        }
+    };
+    assert_eq!(
+        verdict(vec![]),
+        Err(
+            "waiting for ephemeral volume controller to create the persistentvolumeclaim \"web-scratch\""
+                .into()
+        )
+    );
+    assert_eq!(
+        verdict(vec![pvc("web-scratch", "local", owned_by("someone-else"))]),
+        Err(
+            "PVC default/web-scratch was not created for pod default/web (pod is not owner)".into()
+        )
+    );
+    // The pod's own claim binds like any other: only node-b has a volume for it.
+    assert_eq!(
+        verdict(vec![pvc("web-scratch", "local", owned_by("web-uid"))]),
+        Ok(vec![false, true])
+    );
+}
