@@ -418,7 +418,10 @@ async fn a_generic_ephemeral_volume_waits_for_its_claim_then_binds_like_any_othe
         "apiVersion": "v1", "kind": "Pod", "name": "eph",
         "uid": pod.metadata.uid.unwrap(), "controller": true, "blockOwnerDeletion": true}]});
     claims(&c)
-        .create(&PostParams::default(), &serde_json::from_value(claim).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(claim).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(c.bound("eph").await, "node-b");
