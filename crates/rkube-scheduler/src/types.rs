@@ -174,8 +174,6 @@ pub struct PodInfo {
     pub node_name: Option<String>,
     /// Whether `preemptionPolicy: Never`.
     pub never_preempt: bool,
-    /// The claims of persistent volume claims, by claim name.
-    pub claims: Vec<String>,
     /// Every claim the pod's volumes use, in volume order: those named by a
     /// `persistentVolumeClaim` volume and those of generic ephemeral volumes
     /// (`<pod>-<volume>`, made by the ephemeral volume controller), which are marked.
@@ -189,6 +187,14 @@ pub struct PodInfo {
 }
 
 impl PodInfo {
+    /// The claims named by the pod's `persistentVolumeClaim` volumes (not its ephemeral ones).
+    pub fn pvc_claims(&self) -> impl Iterator<Item = &str> {
+        self.volume_claims
+            .iter()
+            .filter(|c| !c.ephemeral)
+            .map(|c| c.name.as_str())
+    }
+
     /// Compiles a pod.
     pub fn new(pod: Pod) -> Self {
         let no_spec;
@@ -305,16 +311,6 @@ impl PodInfo {
             .filter_map(|c| c.image.as_deref())
             .map(normalize_image)
             .collect();
-        let claims = spec
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| {
-                v.persistent_volume_claim
-                    .as_ref()
-                    .map(|c| c.claim_name.clone())
-            })
-            .collect();
         let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
         let volume_claims = spec
             .volumes
@@ -364,7 +360,6 @@ impl PodInfo {
                 .unwrap_or_else(|| "default-scheduler".into()),
             node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
             never_preempt: spec.preemption_policy.as_deref() == Some("Never"),
-            claims,
             volume_claims,
             nominated_node: pod
                 .status

@@ -361,7 +361,7 @@ fn a_generic_ephemeral_volume_uses_the_claim_made_for_its_pod() {
         }]
     );
     // A PersistentVolumeClaim volume's claims are not ephemeral ones.
-    assert!(pod.claims.is_empty());
+    assert_eq!(pod.pvc_claims().count(), 0);
     let owned_by = |uid: &str| {
         json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "Pod",
             "name": "web", "uid": uid, "controller": true}]}})

@@ -36,8 +36,7 @@ impl RestrictionsState {
             return 0;
         }
         other
-            .claims
-            .iter()
+            .pvc_claims()
             .filter(|c| self.read_write_once_pod.contains(*c))
             .count() as i64
     }
@@ -122,7 +121,7 @@ impl Plugin for VolumeRestrictions {
     ) -> Result<PreFilter, Failure> {
         let check_disks = pod_volumes(pod).iter().any(needs_check);
         let mut data = RestrictionsState::default();
-        for name in &pod.claims {
+        for name in pod.pvc_claims() {
             let Some(claim) = snapshot.volumes.claim(&format!("{}/{name}", pod.namespace)) else {
                 return Err(Failure::unresolvable(
                     NAME,
@@ -130,14 +129,16 @@ impl Plugin for VolumeRestrictions {
                 ));
             };
             if claim_modes(claim).iter().any(|m| m == "ReadWriteOncePod") {
-                data.read_write_once_pod.insert(name.clone());
+                data.read_write_once_pod.insert(name.to_owned());
             }
         }
         if !data.read_write_once_pod.is_empty() {
             // At most one scheduled pod can hold each such claim.
             for claim in &data.read_write_once_pod {
                 let used = snapshot.nodes.iter().flat_map(|n| &n.pods).any(|p| {
-                    p.namespace == pod.namespace && p.key != pod.key && p.claims.contains(claim)
+                    p.namespace == pod.namespace
+                        && p.key != pod.key
+                        && p.pvc_claims().any(|c| c == claim)
                 });
                 if used {
                     data.conflicts += 1;
