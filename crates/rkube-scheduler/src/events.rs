@@ -35,18 +35,8 @@ impl EventSink {
                 .for_each_concurrent(WRITERS, |event| {
                     let client = client.clone();
                     async move {
-                        // The created Event is not needed back, so its body is not decoded.
-                        let request = http::Request::post(format!(
-                            "/api/v1/namespaces/{}/events",
-                            event.namespace
-                        ))
-                        .header(http::header::CONTENT_TYPE, "application/json")
-                        .body(event.body);
-                        let result = match request {
-                            Ok(request) => client.request_text(request).await.map(drop),
-                            Err(err) => Err(kube::Error::HttpError(err)),
-                        };
-                        if let Err(err) = result {
+                        let path = format!("/api/v1/namespaces/{}/events", event.namespace);
+                        if let Err(err) = post_json(&client, path, event.body).await {
                             tracing::debug!(error = %err, "writing a scheduler event");
                         }
                     }
@@ -146,6 +136,20 @@ struct Involved<'a> {
 #[derive(serde::Serialize)]
 struct Source<'a> {
     component: &'a str,
+}
+
+/// POSTs a JSON body to `path` for its side effect: the object or Status the server
+/// answers with is not decoded; a refusal comes back as the API error.
+pub(crate) async fn post_json(
+    client: &kube::Client,
+    path: String,
+    body: Vec<u8>,
+) -> Result<(), kube::Error> {
+    let request = http::Request::post(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(kube::Error::HttpError)?;
+    client.request_text(request).await.map(drop)
 }
 
 /// A receiver as a stream.

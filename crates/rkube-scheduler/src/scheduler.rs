@@ -56,8 +56,7 @@ enum Message {
     },
 }
 
-/// POSTs the pod's `pods/binding` to `node`. The Status the server answers with is not
-/// needed, so it is not decoded; a refusal comes back as the API error.
+/// POSTs the pod's `pods/binding` to `node` ([`crate::events::post_json`]).
 async fn post_binding(client: &kube::Client, pod: &PodInfo, node: &str) -> Result<(), kube::Error> {
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -96,14 +95,11 @@ async fn post_binding(client: &kube::Client, pod: &PodInfo, node: &str) -> Resul
     };
     let body = serde_json::to_vec(&binding).map_err(kube::Error::SerdeError)?;
     // Namespaces and pod names are DNS labels and subdomains: nothing in them needs escaping.
-    let request = http::Request::post(format!(
+    let path = format!(
         "/api/v1/namespaces/{}/pods/{}/binding",
         pod.namespace, pod.name
-    ))
-    .header(http::header::CONTENT_TYPE, "application/json")
-    .body(body)
-    .map_err(kube::Error::HttpError)?;
-    client.request_text(request).await.map(drop)
+    );
+    crate::events::post_json(client, path, body).await
 }
 
 /// Why a pod's binding failed.
