@@ -42,6 +42,7 @@ pub use app::{App, AppConfig, Caller, MetricsSource};
 use auth::{AllowAuthenticated, TokenAuthenticator};
 pub use cache::WatchCacheConfig;
 use rkube_store::Store;
+pub use serve::host_addresses;
 
 /// How to run the API server.
 #[derive(Clone, Debug)]

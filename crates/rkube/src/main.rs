@@ -24,8 +24,70 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane on this machine.
+    /// Run the control plane on this machine, with a node agent unless --disable-agent.
     Server(ServerArgs),
+    /// Run a node agent (kubelet) that joins a server.
+    Agent(AgentCliArgs),
+    /// Stop every container the agent started and remove its mounts, network devices and
+    /// cgroups.
+    Killall(KillallArgs),
+}
+
+/// The node agent's settings, shared by `rkube server` and `rkube agent`.
+#[derive(clap::Args, Clone)]
+struct NodeArgs {
+    /// The node's name (default: the host name).
+    #[arg(long, env = "RKUBE_NODE_NAME")]
+    node_name: Option<String>,
+    /// The node's address (default: the address of the default route).
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// Use this running CRI runtime (unix socket) instead of starting containerd.
+    #[arg(long)]
+    container_runtime_endpoint: Option<String>,
+    /// Registry mirrors, endpoints, auth and TLS, in k3s's registries.yaml format.
+    #[arg(long)]
+    registries_config: Option<PathBuf>,
+    /// The cgroup every pod's cgroup goes under.
+    #[arg(long, default_value = "/")]
+    cgroup_root: String,
+    /// The Linux bridge pods attach to.
+    #[arg(long, default_value = "rkube0")]
+    pod_bridge: String,
+    /// Where the CNI plugins are installed.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    cni_bin_dir: PathBuf,
+    /// The cluster DNS server pods are pointed at (dnsPolicy ClusterFirst); none by default.
+    #[arg(long)]
+    cluster_dns: Option<String>,
+    /// The cluster's DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Extra node labels, key=value (repeatable).
+    #[arg(long = "node-label")]
+    node_labels: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct AgentCliArgs {
+    /// Where the agent keeps its state.
+    #[arg(long, env = "RKUBE_DATA_DIR", default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
+    /// The server's URL, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "RKUBE_URL")]
+    server: String,
+    /// The join token (the server's <data-dir>/node-token).
+    #[arg(long, env = "RKUBE_TOKEN")]
+    token: String,
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+#[derive(clap::Args)]
+struct KillallArgs {
+    /// The data directory of the agent to clean up.
+    #[arg(long, env = "RKUBE_DATA_DIR", default_value = "/var/lib/rkube")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -81,6 +143,11 @@ struct ServerArgs {
     /// How long Events are kept after their last change, e.g. 1h, 30m, 90s.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     event_ttl: std::time::Duration,
+    /// Do not run a node agent in this process.
+    #[arg(long)]
+    disable_agent: bool,
+    #[command(flatten)]
+    node: NodeArgs,
 }
 
 /// A duration as Kubernetes flags take it: numbers with h, m or s units, e.g. `1h30m`.
@@ -253,8 +320,28 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig = %server.kubeconfig_path().display(),
         "API server ready"
     );
+    let (stop_agent, agent_stopped) = tokio::sync::watch::channel(false);
+    let agent = if args.disable_agent {
+        None
+    } else {
+        let config = agent_config(&args.data_dir, &args.node, true)?;
+        let client = server.client_as(&user_agent("kubelet"));
+        let mut stopped = agent_stopped.clone();
+        Some(tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = rkube_kubelet::agent::run(client, config, stop).await {
+                tracing::error!(error = format!("{e:#}"), "the node agent stopped");
+            }
+        }))
+    };
     shutdown_signal().await?;
     tracing::info!("shutting down");
+    let _ = stop_agent.send(true);
+    if let Some(agent) = agent {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), agent).await;
+    }
     // Stop the controllers and give up the leader Lease before the server goes away, so that
     // another server takes over at once.
     let _ = stop_controllers.send(true);
@@ -270,6 +357,59 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The address of the route to the outside world (no packet is sent: connecting a UDP socket
+/// only picks the route), else the first non-loopback address, else loopback.
+fn default_node_ip() -> String {
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|()| s))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    routed
+        .or_else(|| rkube_apiserver::host_addresses().into_iter().next())
+        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string())
+}
+
+fn agent_config(
+    data_dir: &std::path::Path,
+    node: &NodeArgs,
+    control_plane: bool,
+) -> anyhow::Result<rkube_kubelet::agent::AgentConfig> {
+    let node_name = match &node.node_name {
+        Some(name) => name.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .context("reading the host name (or give --node-name)")?,
+    };
+    let mut labels = std::collections::BTreeMap::new();
+    if control_plane {
+        labels.insert(
+            "node-role.kubernetes.io/control-plane".to_owned(),
+            "true".to_owned(),
+        );
+    }
+    for label in &node.node_labels {
+        let (k, v) = label
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--node-label {label:?}: want key=value"))?;
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(rkube_kubelet::agent::AgentConfig {
+        data_dir: data_dir.to_path_buf(),
+        node_name,
+        node_ip: node.node_ip.clone().unwrap_or_else(default_node_ip),
+        container_runtime_endpoint: node.container_runtime_endpoint.clone(),
+        registries_config: node.registries_config.clone(),
+        cgroup_root: node.cgroup_root.clone(),
+        bridge: node.pod_bridge.clone(),
+        cni_bin_dir: node.cni_bin_dir.clone(),
+        cluster_dns: node.cluster_dns.clone(),
+        cluster_domain: node.cluster_domain.clone(),
+        labels,
+    })
+}
+
 /// Waits for SIGTERM or SIGINT.
 async fn shutdown_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -280,6 +420,18 @@ async fn shutdown_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
+    let config = agent_config(&args.data_dir, &args.node, false)?;
+    let client =
+        rkube_kubelet::join::join(&args.server, &args.token, &args.data_dir, &config.node_name)
+            .await
+            .with_context(|| format!("joining {}", args.server))?;
+    let stop = async {
+        let _ = shutdown_signal().await;
+    };
+    rkube_kubelet::agent::run(client, config, stop).await
 }
 
 #[tokio::main]
@@ -293,5 +445,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server(args) => server(args).await,
+        Command::Agent(args) => agent(args).await,
+        Command::Killall(args) => rkube_kubelet::killall::run(&args.data_dir.join("agent")).await,
     }
 }

@@ -1,0 +1,343 @@
+//! A container runtime in memory that records every call: for unit tests of the pod-sync
+//! logic, and for simulated nodes. Containers run until told to exit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::cri::v1;
+use crate::runtime::{ContainerRuntime, Result, RuntimeError};
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    sandboxes: HashMap<String, v1::PodSandbox>,
+    containers: HashMap<String, (v1::Container, v1::ContainerStatus)>,
+    images: HashMap<String, v1::Image>,
+    calls: Vec<String>,
+    pull_errors: HashMap<String, String>,
+}
+
+/// The fake runtime.
+#[derive(Default)]
+pub struct FakeRuntime {
+    state: Mutex<State>,
+    clock: std::sync::atomic::AtomicI64,
+}
+
+fn now(rt: &FakeRuntime) -> i64 {
+    rt.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1_000_000_000
+}
+
+impl FakeRuntime {
+    /// A fake holding no images.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The calls made so far (`RunPodSandbox name`, `CreateContainer name/attempt`, …).
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    /// Makes pulls of `image` fail with `message`.
+    pub fn fail_pulls(&self, image: &str, message: &str) {
+        self.lock()
+            .pull_errors
+            .insert(image.to_owned(), message.to_owned());
+    }
+
+    /// Makes a running container exit with `code`.
+    pub fn exit(&self, id: &str, code: i32) {
+        let t = now(self);
+        let mut state = self.lock();
+        if let Some((c, s)) = state.containers.get_mut(id) {
+            c.state = v1::ContainerState::ContainerExited as i32;
+            s.state = c.state;
+            s.exit_code = code;
+            s.finished_at = t;
+            s.reason = if code == 0 { "Completed" } else { "Error" }.to_owned();
+        }
+    }
+
+    /// Ids of containers named `name`, oldest first.
+    pub fn containers_named(&self, name: &str) -> Vec<String> {
+        let state = self.lock();
+        let mut found: Vec<(i64, String)> = state
+            .containers
+            .values()
+            .filter(|(c, _)| c.metadata.as_ref().is_some_and(|m| m.name == name))
+            .map(|(c, _)| (c.created_at, c.id.clone()))
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for FakeRuntime {
+    async fn version(&self) -> Result<v1::VersionResponse> {
+        Ok(v1::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: "fake".into(),
+            runtime_version: "1.0.0".into(),
+            runtime_api_version: "v1".into(),
+        })
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        config: v1::PodSandboxConfig,
+        _handler: &str,
+    ) -> Result<String> {
+        let t = now(self);
+        let mut state = self.lock();
+        state.next += 1;
+        let id = format!("sandbox-{}", state.next);
+        let name = config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        state.calls.push(format!("RunPodSandbox {name}"));
+        state.sandboxes.insert(
+            id.clone(),
+            v1::PodSandbox {
+                id: id.clone(),
+                metadata: config.metadata.clone(),
+                state: v1::PodSandboxState::SandboxReady as i32,
+                created_at: t,
+                labels: config.labels.clone(),
+                annotations: config.annotations.clone(),
+                ..Default::default()
+            },
+        );
+        Ok(id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        let t = now(self);
+        let mut state = self.lock();
+        state.calls.push(format!("StopPodSandbox {id}"));
+        if let Some(s) = state.sandboxes.get_mut(id) {
+            s.state = v1::PodSandboxState::SandboxNotready as i32;
+        }
+        for (c, s) in state.containers.values_mut() {
+            if c.pod_sandbox_id == id && c.state == v1::ContainerState::ContainerRunning as i32 {
+                c.state = v1::ContainerState::ContainerExited as i32;
+                s.state = c.state;
+                s.exit_code = 137;
+                s.finished_at = t;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        let mut state = self.lock();
+        state.calls.push(format!("RemovePodSandbox {id}"));
+        state.sandboxes.remove(id);
+        state.containers.retain(|_, (c, _)| c.pod_sandbox_id != id);
+        Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, id: &str) -> Result<v1::PodSandboxStatus> {
+        let state = self.lock();
+        let s = state
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::not_found(format!("sandbox {id}")))?;
+        let n = id.trim_start_matches("sandbox-").parse::<u8>().unwrap_or(0);
+        Ok(v1::PodSandboxStatus {
+            id: id.to_owned(),
+            metadata: s.metadata.clone(),
+            state: s.state,
+            created_at: s.created_at,
+            network: Some(v1::PodSandboxNetworkStatus {
+                ip: format!("10.42.0.{n}"),
+                ..Default::default()
+            }),
+            labels: s.labels.clone(),
+            ..Default::default()
+        })
+    }
+
+    async fn list_pod_sandboxes(&self) -> Result<Vec<v1::PodSandbox>> {
+        Ok(self.lock().sandboxes.values().cloned().collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: v1::ContainerConfig,
+        _sandbox_config: v1::PodSandboxConfig,
+    ) -> Result<String> {
+        let t = now(self);
+        let mut state = self.lock();
+        if !state.sandboxes.contains_key(sandbox_id) {
+            return Err(RuntimeError::not_found(format!("sandbox {sandbox_id}")));
+        }
+        state.next += 1;
+        let id = format!("container-{}", state.next);
+        let meta = config.metadata.clone().unwrap_or_default();
+        state
+            .calls
+            .push(format!("CreateContainer {}/{}", meta.name, meta.attempt));
+        let container = v1::Container {
+            id: id.clone(),
+            pod_sandbox_id: sandbox_id.to_owned(),
+            metadata: config.metadata.clone(),
+            image: config.image.clone(),
+            image_ref: config
+                .image
+                .as_ref()
+                .map(|i| i.image.clone())
+                .unwrap_or_default(),
+            state: v1::ContainerState::ContainerCreated as i32,
+            created_at: t,
+            labels: config.labels.clone(),
+            annotations: config.annotations.clone(),
+            ..Default::default()
+        };
+        let status = v1::ContainerStatus {
+            id: id.clone(),
+            metadata: config.metadata.clone(),
+            state: container.state,
+            created_at: t,
+            ..Default::default()
+        };
+        state.containers.insert(id.clone(), (container, status));
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let t = now(self);
+        let mut state = self.lock();
+        state.calls.push(format!("StartContainer {id}"));
+        let (c, s) = state
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::not_found(format!("container {id}")))?;
+        c.state = v1::ContainerState::ContainerRunning as i32;
+        s.state = c.state;
+        s.started_at = t;
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout: i64) -> Result<()> {
+        let t = now(self);
+        let mut state = self.lock();
+        state.calls.push(format!("StopContainer {id}"));
+        if let Some((c, s)) = state.containers.get_mut(id) {
+            if c.state == v1::ContainerState::ContainerRunning as i32 {
+                c.state = v1::ContainerState::ContainerExited as i32;
+                s.state = c.state;
+                s.exit_code = 137;
+                s.finished_at = t;
+                s.reason = "Error".to_owned();
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let mut state = self.lock();
+        state.calls.push(format!("RemoveContainer {id}"));
+        state.containers.remove(id);
+        Ok(())
+    }
+
+    async fn list_containers(&self) -> Result<Vec<v1::Container>> {
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .map(|(c, _)| c.clone())
+            .collect())
+    }
+
+    async fn container_status(&self, id: &str) -> Result<v1::ContainerStatus> {
+        self.lock()
+            .containers
+            .get(id)
+            .map(|(_, s)| s.clone())
+            .ok_or_else(|| RuntimeError::not_found(format!("container {id}")))
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        _timeout: i64,
+    ) -> Result<v1::ExecSyncResponse> {
+        self.lock()
+            .calls
+            .push(format!("ExecSync {id} {}", cmd.join(" ")));
+        Ok(v1::ExecSyncResponse::default())
+    }
+
+    async fn exec(&self, _request: v1::ExecRequest) -> Result<String> {
+        Err(RuntimeError::other("the fake runtime does not stream"))
+    }
+
+    async fn attach(&self, _request: v1::AttachRequest) -> Result<String> {
+        Err(RuntimeError::other("the fake runtime does not stream"))
+    }
+
+    async fn port_forward(&self, _sandbox_id: &str, _ports: Vec<i32>) -> Result<String> {
+        Err(RuntimeError::other("the fake runtime does not stream"))
+    }
+
+    async fn pull_image(
+        &self,
+        image: &str,
+        _auth: Option<v1::AuthConfig>,
+        _sandbox_config: Option<v1::PodSandboxConfig>,
+    ) -> Result<String> {
+        let mut state = self.lock();
+        state.calls.push(format!("PullImage {image}"));
+        if let Some(message) = state.pull_errors.get(image) {
+            return Err(RuntimeError::other(message.clone()));
+        }
+        let id = format!("sha256:{:064x}", image.len());
+        state.images.insert(
+            image.to_owned(),
+            v1::Image {
+                id: id.clone(),
+                repo_tags: vec![image.to_owned()],
+                size: 1000,
+                ..Default::default()
+            },
+        );
+        Ok(id)
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<v1::Image>> {
+        let state = self.lock();
+        Ok(state
+            .images
+            .get(image)
+            .cloned()
+            .or_else(|| state.images.values().find(|i| i.id == image).cloned()))
+    }
+
+    async fn list_images(&self) -> Result<Vec<v1::Image>> {
+        Ok(self.lock().images.values().cloned().collect())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        self.lock().images.remove(image);
+        Ok(())
+    }
+
+    async fn list_container_stats(&self) -> Result<Vec<v1::ContainerStats>> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,482 @@
+//! The kubelet: registers the node, keeps its status and Lease fresh, watches the pods bound
+//! to it and runs one worker per pod (see `worker`), relisting the runtime every second to
+//! notice containers that changed state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ContainerImage, Node, Pod};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher;
+use tokio::sync::{Mutex, Notify};
+
+use crate::backoff::Backoff;
+use crate::cri::v1;
+use crate::events::Recorder;
+use crate::node::{self, Health, Machine, NodeConfig};
+use crate::observed::{self, RuntimePod};
+use crate::podconfig::NodeSettings;
+use crate::runtime::ContainerRuntime;
+use crate::sync::ProbeState;
+use crate::volumes::VolumeManager;
+
+/// How the kubelet is set up.
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    /// The node's name.
+    pub node_name: String,
+    /// The node's address.
+    pub node_ip: String,
+    /// `<data-dir>/agent`.
+    pub agent_dir: PathBuf,
+    /// Extra node labels.
+    pub labels: BTreeMap<String, String>,
+    /// The cluster DNS address, if cluster DNS runs.
+    pub cluster_dns: Option<String>,
+    /// The cluster domain.
+    pub cluster_domain: String,
+    /// The cgroup pods go under.
+    pub cgroup_root: String,
+    /// runc uses systemd cgroups.
+    pub systemd_cgroups: bool,
+    /// The pod network's bridge.
+    pub bridge: String,
+    /// Where the CNI configuration goes (containerd reads it).
+    pub cni_conf_dir: PathBuf,
+    /// The runtime's socket (for the node's runtime version).
+    pub runtime_endpoint: String,
+}
+
+/// One pod the kubelet knows.
+pub struct PodEntry {
+    /// The pod as last seen from the API.
+    pub pod: Mutex<Pod>,
+    /// The API no longer has the pod.
+    pub removed: std::sync::atomic::AtomicBool,
+    /// Wakes the pod's worker.
+    pub notify: Notify,
+    /// Probe results.
+    pub probes: Mutex<ProbeState>,
+    /// Sticky waiting reasons (image pulls, config errors) by container name.
+    pub waiting: Mutex<HashMap<String, (String, String)>>,
+    /// Prober tasks by container id and probe kind.
+    pub probers: Mutex<HashMap<(String, crate::probe::ProbeKind), tokio::task::JoinHandle<()>>>,
+    /// The status last written.
+    pub last_status: Mutex<Option<serde_json::Value>>,
+    /// Volume host paths by volume name.
+    pub volumes: Mutex<HashMap<String, PathBuf>>,
+    /// When volumes were last refreshed.
+    pub volumes_synced: Mutex<Option<std::time::Instant>>,
+    /// The pod failed for a reason of the kubelet's (activeDeadlineSeconds).
+    pub failed: Mutex<Option<(String, String)>>,
+}
+
+impl PodEntry {
+    fn new(pod: Pod) -> Self {
+        Self {
+            pod: Mutex::new(pod),
+            removed: std::sync::atomic::AtomicBool::new(false),
+            notify: Notify::new(),
+            probes: Mutex::new(ProbeState::default()),
+            waiting: Mutex::new(HashMap::new()),
+            probers: Mutex::new(HashMap::new()),
+            last_status: Mutex::new(None),
+            volumes: Mutex::new(HashMap::new()),
+            volumes_synced: Mutex::new(None),
+            failed: Mutex::new(None),
+        }
+    }
+}
+
+/// State shared by the kubelet's loops and workers.
+pub struct Shared {
+    /// The API client.
+    pub client: kube::Client,
+    /// Configuration.
+    pub config: KubeletConfig,
+    /// The container runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Node-wide settings for CRI configs.
+    pub settings: NodeSettings,
+    /// Volumes.
+    pub volumes: VolumeManager,
+    /// Events.
+    pub recorder: Recorder,
+    /// Known pods by uid.
+    pub pods: Mutex<HashMap<String, Arc<PodEntry>>>,
+    /// Restart and image back-off.
+    pub backoff: Mutex<Backoff>,
+    /// Statuses of exited containers (they no longer change).
+    pub exited: Mutex<HashMap<String, v1::ContainerStatus>>,
+    /// The node's addresses.
+    pub node_ips: Vec<String>,
+    /// Allocatable cpu (millicores) and memory (bytes).
+    pub allocatable: (i64, i64),
+    /// The pod list has been read once (orphans can be told apart).
+    pub synced: std::sync::atomic::AtomicBool,
+    /// `<agent>/pods`.
+    pub pods_dir: PathBuf,
+}
+
+/// The running kubelet.
+pub struct Kubelet {
+    shared: Arc<Shared>,
+}
+
+impl Kubelet {
+    /// A kubelet for this node over `runtime`.
+    pub fn new(
+        client: kube::Client,
+        config: KubeletConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Self {
+        let machine = Machine::read(&config.agent_dir);
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let settings = NodeSettings {
+            node_name: config.node_name.clone(),
+            log_root: config.agent_dir.join("logs/pods"),
+            cgroup_root: config.cgroup_root.clone(),
+            systemd_cgroups: config.systemd_cgroups,
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            host_resolv,
+        };
+        let pods_dir = config.agent_dir.join("pods");
+        let (_, allocatable) = node::resources(&machine);
+        let cpu = allocatable
+            .get("cpu")
+            .and_then(crate::podconfig::millis)
+            .unwrap_or(1000);
+        let memory = allocatable
+            .get("memory")
+            .and_then(crate::podconfig::units)
+            .unwrap_or(0);
+        let shared = Shared {
+            volumes: VolumeManager::new(pods_dir.clone(), client.clone()),
+            recorder: Recorder::new(client.clone(), config.node_name.clone()),
+            node_ips: vec![config.node_ip.clone()],
+            client,
+            config,
+            runtime,
+            settings,
+            pods: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(Backoff::default()),
+            exited: Mutex::new(HashMap::new()),
+            allocatable: (cpu, memory),
+            synced: std::sync::atomic::AtomicBool::new(false),
+            pods_dir,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The shared state (for the kubelet API).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Registers the node and runs until `stop` resolves.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let shared = self.shared;
+        let version = shared.runtime.version().await?;
+        let machine = Machine::read(&shared.config.agent_dir);
+        let node_config = NodeConfig {
+            name: shared.config.node_name.clone(),
+            ip: shared.config.node_ip.clone(),
+            hostname: hostname(),
+            labels: shared.config.labels.clone(),
+            runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
+            machine,
+        };
+        let nodes: Api<Node> = Api::all(shared.client.clone());
+        let registered = loop {
+            match node::register(&nodes, &node_config).await {
+                Ok(n) => break n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "registering the node; retrying");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        };
+        tracing::info!(node = %node_config.name, "node registered");
+        let heartbeat = tokio::spawn(heartbeat(shared.clone(), node_config, registered));
+        let pods = tokio::spawn(watch_pods(shared.clone()));
+        let pleg = tokio::spawn(relist(shared.clone()));
+        stop.await;
+        heartbeat.abort();
+        pods.abort();
+        pleg.abort();
+        let entries: Vec<Arc<PodEntry>> = shared.pods.lock().await.values().cloned().collect();
+        for entry in entries {
+            for (_, task) in entry.probers.lock().await.drain() {
+                task.abort();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Node status every 10 s and the Lease every 10 s; the pod network's configuration once the
+/// node has a podCIDR.
+async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
+    let nodes: Api<Node> = Api::all(shared.client.clone());
+    let leases: Api<Lease> = Api::namespaced(shared.client.clone(), "kube-node-lease");
+    let mut cni_written = false;
+    loop {
+        if !cni_written {
+            if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+                let ipam = shared.config.agent_dir.join("cni/networks");
+                match crate::cni::write(
+                    &shared.config.cni_conf_dir,
+                    &cidr,
+                    &shared.config.bridge,
+                    &ipam,
+                ) {
+                    Ok(()) => cni_written = true,
+                    Err(e) => tracing::error!(error = %e, "writing the CNI configuration"),
+                }
+            }
+        }
+        let health = Health {
+            ready: cni_written,
+            not_ready_message: if cni_written {
+                String::new()
+            } else {
+                "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".to_owned()
+            },
+            memory_pressure: false,
+            disk_pressure: crate::node::statvfs(&shared.config.agent_dir)
+                .is_some_and(|(total, avail)| total > 0 && avail < total / 10),
+        };
+        let images = images(shared.runtime.as_ref()).await;
+        let status = node::status(&config, &health, images, node.status.as_ref());
+        let patch = serde_json::json!({"status": status});
+        match nodes
+            .patch_status(&config.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => node = updated,
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                // Deleted under us: register again, as upstream's kubelet does.
+                if let Ok(n) = node::register(&nodes, &config).await {
+                    node = n;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "updating the node status"),
+        }
+        if let Err(e) = node::renew_lease(&leases, &node).await {
+            tracing::warn!(error = %e, "renewing the node lease");
+        }
+        let wait = if cni_written { 10 } else { 1 };
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        if !cni_written {
+            if let Ok(n) = nodes.get(&config.name).await {
+                node = n;
+            }
+        }
+    }
+}
+
+async fn images(runtime: &dyn ContainerRuntime) -> Vec<ContainerImage> {
+    let mut list: Vec<ContainerImage> = runtime
+        .list_images()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| {
+            !i.repo_tags
+                .iter()
+                .any(|t| t == crate::containerd::SANDBOX_IMAGE)
+        })
+        .map(|i| ContainerImage {
+            names: Some(i.repo_digests.iter().chain(&i.repo_tags).cloned().collect()),
+            size_bytes: Some(i.size as i64),
+        })
+        .collect();
+    list.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes));
+    list.truncate(50);
+    list
+}
+
+/// Watches the pods bound to this node and hands each to its worker.
+async fn watch_pods(shared: Arc<Shared>) {
+    let api: Api<Pod> = Api::all(shared.client.clone());
+    let config =
+        watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
+    let mut stream = watcher(api, config).boxed();
+    let mut listed: HashSet<String> = HashSet::new();
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(watcher::Event::Init) => listed.clear(),
+            Ok(watcher::Event::InitApply(pod)) => {
+                if let Some(uid) = pod.metadata.uid.clone() {
+                    listed.insert(uid);
+                }
+                upsert(&shared, pod).await;
+            }
+            Ok(watcher::Event::InitDone) => {
+                // Pods that went away while the watch was down.
+                let known: Vec<(String, Arc<PodEntry>)> = shared
+                    .pods
+                    .lock()
+                    .await
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (uid, entry) in known {
+                    if !listed.contains(&uid) {
+                        entry
+                            .removed
+                            .store(true, std::sync::atomic::Ordering::SeqCst);
+                        entry.notify.notify_one();
+                    }
+                }
+                shared
+                    .synced
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(watcher::Event::Apply(pod)) => upsert(&shared, pod).await,
+            Ok(watcher::Event::Delete(pod)) => {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                if let Some(entry) = shared.pods.lock().await.get(&uid) {
+                    *entry.pod.lock().await = pod;
+                    entry
+                        .removed
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    entry.notify.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "pod watch");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn upsert(shared: &Arc<Shared>, pod: Pod) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    let mut pods = shared.pods.lock().await;
+    match pods.get(&uid) {
+        Some(entry) => {
+            *entry.pod.lock().await = pod;
+            entry.notify.notify_one();
+        }
+        None => {
+            let entry = Arc::new(PodEntry::new(pod));
+            pods.insert(uid.clone(), entry.clone());
+            tokio::spawn(crate::worker::run(shared.clone(), uid, entry));
+        }
+    }
+}
+
+/// Reads what the runtime holds, grouped by pod uid; exited containers' statuses are cached.
+pub async fn runtime_pods(
+    shared: &Shared,
+) -> Result<HashMap<String, RuntimePod>, crate::runtime::RuntimeError> {
+    let sandboxes = shared.runtime.list_pod_sandboxes().await?;
+    let containers = shared.runtime.list_containers().await?;
+    let mut statuses = HashMap::new();
+    {
+        let mut cache = shared.exited.lock().await;
+        let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+        cache.retain(|id, _| live.contains(id.as_str()));
+        for c in &containers {
+            if let Some(s) = cache.get(&c.id) {
+                statuses.insert(c.id.clone(), s.clone());
+                continue;
+            }
+            if let Ok(s) = shared.runtime.container_status(&c.id).await {
+                if s.state == v1::ContainerState::ContainerExited as i32 {
+                    cache.insert(c.id.clone(), s.clone());
+                }
+                statuses.insert(c.id.clone(), s);
+            }
+        }
+    }
+    Ok(observed::group_by_pod(&sandboxes, &containers, &statuses))
+}
+
+/// Every second: wake the workers of pods whose containers changed state, and remove what the
+/// runtime holds for pods the API no longer has (orphans).
+async fn relist(shared: Arc<Shared>) {
+    let mut last: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sandboxes = match shared.runtime.list_pod_sandboxes().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "listing sandboxes");
+                continue;
+            }
+        };
+        let Ok(containers) = shared.runtime.list_containers().await else {
+            continue;
+        };
+        let grouped = observed::group_by_pod(&sandboxes, &containers, &HashMap::new());
+        let mut now: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
+        for (uid, pod) in &grouped {
+            let mut sig: Vec<(String, crate::observed::State, bool)> = pod
+                .containers
+                .iter()
+                .map(|c| (c.id.clone(), c.state, false))
+                .chain(
+                    pod.sandboxes
+                        .iter()
+                        .map(|s| (s.id.clone(), crate::observed::State::Unknown, s.ready)),
+                )
+                .collect();
+            sig.sort_by(|a, b| a.0.cmp(&b.0));
+            now.insert(uid.clone(), sig);
+        }
+        let pods = shared.pods.lock().await;
+        for (uid, sig) in &now {
+            if last.get(uid) != Some(sig) {
+                if let Some(entry) = pods.get(uid) {
+                    entry.notify.notify_one();
+                }
+            }
+        }
+        let synced = shared.synced.load(std::sync::atomic::Ordering::SeqCst);
+        let orphans: Vec<String> = if synced {
+            grouped
+                .keys()
+                .filter(|uid| !pods.contains_key(*uid))
+                .filter(|uid| {
+                    // Only what this node made.
+                    sandboxes.iter().any(|s| {
+                        s.labels.get(observed::LABEL_POD_UID) == Some(*uid)
+                            && s.labels
+                                .get(observed::LABEL_MANAGED_BY_NODE)
+                                .is_none_or(|n| *n == shared.config.node_name)
+                    })
+                })
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        drop(pods);
+        for uid in orphans {
+            if let Some(pod) = grouped.get(&uid) {
+                tracing::info!(%uid, "removing the containers of a pod the API no longer has");
+                crate::worker::remove_runtime_pod(&shared, pod, 0).await;
+                shared.volumes.teardown(&uid).await;
+            }
+        }
+        last = now;
+    }
+}
