@@ -41,6 +41,8 @@ pub struct AppConfig {
     pub metrics: Vec<MetricsSource>,
     /// Admission plugins turned off, by upstream name.
     pub disable_admission_plugins: Vec<String>,
+    /// How to reach kubelets (logs, exec, attach, port-forward, node proxy).
+    pub kubelet_tls: Option<crate::nodeproxy::KubeletTls>,
 }
 
 /// Renders metrics in the Prometheus text format, for `/metrics`.
@@ -252,7 +254,11 @@ impl App {
         })
     }
 
-    async fn authenticate(&self, caller: &Caller, headers: &http::HeaderMap) -> Option<UserInfo> {
+    pub(crate) async fn authenticate(
+        &self,
+        caller: &Caller,
+        headers: &http::HeaderMap,
+    ) -> Option<UserInfo> {
         if let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -204,6 +204,7 @@ mod tests {
             watch_cache: crate::cache::WatchCacheConfig::default(),
             metrics: Vec::new(),
             disable_admission_plugins: Vec::new(),
+            kubelet_tls: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod delete;
 mod discovery;
 mod filter;
 pub mod memory;
+pub mod nodeproxy;
 mod objects;
 mod openapi;
 mod openapi_v2;
@@ -110,6 +111,41 @@ pub enum StartError {
     Bootstrap(rkube_api::ApiError),
 }
 
+/// The API server's client certificate for kubelets, made once under `dir`.
+fn kubelet_tls(
+    dir: &std::path::Path,
+    certs: &certs::ClusterCerts,
+) -> Result<nodeproxy::KubeletTls, StartError> {
+    let (cert_path, key_path) = (
+        dir.join("kubelet-client.crt"),
+        dir.join("kubelet-client.key"),
+    );
+    let (cert, key) = match (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+    ) {
+        (Ok(c), Ok(k)) => (c, k),
+        _ => {
+            let (c, k) = certs::client_cert(
+                &certs.ca_cert,
+                &certs.ca_key,
+                "kube-apiserver-kubelet-client",
+                &["system:masters"],
+            )?;
+            certs::write_private(&key_path, &k)?;
+            std::fs::write(&cert_path, &c).map_err(|e| StartError::Serve {
+                what: format!("writing {}", cert_path.display()),
+                message: e.to_string(),
+            })?;
+            (c, k)
+        }
+    };
+    nodeproxy::KubeletTls::new(&cert, &key).map_err(|message| StartError::Serve {
+        what: "loading the kubelet client certificate".into(),
+        message,
+    })
+}
+
 /// A running API server.
 pub struct ApiServer {
     app: Arc<App>,
@@ -162,6 +198,7 @@ impl ApiServer {
             watch_cache: config.watch_cache.clone(),
             metrics: config.metrics.clone(),
             disable_admission_plugins: config.disable_admission_plugins.clone(),
+            kubelet_tls: Some(kubelet_tls(&config.data_dir.join("tls"), &certs)?),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),

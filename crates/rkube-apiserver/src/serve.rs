@@ -63,6 +63,9 @@ where
     B: http_body::Body<Data = bytes::Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if let Some(target) = crate::nodeproxy::target(request.uri().path()) {
+        return crate::nodeproxy::handle(app, target, request, caller).await;
+    }
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),

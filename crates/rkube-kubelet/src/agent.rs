@@ -39,6 +39,10 @@ pub struct AgentConfig {
     pub cluster_domain: String,
     /// Extra node labels.
     pub labels: BTreeMap<String, String>,
+    /// The kubelet API's port.
+    pub kubelet_port: u16,
+    /// The cluster CA (PEM): kubelet API callers' certificates must chain to it.
+    pub client_ca: String,
 }
 
 impl AgentConfig {
@@ -180,6 +184,8 @@ pub async fn run(
         bridge: config.bridge.clone(),
         cni_conf_dir: paths.cni_conf_dir(),
         runtime_endpoint: endpoint,
+        kubelet_port: config.kubelet_port,
+        client_ca: config.client_ca.clone(),
     };
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let kubelet = Kubelet::new(client, kubelet_config, runtime);

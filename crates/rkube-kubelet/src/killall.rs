@@ -74,6 +74,47 @@ fn mounts_under(dir: &Path) -> Vec<String> {
     found
 }
 
+async fn connect(socket: &Path) -> Option<CriRuntime> {
+    if !socket.exists() {
+        return None;
+    }
+    let rt = tokio::time::timeout(
+        Duration::from_secs(5),
+        CriRuntime::connect(&socket.display().to_string()),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    rt.version().await.ok().map(|_| rt)
+}
+
+/// SIGKILLs every process in a cgroup tree.
+fn kill_cgroup_tree(dir: &Path) {
+    if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            kill(pid, libc::SIGKILL);
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                kill_cgroup_tree(&e.path());
+            }
+        }
+    }
+}
+
+fn cgroup_tree_is_empty(dir: &Path) -> bool {
+    let here =
+        std::fs::read_to_string(dir.join("cgroup.procs")).map_or(true, |t| t.trim().is_empty());
+    here && std::fs::read_dir(dir).map_or(true, |entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .all(|e| cgroup_tree_is_empty(&e.path()))
+    })
+}
+
 /// Removes a cgroup directory tree bottom-up (cgroupfs only allows removing empty leaves).
 fn remove_cgroup_tree(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -118,20 +159,41 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let socket = paths.socket();
-    // Through CRI while containerd runs: sandboxes are torn down with their network (CNI DEL
-    // removes veths, addresses and port mappings).
-    if let Ok(Ok(rt)) = tokio::time::timeout(
-        Duration::from_secs(5),
-        CriRuntime::connect(&socket.display().to_string()),
-    )
-    .await
-    {
+    // Through CRI: sandboxes are torn down with their network (CNI DEL removes veths,
+    // addresses and port mappings). A containerd that is not running is started for this.
+    let mut started = None;
+    let mut runtime = connect(&socket).await;
+    if runtime.is_none() && paths.config().exists() {
+        let _ = std::fs::remove_file(&socket);
+        started = tokio::process::Command::new("containerd")
+            .arg("--config")
+            .arg(paths.config())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            runtime = connect(&socket).await;
+            if runtime.is_some() {
+                break;
+            }
+        }
+    }
+    if let Some(rt) = &runtime {
         if let Ok(sandboxes) = rt.list_pod_sandboxes().await {
             for s in sandboxes {
                 let _ = rt.stop_pod_sandbox(&s.id).await;
                 let _ = rt.remove_pod_sandbox(&s.id).await;
             }
         }
+    }
+    if let Some(mut child) = started {
+        let _ = child.kill().await;
+    }
+    // Whatever still runs in the pods' cgroups is killed.
+    for dir in pod_cgroup_dirs(&footprint) {
+        kill_cgroup_tree(&dir);
     }
     let socket_text = socket.display().to_string();
     // Shims of this containerd (they name its socket), then containerd itself.
@@ -157,8 +219,24 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
             .status();
     }
     if !footprint.systemd_cgroups {
+        // Killed processes leave their cgroups when they are reaped.
+        for _ in 0..50 {
+            if pod_cgroup_dirs(&footprint)
+                .iter()
+                .all(|d| cgroup_tree_is_empty(d))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         for dir in pod_cgroup_dirs(&footprint) {
             remove_cgroup_tree(&dir);
+            // The root given with --cgroup-root, once empty.
+            if let Some(parent) = dir.parent() {
+                if !footprint.cgroup_root.trim_matches('/').is_empty() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
         }
     }
     let _ = std::fs::remove_dir_all(paths.state());

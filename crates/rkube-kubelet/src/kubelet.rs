@@ -49,6 +49,10 @@ pub struct KubeletConfig {
     pub cni_conf_dir: PathBuf,
     /// The runtime's socket (for the node's runtime version).
     pub runtime_endpoint: String,
+    /// The kubelet API's port.
+    pub kubelet_port: u16,
+    /// The CA that client certificates of kubelet API callers must chain to (PEM).
+    pub client_ca: String,
 }
 
 /// One pod the kubelet knows.
@@ -192,6 +196,7 @@ impl Kubelet {
             labels: shared.config.labels.clone(),
             runtime_version: format!("{}://{}", version.runtime_name, version.runtime_version),
             machine,
+            kubelet_port: shared.config.kubelet_port,
         };
         let nodes: Api<Node> = Api::all(shared.client.clone());
         let registered = loop {
@@ -204,11 +209,27 @@ impl Kubelet {
             }
         };
         tracing::info!(node = %node_config.name, "node registered");
+        let (cert, key) = serving_cert(&shared.config)?;
+        let serving = crate::server::ServingConfig {
+            address: std::net::SocketAddr::from(([0, 0, 0, 0], shared.config.kubelet_port)),
+            cert,
+            key,
+            client_ca: shared.config.client_ca.clone(),
+        };
+        let api = tokio::spawn({
+            let shared = shared.clone();
+            async move {
+                if let Err(e) = crate::server::serve(shared, serving).await {
+                    tracing::error!(error = %e, "the kubelet API stopped");
+                }
+            }
+        });
         let heartbeat = tokio::spawn(heartbeat(shared.clone(), node_config, registered));
         let pods = tokio::spawn(watch_pods(shared.clone()));
         let pleg = tokio::spawn(relist(shared.clone()));
         stop.await;
         heartbeat.abort();
+        api.abort();
         pods.abort();
         pleg.abort();
         let entries: Vec<Arc<PodEntry>> = shared.pods.lock().await.values().cloned().collect();
@@ -219,6 +240,40 @@ impl Kubelet {
         }
         Ok(())
     }
+}
+
+/// The kubelet's serving certificate, made once and kept under the agent directory.
+fn serving_cert(config: &KubeletConfig) -> anyhow::Result<(String, String)> {
+    let (cert_path, key_path) = (
+        config.agent_dir.join("serving-kubelet.crt"),
+        config.agent_dir.join("serving-kubelet.key"),
+    );
+    let marker = config.agent_dir.join("serving-kubelet.names");
+    let names = format!("{},{}", config.node_name, config.node_ip);
+    if let (Ok(cert), Ok(key), Ok(saved)) = (
+        std::fs::read_to_string(&cert_path),
+        std::fs::read_to_string(&key_path),
+        std::fs::read_to_string(&marker),
+    ) {
+        if saved == names {
+            return Ok((cert, key));
+        }
+    }
+    let (cert, key) = crate::server::self_signed(&config.node_name, &config.node_ip)?;
+    std::fs::write(&cert_path, &cert)?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&key_path)?;
+        f.write_all(key.as_bytes())?;
+    }
+    std::fs::write(&marker, names)?;
+    Ok((cert, key))
 }
 
 fn hostname() -> String {

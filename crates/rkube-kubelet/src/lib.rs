@@ -23,6 +23,8 @@ pub mod pause;
 pub mod podconfig;
 pub mod probe;
 pub mod runtime;
+pub mod server;
+pub mod stats;
 pub mod status;
 pub mod sync;
 pub mod volumes;

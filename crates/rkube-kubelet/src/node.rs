@@ -123,6 +123,8 @@ pub struct NodeConfig {
     pub runtime_version: String,
     /// The machine.
     pub machine: Machine,
+    /// The kubelet API's port.
+    pub kubelet_port: u16,
 }
 
 fn arch() -> &'static str {
@@ -307,7 +309,9 @@ pub fn status(
             },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: i32::from(config.kubelet_port),
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             machine_id: m.machine_id.clone(),

@@ -415,3 +415,7 @@ fn phase(statuses: &[ContainerStatus], policy: &str, sidecars_running: bool) -> 
     }
     "Pending"
 }
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;

@@ -66,6 +66,9 @@ struct NodeArgs {
     /// Extra node labels, key=value (repeatable).
     #[arg(long = "node-label")]
     node_labels: Vec<String>,
+    /// The kubelet API's port.
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -324,7 +327,12 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let agent = if args.disable_agent {
         None
     } else {
-        let config = agent_config(&args.data_dir, &args.node, true)?;
+        let config = agent_config(
+            &args.data_dir,
+            &args.node,
+            true,
+            server.ca_cert().to_owned(),
+        )?;
         let client = server.client_as(&user_agent("kubelet"));
         let mut stopped = agent_stopped.clone();
         Some(tokio::spawn(async move {
@@ -375,6 +383,7 @@ fn agent_config(
     data_dir: &std::path::Path,
     node: &NodeArgs,
     control_plane: bool,
+    client_ca: String,
 ) -> anyhow::Result<rkube_kubelet::agent::AgentConfig> {
     let node_name = match &node.node_name {
         Some(name) => name.clone(),
@@ -407,6 +416,8 @@ fn agent_config(
         cluster_dns: node.cluster_dns.clone(),
         cluster_domain: node.cluster_domain.clone(),
         labels,
+        kubelet_port: node.kubelet_port,
+        client_ca,
     })
 }
 
@@ -423,11 +434,13 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
-    let config = agent_config(&args.data_dir, &args.node, false)?;
+    let mut config = agent_config(&args.data_dir, &args.node, false, String::new())?;
     let client =
         rkube_kubelet::join::join(&args.server, &args.token, &args.data_dir, &config.node_name)
             .await
             .with_context(|| format!("joining {}", args.server))?;
+    config.client_ca = std::fs::read_to_string(args.data_dir.join("agent/server-ca.crt"))
+        .context("reading the cluster CA")?;
     let stop = async {
         let _ = shutdown_signal().await;
     };
