@@ -49,6 +49,10 @@ impl Backoff {
     /// key's current delay at `now`.
     pub fn remaining(&self, key: &str, since: i64, now: i64) -> Option<Duration> {
         let entry = self.entries.get(key)?;
+        // A container that ran longer than twice the cap since the last restart starts over.
+        if since.saturating_sub(entry.updated) > nanos(self.max * 2) {
+            return None;
+        }
         let until = since.saturating_add(nanos(entry.delay));
         (now < until).then(|| Duration::from_nanos(u64::try_from(until - now).unwrap_or(0)))
     }

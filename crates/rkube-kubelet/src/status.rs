@@ -180,7 +180,10 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
     let mut initialized = true;
     let mut init_failed = false;
     for c in init_specs {
-        let s = container_status(c, runtime, input, "PodInitializing");
+        let mut s = container_status(c, runtime, input, "PodInitializing");
+        if !is_sidecar(c) && init_done(&s, c) {
+            s.ready = true;
+        }
         if !init_done(&s, c) {
             initialized = false;
             if !is_sidecar(c) && policy == "Never" {
@@ -195,17 +198,19 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
     }
     // An init container that finished once counts as done for good, as upstream: the pod
     // stays initialized when a new sandbox reruns them.
-    if !initialized
-        && old
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Initialized" && c.status == "True")
-        && runtime.sandboxes.len() > 1
-    {
+    // Once a regular container has started the pod stays initialized, whatever its init
+    // containers and sidecars do later (upstream's HasAnyRegularContainerStarted).
+    let regular_started = spec.containers.iter().any(|c| {
+        runtime
+            .latest(&c.name)
+            .is_some_and(|i| matches!(i.state, State::Running | State::Exited))
+    });
+    if regular_started || old.phase.as_deref() == Some("Succeeded") {
         initialized = true;
+        init_failed = false;
     }
-    let app_default = if initialized {
+    // Upstream shows PodInitializing for the app containers of any pod with init containers.
+    let app_default = if init_specs.is_empty() {
         "ContainerCreating"
     } else {
         "PodInitializing"
@@ -221,8 +226,12 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         .zip(&init_statuses)
         .filter(|(c, _)| is_sidecar(c))
         .any(|(_, s)| s.state.as_ref().is_some_and(|st| st.running.is_some()));
-    let phase = if let Some(_) = input.failed {
+    let old_phase = old.phase.as_deref().unwrap_or_default();
+    let phase = if input.failed.is_some() {
         "Failed"
+    } else if old_phase == "Succeeded" || old_phase == "Failed" {
+        // A pod never leaves a terminal phase.
+        if old_phase == "Succeeded" { "Succeeded" } else { "Failed" }
     } else if init_failed {
         "Failed"
     } else if !initialized {
@@ -274,16 +283,14 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
             .map(|s| s.name.clone())
             .collect()
     };
-    let mut not_ready = unready(status.container_statuses.as_deref().unwrap_or_default());
-    // Sidecars count for readiness as app containers do.
-    for (c, s) in init_specs
+    // Sidecars count for readiness as app containers do, and are named first.
+    let mut not_ready: Vec<String> = init_specs
         .iter()
         .zip(status.init_container_statuses.iter().flatten())
-    {
-        if is_sidecar(c) && !s.ready {
-            not_ready.push(s.name.clone());
-        }
-    }
+        .filter(|(c, s)| is_sidecar(c) && !s.ready)
+        .map(|(_, s)| s.name.clone())
+        .collect();
+    not_ready.extend(unready(status.container_statuses.as_deref().unwrap_or_default()));
     let incomplete: Vec<String> = init_specs
         .iter()
         .zip(status.init_container_statuses.iter().flatten())
@@ -304,7 +311,9 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
             )),
         ),
     ];
-    let (ready_reason, ready_message) = if terminal {
+    let (ready_reason, ready_message) = if phase == "Failed" {
+        ("PodFailed".to_owned(), None)
+    } else if terminal {
         ("PodCompleted".to_owned(), None)
     } else {
         (
@@ -316,12 +325,25 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         )
     };
     let containers_ready = !terminal && not_ready.is_empty();
-    let gates_ok = spec.readiness_gates.iter().flatten().all(|gate| {
-        old.conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == gate.condition_type && c.status == "True")
-    });
+    let gate_problems: Vec<String> = spec
+        .readiness_gates
+        .iter()
+        .flatten()
+        .filter_map(|gate| {
+            match old.conditions.iter().flatten().find(|c| c.type_ == gate.condition_type) {
+                None => Some(format!(
+                    "corresponding condition of pod readiness gate {:?} does not exist.",
+                    gate.condition_type
+                )),
+                Some(c) if c.status != "True" => Some(format!(
+                    "the status of pod readiness gate {:?} is not \"True\", but {}",
+                    gate.condition_type, c.status
+                )),
+                Some(_) => None,
+            }
+        })
+        .collect();
+    let gates_ok = gate_problems.is_empty();
     conditions.push(condition(
         "ContainersReady",
         containers_ready,
@@ -331,7 +353,7 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
     let (ready_reason, ready_message) = if containers_ready && !gates_ok {
         (
             "ReadinessGatesNotReady".to_owned(),
-            Some("corresponding condition of pod readiness gate is not true".to_owned()),
+            Some(gate_problems.join(", ")),
         )
     } else {
         (ready_reason, ready_message)

@@ -239,7 +239,7 @@ fn a_pod_whose_init_containers_completed_is_initialized() {
 }
 
 #[test]
-#[ignore = "bug: an init container that exited 0 is reported ready: false (upstream's prober manager marks it ready)"]
+
 fn an_init_container_that_completed_is_reported_ready() {
     let pod = with_init();
     let rt = ready_sandbox(vec![exited("migrate", 0, 0), running("app", 0)]);
@@ -400,7 +400,7 @@ fn a_non_zero_exit_under_never_fails_the_pod() {
 }
 
 #[test]
-#[ignore = "bug: a Failed pod's Ready and ContainersReady conditions carry reason PodCompleted; upstream says PodFailed"]
+
 fn a_failed_pod_is_unready_with_reason_pod_failed() {
     let pod = simple("Never", &["a"]);
     let s = status_of(&pod, &ready_sandbox(vec![exited("a", 0, 3)]));
@@ -647,7 +647,7 @@ fn a_pod_failed_by_the_kubelet_reports_its_reason_and_message() {
 }
 
 #[test]
-#[ignore = "bug: pod_status recomputes the phase from the containers, so a pod already reported Failed or Succeeded can move back to Running (upstream never leaves a terminal phase)"]
+
 fn a_pod_already_reported_terminal_keeps_its_phase() {
     let pod = with_status(simple("Always", &["app"]), json!({"phase": "Failed"}));
     let s = status_of(&pod, &ready_sandbox(vec![exited("app", 0, 137)]));
@@ -684,7 +684,7 @@ fn a_running_sidecar_initializes_the_pod_and_counts_for_readiness() {
 }
 
 #[test]
-#[ignore = "bug: a sidecar that is no longer running makes the pod uninitialized, so a pod whose app containers all succeeded is reported Pending once its sidecar is stopped (upstream: Succeeded, Initialized True)"]
+
 fn a_stopped_sidecar_does_not_count_against_a_pod_whose_app_containers_succeeded() {
     let pod = with_sidecar();
     let rt = ready_sandbox(vec![exited("proxy", 0, 137), exited("app", 0, 0)]);
@@ -694,7 +694,7 @@ fn a_stopped_sidecar_does_not_count_against_a_pod_whose_app_containers_succeeded
 }
 
 #[test]
-#[ignore = "cosmetic divergence: once init containers are done rkube shows ContainerCreating for app containers not yet made; upstream shows PodInitializing for every pod that has init containers"]
+
 fn app_containers_of_a_pod_with_init_containers_wait_in_pod_initializing_until_they_exist() {
     let pod = with_sidecar();
     let s = status_of(&pod, &ready_sandbox(vec![running("proxy", 0)]));
@@ -702,7 +702,7 @@ fn app_containers_of_a_pod_with_init_containers_wait_in_pod_initializing_until_t
 }
 
 #[test]
-#[ignore = "bug: a sidecar crash-looping after the app containers started sends the pod back to Pending and uninitialized (upstream keeps it Initialized and Running once a regular container has started)"]
+
 fn a_crash_looping_sidecar_after_initialization_keeps_the_pod_running_and_initialized() {
     let mut pod = with_sidecar();
     pod.spec.as_mut().unwrap().restart_policy = Some("Always".to_owned());
@@ -721,7 +721,7 @@ fn a_crash_looping_sidecar_after_initialization_keeps_the_pod_running_and_initia
 }
 
 #[test]
-#[ignore = "bug: the unready list names app containers before sidecars; upstream lists sidecars (init containers) first"]
+
 fn unready_sidecars_are_listed_before_app_containers() {
     let pod = pod(json!({
         "initContainers": [{
@@ -771,7 +771,7 @@ fn a_readiness_gate_that_is_not_true_holds_ready_but_not_containers_ready() {
 }
 
 #[test]
-#[ignore = "bug: the ReadinessGatesNotReady message does not name the gate; upstream says which gate is missing or not True"]
+
 fn a_readiness_gate_message_names_the_gate() {
     let pod = with_gate(json!([]));
     let s = status_of(&pod, &ready_sandbox(vec![running("app", 0)]));

@@ -159,7 +159,7 @@ pub fn plan(
 ) -> Plan {
     let mut plan = Plan::default();
     if pod_is_finished(pod) {
-        if !runtime.sandboxes.is_empty()
+        if runtime.sandboxes.iter().any(|s| s.ready)
             || runtime.containers.iter().any(|c| c.state == State::Running)
         {
             plan.actions.push(Action::KillPod);
@@ -180,6 +180,19 @@ pub fn plan(
             }
             return plan;
         }
+        // Under OnFailure, nothing is left to start once every app container succeeded.
+        let all_succeeded = policy == "OnFailure"
+            && spec.containers.iter().all(|c| {
+                runtime
+                    .latest(&c.name)
+                    .is_some_and(|l| l.state == State::Exited && l.exit_code == 0)
+            });
+        if sandbox.is_some() && all_succeeded {
+            if runtime.containers.iter().any(|c| c.state == State::Running) {
+                plan.actions.push(Action::KillPod);
+            }
+            return plan;
+        }
         if sandbox.is_some() {
             plan.actions.push(Action::KillPod);
         }
@@ -190,10 +203,39 @@ pub fn plan(
         return plan;
     }
 
-    // Init containers in order; sidecars start in order among them and keep running.
+    // Init containers in order; sidecars start in order among them and keep running. Once an
+    // app container has been made, the pod is initialized: regular init containers are done
+    // and a sidecar's restart no longer holds back the app containers (upstream's
+    // computeInitContainerActions).
+    let initialized = spec.containers.iter().any(|c| {
+        runtime
+            .current(&c.name)
+            .is_some_and(|i| matches!(i.state, State::Running | State::Created | State::Exited))
+    });
     let init = spec.init_containers.as_deref().unwrap_or_default();
     for (index, c) in init.iter().enumerate() {
         let current = runtime.current(&c.name);
+        if initialized && !is_sidecar(c) {
+            continue;
+        }
+        if initialized {
+            match current {
+                Some(inst) if inst.state == State::Running && probes.restart.contains(&inst.id) => {
+                    kill(
+                        &mut plan,
+                        inst.id.clone(),
+                        &c.name,
+                        "Container failed startup or liveness probe, will be restarted",
+                    );
+                }
+                Some(inst) if inst.state == State::Running => {}
+                other => {
+                    let exited = other.filter(|i| i.state == State::Exited).map(|i| i.finished_at);
+                    start(&mut plan, pod, runtime, Kind::Init, index, c, backoff, now, exited);
+                }
+            }
+            continue;
+        }
         if is_sidecar(c) {
             match current {
                 None => {

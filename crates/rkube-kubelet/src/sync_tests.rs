@@ -411,7 +411,7 @@ fn back_off_is_kept_per_container() {
 }
 
 #[test]
-#[ignore = "bug: a container that ran for longer than twice the longest back-off still waits out the old delay (upstream's IsInBackOffSince treats such an entry as expired)"]
+
 fn a_container_that_ran_longer_than_twice_the_longest_back_off_restarts_at_once() {
     let pod = simple("Always", &["app"]);
     let key = backoff_key(&pod, "app");
@@ -550,7 +550,7 @@ fn a_dead_sandbox_under_never_is_replaced_when_no_container_ran_yet() {
 }
 
 #[test]
-#[ignore = "bug: under OnFailure a pod whose containers all succeeded gets a new sandbox when the old one dies (upstream's computePodActions creates none when there is nothing left to start)"]
+
 fn a_dead_sandbox_under_on_failure_is_not_replaced_when_every_container_succeeded() {
     let pod = simple("OnFailure", &["app"]);
     let rt = runtime(
@@ -753,7 +753,7 @@ fn a_finished_pod_with_nothing_left_in_the_runtime_gets_nothing() {
 }
 
 #[test]
-#[ignore = "bug: a finished pod whose sandbox is already stopped gets KillPod on every sync because plan counts stopped sandboxes as something to kill"]
+
 fn a_finished_pod_whose_sandbox_and_containers_are_all_down_gets_nothing() {
     let rt = runtime(
         vec![sandbox("s1", 0, false)],
@@ -767,7 +767,7 @@ fn a_finished_pod_whose_sandbox_and_containers_are_all_down_gets_nothing() {
 }
 
 #[test]
-#[ignore = "bug: a sidecar that exited after the app containers started makes plan return before it looks at the app containers (upstream keeps computing app container actions)"]
+
 fn a_crashing_sidecar_does_not_hold_back_the_app_containers_once_the_pod_initialized() {
     let pod = pod(json!({
         "initContainers": [{"name": "proxy", "image": "envoy", "restartPolicy": "Always"}],
