@@ -194,6 +194,7 @@ async fn sync_pod(
         Some(s) => sandbox_ips(shared, &s.id).await,
         None => Vec::new(),
     };
+    refresh_volumes(shared, entry, &pod, &runtime, &pod_ips).await;
     let probes = entry.probes.lock().await.clone();
     fill_termination_messages(shared, &pod, &mut runtime);
     let input = StatusInput {
@@ -235,6 +236,33 @@ async fn sync_pod(
         RESYNC
     };
     Ok(Some(requeue.unwrap_or(default_wait)))
+}
+
+/// Brings configMap, secret, downwardAPI and projected volumes of a running pod up to date
+/// (at most every 10 s), swapping their contents atomically when they changed.
+async fn refresh_volumes(shared: &Shared, entry: &PodEntry, pod: &Pod, runtime: &RuntimePod, pod_ips: &[String]) {
+    if !runtime.sandbox().is_some_and(|s| s.ready) || sync::pod_is_finished(pod) {
+        return;
+    }
+    let refreshable = pod.spec.as_ref().is_some_and(|s| {
+        s.volumes.iter().flatten().any(|v| {
+            v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some() || v.projected.is_some()
+        })
+    });
+    let due = entry
+        .volumes_synced
+        .lock()
+        .await
+        .is_none_or(|t| t.elapsed() >= RESYNC);
+    if !refreshable || !due {
+        return;
+    }
+    let sources = fetch_sources(shared, pod, pod_ips.to_vec()).await;
+    match shared.volumes.setup(pod, &sources).await {
+        Ok(v) => *entry.volumes.lock().await = v,
+        Err(message) => tracing::debug!(pod = meta(pod).0, %message, "refreshing volumes"),
+    }
+    *entry.volumes_synced.lock().await = Some(std::time::Instant::now());
 }
 
 fn grace_period(pod: &Pod) -> i64 {

@@ -142,6 +142,7 @@ fn spawn_server(dir: &Path, extra: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_rkube"))
         .args([
             "server",
+            "--disable-agent",
             "--bind-address",
             "127.0.0.1",
             "--https-listen-port",
@@ -719,6 +720,7 @@ fn a_file_that_is_not_a_database_stops_the_server_with_its_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_rkube"))
         .args([
             "server",
+            "--disable-agent",
             "--https-listen-port",
             &free_port().to_string(),
             "--data-dir",

@@ -50,6 +50,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
             .args([
                 "server",
+                "--disable-agent",
                 "--bind-address",
                 "127.0.0.1",
                 "--https-listen-port",

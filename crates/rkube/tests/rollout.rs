@@ -102,6 +102,7 @@ fn start_server(extra: &[String]) -> (Child, tempfile::TempDir, Kubectl) {
     let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
         .args([
             "server",
+            "--disable-agent",
             "--bind-address",
             "127.0.0.1",
             "--https-listen-port",

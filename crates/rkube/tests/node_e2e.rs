@@ -1,0 +1,677 @@
+//! End to end with a node: the real `rkube server` running its agent, which supervises a real
+//! containerd (Debian's containerd, runc and CNI plugins), pulls real images from a real
+//! registry on loopback (Debian's docker-registry, images built from busybox-static by
+//! `tools/test-images`), and the real kubectl 1.33 and 1.32 driving it.
+//!
+//! Every cluster gets its own data directory, bridge, pod and service ranges, cgroup root and
+//! ports, and `rkube killall` removes what it made when the test ends (also on failure).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube_store_tests::free_port;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn tools() -> PathBuf {
+    Path::new(ROOT).join("../../tools/test-images")
+}
+
+/// A loopback registry holding the test images.
+struct Registry {
+    child: Child,
+    address: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // The wrapper and the registry it runs share a process group of their own.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(tools().join("registry.py"))
+            .args(["serve", "--root"])
+            .arg(dir.path())
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the registry");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let registry = Self {
+            child,
+            address,
+            _dir: dir,
+        };
+        registry.push("rkube-test/busybox:1", 1);
+        registry.push("rkube-test/busybox:2", 2);
+        registry
+    }
+
+    fn push(&self, name: &str, variant: u32) {
+        let out = Command::new("python3")
+            .arg(tools().join("build_push.py"))
+            .args(["--registry", &self.address, name, "--variant", &variant.to_string()])
+            .output()
+            .expect("push an image");
+        assert!(
+            out.status.success(),
+            "pushing {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn image(&self, tag: u32) -> String {
+        format!("{}/rkube-test/busybox:{tag}", self.address)
+    }
+}
+
+/// A server with its agent, and what makes it unique on this host.
+struct Cluster {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    registry: Registry,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(["killall", "--data-dir"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn unique() -> String {
+    format!("{:06x}", rand_u32() & 0xff_ffff)
+}
+
+fn rand_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let registry = Registry::start();
+        let dir = tempfile::tempdir().unwrap();
+        let id = unique();
+        let octet = 100 + rand_u32() % 150;
+        let registries = dir.path().join("registries.yaml");
+        std::fs::write(
+            &registries,
+            format!(
+                "mirrors:\n  \"{a}\":\n    endpoint:\n      - \"http://{a}\"\n",
+                a = registry.address
+            ),
+        )
+        .unwrap();
+        let args = vec![
+            "server".to_owned(),
+            "--bind-address".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--https-listen-port".to_owned(),
+            free_port().to_string(),
+            "--data-dir".to_owned(),
+            dir.path().display().to_string(),
+            "--node-name".to_owned(),
+            format!("node-{id}"),
+            "--node-ip".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--kubelet-port".to_owned(),
+            free_port().to_string(),
+            "--pod-bridge".to_owned(),
+            format!("rkt{id}"),
+            "--cluster-cidr".to_owned(),
+            format!("10.{octet}.0.0/16"),
+            "--service-cidr".to_owned(),
+            format!("10.{}.0.0/16", octet + 1),
+            "--cgroup-root".to_owned(),
+            format!("/rkube-test-{id}"),
+            "--registries-config".to_owned(),
+            registries.display().to_string(),
+        ];
+        let mut cluster = Self {
+            child: None,
+            dir,
+            args,
+            registry,
+        };
+        cluster.run_server();
+        cluster
+    }
+
+    fn run_server(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rkube server");
+        self.child = Some(child);
+        self.eventually("the node Ready", Duration::from_secs(90), || {
+            let out = self.try_kubectl("1.33", &["get", "nodes", "-o", "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}"])?;
+            (out == "True").then_some(())
+        });
+    }
+
+    /// Stops the server with SIGTERM (containers keep running).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn kubectl_command(&self, version: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(kubectl_binary(version));
+        command
+            .args(args)
+            .env("KUBECONFIG", self.dir.path().join("kubeconfig.yaml"))
+            .env("HOME", self.dir.path());
+        command
+    }
+
+    fn try_kubectl(&self, version: &str, args: &[&str]) -> Option<String> {
+        let out = self.kubectl_command(version, args).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_v("1.33", args)
+    }
+
+    fn kubectl_v(&self, version: &str, args: &[&str]) -> String {
+        let out = self.kubectl_command(version, args).output().expect("run kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}\n--- server log tail ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn apply(&self, manifest: &str) {
+        let path = self.dir.path().join(format!("manifest-{}.yaml", unique()));
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl(&["apply", "-f", path.to_str().unwrap()]);
+    }
+
+    fn jsonpath(&self, what: &[&str], path: &str) -> String {
+        let mut args: Vec<&str> = vec!["get"];
+        args.extend(what);
+        let expr = format!("jsonpath={path}");
+        args.extend(["-o", &expr]);
+        self.try_kubectl("1.33", &args).unwrap_or_default()
+    }
+
+    fn eventually<T>(&self, what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- server log tail ---\n{}",
+                tail(&self.log(), 60)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn wait_running(&self, pod: &str) {
+        self.eventually(&format!("pod {pod} Running"), Duration::from_secs(60), || {
+            (self.jsonpath(&["pod", pod], "{.status.phase}") == "Running").then_some(())
+        });
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The versioned kubectl beside the `kubectl` on the PATH (or in `$RKUBE_KUBECTL_DIR`).
+fn kubectl_binary(version: &str) -> PathBuf {
+    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::env::split_paths(&path)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.exists())
+                .expect("kubectl on the PATH");
+            std::fs::canonicalize(found)
+                .unwrap()
+                .parent()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    dir.join(format!("kubectl.{version}"))
+}
+
+fn http_get(address: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(stream, "GET / HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn a_deployment_runs_and_serves_with_logs_exec_cp_and_port_forward() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: httpd
+        image: {image}
+        command: ["sh", "-c", "echo started $(cat /VERSION); exec httpd -f -p 8080 -h /var/www"]
+        ports: [{{containerPort: 8080}}]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+"#
+    ));
+    cluster.eventually("the deployment available", Duration::from_secs(90), || {
+        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "2").then_some(())
+    });
+    let ips = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].status.podIP}");
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "two pod IPs: {ips:?}");
+    for ip in &ips {
+        let body = http_get(&format!("{ip}:8080")).unwrap_or_default();
+        assert!(body.contains("variant 1"), "pod {ip} answers: {body}");
+    }
+    let pod = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[0].metadata.name}");
+    // Logs with both kubectl versions.
+    for version in ["1.33", "1.32"] {
+        let logs = cluster.kubectl_v(version, &["logs", &pod]);
+        assert!(logs.contains("started 1"), "kubectl {version} logs: {logs}");
+    }
+    // Exec: output, stdin and the exit code.
+    for version in ["1.33", "1.32"] {
+        let out = cluster.kubectl_v(version, &["exec", &pod, "--", "cat", "/VERSION"]);
+        assert_eq!(out.trim(), "1");
+        let mut child = cluster
+            .kubectl_command(version, &["exec", "-i", &pod, "--", "sh", "-c", "tr a-z A-Z"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"hello stdin\n").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "HELLO STDIN");
+        let status = cluster
+            .kubectl_command(version, &["exec", &pod, "--", "sh", "-c", "exit 7"])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(7), "kubectl {version} exec passes the exit code on");
+    }
+    // cp both ways.
+    let local = cluster.dir.path().join("up.txt");
+    std::fs::write(&local, "copied in\n").unwrap();
+    cluster.kubectl(&["cp", local.to_str().unwrap(), &format!("{pod}:/tmp/up.txt")]);
+    assert_eq!(cluster.kubectl(&["exec", &pod, "--", "cat", "/tmp/up.txt"]), "copied in\n");
+    let back = cluster.dir.path().join("down.txt");
+    cluster.kubectl(&["cp", &format!("{pod}:/tmp/up.txt"), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
+    // Port-forward.
+    let port = free_port();
+    let mut forward = cluster
+        .kubectl_command("1.33", &["port-forward", &format!("pod/{pod}"), &format!("{port}:8080")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let body = cluster.eventually("port-forward answering", Duration::from_secs(20), || {
+        http_get(&format!("127.0.0.1:{port}")).filter(|b| b.contains("variant"))
+    });
+    let _ = forward.kill();
+    let _ = forward.wait();
+    assert!(body.contains("variant 1"));
+    // A rolling update to a new image.
+    cluster.kubectl(&["set", "image", "deployment/web", &format!("httpd={}", cluster.registry.image(2))]);
+    cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
+    // Once the old pods are gone, both pods serve the new image.
+    cluster.eventually("only new pods answering", Duration::from_secs(60), || {
+        let ips = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].status.podIP}");
+        let ips: Vec<&str> = ips.split_whitespace().collect();
+        (ips.len() == 2
+            && ips.iter().all(|ip| {
+                http_get(&format!("{ip}:8080")).is_some_and(|b| b.contains("variant 2"))
+            }))
+        .then_some(())
+    });
+}
+
+#[test]
+fn failing_containers_restart_back_off_and_report_why() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: crash}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: ["sh", "-c", "echo run; exit 3"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: ["sh", "-c", "touch /tmp/healthy; sleep 3600"]
+    livenessProbe:
+      exec: {{command: ["cat", "/tmp/healthy"]}}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: ready}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: ["sleep", "3600"]
+    readinessProbe:
+      exec: {{command: ["cat", "/tmp/ready"]}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badimage}}
+spec:
+  containers:
+  - name: c
+    image: {registry}/rkube-test/busybox:no-such-tag
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: stubborn}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: {image}
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: job}}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: {image}
+        command: ["sh", "-c", "echo job done"]
+"#,
+        registry = cluster.registry.address
+    ));
+    // CrashLoopBackOff with a growing restart count.
+    cluster.eventually("crash in CrashLoopBackOff", Duration::from_secs(60), || {
+        let reason = cluster.jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].state.waiting.reason}");
+        let restarts: u32 = cluster
+            .jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].restartCount}")
+            .parse()
+            .unwrap_or(0);
+        (reason == "CrashLoopBackOff" && restarts >= 1).then_some(())
+    });
+    let exit = cluster.jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].lastState.terminated.exitCode}");
+    assert_eq!(exit, "3");
+    assert!(cluster.kubectl(&["logs", "crash", "--previous"]).contains("run"));
+    // A failing liveness probe restarts the container.
+    cluster.wait_running("live");
+    cluster.kubectl(&["exec", "live", "--", "rm", "/tmp/healthy"]);
+    cluster.eventually("live restarted", Duration::from_secs(60), || {
+        let n: u32 = cluster.jsonpath(&["pod", "live"], "{.status.containerStatuses[0].restartCount}").parse().unwrap_or(0);
+        (n >= 1).then_some(())
+    });
+    let events = cluster.kubectl(&["get", "events", "--field-selector", "involvedObject.name=live"]);
+    assert!(events.contains("Unhealthy"), "events: {events}");
+    // Readiness toggles Ready.
+    cluster.wait_running("ready");
+    assert_eq!(cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}"), "False");
+    cluster.kubectl(&["exec", "ready", "--", "touch", "/tmp/ready"]);
+    cluster.eventually("ready Ready", Duration::from_secs(30), || {
+        (cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}") == "True").then_some(())
+    });
+    cluster.kubectl(&["exec", "ready", "--", "rm", "/tmp/ready"]);
+    cluster.eventually("ready not Ready", Duration::from_secs(30), || {
+        (cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}") == "False").then_some(())
+    });
+    // A bad tag: ErrImagePull, then ImagePullBackOff.
+    let seen = cluster.eventually("badimage pull errors", Duration::from_secs(60), || {
+        let reason = cluster.jsonpath(&["pod", "badimage"], "{.status.containerStatuses[0].state.waiting.reason}");
+        (reason == "ErrImagePull" || reason == "ImagePullBackOff").then_some(reason)
+    });
+    assert!(!seen.is_empty());
+    cluster.eventually("ImagePullBackOff", Duration::from_secs(60), || {
+        (cluster.jsonpath(&["pod", "badimage"], "{.status.containerStatuses[0].state.waiting.reason}") == "ImagePullBackOff").then_some(())
+    });
+    // The Job completes.
+    cluster.kubectl(&["wait", "--for=condition=complete", "job/job", "--timeout=60s"]);
+    let job_pod = cluster.jsonpath(&["pods", "-l", "job-name=job"], "{.items[0].metadata.name}");
+    assert!(cluster.kubectl(&["logs", &job_pod]).contains("job done"));
+    // A pod ignoring SIGTERM is killed after its grace period and removed.
+    cluster.wait_running("stubborn");
+    let started = Instant::now();
+    cluster.kubectl(&["delete", "pod", "stubborn", "--wait=true", "--timeout=60s"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "deleted after {took:?}, before the grace period ended");
+    assert!(took < Duration::from_secs(40), "deleted after {took:?}");
+}
+
+#[test]
+fn config_secrets_downward_api_volumes_init_containers_and_limits_reach_the_container() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings}}
+data: {{greeting: hello, mode: fast}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: app
+  labels: {{tier: backend}}
+spec:
+  initContainers:
+  - name: first
+    image: {image}
+    command: ["sh", "-c", "echo first >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  - name: second
+    image: {image}
+    command: ["sh", "-c", "echo second >> /work/order"]
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: main
+    image: {image}
+    command: ["sleep", "3600"]
+    env:
+    - name: GREETING
+      valueFrom: {{configMapKeyRef: {{name: settings, key: greeting}}}}
+    - name: PASSWORD
+      valueFrom: {{secretKeyRef: {{name: creds, key: password}}}}
+    - name: POD_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+    - name: MEM_LIMIT
+      valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}
+    - name: COMBINED
+      value: "$(GREETING)-$(POD_NAME)"
+    envFrom:
+    - prefix: CFG_
+      configMapRef: {{name: settings}}
+    resources:
+      requests: {{cpu: 100m, memory: 32Mi}}
+      limits: {{cpu: 250m, memory: 64Mi}}
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: config, mountPath: /etc/config}}
+    - {{name: secret, mountPath: /etc/secret}}
+    - {{name: info, mountPath: /etc/info}}
+  volumes:
+  - name: work
+    emptyDir: {{}}
+  - name: config
+    configMap: {{name: settings}}
+  - name: secret
+    secret: {{secretName: creds}}
+  - name: info
+    downwardAPI:
+      items:
+      - path: labels
+        fieldRef: {{fieldPath: metadata.labels}}
+"#
+    ));
+    cluster.wait_running("app");
+    let exec = |cmd: &str| cluster.kubectl(&["exec", "app", "-c", "main", "--", "sh", "-c", cmd]);
+    assert_eq!(exec("cat /work/order"), "first\nsecond\n", "init containers ran in order on the shared emptyDir");
+    assert_eq!(exec("echo $GREETING $PASSWORD $POD_NAME $MEM_LIMIT $COMBINED $CFG_mode"), "hello s3cret app 64 hello-app fast\n");
+    assert_eq!(exec("cat /etc/config/greeting"), "hello");
+    assert_eq!(exec("cat /etc/secret/password"), "s3cret");
+    assert_eq!(exec("cat /etc/info/labels"), "tier=\"backend\"");
+    // Limits in the container's cgroup (v1 memory and cpu controllers, or v2).
+    let memory = exec("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+    assert_eq!(memory.trim(), (64 * 1024 * 1024).to_string());
+    let quota = exec("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max");
+    assert_eq!(quota.trim(), "25000");
+    // A ConfigMap update reaches the mounted file.
+    cluster.kubectl(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"greeting":"changed"}}"#]);
+    cluster.eventually("the volume updated", Duration::from_secs(90), || {
+        (exec("cat /etc/config/greeting") == "changed").then_some(())
+    });
+}
+
+#[test]
+fn containers_survive_a_server_restart_and_a_containerd_crash() {
+    let mut cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: ["sleep", "3600"]
+"#
+    ));
+    cluster.wait_running("steady");
+    let id = cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}");
+    assert!(id.starts_with("containerd://"), "container id {id}");
+    cluster.stop();
+    cluster.run_server();
+    cluster.wait_running("steady");
+    // The kubelet re-attached: same container, no restart.
+    cluster.eventually("the status re-read", Duration::from_secs(30), || {
+        let now = cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}");
+        (now == id).then_some(())
+    });
+    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].restartCount}"), "0");
+    assert_eq!(cluster.kubectl(&["exec", "steady", "--", "echo", "alive"]).trim(), "alive");
+    // Kill the supervised containerd: it comes back and the pod keeps running.
+    let config = cluster.dir.path().join("agent/etc/containerd/config.toml");
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (text.starts_with("containerd ") && text.contains(config.to_str().unwrap()))
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .expect("the supervised containerd");
+    Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    cluster.eventually("exec through a restarted containerd", Duration::from_secs(60), || {
+        cluster
+            .try_kubectl("1.33", &["exec", "steady", "--", "echo", "back"])
+            .filter(|o| o.trim() == "back")
+    });
+    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}"), id);
+    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].restartCount}"), "0");
+}
