@@ -466,17 +466,17 @@ impl App {
                 let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 Ok(self.create(rt, info, query, object).await?.response(accept))
             }
-            ("get", Some(name), None | Some("status" | "approval")) => {
+            ("get", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
                 Ok(table(self.get_for_client(rt, info, query, name).await?))
             }
             ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
-            ("update", Some(name), None | Some("status" | "approval")) => {
+            ("update", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
                 let object = crate::decode::decode_body(content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
-            ("patch", Some(name), None | Some("status" | "approval")) => {
+            ("patch", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
                 let patch = crate::decode::decode_body(content_type, body)?;
                 let (code, patched) = self
                     .patch(rt, info, query, name, content_type, patch, user)

@@ -223,6 +223,29 @@ fn prepare_for_update(
         let mut merged = old.clone();
         merged["status"]["conditions"] = new["status"]["conditions"].clone();
         merged
+    } else if subresource == Some("ephemeralcontainers") {
+        // Only ephemeral containers change, and only by being added (upstream's
+        // ValidatePodEphemeralContainersUpdate).
+        let added = new["spec"]["ephemeralContainers"].clone();
+        for existing in old["spec"]["ephemeralContainers"].as_array().into_iter().flatten() {
+            let name = existing["name"].as_str().unwrap_or_default();
+            let kept = added
+                .as_array()
+                .and_then(|l| l.iter().find(|c| c["name"].as_str() == Some(name)));
+            if kept != Some(existing) {
+                return Err(ApiError::Invalid {
+                    kind: "Pod".into(),
+                    name: old["metadata"]["name"].as_str().unwrap_or_default().into(),
+                    causes: vec![rkube_api::FieldError::forbidden(
+                        "spec.ephemeralContainers",
+                        &format!("existing ephemeral containers \"{name}\" may not be changed"),
+                    )],
+                });
+            }
+        }
+        let mut merged = old.clone();
+        merged["spec"]["ephemeralContainers"] = added;
+        merged
     } else if subresource == Some("status") {
         let mut merged = old.clone();
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);

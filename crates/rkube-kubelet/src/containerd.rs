@@ -108,6 +108,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [grpc]
   address = {socket}
 
+[ttrpc]
+  address = {ttrpc}
+
 [plugins."io.containerd.internal.v1.opt"]
   path = {opt}
 
@@ -142,6 +145,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         root = q(paths.root()),
         state = q(paths.state()),
         socket = q(paths.socket()),
+        ttrpc = q(paths.state().join("containerd.sock.ttrpc")),
         opt = q(paths.root().join("opt")),
         sandbox = SANDBOX_IMAGE,
         restrict = facts.restrict_oom_score_adj,

@@ -263,7 +263,12 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         nominated_node_name: old.nominated_node_name.clone(),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
-        ephemeral_container_statuses: old.ephemeral_container_statuses.clone(),
+        ephemeral_container_statuses: spec.ephemeral_containers.as_ref().map(|list| {
+            list.iter()
+                .filter_map(crate::sync::ephemeral_as_container)
+                .map(|c| container_status(&c, runtime, input, "ContainerCreating"))
+                .collect()
+        }),
         reason: input.failed.as_ref().map(|(r, _)| r.clone()),
         message: input.failed.as_ref().map(|(_, m)| m.clone()),
         ..Default::default()

@@ -16,6 +16,17 @@ pub enum Kind {
     Init,
     /// `spec.containers`.
     App,
+    /// `spec.ephemeralContainers`: started once, never restarted.
+    Ephemeral,
+}
+
+/// An ephemeral container as a container (the fields they share; the rest stay unset).
+pub fn ephemeral_as_container(
+    e: &k8s_openapi::api::core::v1::EphemeralContainer,
+) -> Option<ContainerSpec> {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
 }
 
 /// One step for the worker.
@@ -405,7 +416,27 @@ pub fn plan(
             }
         }
     }
+    if initialized {
+        plan_ephemeral(&mut plan, pod, runtime);
+    }
     plan
+}
+
+/// Ephemeral containers not yet started are started once the pod runs (upstream never
+/// restarts them).
+fn plan_ephemeral(plan: &mut Plan, pod: &Pod, runtime: &RuntimePod) {
+    let Some(spec) = pod.spec.as_ref() else {
+        return;
+    };
+    for (index, e) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        if runtime.latest(&e.name).is_none() {
+            plan.actions.push(Action::StartContainer {
+                kind: Kind::Ephemeral,
+                index,
+                attempt: 0,
+            });
+        }
+    }
 }
 
 fn kill(plan: &mut Plan, id: String, name: &str, reason: &str) {

@@ -135,10 +135,15 @@ async fn sync_pod(
             } => {
                 let spec = pod.spec.clone().unwrap_or_default();
                 let c = match kind {
-                    Kind::Init => spec.init_containers.as_ref().and_then(|l| l.get(*index)),
-                    Kind::App => spec.containers.get(*index),
+                    Kind::Init => spec.init_containers.as_ref().and_then(|l| l.get(*index)).cloned(),
+                    Kind::App => spec.containers.get(*index).cloned(),
+                    Kind::Ephemeral => spec
+                        .ephemeral_containers
+                        .as_ref()
+                        .and_then(|l| l.get(*index))
+                        .and_then(sync::ephemeral_as_container),
                 };
-                if let Some(c) = c {
+                if let Some(c) = &c {
                     if let Err(wait) =
                         start_container(shared, entry, &pod, &runtime, c, *kind, *attempt).await
                     {
@@ -283,12 +288,21 @@ fn container_spec(pod: &Pod, name: &str) -> Option<ContainerSpec> {
         .chain(spec.init_containers.iter().flatten())
         .find(|c| c.name == name)
         .cloned()
+        .or_else(|| {
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .find(|e| e.name == name)
+                .and_then(sync::ephemeral_as_container)
+        })
 }
 
 fn field_path(pod: &Pod, name: &str) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     if spec.containers.iter().any(|c| c.name == name) {
         Some(format!("spec.containers{{{name}}}"))
+    } else if spec.ephemeral_containers.iter().flatten().any(|c| c.name == name) {
+        Some(format!("spec.ephemeralContainers{{{name}}}"))
     } else {
         Some(format!("spec.initContainers{{{name}}}"))
     }
@@ -531,7 +545,7 @@ async fn start_container(
     pod: &Pod,
     runtime: &RuntimePod,
     c: &ContainerSpec,
-    _kind: Kind,
+    kind: Kind,
     attempt: u32,
 ) -> Result<(), Duration> {
     let Some(sandbox) = runtime.sandbox().cloned() else {
@@ -756,8 +770,28 @@ async fn start_container(
             return Err(Duration::from_secs(10));
         }
     }
-    let config =
+    let mut config =
         podconfig::container_config(&shared.settings, pod, c, attempt, &image_ref, envs, &mounts);
+    // An ephemeral container with a target shares that container's process namespace.
+    if kind == Kind::Ephemeral {
+        let target = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .and_then(|l| l.iter().find(|e| e.name == c.name))
+            .and_then(|e| e.target_container_name.clone());
+        if let Some(target) = target.and_then(|t| runtime.current(&t).map(|c| c.id.clone())) {
+            if let Some(ns) = config
+                .linux
+                .as_mut()
+                .and_then(|l| l.security_context.as_mut())
+                .and_then(|s| s.namespace_options.as_mut())
+            {
+                ns.pid = crate::cri::v1::NamespaceMode::Target as i32;
+                ns.target_id = target;
+            }
+        }
+    }
     let id = match shared
         .runtime
         .create_container(&sandbox.id, config, sandbox_config)
