@@ -8,6 +8,7 @@ pub mod auth;
 mod bootstrap;
 mod cache;
 pub mod certs;
+mod csr;
 mod decode;
 mod delete;
 mod discovery;
