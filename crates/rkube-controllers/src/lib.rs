@@ -4,6 +4,7 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod certificates;
 pub mod controller_ref;
 pub mod cron_schedule;
 pub mod cronjob;
