@@ -37,7 +37,7 @@ impl Default for Settings {
             node_monitor_period: Duration::from_secs(5),
             terminated_pod_gc_threshold: 12_500,
             orphan_pod_quarantine: Duration::from_secs(40),
-            cluster_signing_duration: crate::certificates::signer::DEFAULT_DURATION,
+            cluster_signing_duration: crate::certificates::policy::DEFAULT_DURATION,
         }
     }
 }

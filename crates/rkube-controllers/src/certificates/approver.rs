@@ -10,13 +10,13 @@
 //!
 //! Anything else is left for a person (`kubectl certificate approve|deny`) or another approver.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
+use super::policy::validate_kubelet_client;
 use super::{
     APPROVED, KUBE_APISERVER_CLIENT_KUBELET, Request, approval_state, condition, is_issued,
     run_over_requests, with_condition,
@@ -29,38 +29,6 @@ pub const NODE_CLIENT_MESSAGE: &str =
 /// The message of an approval for a node renewing its own certificate.
 pub const SELF_NODE_CLIENT_MESSAGE: &str =
     "Auto approving self kubelet client certificate after SubjectAccessReview.";
-
-/// Checks a kubelet client certificate request as upstream's `ValidateKubeletClientCSR`
-/// does, with its messages: organization exactly `system:nodes`, no subject alternative
-/// names, common name `system:node:…`, usages exactly digital signature and client auth
-/// (with key encipherment for RSA keys).
-pub fn validate_kubelet_client(request: &Request, usages: &[String]) -> Result<(), String> {
-    if request.organizations != ["system:nodes"] {
-        return Err("subject organization is not system:nodes".to_owned());
-    }
-    if !request.dns_names.is_empty() {
-        return Err("DNS subjectAltNames are not allowed".to_owned());
-    }
-    if !request.email_addresses.is_empty() {
-        return Err("Email subjectAltNames are not allowed".to_owned());
-    }
-    if !request.ip_addresses.is_empty() {
-        return Err("IP subjectAltNames are not allowed".to_owned());
-    }
-    if !request.uris.is_empty() {
-        return Err("URI subjectAltNames are not allowed".to_owned());
-    }
-    if !request.common_name.starts_with("system:node:") {
-        return Err("subject common name does not begin with system:node:".to_owned());
-    }
-    let usages: BTreeSet<&str> = usages.iter().map(String::as_str).collect();
-    let with_rsa = BTreeSet::from(["digital signature", "key encipherment", "client auth"]);
-    let without_rsa = BTreeSet::from(["digital signature", "client auth"]);
-    if usages != with_rsa && usages != without_rsa {
-        return Err(format!("usages did not match {:?}", Vec::from_iter(usages)));
-    }
-    Ok(())
-}
 
 /// What a requestor may ask to have approved (upstream's `certificatesigningrequests/…`
 /// subresources checked by SubjectAccessReview).
@@ -289,20 +257,5 @@ mod tests {
         let mut garbled = fresh;
         garbled.spec.request = k8s_openapi::ByteString(b"garbage".to_vec());
         assert_eq!(approval(&garbled), None);
-    }
-
-    #[test]
-    fn validation_messages_are_upstreams() {
-        let request = Request::parse(node_request("jane", &["system:nodes"]).as_bytes()).unwrap();
-        let usages: Vec<String> = KUBELET_USAGES.iter().map(|u| (*u).to_owned()).collect();
-        assert_eq!(
-            validate_kubelet_client(&request, &usages),
-            Err("subject common name does not begin with system:node:".to_owned())
-        );
-        let request = Request::parse(node_request("system:node:a", &["dev"]).as_bytes()).unwrap();
-        assert_eq!(
-            validate_kubelet_client(&request, &usages),
-            Err("subject organization is not system:nodes".to_owned())
-        );
     }
 }

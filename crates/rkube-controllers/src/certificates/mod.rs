@@ -4,9 +4,11 @@
 //! issues approved requests for the `kubernetes.io/*` signers with the cluster CA.
 //!
 //! Each is a controller over its own CSR informer; what it decides is a pure function of the
-//! request (unit-tested), and the reconcile around it only writes the result through the API.
+//! request (unit-tested; upstream's rules for requests, usages and lifetimes are in [`policy`]),
+//! and the reconcile around it only writes the result through the API.
 
 pub mod approver;
+pub mod policy;
 pub mod signer;
 
 use std::future::Future;

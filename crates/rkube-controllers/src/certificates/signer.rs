@@ -20,22 +20,12 @@ use kube::api::{Api, PostParams};
 use rcgen::{ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use time::OffsetDateTime;
 
-use super::approver::validate_kubelet_client;
+use super::policy::{check_signer_rules, duration, usages, validity};
 use super::{
     FAILED, KUBE_APISERVER_CLIENT, KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING, LEGACY_UNKNOWN,
     Request, approval_state, condition, has_failed, is_issued, run_over_requests, with_condition,
 };
 use crate::workqueue::{Next, is_conflict, is_not_found};
-
-/// The longest certificate issued when a request asks for no duration (upstream's
-/// `--cluster-signing-duration`).
-pub const DEFAULT_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-/// The shortest certificate issued, whatever is asked (twice the backdating).
-pub const MIN_DURATION: Duration = Duration::from_secs(600);
-/// How far before now a certificate starts to be valid, for clocks that lag.
-const BACKDATE: Duration = Duration::from_secs(300);
-/// Certificates shorter than this are backdated proportionally less, and their end is not.
-const SHORT: Duration = Duration::from_secs(8 * 3600);
 
 /// The reason of a `Failed` condition for a request the signer's rules refuse.
 pub const VALIDATION_FAILURE: &str = "SignerValidationFailure";
@@ -70,147 +60,6 @@ pub struct Issuance {
     key_usages: Vec<KeyUsagePurpose>,
     extended_key_usages: Vec<ExtendedKeyUsagePurpose>,
     duration: Duration,
-}
-
-/// The key usages and extended key usages of `spec.usages`, as upstream's
-/// `keyUsagesFromStrings` maps them; unknown ones are an error naming them.
-pub fn usages(
-    usages: &[String],
-) -> Result<(Vec<KeyUsagePurpose>, Vec<ExtendedKeyUsagePurpose>), String> {
-    use ExtendedKeyUsagePurpose as Ext;
-    use KeyUsagePurpose as Key;
-    let mut key = Vec::new();
-    let mut extended = Vec::new();
-    let mut unrecognized = Vec::new();
-    for usage in usages {
-        let known_key = match usage.as_str() {
-            "signing" | "digital signature" => Some(Key::DigitalSignature),
-            "content commitment" => Some(Key::ContentCommitment),
-            "key encipherment" => Some(Key::KeyEncipherment),
-            "key agreement" => Some(Key::KeyAgreement),
-            "data encipherment" => Some(Key::DataEncipherment),
-            "cert sign" => Some(Key::KeyCertSign),
-            "crl sign" => Some(Key::CrlSign),
-            "encipher only" => Some(Key::EncipherOnly),
-            "decipher only" => Some(Key::DecipherOnly),
-            _ => None,
-        };
-        let known_extended = match usage.as_str() {
-            "any" => Some(Ext::Any),
-            "server auth" => Some(Ext::ServerAuth),
-            "client auth" => Some(Ext::ClientAuth),
-            "code signing" => Some(Ext::CodeSigning),
-            "email protection" | "s/mime" => Some(Ext::EmailProtection),
-            "ipsec end system" => Some(Ext::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 5])),
-            "ipsec tunnel" => Some(Ext::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 6])),
-            "ipsec user" => Some(Ext::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 7])),
-            "timestamping" => Some(Ext::TimeStamping),
-            "ocsp signing" => Some(Ext::OcspSigning),
-            "microsoft sgc" => Some(Ext::Other(vec![1, 3, 6, 1, 4, 1, 311, 10, 3, 3])),
-            "netscape sgc" => Some(Ext::Other(vec![2, 16, 840, 1, 113_730, 4, 1])),
-            _ => None,
-        };
-        match (known_key, known_extended) {
-            (Some(k), _) if !key.contains(&k) => key.push(k),
-            (_, Some(e)) if !extended.contains(&e) => extended.push(e),
-            (None, None) => unrecognized.push(usage.as_str()),
-            _ => {}
-        }
-    }
-    if !unrecognized.is_empty() {
-        return Err(format!("unrecognized usage values: {unrecognized:?}"));
-    }
-    Ok((key, extended))
-}
-
-/// The rules of each signer (upstream's `isRecognized` functions): `Ok` if `request` may be
-/// issued with `usages`, else the reason it may not.
-pub fn check_signer_rules(
-    signer: &str,
-    request: &Request,
-    usages: &[String],
-) -> Result<(), String> {
-    match signer {
-        KUBE_APISERVER_CLIENT_KUBELET => validate_kubelet_client(request, usages),
-        KUBELET_SERVING => validate_kubelet_serving(request, usages),
-        KUBE_APISERVER_CLIENT => {
-            for usage in usages {
-                if !matches!(
-                    usage.as_str(),
-                    "digital signature" | "key encipherment" | "client auth"
-                ) {
-                    return Err(format!("invalid usage for client certificate: {usage}"));
-                }
-            }
-            if !usages.iter().any(|u| u == "client auth") {
-                return Err("missing required usage for client certificate: client auth".to_owned());
-            }
-            Ok(())
-        }
-        // No rules beyond what the request itself says.
-        _ => Ok(()),
-    }
-}
-
-/// Upstream's `ValidateKubeletServingCSR`, with its messages.
-fn validate_kubelet_serving(request: &Request, usages: &[String]) -> Result<(), String> {
-    if request.organizations != ["system:nodes"] {
-        return Err("subject organization is not system:nodes".to_owned());
-    }
-    if request.dns_names.is_empty() && request.ip_addresses.is_empty() {
-        return Err("DNS or IP subjectAltName is required".to_owned());
-    }
-    if !request.email_addresses.is_empty() {
-        return Err("Email subjectAltNames are not allowed".to_owned());
-    }
-    if !request.uris.is_empty() {
-        return Err("URI subjectAltNames are not allowed".to_owned());
-    }
-    let usages: std::collections::BTreeSet<&str> = usages.iter().map(String::as_str).collect();
-    let with_rsa =
-        std::collections::BTreeSet::from(["digital signature", "key encipherment", "server auth"]);
-    let without_rsa = std::collections::BTreeSet::from(["digital signature", "server auth"]);
-    if usages != with_rsa && usages != without_rsa {
-        return Err(format!("usages did not match {:?}", Vec::from_iter(usages)));
-    }
-    if !request.common_name.starts_with("system:node:") {
-        return Err("subject common name does not begin with system:node:".to_owned());
-    }
-    Ok(())
-}
-
-/// How long a certificate for a request asking for `expiration_seconds` is valid.
-pub fn duration(expiration_seconds: Option<i32>, max: Duration) -> Duration {
-    match expiration_seconds {
-        None => max,
-        Some(seconds) => Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
-            .clamp(MIN_DURATION, max.max(MIN_DURATION)),
-    }
-}
-
-/// When a certificate issued at `now` for `duration` is valid (upstream's `boundaries`):
-/// backdated by five minutes (proportionally less below eight hours, where the end is not
-/// backdated), and ending no later than the CA.
-pub fn validity(
-    now: OffsetDateTime,
-    duration: Duration,
-    ca_not_after: OffsetDateTime,
-) -> Result<(OffsetDateTime, OffsetDateTime), SignerError> {
-    if now >= ca_not_after {
-        return Err(SignerError::Expired(ca_not_after));
-    }
-    let backdate = if duration < SHORT {
-        BACKDATE.mul_f64(duration.as_secs_f64() / SHORT.as_secs_f64())
-    } else {
-        BACKDATE
-    };
-    let not_before = now - backdate;
-    let not_after = if duration < SHORT {
-        now + duration
-    } else {
-        now + duration - backdate
-    };
-    Ok((not_before, not_after.min(ca_not_after)))
 }
 
 /// Issues certificates with the cluster CA.
@@ -305,7 +154,8 @@ impl Signer {
         } = issuance;
         let now = OffsetDateTime::from_unix_timestamp(now.as_second())
             .map_err(|e| SignerError::Ca(e.to_string()))?;
-        let (not_before, not_after) = validity(now, duration, self.ca_not_after)?;
+        let (not_before, not_after) = validity(now, duration, self.ca_not_after)
+            .ok_or(SignerError::Expired(self.ca_not_after))?;
         let cert = &mut params.params;
         cert.not_before = not_before;
         cert.not_after = not_after;
@@ -400,6 +250,7 @@ impl CsrSigningController {
 mod tests {
     use x509_parser::prelude::X509Certificate;
 
+    use super::super::policy::DEFAULT_DURATION;
     use super::super::testing::*;
     use super::super::{APPROVED, DENIED};
     use super::*;
@@ -588,54 +439,5 @@ mod tests {
             let eku = cert.extended_key_usage().unwrap().unwrap().value;
             assert!(eku.server_auth && !eku.client_auth);
         });
-    }
-
-    #[test]
-    fn durations_are_clamped_between_ten_minutes_and_the_maximum() {
-        let max = DEFAULT_DURATION;
-        assert_eq!(duration(None, max), max);
-        assert_eq!(duration(Some(60), max), MIN_DURATION);
-        assert_eq!(duration(Some(-5), max), MIN_DURATION);
-        assert_eq!(duration(Some(7200), max), Duration::from_secs(7200));
-        assert_eq!(duration(Some(i32::MAX), max), max);
-    }
-
-    #[test]
-    fn validity_is_backdated_and_ends_with_the_ca() {
-        let now = OffsetDateTime::from_unix_timestamp(1_000_000_000).unwrap();
-        let far = now + time::Duration::days(10 * 365);
-        let (from, to) = validity(now, Duration::from_secs(24 * 3600), far).unwrap();
-        assert_eq!(now - from, time::Duration::minutes(5));
-        assert_eq!(
-            to - now,
-            time::Duration::hours(24) - time::Duration::minutes(5)
-        );
-        let (from, to) = validity(now, Duration::from_secs(4 * 3600), far).unwrap();
-        assert_eq!(now - from, time::Duration::seconds(150));
-        assert_eq!(to - now, time::Duration::hours(4));
-        let soon = now + time::Duration::hours(1);
-        let (_, to) = validity(now, Duration::from_secs(24 * 3600), soon).unwrap();
-        assert_eq!(to, soon);
-        assert!(matches!(
-            validity(soon, Duration::from_secs(600), now),
-            Err(SignerError::Expired(_))
-        ));
-    }
-
-    #[test]
-    fn usages_map_to_key_and_extended_key_usages() {
-        let all: Vec<String> = ["signing", "digital signature", "client auth", "s/mime"]
-            .iter()
-            .map(|u| (*u).to_owned())
-            .collect();
-        let (key, extended) = usages(&all).unwrap();
-        assert_eq!(key, [KeyUsagePurpose::DigitalSignature]);
-        assert_eq!(
-            extended,
-            [
-                ExtendedKeyUsagePurpose::ClientAuth,
-                ExtendedKeyUsagePurpose::EmailProtection
-            ]
-        );
     }
 }
