@@ -463,7 +463,8 @@ impl App {
                 Ok(object_response(accept, 201, &reviewed))
             }
             ("create", None, None) => {
-                let object = crate::decode::decode_incoming(rt, content_type, body)?;
+                let mut object = crate::decode::decode_incoming(rt, content_type, body)?;
+                crate::csr::set_requestor(rt, &mut object, user);
                 Ok(self.create(rt, info, query, object).await?.response(accept))
             }
             ("get", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {

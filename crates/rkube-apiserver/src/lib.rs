@@ -8,6 +8,7 @@ pub mod auth;
 mod bootstrap;
 mod cache;
 pub mod certs;
+mod csr;
 mod decode;
 mod delete;
 mod discovery;
@@ -60,6 +61,9 @@ pub struct ServerConfig {
     pub service_cidr: Ipv4Cidr,
     /// Static bearer tokens, in upstream's CSV format.
     pub token_auth_file: Option<PathBuf>,
+    /// Bearer tokens the embedding program accepts besides the token file's (the node join
+    /// secret: see [`auth::NodeTokenFile`]).
+    pub extra_tokens: TokenAuthenticator,
     /// How long Events live after their last write (upstream's `--event-ttl`).
     pub event_ttl: std::time::Duration,
     /// How the watch cache behaves.
@@ -81,6 +85,7 @@ impl ServerConfig {
             tls_sans: Vec::new(),
             service_cidr: Ipv4Cidr::default_services(),
             token_auth_file: None,
+            extra_tokens: TokenAuthenticator::default(),
             event_ttl: std::time::Duration::from_secs(3600),
             watch_cache: WatchCacheConfig::default(),
             metrics: Vec::new(),
@@ -152,6 +157,7 @@ pub struct ApiServer {
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
     ca_cert: String,
+    ca_key: String,
     accept_task: tokio::task::JoinHandle<()>,
     cache_task: tokio::task::JoinHandle<()>,
 }
@@ -174,10 +180,11 @@ impl ApiServer {
         sans.extend(config.tls_sans.iter().cloned());
         sans.dedup();
         let certs = certs::ensure(&config.data_dir.join("tls"), &sans)?;
-        let tokens = match &config.token_auth_file {
+        let mut tokens = match &config.token_auth_file {
             Some(path) => TokenAuthenticator::from_file(path)?,
             None => TokenAuthenticator::default(),
         };
+        tokens.extend(config.extra_tokens.clone());
         let listener = tokio::net::TcpListener::bind((config.bind_address, config.https_port))
             .await
             .map_err(|e| StartError::Serve {
@@ -229,6 +236,7 @@ impl ApiServer {
             local_addr,
             kubeconfig,
             ca_cert: certs.ca_cert.clone(),
+            ca_key: certs.ca_key.clone(),
             accept_task,
             cache_task,
         })
@@ -242,6 +250,11 @@ impl ApiServer {
     /// The cluster CA certificate (PEM), which clients use to trust the server.
     pub fn ca_cert(&self) -> &str {
         &self.ca_cert
+    }
+
+    /// The cluster CA's private key (PEM), for the controller manager's certificate signer.
+    pub fn ca_key(&self) -> &str {
+        &self.ca_key
     }
 
     /// The admin kubeconfig.

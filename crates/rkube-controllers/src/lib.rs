@@ -4,6 +4,7 @@
 //! [`ControllerManager`] runs them all; each controller is started by one entry of
 //! [`CONTROLLERS`], so adding a controller is adding a module and a line there.
 
+pub mod certificates;
 pub mod controller_ref;
 pub mod cron_schedule;
 pub mod cronjob;
@@ -50,6 +51,9 @@ pub struct Context {
     pub client: kube::Client,
     /// The cluster CA certificate (PEM), published in every namespace.
     pub ca_cert: String,
+    /// The cluster CA's private key (PEM), with which `csrsigning` issues certificates; without
+    /// it nothing is signed.
+    pub ca_key: Option<String>,
     /// Cluster settings for the node and pod controllers (`--cluster-cidr`, grace periods …).
     pub settings: Settings,
 }
@@ -149,7 +153,30 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         name: "replicationcontroller",
         start: |ctx| Box::pin(replicaset::ReplicationControllerController::run(ctx.client)),
     },
+    ControllerDef {
+        name: "csrapproving",
+        start: |ctx| {
+            Box::pin(certificates::approver::CsrApprovingController::new(ctx.client).run())
+        },
+    },
+    ControllerDef {
+        name: "csrsigning",
+        start: |ctx| Box::pin(start_csr_signing(ctx)),
+    },
 ];
+
+/// The CSR signer, if the manager was given the CA key and it can be read.
+async fn start_csr_signing(ctx: Context) {
+    use certificates::signer::{CsrSigningController, Signer};
+    let Some(key) = &ctx.ca_key else {
+        tracing::info!("no cluster CA key: certificate signing requests are not signed");
+        return;
+    };
+    match Signer::new(&ctx.ca_cert, key, ctx.settings.cluster_signing_duration) {
+        Ok(signer) => CsrSigningController::new(ctx.client, signer).run().await,
+        Err(e) => tracing::error!(error = %e, "certificate signing requests are not signed"),
+    }
+}
 
 /// The Lease the controller manager's leader holds (namespace, name), as upstream's.
 pub const LEADER_LEASE: (&str, &str) = ("kube-system", "kube-controller-manager");
@@ -168,6 +195,7 @@ impl ControllerManager {
             context: Context {
                 client,
                 ca_cert: ca_cert.into(),
+                ca_key: None,
                 settings: Settings::default(),
             },
             election: None,
@@ -178,6 +206,14 @@ impl ControllerManager {
     /// Uses `settings` instead of the defaults.
     pub fn with_settings(mut self, settings: Settings) -> Self {
         self.context.settings = settings;
+        self
+    }
+
+    /// Signs approved certificate signing requests with the cluster CA's key (PEM), the
+    /// counterpart of the CA certificate given to [`ControllerManager::new`] (upstream's
+    /// `--cluster-signing-key-file`).
+    pub fn with_signing_key(mut self, ca_key: impl Into<String>) -> Self {
+        self.context.ca_key = Some(ca_key.into());
         self
     }
 

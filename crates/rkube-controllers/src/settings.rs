@@ -1,11 +1,11 @@
-//! Cluster settings the node and pod controllers act on, with upstream's defaults
+//! Cluster settings the node, pod and certificate controllers act on, with upstream's defaults
 //! (kube-controller-manager's flags of the same names).
 
 use std::time::Duration;
 
 use crate::nodeipam::Ipv4Cidr;
 
-/// Settings of the node lifecycle, node IPAM and pod GC controllers.
+/// Settings of the node lifecycle, node IPAM, pod GC and CSR signing controllers.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// `--cluster-cidr`: the range node pod CIDRs are cut from; `None` turns node IPAM off.
@@ -23,6 +23,9 @@ pub struct Settings {
     /// How long a pod bound to a node that does not exist waits before it is deleted, in case
     /// the node is only being created.
     pub orphan_pod_quarantine: Duration,
+    /// `--cluster-signing-duration`: the longest certificate the CSR signer issues, and what
+    /// it issues when a request asks for no duration.
+    pub cluster_signing_duration: Duration,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             node_monitor_period: Duration::from_secs(5),
             terminated_pod_gc_threshold: 12_500,
             orphan_pod_quarantine: Duration::from_secs(40),
+            cluster_signing_duration: crate::certificates::policy::DEFAULT_DURATION,
         }
     }
 }

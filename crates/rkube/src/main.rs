@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use rkube_apiserver::auth::{NodeTokenFile, UserInfo};
 use rkube_apiserver::{ApiServer, ServerConfig};
+use rkube_kubelet::join::JoinToken;
 use rkube_store::{SqliteConfig, StoreConfig};
 
 #[derive(Parser)]
@@ -240,6 +242,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
+    // Agents join with the token in <data-dir>/node-token; its secret stays across starts.
+    let node_token = NodeTokenFile::load(&args.data_dir.join("node-token"), |token| {
+        JoinToken::parse(token).ok().map(|t| t.secret)
+    })?;
+    config
+        .extra_tokens
+        .insert(node_token.secret(), UserInfo::bootstrapper("rkube"));
     config.event_ttl = args.event_ttl;
     // The scheduler's metrics outlive its runs under leader election and are served on the
     // API server's /metrics.
@@ -266,6 +275,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let server = ApiServer::start(config, store)
         .await
         .context("starting the API server")?;
+    node_token.store(&JoinToken::format(server.ca_cert(), node_token.secret()))?;
     let (stop_controllers, controllers_stopped) = tokio::sync::watch::channel(false);
     let mut controllers = if args.disable_controllers {
         Vec::new()
@@ -274,6 +284,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             server.client_as(&user_agent("kube-controller-manager")),
             server.ca_cert(),
         )
+        .with_signing_key(server.ca_key())
         .with_settings(settings);
         if args.leader_elect {
             manager = manager.with_leader_election(
