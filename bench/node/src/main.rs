@@ -37,7 +37,9 @@ struct Guard(Vec<Child>);
 impl Drop for Guard {
     fn drop(&mut self) {
         for child in self.0.iter_mut().rev() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -53,8 +55,14 @@ fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()
@@ -80,7 +88,10 @@ async fn measure(pid: u32, window: Duration) -> (f64, f64) {
     let (cpu0, _) = usage(pid);
     tokio::time::sleep(window).await;
     let (cpu1, rss) = usage(pid);
-    ((cpu1 - cpu0) / window.as_secs_f64() * 100.0, rss as f64 / 1024.0 / 1024.0)
+    (
+        (cpu1 - cpu0) / window.as_secs_f64() * 100.0,
+        rss as f64 / 1024.0 / 1024.0,
+    )
 }
 
 fn pod(name: &str, image: &str) -> Pod {
@@ -114,7 +125,11 @@ async fn start_pods(pods: &Api<Pod>, names: &[String], image: &str) -> Vec<Durat
     while done.len() < names.len() {
         let next = tokio::time::timeout_at(deadline.into(), watch.next()).await;
         let Ok(Some(Ok(event))) = next else {
-            panic!("pods not Running within 120 s ({} of {})", done.len(), names.len());
+            panic!(
+                "pods not Running within 120 s ({} of {})",
+                done.len(),
+                names.len()
+            );
         };
         if let WatchEvent::Modified(p) | WatchEvent::Added(p) = event {
             let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
@@ -137,7 +152,11 @@ async fn delete_all(pods: &Api<Pod>) {
         .await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        let left = pods.list(&ListParams::default().labels("bench=node")).await.map(|l| l.items.len()).unwrap_or(1);
+        let left = pods
+            .list(&ListParams::default().labels("bench=node"))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(1);
         if left == 0 {
             return;
         }
@@ -148,7 +167,9 @@ async fn delete_all(pods: &Api<Pod>) {
 
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main]
@@ -180,10 +201,17 @@ async fn main() -> anyhow::Result<()> {
         .arg(repo.join("tools/test-images/build_push.py"))
         .args(["--registry", &registry, "rkube-bench/busybox:1"])
         .output()?;
-    anyhow::ensure!(pushed.status.success(), "pushing the image: {}", String::from_utf8_lossy(&pushed.stderr));
+    anyhow::ensure!(
+        pushed.status.success(),
+        "pushing the image: {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
     let image = format!("{registry}/rkube-bench/busybox:1");
     let registries = dir.path().join("registries.yaml");
-    std::fs::write(&registries, format!("mirrors:\n  \"{registry}\":\n    endpoint: [\"http://{registry}\"]\n"))?;
+    std::fs::write(
+        &registries,
+        format!("mirrors:\n  \"{registry}\":\n    endpoint: [\"http://{registry}\"]\n"),
+    )?;
 
     // The control plane, then an agent joined to it.
     let api_port = free_port();
@@ -192,10 +220,22 @@ async fn main() -> anyhow::Result<()> {
     let id = std::process::id() % 100_000;
     guard.0.push(
         Command::new(&rkube)
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1", "--https-listen-port", &api_port.to_string()])
+            .args([
+                "server",
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+                &api_port.to_string(),
+            ])
             .arg("--data-dir")
             .arg(&server_dir)
-            .args(["--cluster-cidr", "10.231.0.0/16", "--service-cidr", "10.232.0.0/16"])
+            .args([
+                "--cluster-cidr",
+                "10.231.0.0/16",
+                "--service-cidr",
+                "10.232.0.0/16",
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("server.log"))?)
             .spawn()?,
@@ -206,11 +246,29 @@ async fn main() -> anyhow::Result<()> {
     }
     let token = std::fs::read_to_string(&token_file)?;
     let agent = Command::new(&rkube)
-        .args(["agent", "--server", &format!("https://127.0.0.1:{api_port}"), "--token", token.trim()])
+        .args([
+            "agent",
+            "--server",
+            &format!("https://127.0.0.1:{api_port}"),
+            "--token",
+            token.trim(),
+        ])
         .arg("--data-dir")
         .arg(&agent_dir)
-        .args(["--node-name", &format!("bench-{id}"), "--node-ip", "127.0.0.1", "--kubelet-port", &free_port().to_string()])
-        .args(["--pod-bridge", &format!("rkb{id}"), "--cgroup-root", &format!("/rkube-bench-{id}")])
+        .args([
+            "--node-name",
+            &format!("bench-{id}"),
+            "--node-ip",
+            "127.0.0.1",
+            "--kubelet-port",
+            &free_port().to_string(),
+        ])
+        .args([
+            "--pod-bridge",
+            &format!("rkb{id}"),
+            "--cgroup-root",
+            &format!("/rkube-bench-{id}"),
+        ])
         .arg("--registries-config")
         .arg(&registries)
         .stdout(Stdio::null())
@@ -227,18 +285,30 @@ async fn main() -> anyhow::Result<()> {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     let ready_deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let ready = nodes.list(&ListParams::default()).await.ok().is_some_and(|l| {
-            l.items.iter().any(|n| {
-                n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-        });
+        let ready = nodes
+            .list(&ListParams::default())
+            .await
+            .ok()
+            .is_some_and(|l| {
+                l.items.iter().any(|n| {
+                    n.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                })
+            });
         if ready {
             break;
         }
-        anyhow::ensure!(Instant::now() < ready_deadline, "the node did not become Ready (logs in {})", dir.path().display());
+        anyhow::ensure!(
+            Instant::now() < ready_deadline,
+            "the node did not become Ready (logs in {})",
+            dir.path().display()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let containerd_pid = find_process(&agent_dir.display().to_string()).expect("the agent's containerd");
+    let containerd_pid =
+        find_process(&agent_dir.display().to_string()).expect("the agent's containerd");
     let pods: Api<Pod> = Api::namespaced(client, "default");
 
     // Warm-up: the image is pulled once.
@@ -275,11 +345,19 @@ async fn main() -> anyhow::Result<()> {
     line(&format!("{batch}-pods-running"), "agent_rss", rss, "MiB");
     let (cpu, rss) = measure(containerd_pid, Duration::from_secs(5)).await;
     line(&format!("{batch}-pods-running"), "containerd_cpu", cpu, "%");
-    line(&format!("{batch}-pods-running"), "containerd_rss", rss, "MiB");
+    line(
+        &format!("{batch}-pods-running"),
+        "containerd_rss",
+        rss,
+        "MiB",
+    );
     delete_all(&pods).await;
 
     // Stop the agent and server, then remove what the agent made.
     drop(guard);
-    let _ = Command::new(&rkube).args(["killall", "--data-dir"]).arg(&agent_dir).status();
+    let _ = Command::new(&rkube)
+        .args(["killall", "--data-dir"])
+        .arg(&agent_dir)
+        .status();
     Ok(())
 }

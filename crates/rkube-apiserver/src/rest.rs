@@ -227,7 +227,11 @@ fn prepare_for_update(
         // Only ephemeral containers change, and only by being added (upstream's
         // ValidatePodEphemeralContainersUpdate).
         let added = new["spec"]["ephemeralContainers"].clone();
-        for existing in old["spec"]["ephemeralContainers"].as_array().into_iter().flatten() {
+        for existing in old["spec"]["ephemeralContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let name = existing["name"].as_str().unwrap_or_default();
             let kept = added
                 .as_array()

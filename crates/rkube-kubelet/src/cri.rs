@@ -17,6 +17,10 @@ pub mod v1 {
 use v1::image_service_client::ImageServiceClient;
 use v1::runtime_service_client::RuntimeServiceClient;
 
+fn uid_selector(uid: &str) -> std::collections::HashMap<String, String> {
+    std::collections::HashMap::from([(crate::observed::LABEL_POD_UID.to_owned(), uid.to_owned())])
+}
+
 /// Messages from a runtime can be large (image lists, stats of many containers).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
@@ -105,8 +109,13 @@ impl ContainerRuntime for CriRuntime {
             .ok_or_else(|| RuntimeError::other(format!("sandbox {id}: no status")))
     }
 
-    async fn list_pod_sandboxes(&self) -> Result<Vec<v1::PodSandbox>> {
-        let request = v1::ListPodSandboxRequest { filter: None };
+    async fn list_pod_sandboxes(&self, pod_uid: Option<&str>) -> Result<Vec<v1::PodSandbox>> {
+        let request = v1::ListPodSandboxRequest {
+            filter: pod_uid.map(|uid| v1::PodSandboxFilter {
+                label_selector: uid_selector(uid),
+                ..Default::default()
+            }),
+        };
         Ok(self
             .runtime
             .clone()
@@ -156,8 +165,13 @@ impl ContainerRuntime for CriRuntime {
         Ok(())
     }
 
-    async fn list_containers(&self) -> Result<Vec<v1::Container>> {
-        let request = v1::ListContainersRequest { filter: None };
+    async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<v1::Container>> {
+        let request = v1::ListContainersRequest {
+            filter: pod_uid.map(|uid| v1::ContainerFilter {
+                label_selector: uid_selector(uid),
+                ..Default::default()
+            }),
+        };
         Ok(self
             .runtime
             .clone()

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::cri::v1;
+use crate::observed::LABEL_POD_UID;
 use crate::runtime::{ContainerRuntime, Result, RuntimeError};
 
 #[derive(Default)]
@@ -169,8 +170,17 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
-    async fn list_pod_sandboxes(&self) -> Result<Vec<v1::PodSandbox>> {
-        Ok(self.lock().sandboxes.values().cloned().collect())
+    async fn list_pod_sandboxes(&self, pod_uid: Option<&str>) -> Result<Vec<v1::PodSandbox>> {
+        Ok(self
+            .lock()
+            .sandboxes
+            .values()
+            .filter(|s| {
+                pod_uid
+                    .is_none_or(|uid| s.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid))
+            })
+            .cloned()
+            .collect())
     }
 
     async fn create_container(
@@ -254,11 +264,15 @@ impl ContainerRuntime for FakeRuntime {
         Ok(())
     }
 
-    async fn list_containers(&self) -> Result<Vec<v1::Container>> {
+    async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<v1::Container>> {
         Ok(self
             .lock()
             .containers
             .values()
+            .filter(|(c, _)| {
+                pod_uid
+                    .is_none_or(|uid| c.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid))
+            })
             .map(|(c, _)| c.clone())
             .collect())
     }

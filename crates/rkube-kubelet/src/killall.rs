@@ -181,7 +181,7 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
         }
     }
     if let Some(rt) = &runtime {
-        if let Ok(sandboxes) = rt.list_pod_sandboxes().await {
+        if let Ok(sandboxes) = rt.list_pod_sandboxes(None).await {
             for s in sandboxes {
                 let _ = rt.stop_pod_sandbox(&s.id).await;
                 let _ = rt.remove_pod_sandbox(&s.id).await;

@@ -114,8 +114,8 @@ pub struct Shared {
     pub pods: Mutex<HashMap<String, Arc<PodEntry>>>,
     /// Restart and image back-off.
     pub backoff: Mutex<Backoff>,
-    /// Statuses of exited containers (they no longer change).
-    pub exited: Mutex<HashMap<String, v1::ContainerStatus>>,
+    /// Container statuses by id, for as long as the container keeps its state.
+    pub statuses: Mutex<HashMap<String, v1::ContainerStatus>>,
     /// The node's addresses.
     pub node_ips: Vec<String>,
     /// Allocatable cpu (millicores) and memory (bytes).
@@ -169,7 +169,7 @@ impl Kubelet {
             settings,
             pods: Mutex::new(HashMap::new()),
             backoff: Mutex::new(Backoff::default()),
-            exited: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
             allocatable: (cpu, memory),
             synced: std::sync::atomic::AtomicBool::new(false),
             pods_dir,
@@ -227,11 +227,17 @@ impl Kubelet {
         let heartbeat = tokio::spawn(heartbeat(shared.clone(), node_config, registered));
         let pods = tokio::spawn(watch_pods(shared.clone()));
         let pleg = tokio::spawn(relist(shared.clone()));
+        let statics = tokio::spawn(crate::static_pods::run(
+            shared.client.clone(),
+            shared.config.agent_dir.join("pod-manifests"),
+            shared.config.node_name.clone(),
+        ));
         stop.await;
         heartbeat.abort();
         api.abort();
         pods.abort();
         pleg.abort();
+        statics.abort();
         let entries: Vec<Arc<PodEntry>> = shared.pods.lock().await.values().cloned().collect();
         for entry in entries {
             for (_, task) in entry.probers.lock().await.drain() {
@@ -438,31 +444,38 @@ async fn upsert(shared: &Arc<Shared>, pod: Pod) {
     }
 }
 
-/// Reads what the runtime holds, grouped by pod uid; exited containers' statuses are cached.
-pub async fn runtime_pods(
+/// What the runtime holds for one pod. Container statuses are cached by id and state: a
+/// container's status only changes with its state.
+pub async fn runtime_pod(
     shared: &Shared,
-) -> Result<HashMap<String, RuntimePod>, crate::runtime::RuntimeError> {
-    let sandboxes = shared.runtime.list_pod_sandboxes().await?;
-    let containers = shared.runtime.list_containers().await?;
+    uid: &str,
+) -> Result<RuntimePod, crate::runtime::RuntimeError> {
+    let sandboxes = shared.runtime.list_pod_sandboxes(Some(uid)).await?;
+    let containers = shared.runtime.list_containers(Some(uid)).await?;
     let mut statuses = HashMap::new();
-    {
-        let mut cache = shared.exited.lock().await;
-        let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
-        cache.retain(|id, _| live.contains(id.as_str()));
-        for c in &containers {
-            if let Some(s) = cache.get(&c.id) {
-                statuses.insert(c.id.clone(), s.clone());
-                continue;
-            }
-            if let Ok(s) = shared.runtime.container_status(&c.id).await {
-                if s.state == v1::ContainerState::ContainerExited as i32 {
-                    cache.insert(c.id.clone(), s.clone());
+    for c in &containers {
+        let cached = shared
+            .statuses
+            .lock()
+            .await
+            .get(&c.id)
+            .filter(|s| s.state == c.state)
+            .cloned();
+        let status = match cached {
+            Some(s) => s,
+            None => match shared.runtime.container_status(&c.id).await {
+                Ok(s) => {
+                    shared.statuses.lock().await.insert(c.id.clone(), s.clone());
+                    s
                 }
-                statuses.insert(c.id.clone(), s);
-            }
-        }
+                Err(_) => continue,
+            },
+        };
+        statuses.insert(c.id.clone(), status);
     }
-    Ok(observed::group_by_pod(&sandboxes, &containers, &statuses))
+    Ok(observed::group_by_pod(&sandboxes, &containers, &statuses)
+        .remove(uid)
+        .unwrap_or_default())
 }
 
 /// Every second: wake the workers of pods whose containers changed state, and remove what the
@@ -471,16 +484,24 @@ async fn relist(shared: Arc<Shared>) {
     let mut last: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let sandboxes = match shared.runtime.list_pod_sandboxes().await {
+        let sandboxes = match shared.runtime.list_pod_sandboxes(None).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::debug!(error = %e, "listing sandboxes");
                 continue;
             }
         };
-        let Ok(containers) = shared.runtime.list_containers().await else {
+        let Ok(containers) = shared.runtime.list_containers(None).await else {
             continue;
         };
+        {
+            let live: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+            shared
+                .statuses
+                .lock()
+                .await
+                .retain(|id, _| live.contains(id.as_str()));
+        }
         let grouped = observed::group_by_pod(&sandboxes, &containers, &HashMap::new());
         let mut now: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
         for (uid, pod) in &grouped {

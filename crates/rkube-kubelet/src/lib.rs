@@ -24,6 +24,7 @@ pub mod podconfig;
 pub mod probe;
 pub mod runtime;
 pub mod server;
+pub mod static_pods;
 pub mod stats;
 pub mod status;
 pub mod sync;

@@ -58,8 +58,8 @@ pub trait ContainerRuntime: Send + Sync {
     async fn remove_pod_sandbox(&self, id: &str) -> Result<()>;
     /// A sandbox's status (its network address among it).
     async fn pod_sandbox_status(&self, id: &str) -> Result<v1::PodSandboxStatus>;
-    /// Every sandbox.
-    async fn list_pod_sandboxes(&self) -> Result<Vec<v1::PodSandbox>>;
+    /// Every sandbox, or those of one pod (by its uid label).
+    async fn list_pod_sandboxes(&self, pod_uid: Option<&str>) -> Result<Vec<v1::PodSandbox>>;
     /// Creates a container in a sandbox; returns its id.
     async fn create_container(
         &self,
@@ -73,8 +73,8 @@ pub trait ContainerRuntime: Send + Sync {
     async fn stop_container(&self, id: &str, timeout: i64) -> Result<()>;
     /// Removes a container.
     async fn remove_container(&self, id: &str) -> Result<()>;
-    /// Every container.
-    async fn list_containers(&self) -> Result<Vec<v1::Container>>;
+    /// Every container, or those of one pod (by its uid label).
+    async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<v1::Container>>;
     /// One container's status.
     async fn container_status(&self, id: &str) -> Result<v1::ContainerStatus>;
     /// Runs a command in a container and waits for it.

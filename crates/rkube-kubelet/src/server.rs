@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::cri::v1;
-use crate::kubelet::{Shared, runtime_pods};
+use crate::kubelet::{Shared, runtime_pod};
 use crate::observed::State;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -207,13 +207,12 @@ async fn container_logs(
             format!("pod \"{pod}\" in namespace \"{ns}\" is not running on this node"),
         );
     };
-    let Ok(mut all) = runtime_pods(shared).await else {
+    let Ok(runtime) = runtime_pod(shared, &uid).await else {
         return full(
             StatusCode::SERVICE_UNAVAILABLE,
             "the container runtime is not answering",
         );
     };
-    let runtime = all.remove(&uid).unwrap_or_default();
     let previous = flag(&q, "previous");
     let mut instances = runtime.instances(container);
     let chosen = if previous {
@@ -357,13 +356,12 @@ async fn stream(
             format!("pod \"{pod}\" in namespace \"{ns}\" is not running on this node"),
         );
     };
-    let Ok(mut all) = runtime_pods(shared).await else {
+    let Ok(runtime) = runtime_pod(shared, &uid).await else {
         return full(
             StatusCode::SERVICE_UNAVAILABLE,
             "the container runtime is not answering",
         );
     };
-    let runtime = all.remove(&uid).unwrap_or_default();
     let url = match (verb, container) {
         ("portForward", _) => {
             let Some(sandbox) = runtime.sandbox().filter(|s| s.ready) else {

@@ -218,7 +218,7 @@ pub async fn metrics(shared: &Shared) -> String {
     let pods = shared.pods.lock().await.len();
     let containers = shared
         .runtime
-        .list_containers()
+        .list_containers(None)
         .await
         .map(|l| {
             l.iter()

@@ -231,7 +231,11 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         "Failed"
     } else if old_phase == "Succeeded" || old_phase == "Failed" {
         // A pod never leaves a terminal phase.
-        if old_phase == "Succeeded" { "Succeeded" } else { "Failed" }
+        if old_phase == "Succeeded" {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
     } else if init_failed {
         "Failed"
     } else if !initialized {
@@ -295,7 +299,9 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         .filter(|(c, s)| is_sidecar(c) && !s.ready)
         .map(|(_, s)| s.name.clone())
         .collect();
-    not_ready.extend(unready(status.container_statuses.as_deref().unwrap_or_default()));
+    not_ready.extend(unready(
+        status.container_statuses.as_deref().unwrap_or_default(),
+    ));
     let incomplete: Vec<String> = init_specs
         .iter()
         .zip(status.init_container_statuses.iter().flatten())
@@ -335,7 +341,12 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         .iter()
         .flatten()
         .filter_map(|gate| {
-            match old.conditions.iter().flatten().find(|c| c.type_ == gate.condition_type) {
+            match old
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == gate.condition_type)
+            {
                 None => Some(format!(
                     "corresponding condition of pod readiness gate {:?} does not exist.",
                     gate.condition_type

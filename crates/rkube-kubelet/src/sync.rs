@@ -241,8 +241,20 @@ pub fn plan(
                 }
                 Some(inst) if inst.state == State::Running => {}
                 other => {
-                    let exited = other.filter(|i| i.state == State::Exited).map(|i| i.finished_at);
-                    start(&mut plan, pod, runtime, Kind::Init, index, c, backoff, now, exited);
+                    let exited = other
+                        .filter(|i| i.state == State::Exited)
+                        .map(|i| i.finished_at);
+                    start(
+                        &mut plan,
+                        pod,
+                        runtime,
+                        Kind::Init,
+                        index,
+                        c,
+                        backoff,
+                        now,
+                        exited,
+                    );
                 }
             }
             continue;

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Container as ContainerSpec, Pod, Sec
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 
 use crate::env::Sources;
-use crate::kubelet::{PodEntry, Shared, runtime_pods};
+use crate::kubelet::{PodEntry, Shared, runtime_pod};
 use crate::observed::{RuntimePod, State};
 use crate::podconfig::{self, meta};
 use crate::probe::{self, Counter, Outcome, ProbeKind, Target};
@@ -61,7 +61,7 @@ async fn sync_pod(
     entry: &Arc<PodEntry>,
 ) -> anyhow::Result<Option<Duration>> {
     let pod = entry.pod.lock().await.clone();
-    let mut runtime = runtime_pods(shared).await?.remove(uid).unwrap_or_default();
+    let mut runtime = runtime_pod(shared, uid).await?;
     if entry.removed.load(Ordering::SeqCst) {
         let grace = grace_period(&pod);
         remove_runtime_pod(shared, &runtime, grace).await;
@@ -135,7 +135,11 @@ async fn sync_pod(
             } => {
                 let spec = pod.spec.clone().unwrap_or_default();
                 let c = match kind {
-                    Kind::Init => spec.init_containers.as_ref().and_then(|l| l.get(*index)).cloned(),
+                    Kind::Init => spec
+                        .init_containers
+                        .as_ref()
+                        .and_then(|l| l.get(*index))
+                        .cloned(),
                     Kind::App => spec.containers.get(*index).cloned(),
                     Kind::Ephemeral => spec
                         .ephemeral_containers
@@ -175,7 +179,7 @@ async fn sync_pod(
         }
     }
     if acted {
-        runtime = runtime_pods(shared).await?.remove(uid).unwrap_or_default();
+        runtime = runtime_pod(shared, uid).await?;
     }
     manage_probers(shared, entry, &pod, &runtime).await;
     let mut waiting = entry.waiting.lock().await.clone();
@@ -212,6 +216,9 @@ async fn sync_pod(
     };
     let status = pod_status(&pod, &runtime, &input);
     write_status(shared, entry, &pod, &status).await;
+    if !acted {
+        collect_garbage(shared, &runtime).await;
+    }
 
     // A pod being deleted whose containers all stopped: finish the deletion.
     if pod.metadata.deletion_timestamp.is_some()
@@ -245,13 +252,22 @@ async fn sync_pod(
 
 /// Brings configMap, secret, downwardAPI and projected volumes of a running pod up to date
 /// (at most every 10 s), swapping their contents atomically when they changed.
-async fn refresh_volumes(shared: &Shared, entry: &PodEntry, pod: &Pod, runtime: &RuntimePod, pod_ips: &[String]) {
+async fn refresh_volumes(
+    shared: &Shared,
+    entry: &PodEntry,
+    pod: &Pod,
+    runtime: &RuntimePod,
+    pod_ips: &[String],
+) {
     if !runtime.sandbox().is_some_and(|s| s.ready) || sync::pod_is_finished(pod) {
         return;
     }
     let refreshable = pod.spec.as_ref().is_some_and(|s| {
         s.volumes.iter().flatten().any(|v| {
-            v.config_map.is_some() || v.secret.is_some() || v.downward_api.is_some() || v.projected.is_some()
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
         })
     });
     let due = entry
@@ -301,7 +317,12 @@ fn field_path(pod: &Pod, name: &str) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     if spec.containers.iter().any(|c| c.name == name) {
         Some(format!("spec.containers{{{name}}}"))
-    } else if spec.ephemeral_containers.iter().flatten().any(|c| c.name == name) {
+    } else if spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .any(|c| c.name == name)
+    {
         Some(format!("spec.ephemeralContainers{{{name}}}"))
     } else {
         Some(format!("spec.initContainers{{{name}}}"))
@@ -968,6 +989,37 @@ async fn kill_pod(shared: &Arc<Shared>, pod: &Pod, runtime: &RuntimePod, grace: 
     for s in runtime.sandboxes.iter().filter(|s| s.ready) {
         if let Err(e) = shared.runtime.stop_pod_sandbox(&s.id).await {
             tracing::warn!(sandbox = %s.id, error = %e, "stopping a sandbox");
+        }
+    }
+}
+
+/// Removes dead containers beyond the newest two instances of each container (the current and
+/// the previous one, for `kubectl logs --previous`), and stopped sandboxes that no longer hold
+/// any container kept (upstream's container garbage collection, MaxPerPodContainer 1).
+async fn collect_garbage(shared: &Shared, runtime: &RuntimePod) {
+    let mut kept = std::collections::HashSet::new();
+    let mut names: Vec<&str> = runtime.containers.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        for (i, c) in runtime.instances(name).enumerate() {
+            if i < 2 || c.state != State::Exited {
+                kept.insert(c.id.clone());
+            } else if let Err(e) = shared.runtime.remove_container(&c.id).await {
+                tracing::debug!(container = %c.id, error = %e, "removing a dead container");
+            }
+        }
+    }
+    let newest = runtime.sandbox().map(|s| s.id.clone());
+    for s in &runtime.sandboxes {
+        let holds_kept = runtime
+            .containers
+            .iter()
+            .any(|c| c.sandbox_id == s.id && kept.contains(&c.id));
+        if Some(&s.id) != newest.as_ref() && !s.ready && !holds_kept {
+            if let Err(e) = shared.runtime.remove_pod_sandbox(&s.id).await {
+                tracing::debug!(sandbox = %s.id, error = %e, "removing an old sandbox");
+            }
         }
     }
 }

@@ -71,7 +71,13 @@ impl Registry {
     fn push(&self, name: &str, variant: u32) {
         let out = Command::new("python3")
             .arg(tools().join("build_push.py"))
-            .args(["--registry", &self.address, name, "--variant", &variant.to_string()])
+            .args([
+                "--registry",
+                &self.address,
+                name,
+                "--variant",
+                &variant.to_string(),
+            ])
             .output()
             .expect("push an image");
         assert!(
@@ -179,7 +185,15 @@ impl Cluster {
             .expect("start rkube server");
         self.child = Some(child);
         self.eventually("the node Ready", Duration::from_secs(90), || {
-            let out = self.try_kubectl("1.33", &["get", "nodes", "-o", "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}"])?;
+            let out = self.try_kubectl(
+                "1.33",
+                &[
+                    "get",
+                    "nodes",
+                    "-o",
+                    "jsonpath={.items[0].status.conditions[?(@.type==\"Ready\")].status}",
+                ],
+            )?;
             (out == "True").then_some(())
         });
     }
@@ -227,7 +241,10 @@ impl Cluster {
     }
 
     fn kubectl_v(&self, version: &str, args: &[&str]) -> String {
-        let out = self.kubectl_command(version, args).output().expect("run kubectl");
+        let out = self
+            .kubectl_command(version, args)
+            .output()
+            .expect("run kubectl");
         assert!(
             out.status.success(),
             "kubectl {args:?} failed: {}{}\n--- server log tail ---\n{}",
@@ -252,7 +269,12 @@ impl Cluster {
         self.try_kubectl("1.33", &args).unwrap_or_default()
     }
 
-    fn eventually<T>(&self, what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    fn eventually<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(value) = check() {
@@ -268,9 +290,11 @@ impl Cluster {
     }
 
     fn wait_running(&self, pod: &str) {
-        self.eventually(&format!("pod {pod} Running"), Duration::from_secs(60), || {
-            (self.jsonpath(&["pod", pod], "{.status.phase}") == "Running").then_some(())
-        });
+        self.eventually(
+            &format!("pod {pod} Running"),
+            Duration::from_secs(60),
+            || (self.jsonpath(&["pod", pod], "{.status.phase}") == "Running").then_some(()),
+        );
     }
 }
 
@@ -301,7 +325,9 @@ fn kubectl_binary(version: &str) -> PathBuf {
 
 fn http_get(address: &str) -> Option<String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2))
+            .ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
     write!(stream, "GET / HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
     let mut body = String::new();
@@ -335,7 +361,8 @@ spec:
 "#
     ));
     cluster.eventually("the deployment available", Duration::from_secs(90), || {
-        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "2").then_some(())
+        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "2")
+            .then_some(())
     });
     let ips = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].status.podIP}");
     let ips: Vec<&str> = ips.split_whitespace().collect();
@@ -355,14 +382,22 @@ spec:
         let out = cluster.kubectl_v(version, &["exec", &pod, "--", "cat", "/VERSION"]);
         assert_eq!(out.trim(), "1");
         let mut child = cluster
-            .kubectl_command(version, &["exec", "-i", &pod, "--", "sh", "-c", "tr a-z A-Z"])
+            .kubectl_command(
+                version,
+                &["exec", "-i", &pod, "--", "sh", "-c", "tr a-z A-Z"],
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         {
             use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"hello stdin\n").unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"hello stdin\n")
+                .unwrap();
         }
         let out = child.wait_with_output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "HELLO STDIN");
@@ -370,20 +405,34 @@ spec:
             .kubectl_command(version, &["exec", &pod, "--", "sh", "-c", "exit 7"])
             .status()
             .unwrap();
-        assert_eq!(status.code(), Some(7), "kubectl {version} exec passes the exit code on");
+        assert_eq!(
+            status.code(),
+            Some(7),
+            "kubectl {version} exec passes the exit code on"
+        );
     }
     // cp both ways.
     let local = cluster.dir.path().join("up.txt");
     std::fs::write(&local, "copied in\n").unwrap();
     cluster.kubectl(&["cp", local.to_str().unwrap(), &format!("{pod}:/tmp/up.txt")]);
-    assert_eq!(cluster.kubectl(&["exec", &pod, "--", "cat", "/tmp/up.txt"]), "copied in\n");
+    assert_eq!(
+        cluster.kubectl(&["exec", &pod, "--", "cat", "/tmp/up.txt"]),
+        "copied in\n"
+    );
     let back = cluster.dir.path().join("down.txt");
     cluster.kubectl(&["cp", &format!("{pod}:/tmp/up.txt"), back.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "copied in\n");
     // Port-forward.
     let port = free_port();
     let mut forward = cluster
-        .kubectl_command("1.33", &["port-forward", &format!("pod/{pod}"), &format!("{port}:8080")])
+        .kubectl_command(
+            "1.33",
+            &[
+                "port-forward",
+                &format!("pod/{pod}"),
+                &format!("{port}:8080"),
+            ],
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -395,16 +444,21 @@ spec:
     let _ = forward.wait();
     assert!(body.contains("variant 1"));
     // A rolling update to a new image.
-    cluster.kubectl(&["set", "image", "deployment/web", &format!("httpd={}", cluster.registry.image(2))]);
+    cluster.kubectl(&[
+        "set",
+        "image",
+        "deployment/web",
+        &format!("httpd={}", cluster.registry.image(2)),
+    ]);
     cluster.kubectl(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     // Once the old pods are gone, both pods serve the new image.
     cluster.eventually("only new pods answering", Duration::from_secs(60), || {
         let ips = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].status.podIP}");
         let ips: Vec<&str> = ips.split_whitespace().collect();
         (ips.len() == 2
-            && ips.iter().all(|ip| {
-                http_get(&format!("{ip}:8080")).is_some_and(|b| b.contains("variant 2"))
-            }))
+            && ips
+                .iter()
+                .all(|ip| http_get(&format!("{ip}:8080")).is_some_and(|b| b.contains("variant 2"))))
         .then_some(())
     });
 }
@@ -483,47 +537,97 @@ spec:
     ));
     // CrashLoopBackOff with a growing restart count.
     cluster.eventually("crash in CrashLoopBackOff", Duration::from_secs(60), || {
-        let reason = cluster.jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].state.waiting.reason}");
+        let reason = cluster.jsonpath(
+            &["pod", "crash"],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
         let restarts: u32 = cluster
-            .jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].restartCount}")
+            .jsonpath(
+                &["pod", "crash"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
             .parse()
             .unwrap_or(0);
         (reason == "CrashLoopBackOff" && restarts >= 1).then_some(())
     });
-    let exit = cluster.jsonpath(&["pod", "crash"], "{.status.containerStatuses[0].lastState.terminated.exitCode}");
+    let exit = cluster.jsonpath(
+        &["pod", "crash"],
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
     assert_eq!(exit, "3");
-    assert!(cluster.kubectl(&["logs", "crash", "--previous"]).contains("run"));
+    assert!(
+        cluster
+            .kubectl(&["logs", "crash", "--previous"])
+            .contains("run")
+    );
     // A failing liveness probe restarts the container.
     cluster.wait_running("live");
     cluster.kubectl(&["exec", "live", "--", "rm", "/tmp/healthy"]);
     cluster.eventually("live restarted", Duration::from_secs(60), || {
-        let n: u32 = cluster.jsonpath(&["pod", "live"], "{.status.containerStatuses[0].restartCount}").parse().unwrap_or(0);
+        let n: u32 = cluster
+            .jsonpath(
+                &["pod", "live"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse()
+            .unwrap_or(0);
         (n >= 1).then_some(())
     });
-    let events = cluster.kubectl(&["get", "events", "--field-selector", "involvedObject.name=live"]);
+    let events = cluster.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+    ]);
     assert!(events.contains("Unhealthy"), "events: {events}");
     // Readiness toggles Ready.
     cluster.wait_running("ready");
-    assert_eq!(cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}"), "False");
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "ready"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}"
+        ),
+        "False"
+    );
     cluster.kubectl(&["exec", "ready", "--", "touch", "/tmp/ready"]);
     cluster.eventually("ready Ready", Duration::from_secs(30), || {
-        (cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}") == "True").then_some(())
+        (cluster.jsonpath(
+            &["pod", "ready"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True")
+            .then_some(())
     });
     cluster.kubectl(&["exec", "ready", "--", "rm", "/tmp/ready"]);
     cluster.eventually("ready not Ready", Duration::from_secs(30), || {
-        (cluster.jsonpath(&["pod", "ready"], "{.status.conditions[?(@.type==\"Ready\")].status}") == "False").then_some(())
+        (cluster.jsonpath(
+            &["pod", "ready"],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "False")
+            .then_some(())
     });
     // A bad tag: ErrImagePull, then ImagePullBackOff.
     let seen = cluster.eventually("badimage pull errors", Duration::from_secs(60), || {
-        let reason = cluster.jsonpath(&["pod", "badimage"], "{.status.containerStatuses[0].state.waiting.reason}");
+        let reason = cluster.jsonpath(
+            &["pod", "badimage"],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
         (reason == "ErrImagePull" || reason == "ImagePullBackOff").then_some(reason)
     });
     assert!(!seen.is_empty());
     cluster.eventually("ImagePullBackOff", Duration::from_secs(60), || {
-        (cluster.jsonpath(&["pod", "badimage"], "{.status.containerStatuses[0].state.waiting.reason}") == "ImagePullBackOff").then_some(())
+        (cluster.jsonpath(
+            &["pod", "badimage"],
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        ) == "ImagePullBackOff")
+            .then_some(())
     });
     // The Job completes.
-    cluster.kubectl(&["wait", "--for=condition=complete", "job/job", "--timeout=60s"]);
+    cluster.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/job",
+        "--timeout=60s",
+    ]);
     let job_pod = cluster.jsonpath(&["pods", "-l", "job-name=job"], "{.items[0].metadata.name}");
     assert!(cluster.kubectl(&["logs", &job_pod]).contains("job done"));
     // A pod ignoring SIGTERM is killed after its grace period and removed.
@@ -531,7 +635,10 @@ spec:
     let started = Instant::now();
     cluster.kubectl(&["delete", "pod", "stubborn", "--wait=true", "--timeout=60s"]);
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(2), "deleted after {took:?}, before the grace period ended");
+    assert!(
+        took >= Duration::from_secs(2),
+        "deleted after {took:?}, before the grace period ended"
+    );
     assert!(took < Duration::from_secs(40), "deleted after {took:?}");
 }
 
@@ -608,18 +715,36 @@ spec:
     ));
     cluster.wait_running("app");
     let exec = |cmd: &str| cluster.kubectl(&["exec", "app", "-c", "main", "--", "sh", "-c", cmd]);
-    assert_eq!(exec("cat /work/order"), "first\nsecond\n", "init containers ran in order on the shared emptyDir");
-    assert_eq!(exec("echo $GREETING $PASSWORD $POD_NAME $MEM_LIMIT $COMBINED $CFG_mode"), "hello s3cret app 64 hello-app fast\n");
+    assert_eq!(
+        exec("cat /work/order"),
+        "first\nsecond\n",
+        "init containers ran in order on the shared emptyDir"
+    );
+    assert_eq!(
+        exec("echo $GREETING $PASSWORD $POD_NAME $MEM_LIMIT $COMBINED $CFG_mode"),
+        "hello s3cret app 64 hello-app fast\n"
+    );
     assert_eq!(exec("cat /etc/config/greeting"), "hello");
     assert_eq!(exec("cat /etc/secret/password"), "s3cret");
     assert_eq!(exec("cat /etc/info/labels"), "tier=\"backend\"");
     // Limits in the container's cgroup (v1 memory and cpu controllers, or v2).
-    let memory = exec("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max");
+    let memory = exec(
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    );
     assert_eq!(memory.trim(), (64 * 1024 * 1024).to_string());
-    let quota = exec("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max");
+    let quota = exec(
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max",
+    );
     assert_eq!(quota.trim(), "25000");
     // A ConfigMap update reaches the mounted file.
-    cluster.kubectl(&["patch", "configmap", "settings", "--type=merge", "-p", r#"{"data":{"greeting":"changed"}}"#]);
+    cluster.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"greeting":"changed"}}"#,
+    ]);
     cluster.eventually("the volume updated", Duration::from_secs(90), || {
         (exec("cat /etc/config/greeting") == "changed").then_some(())
     });
@@ -642,18 +767,35 @@ spec:
 "#
     ));
     cluster.wait_running("steady");
-    let id = cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}");
+    let id = cluster.jsonpath(
+        &["pod", "steady"],
+        "{.status.containerStatuses[0].containerID}",
+    );
     assert!(id.starts_with("containerd://"), "container id {id}");
     cluster.stop();
     cluster.run_server();
     cluster.wait_running("steady");
     // The kubelet re-attached: same container, no restart.
     cluster.eventually("the status re-read", Duration::from_secs(30), || {
-        let now = cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}");
+        let now = cluster.jsonpath(
+            &["pod", "steady"],
+            "{.status.containerStatuses[0].containerID}",
+        );
         (now == id).then_some(())
     });
-    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].restartCount}"), "0");
-    assert_eq!(cluster.kubectl(&["exec", "steady", "--", "echo", "alive"]).trim(), "alive");
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "steady"],
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+    assert_eq!(
+        cluster
+            .kubectl(&["exec", "steady", "--", "echo", "alive"])
+            .trim(),
+        "alive"
+    );
     // Kill the supervised containerd: it comes back and the pod keeps running.
     let config = cluster.dir.path().join("agent/etc/containerd/config.toml");
     let pid = std::fs::read_dir("/proc")
@@ -667,11 +809,27 @@ spec:
         })
         .expect("the supervised containerd");
     Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-    cluster.eventually("exec through a restarted containerd", Duration::from_secs(60), || {
-        cluster
-            .try_kubectl("1.33", &["exec", "steady", "--", "echo", "back"])
-            .filter(|o| o.trim() == "back")
-    });
-    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].containerID}"), id);
-    assert_eq!(cluster.jsonpath(&["pod", "steady"], "{.status.containerStatuses[0].restartCount}"), "0");
+    cluster.eventually(
+        "exec through a restarted containerd",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .try_kubectl("1.33", &["exec", "steady", "--", "echo", "back"])
+                .filter(|o| o.trim() == "back")
+        },
+    );
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "steady"],
+            "{.status.containerStatuses[0].containerID}"
+        ),
+        id
+    );
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "steady"],
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
 }
