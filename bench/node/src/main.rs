@@ -236,8 +236,8 @@ async fn main() -> anyhow::Result<()> {
                 "--service-cidr",
                 "10.232.0.0/16",
             ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("server.log"))?)
+            .stdout(std::fs::File::create(dir.path().join("server.log"))?)
+            .stderr(Stdio::null())
             .spawn()?,
     );
     let token_file = server_dir.join("node-token");
@@ -271,8 +271,8 @@ async fn main() -> anyhow::Result<()> {
         ])
         .arg("--registries-config")
         .arg(&registries)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("agent.log"))?)
+        .stdout(std::fs::File::create(dir.path().join("agent.log"))?)
+        .stderr(Stdio::null())
         .spawn()?;
     let agent_pid = agent.id();
     guard.0.push(agent);

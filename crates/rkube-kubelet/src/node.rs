@@ -89,7 +89,8 @@ pub fn filesystem_size(path: &Path) -> u64 {
     statvfs(path).map_or(0, |(total, _)| total)
 }
 
-/// (total, available) bytes of the filesystem holding `path`.
+/// (capacity, available) bytes of the filesystem holding `path`, the capacity being what is
+/// used plus what is available to unprivileged writers.
 pub fn statvfs(path: &Path) -> Option<(u64, u64)> {
     let mut probe = path.to_path_buf();
     while !probe.exists() {
@@ -106,7 +107,11 @@ pub fn statvfs(path: &Path) -> Option<(u64, u64)> {
         out.assume_init()
     };
     let frsize = stat.f_frsize as u64;
-    Some((stat.f_blocks as u64 * frsize, stat.f_bavail as u64 * frsize))
+    // Blocks reserved for root (or held back by the host) are neither used nor available to
+    // pods: the capacity counted is what is used plus what is available.
+    let used = (stat.f_blocks as u64).saturating_sub(stat.f_bfree as u64);
+    let avail = stat.f_bavail as u64;
+    Some(((used + avail) * frsize, avail * frsize))
 }
 
 /// The Node as this agent registers it.

@@ -179,7 +179,7 @@ impl Cluster {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
             .args(&self.args)
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("start rkube server");
@@ -832,4 +832,75 @@ spec:
         ),
         "0"
     );
+}
+
+#[test]
+fn static_pods_ephemeral_containers_and_followed_logs() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    // A static pod from the manifest directory, mirrored in the API.
+    let manifests = cluster.dir.path().join("agent/pod-manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(
+        manifests.join("static-web.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sh\", \"-c\", \"i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done\"]\n"
+        ),
+    )
+    .unwrap();
+    let node = cluster.jsonpath(&["nodes"], "{.items[0].metadata.name}");
+    let mirror = format!("static-web-{node}");
+    cluster.wait_running(&mirror);
+    let annotations = cluster.jsonpath(&["pod", &mirror], "{.metadata.annotations}");
+    assert!(
+        annotations.contains("kubernetes.io/config.mirror"),
+        "annotations: {annotations}"
+    );
+    // logs -f follows the output as it is written.
+    let out = cluster
+        .kubectl_command("1.33", &["logs", "-f", &mirror, "--request-timeout=4s"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().filter(|l| l.starts_with("tick")).count() >= 3,
+        "followed: {text}"
+    );
+    // An ephemeral container added with kubectl debug runs once and keeps its log.
+    cluster.kubectl(&[
+        "debug",
+        &mirror,
+        "--image",
+        &image,
+        "-c",
+        "dbg",
+        "--",
+        "sh",
+        "-c",
+        "echo debugging",
+    ]);
+    cluster.eventually(
+        "the ephemeral container done",
+        Duration::from_secs(60),
+        || {
+            let code = cluster.jsonpath(
+                &["pod", &mirror],
+                "{.status.ephemeralContainerStatuses[0].state.terminated.exitCode}",
+            );
+            (code == "0").then_some(())
+        },
+    );
+    assert!(
+        cluster
+            .kubectl(&["logs", &mirror, "-c", "dbg"])
+            .contains("debugging")
+    );
+    // Removing the manifest removes the pod.
+    std::fs::remove_file(manifests.join("static-web.yaml")).unwrap();
+    cluster.eventually("the mirror pod gone", Duration::from_secs(60), || {
+        cluster
+            .try_kubectl("1.33", &["get", "pod", &mirror])
+            .is_none()
+            .then_some(())
+    });
 }
