@@ -245,14 +245,14 @@ impl ContainerRuntime for FakeRuntime {
         let t = now(self);
         let mut state = self.lock();
         state.calls.push(format!("StopContainer {id}"));
-        if let Some((c, s)) = state.containers.get_mut(id) {
-            if c.state == v1::ContainerState::ContainerRunning as i32 {
-                c.state = v1::ContainerState::ContainerExited as i32;
-                s.state = c.state;
-                s.exit_code = 137;
-                s.finished_at = t;
-                s.reason = "Error".to_owned();
-            }
+        if let Some((c, s)) = state.containers.get_mut(id)
+            && c.state == v1::ContainerState::ContainerRunning as i32
+        {
+            c.state = v1::ContainerState::ContainerExited as i32;
+            s.state = c.state;
+            s.exit_code = 137;
+            s.finished_at = t;
+            s.reason = "Error".to_owned();
         }
         Ok(())
     }

@@ -66,13 +66,14 @@ pub fn auth_for(image: &str, secrets: &[&Secret]) -> Option<v1::AuthConfig> {
                 auth: entry["auth"].as_str().unwrap_or_default().to_owned(),
                 ..Default::default()
             };
-            if auth.username.is_empty() && !auth.auth.is_empty() {
-                if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&auth.auth) {
-                    let text = String::from_utf8_lossy(&decoded).into_owned();
-                    if let Some((u, p)) = text.split_once(':') {
-                        auth.username = u.to_owned();
-                        auth.password = p.to_owned();
-                    }
+            if auth.username.is_empty()
+                && !auth.auth.is_empty()
+                && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&auth.auth)
+            {
+                let text = String::from_utf8_lossy(&decoded).into_owned();
+                if let Some((u, p)) = text.split_once(':') {
+                    auth.username = u.to_owned();
+                    auth.password = p.to_owned();
                 }
             }
             return Some(auth);

@@ -157,10 +157,9 @@ pub async fn join(
     if let (Ok(cert), Ok(key)) = (
         std::fs::read_to_string(&cert_path),
         std::fs::read_to_string(&key_path),
-    ) {
-        if still_valid(&cert) {
-            return client(server, Some(&ca), None, Some((&cert, &key)));
-        }
+    ) && still_valid(&cert)
+    {
+        return client(server, Some(&ca), None, Some((&cert, &key)));
     }
     let bootstrap = client(server, Some(&ca), Some(&token.secret), None)?;
     let key = rcgen::KeyPair::generate().context("making the node key")?;

@@ -180,12 +180,12 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(rt) = &runtime {
-        if let Ok(sandboxes) = rt.list_pod_sandboxes(None).await {
-            for s in sandboxes {
-                let _ = rt.stop_pod_sandbox(&s.id).await;
-                let _ = rt.remove_pod_sandbox(&s.id).await;
-            }
+    if let Some(rt) = &runtime
+        && let Ok(sandboxes) = rt.list_pod_sandboxes(None).await
+    {
+        for s in sandboxes {
+            let _ = rt.stop_pod_sandbox(&s.id).await;
+            let _ = rt.remove_pod_sandbox(&s.id).await;
         }
     }
     if let Some(mut child) = started {
@@ -232,10 +232,10 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
         for dir in pod_cgroup_dirs(&footprint) {
             remove_cgroup_tree(&dir);
             // The root given with --cgroup-root, once empty.
-            if let Some(parent) = dir.parent() {
-                if !footprint.cgroup_root.trim_matches('/').is_empty() {
-                    let _ = std::fs::remove_dir(parent);
-                }
+            if let Some(parent) = dir.parent()
+                && !footprint.cgroup_root.trim_matches('/').is_empty()
+            {
+                let _ = std::fs::remove_dir(parent);
             }
         }
     }

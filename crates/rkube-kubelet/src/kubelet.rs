@@ -260,10 +260,9 @@ fn serving_cert(config: &KubeletConfig) -> anyhow::Result<(String, String)> {
         std::fs::read_to_string(&cert_path),
         std::fs::read_to_string(&key_path),
         std::fs::read_to_string(&marker),
-    ) {
-        if saved == names {
-            return Ok((cert, key));
-        }
+    ) && saved == names
+    {
+        return Ok((cert, key));
     }
     let (cert, key) = crate::server::self_signed(&config.node_name, &config.node_ip)?;
     std::fs::write(&cert_path, &cert)?;
@@ -295,18 +294,16 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
     let leases: Api<Lease> = Api::namespaced(shared.client.clone(), "kube-node-lease");
     let mut cni_written = false;
     loop {
-        if !cni_written {
-            if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
-                let ipam = shared.config.agent_dir.join("cni/networks");
-                match crate::cni::write(
-                    &shared.config.cni_conf_dir,
-                    &cidr,
-                    &shared.config.bridge,
-                    &ipam,
-                ) {
-                    Ok(()) => cni_written = true,
-                    Err(e) => tracing::error!(error = %e, "writing the CNI configuration"),
-                }
+        if !cni_written && let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+            let ipam = shared.config.agent_dir.join("cni/networks");
+            match crate::cni::write(
+                &shared.config.cni_conf_dir,
+                &cidr,
+                &shared.config.bridge,
+                &ipam,
+            ) {
+                Ok(()) => cni_written = true,
+                Err(e) => tracing::error!(error = %e, "writing the CNI configuration"),
             }
         }
         let health = Health {
@@ -341,10 +338,8 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
         }
         let wait = if cni_written { 10 } else { 1 };
         tokio::time::sleep(Duration::from_secs(wait)).await;
-        if !cni_written {
-            if let Ok(n) = nodes.get(&config.name).await {
-                node = n;
-            }
+        if !cni_written && let Ok(n) = nodes.get(&config.name).await {
+            node = n;
         }
     }
 }
@@ -365,7 +360,7 @@ async fn images(runtime: &dyn ContainerRuntime) -> Vec<ContainerImage> {
             size_bytes: Some(i.size as i64),
         })
         .collect();
-    list.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes));
+    list.sort_by_key(|i| std::cmp::Reverse(i.size_bytes));
     list.truncate(50);
     list
 }
@@ -520,10 +515,10 @@ async fn relist(shared: Arc<Shared>) {
         }
         let pods = shared.pods.lock().await;
         for (uid, sig) in &now {
-            if last.get(uid) != Some(sig) {
-                if let Some(entry) = pods.get(uid) {
-                    entry.notify.notify_one();
-                }
+            if last.get(uid) != Some(sig)
+                && let Some(entry) = pods.get(uid)
+            {
+                entry.notify.notify_one();
             }
         }
         let synced = shared.synced.load(std::sync::atomic::Ordering::SeqCst);

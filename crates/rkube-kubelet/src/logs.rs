@@ -77,11 +77,11 @@ pub fn render(text: &str, options: &Options) -> Vec<u8> {
         }
         out.extend_from_slice(content.as_bytes());
         out.push(b'\n');
-        if let Some(limit) = options.limit_bytes {
-            if out.len() >= limit {
-                out.truncate(limit);
-                break;
-            }
+        if let Some(limit) = options.limit_bytes
+            && out.len() >= limit
+        {
+            out.truncate(limit);
+            break;
         }
     }
     out

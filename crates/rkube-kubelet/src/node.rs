@@ -291,10 +291,10 @@ pub fn status(
     ];
     if let Some(old) = old {
         for c in &mut conditions {
-            if let Some(prev) = old.conditions.iter().flatten().find(|p| p.type_ == c.type_) {
-                if prev.status == c.status {
-                    c.last_transition_time = prev.last_transition_time.clone();
-                }
+            if let Some(prev) = old.conditions.iter().flatten().find(|p| p.type_ == c.type_)
+                && prev.status == c.status
+            {
+                c.last_transition_time = prev.last_transition_time.clone();
             }
         }
     }

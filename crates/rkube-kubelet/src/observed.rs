@@ -103,7 +103,7 @@ impl RuntimePod {
     pub fn instances<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Container> + 'a {
         let mut found: Vec<&Container> =
             self.containers.iter().filter(|c| c.name == name).collect();
-        found.sort_by(|a, b| (b.attempt, b.created_at).cmp(&(a.attempt, a.created_at)));
+        found.sort_by_key(|c| std::cmp::Reverse((c.attempt, c.created_at)));
         found.into_iter()
     }
 
@@ -180,7 +180,7 @@ pub fn group_by_pod(
     }
     for pod in pods.values_mut() {
         pod.sandboxes
-            .sort_by(|a, b| (b.attempt, b.created_at).cmp(&(a.attempt, a.created_at)));
+            .sort_by_key(|s| std::cmp::Reverse((s.attempt, s.created_at)));
     }
     pods
 }

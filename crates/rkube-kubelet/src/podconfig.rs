@@ -485,7 +485,6 @@ pub fn container_config(
         linux: Some(v1::LinuxContainerConfig {
             resources: Some(linux_resources(c, qos_class(pod))),
             security_context: Some(container_security(pod, c.security_context.as_ref(), &psc)),
-            ..Default::default()
         }),
         ..Default::default()
     }

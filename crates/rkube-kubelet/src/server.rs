@@ -311,7 +311,7 @@ async fn container_logs(
                 }
             } else {
                 idle += 1;
-                if idle % 10 == 0 {
+                if idle.is_multiple_of(10) {
                     let running = shared
                         .runtime
                         .container_status(&id)

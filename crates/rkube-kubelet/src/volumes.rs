@@ -398,10 +398,10 @@ impl VolumeManager {
             t.audience.clone().unwrap_or_default()
         );
         let mut tokens = self.tokens.lock().await;
-        if let Some((token, issued, life)) = tokens.issued.get(&key) {
-            if issued.elapsed() < life.mul_f64(0.8) {
-                return Ok(token.clone());
-            }
+        if let Some((token, issued, life)) = tokens.issued.get(&key)
+            && issued.elapsed() < life.mul_f64(0.8)
+        {
+            return Ok(token.clone());
         }
         let request = TokenRequest {
             spec: TokenRequestSpec {
@@ -591,15 +591,15 @@ pub fn container_mounts(
         });
     }
     let mounted = |mounts: &[Mount], p: &str| mounts.iter().any(|m| m.container_path == p);
-    if let Some(hosts) = etc_hosts {
-        if !mounted(&mounts, "/etc/hosts") {
-            mounts.push(Mount {
-                container_path: "/etc/hosts".to_owned(),
-                host_path: hosts.to_path_buf(),
-                readonly: false,
-                propagation: None,
-            });
-        }
+    if let Some(hosts) = etc_hosts
+        && !mounted(&mounts, "/etc/hosts")
+    {
+        mounts.push(Mount {
+            container_path: "/etc/hosts".to_owned(),
+            host_path: hosts.to_path_buf(),
+            readonly: false,
+            propagation: None,
+        });
     }
     if let Some(file) = termination_file {
         let path = c

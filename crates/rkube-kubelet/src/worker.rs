@@ -75,27 +75,26 @@ async fn sync_pod(
             .as_ref()
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.as_nanosecond() as i64);
-        if let Some(started) = started {
-            if now_ns() - started > deadline.saturating_mul(1_000_000_000)
-                && !sync::pod_is_finished(&pod)
-            {
-                let mut failed = entry.failed.lock().await;
-                if failed.is_none() {
-                    *failed = Some((
-                        "DeadlineExceeded".to_owned(),
-                        format!("Pod was active on the node longer than the specified deadline"),
-                    ));
-                    shared
-                        .recorder
-                        .pod(
-                            &pod,
-                            None,
-                            "Normal",
-                            "DeadlineExceeded",
-                            "Pod was active on the node longer than the specified deadline",
-                        )
-                        .await;
-                }
+        if let Some(started) = started
+            && now_ns() - started > deadline.saturating_mul(1_000_000_000)
+            && !sync::pod_is_finished(&pod)
+        {
+            let mut failed = entry.failed.lock().await;
+            if failed.is_none() {
+                *failed = Some((
+                    "DeadlineExceeded".to_owned(),
+                    "Pod was active on the node longer than the specified deadline".to_string(),
+                ));
+                shared
+                    .recorder
+                    .pod(
+                        &pod,
+                        None,
+                        "Normal",
+                        "DeadlineExceeded",
+                        "Pod was active on the node longer than the specified deadline",
+                    )
+                    .await;
             }
         }
     }
@@ -147,12 +146,11 @@ async fn sync_pod(
                         .and_then(|l| l.get(*index))
                         .and_then(sync::ephemeral_as_container),
                 };
-                if let Some(c) = &c {
-                    if let Err(wait) =
+                if let Some(c) = &c
+                    && let Err(wait) =
                         start_container(shared, entry, &pod, &runtime, c, *kind, *attempt).await
-                    {
-                        requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
-                    }
+                {
+                    requeue = Some(requeue.map_or(wait, |r| r.min(wait)));
                 }
             }
             Action::KillContainer { id, name, reason } => {
@@ -165,7 +163,7 @@ async fn sync_pod(
                             field.clone(),
                             "Normal",
                             "Killing",
-                            &format!("{reason}"),
+                            &reason.to_string(),
                         )
                         .await;
                 }
@@ -426,13 +424,12 @@ async fn service_env(shared: &Shared, ns: &str) -> Vec<(String, String)> {
     {
         services.extend(list.items);
     }
-    if ns != "default" {
-        if let Ok(Some(k)) = Api::<Service>::namespaced(shared.client.clone(), "default")
+    if ns != "default"
+        && let Ok(Some(k)) = Api::<Service>::namespaced(shared.client.clone(), "default")
             .get_opt("kubernetes")
             .await
-        {
-            services.push(k);
-        }
+    {
+        services.push(k);
     }
     for svc in services {
         let name = svc.metadata.name.clone().unwrap_or_default();
@@ -590,30 +587,30 @@ async fn start_container(
             .await
             .get(&c.name)
             .is_some_and(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff");
-        if failed_at {
-            if let Some(wait) = backoff.remaining(
+        if failed_at
+            && let Some(wait) = backoff.remaining(
                 &image_key,
                 last_pull_failure(entry, &c.name).await,
                 now_ns(),
-            ) {
-                drop(backoff);
-                set_waiting(
-                    "ImagePullBackOff",
-                    format!("Back-off pulling image {image:?}"),
+            )
+        {
+            drop(backoff);
+            set_waiting(
+                "ImagePullBackOff",
+                format!("Back-off pulling image {image:?}"),
+            )
+            .await;
+            shared
+                .recorder
+                .pod(
+                    pod,
+                    field.clone(),
+                    "Normal",
+                    "BackOff",
+                    &format!("Back-off pulling image {image:?}"),
                 )
                 .await;
-                shared
-                    .recorder
-                    .pod(
-                        pod,
-                        field.clone(),
-                        "Normal",
-                        "BackOff",
-                        &format!("Back-off pulling image {image:?}"),
-                    )
-                    .await;
-                return Err(wait);
-            }
+            return Err(wait);
         }
     }
     let sandbox_config = podconfig::sandbox_config(&shared.settings, pod, sandbox.attempt);
@@ -784,12 +781,13 @@ async fn start_container(
             return Err(Duration::from_secs(5));
         }
     };
-    if let Some(sc) = c.security_context.as_ref().or(None) {
-        if sc.run_as_non_root == Some(true) && sc.run_as_user == Some(0) {
-            let message = "container's runAsUser breaks non-root policy".to_owned();
-            set_waiting("CreateContainerConfigError", message).await;
-            return Err(Duration::from_secs(10));
-        }
+    if let Some(sc) = c.security_context.as_ref().or(None)
+        && sc.run_as_non_root == Some(true)
+        && sc.run_as_user == Some(0)
+    {
+        let message = "container's runAsUser breaks non-root policy".to_owned();
+        set_waiting("CreateContainerConfigError", message).await;
+        return Err(Duration::from_secs(10));
     }
     let mut config =
         podconfig::container_config(&shared.settings, pod, c, attempt, &image_ref, envs, &mounts);
@@ -801,16 +799,15 @@ async fn start_container(
             .and_then(|s| s.ephemeral_containers.as_ref())
             .and_then(|l| l.iter().find(|e| e.name == c.name))
             .and_then(|e| e.target_container_name.clone());
-        if let Some(target) = target.and_then(|t| runtime.current(&t).map(|c| c.id.clone())) {
-            if let Some(ns) = config
+        if let Some(target) = target.and_then(|t| runtime.current(&t).map(|c| c.id.clone()))
+            && let Some(ns) = config
                 .linux
                 .as_mut()
                 .and_then(|l| l.security_context.as_mut())
                 .and_then(|s| s.namespace_options.as_mut())
-            {
-                ns.pid = crate::cri::v1::NamespaceMode::Target as i32;
-                ns.target_id = target;
-            }
+        {
+            ns.pid = crate::cri::v1::NamespaceMode::Target as i32;
+            ns.target_id = target;
         }
     }
     let id = match shared
@@ -1016,10 +1013,12 @@ async fn collect_garbage(shared: &Shared, runtime: &RuntimePod) {
             .containers
             .iter()
             .any(|c| c.sandbox_id == s.id && kept.contains(&c.id));
-        if Some(&s.id) != newest.as_ref() && !s.ready && !holds_kept {
-            if let Err(e) = shared.runtime.remove_pod_sandbox(&s.id).await {
-                tracing::debug!(sandbox = %s.id, error = %e, "removing an old sandbox");
-            }
+        if Some(&s.id) != newest.as_ref()
+            && !s.ready
+            && !holds_kept
+            && let Err(e) = shared.runtime.remove_pod_sandbox(&s.id).await
+        {
+            tracing::debug!(sandbox = %s.id, error = %e, "removing an old sandbox");
         }
     }
 }
@@ -1138,9 +1137,9 @@ async fn prober(
         let gated = kind != ProbeKind::Startup
             && has_startup
             && !entry.probes.lock().await.started.contains(&id);
-        if !gated
-            && !(kind == ProbeKind::Startup && entry.probes.lock().await.started.contains(&id))
-        {
+        let startup_done =
+            kind == ProbeKind::Startup && entry.probes.lock().await.started.contains(&id);
+        if !gated && !startup_done {
             let outcome = probe::run(&probe, &target).await;
             let passed = outcome == Outcome::Success;
             if let Outcome::Failure(output) = &outcome {
