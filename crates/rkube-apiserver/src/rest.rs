@@ -261,6 +261,17 @@ fn prepare_for_update(
         merged
     } else {
         let mut updated = new;
+        // A pod's ephemeral containers change only through pods/ephemeralcontainers.
+        if rt.kind == "Pod" && rt.group.is_empty() {
+            match old["spec"].get("ephemeralContainers") {
+                Some(list) => updated["spec"]["ephemeralContainers"] = list.clone(),
+                None => {
+                    if let Some(spec) = updated.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("ephemeralContainers");
+                    }
+                }
+            }
+        }
         if rt.has_subresource("status") && rt.kind != "Node" {
             match old.get("status") {
                 Some(status) => updated["status"] = status.clone(),

@@ -666,6 +666,8 @@ pub(super) fn validate_pod_update(pod: &Value, old: &Value, errs: &mut Vec<Field
             copy_images(m.get_mut(list), get(&old_spec, list));
         }
         restore(m, &old_spec, "activeDeadlineSeconds");
+        // Ephemeral containers change through their own subresource, validated there.
+        restore(m, &old_spec, "ephemeralContainers");
         let old_tolerations = list_at(&old_spec, "tolerations");
         let new_tolerations = list_at(&spec, "tolerations");
         if old_tolerations.iter().all(|t| new_tolerations.contains(t)) {
