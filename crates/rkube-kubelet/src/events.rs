@@ -8,11 +8,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-/// Writes Events for one node.
+/// Writes Events for one node. Writes happen in the background: a pod worker does not wait
+/// for its events.
+#[derive(Clone)]
 pub struct Recorder {
     client: kube::Client,
     node: String,
-    seen: tokio::sync::Mutex<HashMap<String, (String, i32)>>,
+    seen: std::sync::Arc<tokio::sync::Mutex<HashMap<String, (String, i32)>>>,
 }
 
 impl Recorder {
@@ -21,7 +23,7 @@ impl Recorder {
         Self {
             client,
             node,
-            seen: tokio::sync::Mutex::new(HashMap::new()),
+            seen: std::sync::Arc::new(tokio::sync::Mutex::new(HashMap::new())),
         }
     }
 
@@ -33,6 +35,23 @@ impl Recorder {
         type_: &str,
         reason: &str,
         message: &str,
+    ) {
+        let (this, pod, now) = (self.clone(), pod.clone(), Timestamp::now());
+        let (type_, reason, message) = (type_.to_owned(), reason.to_owned(), message.to_owned());
+        tokio::spawn(async move {
+            this.write(&pod, field_path, &type_, &reason, &message, now)
+                .await;
+        });
+    }
+
+    async fn write(
+        &self,
+        pod: &Pod,
+        field_path: Option<String>,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        now: Timestamp,
     ) {
         let ns = pod
             .metadata
@@ -46,7 +65,6 @@ impl Recorder {
             field_path.as_deref().unwrap_or_default()
         );
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        let now = Timestamp::now();
         let mut seen = self.seen.lock().await;
         if let Some((event_name, count)) = seen.get_mut(&key) {
             *count += 1;

@@ -280,11 +280,20 @@ impl Cluster {
             if let Some(value) = check() {
                 return value;
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- server log tail ---\n{}",
-                tail(&self.log(), 60)
-            );
+            if Instant::now() >= deadline {
+                let pods = self
+                    .try_kubectl("1.33", &["describe", "pods"])
+                    .unwrap_or_default();
+                let nodes = self
+                    .try_kubectl("1.33", &["describe", "nodes"])
+                    .unwrap_or_default();
+                panic!(
+                    "timed out waiting for {what}\n--- pods ---\n{}\n--- nodes ---\n{}\n--- server log tail ---\n{}",
+                    tail(&pods, 80),
+                    tail(&nodes, 60),
+                    tail(&self.log(), 60)
+                );
+            }
             std::thread::sleep(Duration::from_millis(250));
         }
     }
