@@ -219,15 +219,26 @@ fn prepare_for_update(
     old: &Value,
 ) -> Result<Value, ApiError> {
     let mut result = if subresource == Some("approval") {
-        // A CSR's approval changes its conditions only; spec and any issued certificate stay.
-        let mut merged = old.clone();
-        merged["status"]["conditions"] = new["status"]["conditions"].clone();
+        // A CSR's approval changes its conditions and metadata; spec and the rest of the
+        // status (an issued certificate) stay (upstream's csrApprovalStrategy).
+        let conditions = new["status"]["conditions"].clone();
+        let mut merged = keep_spec(new, old);
+        merged["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
+        if !conditions.is_null() {
+            merged["status"]["conditions"] = conditions;
+        } else if let Some(status) = merged["status"].as_object_mut() {
+            status.remove("conditions");
+        }
         merged
     } else if subresource == Some("ephemeralcontainers") {
         // Only ephemeral containers change, and only by being added (upstream's
         // ValidatePodEphemeralContainersUpdate).
         let added = new["spec"]["ephemeralContainers"].clone();
-        for existing in old["spec"]["ephemeralContainers"].as_array().into_iter().flatten() {
+        for existing in old["spec"]["ephemeralContainers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let name = existing["name"].as_str().unwrap_or_default();
             let kept = added
                 .as_array()
@@ -247,14 +258,7 @@ fn prepare_for_update(
         merged["spec"]["ephemeralContainers"] = added;
         merged
     } else if subresource == Some("status") {
-        let mut merged = old.clone();
-        merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-        if merged["status"].is_null()
-            && let Some(o) = merged.as_object_mut()
-        {
-            o.remove("status");
-        }
-        merged
+        status_update(rt, new, old)
     } else {
         let mut updated = new;
         if rt.has_subresource("status") && rt.kind != "Node" {
@@ -293,6 +297,62 @@ fn prepare_for_update(
         meta.insert("generation".into(), json!(generation));
     }
     Ok(result)
+}
+
+/// `new` with the stored object's spec: what every status strategy upstream starts from.
+fn keep_spec(mut new: Value, old: &Value) -> Value {
+    match (old.get("spec"), new.as_object_mut()) {
+        (Some(spec), _) => new["spec"] = spec.clone(),
+        (None, Some(o)) => {
+            o.remove("spec");
+        }
+        (None, None) => {}
+    }
+    new
+}
+
+/// What a write to `/status` keeps of the client's object, per upstream's status strategies:
+/// the status and the metadata, never the spec. A few strategies also hold some metadata:
+/// a Deployment's labels, a Pod's owner references (old kubelets corrupted them), and
+/// everything the status writer should not touch on the kinds that reset the object meta
+/// for status (`metav1.ResetObjectMetaForStatus`).
+fn status_update(rt: &ResourceType, new: Value, old: &Value) -> Value {
+    let mut merged = keep_spec(new, old);
+    let held: &[&str] = match (rt.group, rt.kind) {
+        ("apps", "Deployment") => &["labels"],
+        ("", "Pod") => &["ownerReferences"],
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
+        | ("storage.k8s.io", "VolumeAttachment") => &[
+            "labels",
+            "annotations",
+            "finalizers",
+            "ownerReferences",
+            "selfLink",
+        ],
+        _ => &[],
+    };
+    if !held.is_empty()
+        && let Ok(meta) = metadata_mut(&mut merged)
+    {
+        for field in held {
+            match old["metadata"].get(*field) {
+                Some(v) => meta.insert((*field).into(), v.clone()),
+                None => meta.remove(*field),
+            };
+        }
+    }
+    // The QoS class is set at creation and immutable; old kubelets dropped it from status.
+    if rt.group.is_empty()
+        && rt.kind == "Pod"
+        && merged["status"]["qosClass"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        && let Some(qos) = old["status"].get("qosClass")
+        && merged["status"].is_object()
+    {
+        merged["status"]["qosClass"] = qos.clone();
+    }
+    merged
 }
 
 /// Records a write in `metadata.managedFields` (operation Update) for `manager`.
@@ -1049,5 +1109,65 @@ mod tests {
             (json!(1), json!(9))
         );
         assert_eq!(status["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn status_writes_keep_metadata_changes_except_what_the_kind_holds() {
+        let registry = rkube_api::registry::all();
+        let old = json!({
+            "metadata": {"name": "x", "labels": {"a": "1"}, "ownerReferences": [{"uid": "o"}]},
+            "spec": {"replicas": 1},
+            "status": {"qosClass": "BestEffort"},
+        });
+        let new = json!({
+            "metadata": {"name": "x", "labels": {"a": "2"}, "annotations": {"n": "v"}, "ownerReferences": []},
+            "spec": {"replicas": 7},
+            "status": {"phase": "Running"},
+        });
+        let cronjobs = registry.by_kind("batch", "CronJob").unwrap();
+        let out = prepare_for_update(cronjobs, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
+        assert_eq!(out["metadata"]["annotations"], json!({"n": "v"}));
+        assert_eq!(out["spec"], json!({"replicas": 1}));
+
+        let deployments = registry.by_kind("apps", "Deployment").unwrap();
+        let out = prepare_for_update(deployments, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
+        assert_eq!(out["metadata"]["annotations"], json!({"n": "v"}));
+
+        let pods = registry.by_kind("", "Pod").unwrap();
+        let out = prepare_for_update(pods, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["ownerReferences"], json!([{"uid": "o"}]));
+        assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
+        assert_eq!(out["status"]["qosClass"], "BestEffort");
+
+        let attachments = registry
+            .by_kind("storage.k8s.io", "VolumeAttachment")
+            .unwrap();
+        let out = prepare_for_update(attachments, Some("status"), new, &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
+        assert!(out["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn an_approval_changes_conditions_and_metadata_only() {
+        let csrs = rkube_api::registry::all()
+            .by_kind("certificates.k8s.io", "CertificateSigningRequest")
+            .unwrap();
+        let old = json!({
+            "metadata": {"name": "c"},
+            "spec": {"signerName": "s"},
+            "status": {"certificate": "Y2VydA=="},
+        });
+        let new = json!({
+            "metadata": {"name": "c", "annotations": {"reviewed": "yes"}},
+            "spec": {"signerName": "other"},
+            "status": {"certificate": "", "conditions": [{"type": "Approved", "status": "True"}]},
+        });
+        let out = prepare_for_update(csrs, Some("approval"), new, &old).unwrap();
+        assert_eq!(out["metadata"]["annotations"], json!({"reviewed": "yes"}));
+        assert_eq!(out["spec"]["signerName"], "s");
+        assert_eq!(out["status"]["certificate"], "Y2VydA==");
+        assert_eq!(out["status"]["conditions"][0]["type"], "Approved");
     }
 }

@@ -1,0 +1,183 @@
+//! Upstream rules of the write and response paths that clients and upstream's own API checks
+//! rely on, through `kube::Api` over the in-process transport: what a status or approval write
+//! keeps, which responses can be a Table, and what a Service's type change allocates.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use rkube_apiserver_tests::start;
+use serde_json::json;
+
+fn cronjob(name: &str) -> CronJob {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "schedule": "*/1 * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{"name": "c", "image": "busybox"}],
+            }}}},
+        },
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn status_writes_keep_the_label_and_annotation_changes_they_carry() {
+    let t = start().await;
+    let cronjobs: Api<CronJob> = Api::namespaced(t.client.clone(), "default");
+    cronjobs
+        .create(&PostParams::default(), &cronjob("tick"))
+        .await
+        .unwrap();
+
+    // A merge patch of the status with metadata, as upstream's CronJob API check sends it.
+    let patch = json!({
+        "metadata": {"annotations": {"patchedstatus": "true"}, "labels": {"tier": "batch"}},
+        "status": {"lastScheduleTime": "2025-01-01T00:00:00Z"},
+        "spec": {"schedule": "*/5 * * * *"},
+    });
+    let patched = cronjobs
+        .patch_status("tick", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let meta = &patched.metadata;
+    assert_eq!(meta.annotations.as_ref().unwrap()["patchedstatus"], "true");
+    assert_eq!(meta.labels.as_ref().unwrap()["tier"], "batch");
+    assert_eq!(
+        patched.spec.as_ref().unwrap().schedule,
+        "*/1 * * * *",
+        "the status subresource never changes the spec"
+    );
+    assert!(patched.status.unwrap().last_schedule_time.is_some());
+    assert_eq!(meta.generation, Some(1));
+
+    // An update (PUT) of the status keeps its metadata too.
+    let mut current = cronjobs.get("tick").await.unwrap();
+    current
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert("updatedstatus".into(), "true".into());
+    let updated = cronjobs
+        .replace_status("tick", &PostParams::default(), &current)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.metadata.annotations.as_ref().unwrap()["updatedstatus"],
+        "true"
+    );
+
+    // A JSON patch and a strategic merge patch of an Ingress's status.
+    let ingresses: Api<Ingress> = Api::namespaced(t.client.clone(), "default");
+    let ingress = json!({
+        "metadata": {"name": "web"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    });
+    ingresses
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(ingress).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ops = json!([
+        {"op": "add", "path": "/metadata/labels", "value": {"patched": "json"}},
+        {"op": "add", "path": "/status", "value": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}},
+    ]);
+    ingresses
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::<()>::Json(serde_json::from_value(ops).unwrap()),
+        )
+        .await
+        .unwrap();
+    let strategic = json!({"metadata": {"annotations": {"patchedstatus": "true"}}});
+    let patched = ingresses
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(&strategic),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.labels.unwrap()["patched"], "json");
+    assert_eq!(
+        patched.metadata.annotations.unwrap()["patchedstatus"],
+        "true"
+    );
+    let lb = patched.status.unwrap().load_balancer.unwrap();
+    assert_eq!(lb.ingress.unwrap()[0].ip.as_deref(), Some("192.0.2.1"));
+}
+
+/// A PEM certificate request for `cn`.
+fn certificate_request(cn: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.serialize_request(&key).unwrap().pem().unwrap()
+}
+
+#[tokio::test]
+async fn an_approval_write_keeps_its_annotations_and_changes_only_the_conditions() {
+    let t = start().await;
+    let csrs: Api<CertificateSigningRequest> = Api::all(t.client.clone());
+    let csr = json!({
+        "metadata": {"name": "e2e"},
+        "spec": {
+            "request": serde_json::to_value(ByteString(certificate_request("e2e").into_bytes())).unwrap(),
+            "signerName": "example.com/e2e",
+            "usages": ["client auth"],
+        },
+    });
+    csrs.create(
+        &PostParams::default(),
+        &serde_json::from_value(csr).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let approval = json!({
+        "metadata": {"annotations": {"patchedapproval": "true"}},
+        "spec": {"signerName": "example.com/other"},
+        "status": {"conditions": [{
+            "type": "Approved", "status": "True", "reason": "E2E", "message": "set from a test",
+        }]},
+    });
+    let approved = csrs
+        .patch_approval("e2e", &PatchParams::default(), &Patch::Merge(&approval))
+        .await
+        .unwrap();
+    assert_eq!(
+        approved.metadata.annotations.as_ref().unwrap()["patchedapproval"],
+        "true"
+    );
+    assert_eq!(approved.spec.signer_name, "example.com/e2e");
+    let conditions = approved.status.unwrap().conditions.unwrap();
+    assert_eq!(
+        (conditions[0].type_.as_str(), conditions[0].status.as_str()),
+        ("Approved", "True")
+    );
+
+    let status = json!({"metadata": {"annotations": {"patchedstatus": "true"}}});
+    let patched = csrs
+        .patch_status("e2e", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let annotations = patched.metadata.annotations.unwrap();
+    assert_eq!(
+        (
+            annotations["patchedapproval"].as_str(),
+            annotations["patchedstatus"].as_str()
+        ),
+        ("true", "true")
+    );
+}
