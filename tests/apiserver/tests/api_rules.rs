@@ -9,8 +9,8 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use rkube_apiserver_tests::start;
-use serde_json::json;
+use rkube_apiserver_tests::{api_error, start};
+use serde_json::{Value, json};
 
 fn cronjob(name: &str) -> CronJob {
     serde_json::from_value(json!({
@@ -180,4 +180,65 @@ async fn an_approval_write_keeps_its_annotations_and_changes_only_the_conditions
         ),
         ("true", "true")
     );
+}
+
+/// Posts `body` to `path` accepting `accept`: the answer, or the error's Status.
+async fn post(
+    client: &kube::Client,
+    path: &str,
+    accept: &str,
+    body: &Value,
+) -> Result<Value, kube::core::Status> {
+    let request = http::Request::post(path)
+        .header("Accept", accept)
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+        .unwrap();
+    match client.request_text(request).await {
+        Ok(text) => Ok(serde_json::from_str(&text).unwrap()),
+        Err(err) => Err(api_error(err)),
+    }
+}
+
+#[tokio::test]
+async fn a_table_of_a_review_is_not_acceptable() {
+    let t = start().await;
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"nonResourceAttributes": {"path": "/", "verb": "get"}},
+    });
+    let path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io";
+    let status = post(&t.client, path, table, &review).await.unwrap_err();
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (406, "NotAcceptable")
+    );
+    assert_eq!(
+        status.message,
+        "only the following media types are accepted: application/json, application/yaml, \
+         application/vnd.kubernetes.protobuf"
+    );
+
+    // A client that also lists plain JSON gets the review in JSON.
+    let answered = post(
+        &t.client,
+        path,
+        &format!("{table},application/json"),
+        &review,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answered["kind"], "SelfSubjectAccessReview");
+    assert_eq!(answered["status"]["allowed"], true);
+
+    // Stored resources still answer with a Table.
+    let request = http::Request::get("/api/v1/namespaces")
+        .header("Accept", table)
+        .body(Vec::new())
+        .unwrap();
+    let listed: Value =
+        serde_json::from_str(&t.client.request_text(request).await.unwrap()).unwrap();
+    assert_eq!(listed["kind"], "Table");
 }
