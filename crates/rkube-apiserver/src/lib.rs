@@ -30,6 +30,7 @@ mod satokens;
 mod scale;
 mod serve;
 mod status;
+mod status_strategy;
 mod subresources;
 mod tables;
 mod warnings;

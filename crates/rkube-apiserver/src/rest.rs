@@ -222,7 +222,7 @@ fn prepare_for_update(
         // A CSR's approval changes its conditions and metadata; spec and the rest of the
         // status (an issued certificate) stay (upstream's csrApprovalStrategy).
         let conditions = new["status"]["conditions"].clone();
-        let mut merged = keep_spec(new, old);
+        let mut merged = crate::status_strategy::keep_spec(new, old);
         merged["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
         if !conditions.is_null() {
             merged["status"]["conditions"] = conditions;
@@ -258,7 +258,7 @@ fn prepare_for_update(
         merged["spec"]["ephemeralContainers"] = added;
         merged
     } else if subresource == Some("status") {
-        status_update(rt, new, old)
+        crate::status_strategy::status_update(rt, new, old)
     } else {
         let mut updated = new;
         if rt.has_subresource("status") && rt.kind != "Node" {
@@ -297,62 +297,6 @@ fn prepare_for_update(
         meta.insert("generation".into(), json!(generation));
     }
     Ok(result)
-}
-
-/// `new` with the stored object's spec: what every status strategy upstream starts from.
-fn keep_spec(mut new: Value, old: &Value) -> Value {
-    match (old.get("spec"), new.as_object_mut()) {
-        (Some(spec), _) => new["spec"] = spec.clone(),
-        (None, Some(o)) => {
-            o.remove("spec");
-        }
-        (None, None) => {}
-    }
-    new
-}
-
-/// What a write to `/status` keeps of the client's object, per upstream's status strategies:
-/// the status and the metadata, never the spec. A few strategies also hold some metadata:
-/// a Deployment's labels, a Pod's owner references (old kubelets corrupted them), and
-/// everything the status writer should not touch on the kinds that reset the object meta
-/// for status (`metav1.ResetObjectMetaForStatus`).
-fn status_update(rt: &ResourceType, new: Value, old: &Value) -> Value {
-    let mut merged = keep_spec(new, old);
-    let held: &[&str] = match (rt.group, rt.kind) {
-        ("apps", "Deployment") => &["labels"],
-        ("", "Pod") => &["ownerReferences"],
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy")
-        | ("storage.k8s.io", "VolumeAttachment") => &[
-            "labels",
-            "annotations",
-            "finalizers",
-            "ownerReferences",
-            "selfLink",
-        ],
-        _ => &[],
-    };
-    if !held.is_empty()
-        && let Ok(meta) = metadata_mut(&mut merged)
-    {
-        for field in held {
-            match old["metadata"].get(*field) {
-                Some(v) => meta.insert((*field).into(), v.clone()),
-                None => meta.remove(*field),
-            };
-        }
-    }
-    // The QoS class is set at creation and immutable; old kubelets dropped it from status.
-    if rt.group.is_empty()
-        && rt.kind == "Pod"
-        && merged["status"]["qosClass"]
-            .as_str()
-            .is_none_or(str::is_empty)
-        && let Some(qos) = old["status"].get("qosClass")
-        && merged["status"].is_object()
-    {
-        merged["status"]["qosClass"] = qos.clone();
-    }
-    merged
 }
 
 /// Records a write in `metadata.managedFields` (operation Update) for `manager`.
