@@ -29,6 +29,7 @@ mod runtimeclass;
 mod satokens;
 mod scale;
 mod serve;
+mod service_strategy;
 mod status;
 mod status_strategy;
 mod subresources;

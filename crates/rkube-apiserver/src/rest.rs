@@ -879,6 +879,9 @@ impl App {
                     }
                 }
                 let mut new = prepare_for_update(rt, subresource, new, &current)?;
+                if subresource.is_none() && crate::alloc::is_service(rt) {
+                    crate::service_strategy::prepare_for_update(&mut new, &current);
+                }
                 if let Some(manager) = manager {
                     rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
@@ -903,13 +906,25 @@ impl App {
                 }
                 return Ok((200, if dry { new } else { current }));
             }
+            let claims = match self.allocate_update(rt, &mut new, &current).await {
+                Ok(claims) => claims,
+                Err(_) if cached => continue,
+                Err(err) => return Err(err),
+            };
             match self.objects.update(rt, ns, name, new, current_rv).await {
                 Ok(updated) => {
+                    self.finish_update(claims).await;
                     self.finish_if_finalized(rt, ns, name, &updated).await?;
                     return Ok((200, updated));
                 }
-                Err(ApiError::Conflict { .. }) if wanted_rv.is_none() => continue,
-                Err(err) => return Err(err),
+                Err(ApiError::Conflict { .. }) if wanted_rv.is_none() => {
+                    self.abandon_update(claims).await;
+                    continue;
+                }
+                Err(err) => {
+                    self.abandon_update(claims).await;
+                    return Err(err);
+                }
             }
         }
         Err(crate::objects::conflict(

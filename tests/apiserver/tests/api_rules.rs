@@ -7,6 +7,7 @@
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rkube_apiserver_tests::{api_error, start};
@@ -241,4 +242,124 @@ async fn a_table_of_a_review_is_not_acceptable() {
     let listed: Value =
         serde_json::from_str(&t.client.request_text(request).await.unwrap()).unwrap();
     assert_eq!(listed["kind"], "Table");
+}
+
+#[tokio::test]
+async fn changing_a_service_type_allocates_and_releases_as_create_and_delete_do() {
+    let t = start().await;
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let external = json!({
+        "metadata": {"name": "ext"},
+        "spec": {"type": "ExternalName", "externalName": "foo.example.com"},
+    });
+    let created = services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(external).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.spec.unwrap().cluster_ip, None);
+
+    // ExternalName to ClusterIP, as upstream's Services check changes it.
+    let mut ext = services.get("ext").await.unwrap();
+    let spec = ext.spec.as_mut().unwrap();
+    spec.type_ = Some("ClusterIP".into());
+    spec.external_name = None;
+    spec.ports = Some(vec![
+        serde_json::from_value(json!({"name": "http", "port": 80, "protocol": "TCP"})).unwrap(),
+    ]);
+    let cluster = services
+        .replace("ext", &PostParams::default(), &ext)
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let ip = cluster.cluster_ip.clone().unwrap();
+    assert!(ip.starts_with("10.43."), "{ip}");
+    assert_eq!(cluster.cluster_ips, Some(vec![ip.clone()]));
+    assert_eq!(cluster.ip_families, Some(vec!["IPv4".to_owned()]));
+    assert_eq!(cluster.ip_family_policy.as_deref(), Some("SingleStack"));
+
+    // ClusterIP to NodePort: a port is allocated, the address kept.
+    let to_node_port = json!({"spec": {"type": "NodePort"}});
+    let node_port = services
+        .patch("ext", &PatchParams::default(), &Patch::Merge(&to_node_port))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(node_port.cluster_ip.as_deref(), Some(ip.as_str()));
+    let port = node_port.ports.unwrap()[0].node_port.unwrap();
+    assert!((30000..=32767).contains(&port));
+    assert_eq!(
+        node_port.external_traffic_policy.as_deref(),
+        Some("Cluster")
+    );
+
+    // Back to ExternalName: the address and the port are given up...
+    let back = json!({"spec": {"type": "ExternalName", "externalName": "bar.example.com"}});
+    let external = services
+        .patch("ext", &PatchParams::default(), &Patch::Merge(&back))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(
+        (
+            external.cluster_ip,
+            external.cluster_ips,
+            external.ip_families,
+            external.ip_family_policy
+        ),
+        (None, None, None, None)
+    );
+    assert_eq!(external.ports.unwrap()[0].node_port, None);
+    assert_eq!(external.external_traffic_policy, None);
+
+    // ...so another Service can have them.
+    let taker = json!({
+        "metadata": {"name": "taker"},
+        "spec": {"type": "NodePort", "clusterIP": ip, "ports": [{"port": 80, "nodePort": port}]},
+    });
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(taker).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // ExternalName straight to LoadBalancer gets both, and NodePort to ClusterIP frees the
+    // port alone.
+    let to_lb = json!({"spec": {"type": "LoadBalancer", "externalName": null}});
+    let lb = services
+        .patch("ext", &PatchParams::default(), &Patch::Merge(&to_lb))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let lb_ip = lb.cluster_ip.unwrap();
+    assert!(lb_ip.starts_with("10.43.") && lb_ip != ip);
+    assert!(lb.ports.unwrap()[0].node_port.is_some());
+    let to_cluster = json!({"spec": {"type": "ClusterIP"}});
+    let cluster = services
+        .patch("taker", &PatchParams::default(), &Patch::Merge(&to_cluster))
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(cluster.cluster_ip.as_deref(), Some(ip.as_str()));
+    assert_eq!(cluster.ports.unwrap()[0].node_port, None);
+    let reuse = json!({
+        "metadata": {"name": "reuse"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]},
+    });
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(reuse).unwrap(),
+        )
+        .await
+        .unwrap();
 }
