@@ -30,6 +30,7 @@ mod satokens;
 mod scale;
 mod serve;
 mod service_strategy;
+mod serviceaccount;
 mod status;
 mod status_strategy;
 mod subresources;

@@ -101,7 +101,7 @@ fn check_namespace(
 /// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn generate_name(base: &str) -> String {
+pub(crate) fn generate_name(base: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let base: String = base.chars().take(58).collect();
@@ -581,14 +581,18 @@ impl App {
             object
         };
         finish_create(rt, &mut object);
-        self.admit_priority(rt, &name, &mut object, None).await?;
-        self.admit_runtime_class(rt, &name, &mut object).await?;
-        self.admit(rt, &mut object, None, track)?;
+        // Upstream's admission chain opens with the namespace's lifecycle: content for a
+        // missing or terminating namespace is refused before anything looks further.
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")
         {
             self.check_namespace_open(ns).await?;
         }
+        self.admit_service_account(rt, ns, &name, &mut object)
+            .await?;
+        self.admit_priority(rt, &name, &mut object, None).await?;
+        self.admit_runtime_class(rt, &name, &mut object).await?;
+        self.admit(rt, &mut object, None, track)?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
         }
