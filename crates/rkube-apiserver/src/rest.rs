@@ -551,13 +551,16 @@ impl App {
                 object
             }
         };
-        let name = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
-            Some(name) => name.to_owned(),
+        // Mutating admission names the object as the client did: upstream generates the name
+        // after it, so its refusals name a generated object by its `generateName`.
+        let (name, admitted_as) = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
+            Some(name) => (name.to_owned(), name.to_owned()),
             None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
                 Some(base) => {
-                    let name = generate_name(base);
+                    let base = base.to_owned();
+                    let name = generate_name(&base);
                     metadata_mut(&mut object)?.insert("name".into(), json!(name));
-                    name
+                    (name, base)
                 }
                 None => {
                     return Err(ApiError::Invalid {
@@ -588,10 +591,12 @@ impl App {
         {
             self.check_namespace_open(ns).await?;
         }
-        self.admit_service_account(rt, ns, &name, &mut object)
+        self.admit_service_account(rt, ns, &admitted_as, &mut object)
             .await?;
-        self.admit_priority(rt, &name, &mut object, None).await?;
-        self.admit_runtime_class(rt, &name, &mut object).await?;
+        self.admit_priority(rt, &admitted_as, &mut object, None)
+            .await?;
+        self.admit_runtime_class(rt, &admitted_as, &mut object)
+            .await?;
         self.admit(rt, &mut object, None, track)?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));

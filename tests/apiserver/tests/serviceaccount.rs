@@ -110,6 +110,19 @@ async fn a_pod_naming_a_missing_account_is_forbidden() {
         "pods \"x\" is forbidden: error looking up service account default/robot: serviceaccount \"robot\" not found"
     );
 
+    // A pod whose name is to be generated is named by its prefix, as upstream generates the
+    // name after admission.
+    let generated: Pod = serde_json::from_value(json!({
+        "metadata": {"generateName": "web-"},
+        "spec": {"serviceAccountName": "robot", "containers": [{"name": "c", "image": "nginx"}]},
+    }))
+    .unwrap();
+    let status = create(&pods, &generated).await.unwrap_err();
+    assert_eq!(
+        status.message,
+        "pods \"web-\" is forbidden: error looking up service account default/robot: serviceaccount \"robot\" not found"
+    );
+
     // Without an account of its own the pod needs `default`, which is looked for a while.
     let started = std::time::Instant::now();
     let status = create(
@@ -213,7 +226,7 @@ async fn a_mirror_pod_gets_no_account_and_may_not_name_one() {
     )
     .await
     .unwrap();
-    assert!(created["spec"].get("serviceAccountName").is_none());
+    assert!(created["spec"].get("serviceAccountName").is_none(), "{created}");
     assert!(created["spec"].get("volumes").is_none());
     let status = create(
         &pods,

@@ -161,8 +161,8 @@ fn is_mirror(obj: &Map<String, Value>) -> bool {
 }
 
 /// What the default admission plugins add to every new Pod: Priority (priority and
-/// preemptionPolicy), ServiceAccount (serviceAccountName, but not on mirror pods) and DefaultTolerationSeconds
-/// (tolerate not-ready and unreachable nodes for five minutes).
+/// preemptionPolicy), ServiceAccount (serviceAccountName, but not on mirror pods) and
+/// DefaultTolerationSeconds (tolerate not-ready and unreachable nodes for five minutes).
 fn admission_defaults(spec: &mut Map<String, Value>, mirror: bool) {
     let class = str_of(spec, "priorityClassName").unwrap_or("");
     let priority = if class.is_empty() {
