@@ -78,6 +78,56 @@ pub(crate) fn is_service(rt: &ResourceType) -> bool {
     rt.group.is_empty() && rt.kind == "Service"
 }
 
+/// The ClusterIPs and NodePorts an update claimed, and those it gives back once written.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceClaims {
+    claimed: Vec<String>,
+    freed: Vec<String>,
+}
+
+/// A Service's type (ClusterIP when unset, as defaulting makes it).
+fn service_type(service: &Value) -> &str {
+    service["spec"]["type"].as_str().unwrap_or("ClusterIP")
+}
+
+fn needs_node_ports(service_type: &str) -> bool {
+    matches!(service_type, "NodePort" | "LoadBalancer")
+}
+
+/// Whether ports without a NodePort get one: a LoadBalancer may decline
+/// (`allocateLoadBalancerNodePorts: false`), as upstream's `shouldAllocateNodePorts`.
+fn allocates_node_ports(service: &Value) -> bool {
+    service_type(service) != "LoadBalancer"
+        || service["spec"]["allocateLoadBalancerNodePorts"].as_bool() != Some(false)
+}
+
+/// The NodePorts a Service's ports hold.
+fn node_ports(service: &Value) -> Vec<u64> {
+    service["spec"]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|port| port["nodePort"].as_u64().filter(|p| *p > 0))
+        .collect()
+}
+
+/// Whom a claimed IP or port belongs to, as recorded in its store key.
+fn owner_of(service: &Value) -> Value {
+    json!({"namespace": service["metadata"]["namespace"], "name": service["metadata"]["name"]})
+}
+
+/// 422 for the Service with `cause`.
+fn invalid(service: &Value, cause: FieldError) -> ApiError {
+    ApiError::Invalid {
+        kind: "Service".into(),
+        name: service["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        causes: vec![cause],
+    }
+}
+
 impl App {
     /// Claims a store key for an IP or port; false if taken.
     async fn claim(&self, key: &str, owner: &Value) -> Result<bool, ApiError> {
@@ -121,132 +171,254 @@ impl App {
         service: &mut Value,
         claimed: &mut Vec<String>,
     ) -> Result<(), ApiError> {
-        let name = service["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        let owner = json!({"namespace": service["metadata"]["namespace"], "name": name});
-        let invalid = |causes| ApiError::Invalid {
-            kind: "Service".into(),
-            name: name.clone(),
-            causes,
-        };
-        let kind = service["spec"]["type"]
-            .as_str()
-            .unwrap_or("ClusterIP")
-            .to_owned();
+        let kind = service_type(service).to_owned();
         if kind != "ExternalName" {
-            let wanted = service["spec"]["clusterIP"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            let ip = match wanted.as_str() {
-                "None" => "None".to_owned(),
-                "" => {
-                    let cidr = self.config.service_cidr;
-                    let start = rand::random::<u32>() % cidr.hosts();
-                    let mut found = None;
-                    for i in 0..cidr.hosts() {
-                        // Host 1 is the kubernetes Service's; everything else is handed out.
-                        let n = 2 + (start + i) % (cidr.hosts() - 1);
-                        let ip = cidr.nth(n).to_string();
-                        if self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
-                            claimed.push(format!("{IP_PREFIX}{ip}"));
-                            found = Some(ip);
-                            break;
-                        }
-                    }
-                    found.ok_or_else(|| {
-                        ApiError::Internal("no ClusterIP left in the service CIDR".into())
-                    })?
-                }
-                ip => {
-                    let parsed: Ipv4Addr = ip.parse().map_err(|_| {
-                        invalid(vec![FieldError::invalid(
-                            "spec.clusterIPs[0]",
-                            ip,
-                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                        )])
-                    })?;
-                    if !self.config.service_cidr.contains_host(parsed) {
-                        return Err(invalid(vec![FieldError::invalid(
-                            "spec.clusterIPs",
-                            json!([ip]),
-                            &format!(
-                                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range"
-                            ),
-                        )]));
-                    }
-                    if !self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
-                        return Err(invalid(vec![FieldError::invalid(
-                            "spec.clusterIPs",
-                            json!([ip]),
-                            &format!(
-                                "failed to allocate IP {ip}: provided IP is already allocated"
-                            ),
-                        )]));
-                    }
-                    claimed.push(format!("{IP_PREFIX}{ip}"));
-                    ip.to_owned()
-                }
-            };
-            service["spec"]["clusterIP"] = json!(ip);
-            service["spec"]["clusterIPs"] = json!([ip]);
-            if ip != "None" || service["spec"].get("ipFamilies").is_none() {
-                service["spec"]["ipFamilies"] = json!(["IPv4"]);
-            }
-            if service["spec"].get("ipFamilyPolicy").is_none() {
-                service["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-            }
+            self.allocate_cluster_ip(service, claimed).await?;
         }
-        if kind == "NodePort" || kind == "LoadBalancer" {
+        if needs_node_ports(&kind) {
+            let auto = allocates_node_ports(service);
             let ports = service["spec"]["ports"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
             let mut out = Vec::new();
             for (i, mut port) in ports.into_iter().enumerate() {
-                match port["nodePort"].as_u64() {
-                    Some(p) if p > 0 => {
-                        let in_range = u16::try_from(p).is_ok_and(|p| NODE_PORTS.contains(&p));
-                        if !in_range {
-                            return Err(invalid(vec![FieldError::invalid(
-                                format!("spec.ports[{i}].nodePort"),
-                                p,
-                                "provided port is not in the valid range. The range of valid ports is 30000-32767",
-                            )]));
-                        }
-                        if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
-                            return Err(invalid(vec![FieldError::invalid(
-                                format!("spec.ports[{i}].nodePort"),
-                                p,
-                                "provided port is already allocated",
-                            )]));
-                        }
-                        claimed.push(format!("{PORT_PREFIX}{p}"));
-                    }
-                    _ => {
-                        let span = u32::from(*NODE_PORTS.end() - *NODE_PORTS.start()) + 1;
-                        let start = rand::random::<u32>() % span;
-                        let mut found = None;
-                        for j in 0..span {
-                            let p = *NODE_PORTS.start() as u32 + (start + j) % span;
-                            if self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
-                                claimed.push(format!("{PORT_PREFIX}{p}"));
-                                found = Some(p);
-                                break;
-                            }
-                        }
-                        let p =
-                            found.ok_or_else(|| ApiError::Internal("no NodePort left".into()))?;
-                        port["nodePort"] = json!(p);
-                    }
+                let requested = port["nodePort"].as_u64().filter(|p| *p > 0);
+                if requested.is_some() || auto {
+                    let p = self.claim_node_port(service, i, requested, claimed).await?;
+                    port["nodePort"] = json!(p);
                 }
                 out.push(port);
             }
             service["spec"]["ports"] = json!(out);
         }
         Ok(())
+    }
+
+    /// Claims the Service's ClusterIP: the one it asks for, or a free one; none for a
+    /// headless Service.
+    async fn allocate_cluster_ip(
+        &self,
+        service: &mut Value,
+        claimed: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        let owner = owner_of(service);
+        let wanted = service["spec"]["clusterIP"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let ip = match wanted.as_str() {
+            "None" => "None".to_owned(),
+            "" => {
+                let cidr = self.config.service_cidr;
+                let start = rand::random::<u32>() % cidr.hosts();
+                let mut found = None;
+                for i in 0..cidr.hosts() {
+                    // Host 1 is the kubernetes Service's; everything else is handed out.
+                    let n = 2 + (start + i) % (cidr.hosts() - 1);
+                    let ip = cidr.nth(n).to_string();
+                    if self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
+                        claimed.push(format!("{IP_PREFIX}{ip}"));
+                        found = Some(ip);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    ApiError::Internal("no ClusterIP left in the service CIDR".into())
+                })?
+            }
+            ip => {
+                let parsed: Ipv4Addr = ip.parse().map_err(|_| {
+                    invalid(
+                        service,
+                        FieldError::invalid(
+                            "spec.clusterIPs[0]",
+                            ip,
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        ),
+                    )
+                })?;
+                if !self.config.service_cidr.contains_host(parsed) {
+                    return Err(invalid(
+                        service,
+                        FieldError::invalid(
+                            "spec.clusterIPs",
+                            json!([ip]),
+                            &format!(
+                                "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range"
+                            ),
+                        ),
+                    ));
+                }
+                if !self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
+                    return Err(invalid(
+                        service,
+                        FieldError::invalid(
+                            "spec.clusterIPs",
+                            json!([ip]),
+                            &format!(
+                                "failed to allocate IP {ip}: provided IP is already allocated"
+                            ),
+                        ),
+                    ));
+                }
+                claimed.push(format!("{IP_PREFIX}{ip}"));
+                ip.to_owned()
+            }
+        };
+        service["spec"]["clusterIP"] = json!(ip);
+        service["spec"]["clusterIPs"] = json!([ip]);
+        if ip != "None" || service["spec"].get("ipFamilies").is_none() {
+            service["spec"]["ipFamilies"] = json!(["IPv4"]);
+        }
+        if service["spec"].get("ipFamilyPolicy").is_none() {
+            service["spec"]["ipFamilyPolicy"] = json!("SingleStack");
+        }
+        Ok(())
+    }
+
+    /// Claims port `i`'s NodePort: `requested`, or a free one.
+    async fn claim_node_port(
+        &self,
+        service: &Value,
+        i: usize,
+        requested: Option<u64>,
+        claimed: &mut Vec<String>,
+    ) -> Result<u64, ApiError> {
+        let owner = owner_of(service);
+        if let Some(p) = requested {
+            let in_range = u16::try_from(p).is_ok_and(|p| NODE_PORTS.contains(&p));
+            if !in_range {
+                return Err(invalid(
+                    service,
+                    FieldError::invalid(
+                        format!("spec.ports[{i}].nodePort"),
+                        p,
+                        "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                    ),
+                ));
+            }
+            if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
+                return Err(invalid(
+                    service,
+                    FieldError::invalid(
+                        format!("spec.ports[{i}].nodePort"),
+                        p,
+                        "provided port is already allocated",
+                    ),
+                ));
+            }
+            claimed.push(format!("{PORT_PREFIX}{p}"));
+            return Ok(p);
+        }
+        let span = u32::from(*NODE_PORTS.end() - *NODE_PORTS.start()) + 1;
+        let start = rand::random::<u32>() % span;
+        for j in 0..span {
+            let p = u64::from(*NODE_PORTS.start()) + u64::from((start + j) % span);
+            if self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
+                claimed.push(format!("{PORT_PREFIX}{p}"));
+                return Ok(p);
+            }
+        }
+        Err(ApiError::Internal("no NodePort left".into()))
+    }
+
+    /// What an update of a Service (`new`, replacing `old`) claims and frees, as upstream's
+    /// `allocateUpdate`: a Service leaving ExternalName gets a ClusterIP as on create, one
+    /// becoming ExternalName gives its address back; a NodePort or LoadBalancer Service gets
+    /// the NodePorts it lacks (or asks for anew) and gives back those it no longer has, and
+    /// one becoming ClusterIP or ExternalName gives back all of them. New claims are made
+    /// now (and put back by [`App::abandon_update`] if the write fails); what is freed is
+    /// freed once the write succeeds ([`App::finish_update`]).
+    pub(crate) async fn allocate_update(
+        &self,
+        rt: &ResourceType,
+        new: &mut Value,
+        old: &Value,
+    ) -> Result<ServiceClaims, ApiError> {
+        let mut claims = ServiceClaims::default();
+        if !is_service(rt) {
+            return Ok(claims);
+        }
+        let result = self.allocate_service_update(new, old, &mut claims).await;
+        if let Err(err) = result {
+            self.abandon_update(claims).await;
+            return Err(err);
+        }
+        Ok(claims)
+    }
+
+    async fn allocate_service_update(
+        &self,
+        new: &mut Value,
+        old: &Value,
+        claims: &mut ServiceClaims,
+    ) -> Result<(), ApiError> {
+        let (old_type, new_type) = (service_type(old), service_type(new).to_owned());
+        if old_type == "ExternalName" && new_type != "ExternalName" {
+            self.allocate_cluster_ip(new, &mut claims.claimed).await?;
+        } else if old_type != "ExternalName"
+            && new_type == "ExternalName"
+            && let Some(ip) = old["spec"]["clusterIP"]
+                .as_str()
+                .filter(|ip| *ip != "None" && !ip.is_empty())
+        {
+            claims.freed.push(format!("{IP_PREFIX}{ip}"));
+        }
+        let old_ports = node_ports(old);
+        if needs_node_ports(old_type) && matches!(new_type.as_str(), "ClusterIP" | "ExternalName") {
+            claims
+                .freed
+                .extend(old_ports.iter().map(|p| format!("{PORT_PREFIX}{p}")));
+        }
+        if needs_node_ports(&new_type) {
+            let auto = allocates_node_ports(new);
+            let mut ports = new["spec"]["ports"].as_array().cloned().unwrap_or_default();
+            let mut taken = Vec::new();
+            for (i, port) in ports.iter_mut().enumerate() {
+                match port["nodePort"].as_u64().filter(|p| *p > 0) {
+                    // A port the Service held already, or claimed for an earlier port, stays.
+                    Some(p) if old_ports.contains(&p) || taken.contains(&p) => {}
+                    Some(p) => {
+                        self.claim_node_port(new, i, Some(p), &mut claims.claimed)
+                            .await?;
+                        taken.push(p);
+                    }
+                    None if auto => {
+                        let p = self
+                            .claim_node_port(new, i, None, &mut claims.claimed)
+                            .await?;
+                        port["nodePort"] = json!(p);
+                    }
+                    None => {}
+                }
+            }
+            new["spec"]["ports"] = json!(ports);
+            let kept = node_ports(new);
+            claims.freed.extend(
+                old_ports
+                    .iter()
+                    .filter(|p| !kept.contains(p))
+                    .map(|p| format!("{PORT_PREFIX}{p}")),
+            );
+        }
+        claims.freed.sort();
+        claims.freed.dedup();
+        Ok(())
+    }
+
+    /// Puts back what an update that was not written claimed.
+    pub(crate) async fn abandon_update(&self, claims: ServiceClaims) {
+        for key in claims.claimed {
+            self.unclaim(&key).await;
+        }
+    }
+
+    /// Frees what a written update gave up.
+    pub(crate) async fn finish_update(&self, claims: ServiceClaims) {
+        for key in claims.freed {
+            self.unclaim(&key).await;
+        }
     }
 
     /// Frees what a deleted Service held.

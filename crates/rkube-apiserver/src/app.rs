@@ -144,8 +144,28 @@ pub(crate) enum Accept {
     Metadata,
 }
 
-/// The client's first acceptable format, in the order it lists them.
-fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
+/// Whether the endpoint a request names can answer as a Table. Upstream offers Tables only
+/// where the storage converts to them (`RequestScope.AllowsMediaTypeTransform`): every stored
+/// resource and its status, but not the reviews, which are answered without being stored, nor
+/// the token, binding and eviction subresources. Elsewhere a Table is skipped in the client's
+/// list, and refused with 406 when nothing else is listed.
+fn serves_tables(info: &RequestInfo) -> bool {
+    if !info.is_resource {
+        return true;
+    }
+    let Some(rt) = registry::all().by_path(&info.group, &info.version, &info.resource) else {
+        return true;
+    };
+    rt.is_stored()
+        && !matches!(
+            info.subresource.as_deref(),
+            Some("token" | "binding" | "eviction")
+        )
+}
+
+/// The client's first acceptable format, in the order it lists them; a Table only where the
+/// endpoint `tables` can give one.
+fn negotiate(accept: Option<&str>, tables: bool) -> Result<Accept, ApiError> {
     let Some(accept) = accept else {
         return Ok(Accept::Json);
     };
@@ -156,7 +176,7 @@ fn negotiate(accept: Option<&str>) -> Result<Accept, ApiError> {
         let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
         match (media, as_) {
             ("application/json" | "*/*" | "application/*", Some("Table"))
-                if params.contains(&"g=meta.k8s.io") =>
+                if tables && params.contains(&"g=meta.k8s.io") =>
             {
                 return Ok(Accept::Table);
             }
@@ -360,6 +380,7 @@ impl App {
                 .headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok()),
+            serves_tables(&info),
         ) {
             Ok(a) => a,
             Err(err) => return error_response(&err),
@@ -589,23 +610,57 @@ mod tests {
     #[test]
     fn kubectl_accept_headers_pick_table_or_json() {
         let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(kubectl)).unwrap(), Accept::Table);
-        assert_eq!(negotiate(Some("application/json")).unwrap(), Accept::Json);
-        assert_eq!(negotiate(None).unwrap(), Accept::Json);
+        assert_eq!(negotiate(Some(kubectl), true).unwrap(), Accept::Table);
         assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf, */*")).unwrap(),
+            negotiate(Some("application/json"), true).unwrap(),
+            Accept::Json
+        );
+        assert_eq!(negotiate(None, true).unwrap(), Accept::Json);
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf, */*"), true).unwrap(),
             Accept::Protobuf
         );
         assert_eq!(
-            negotiate(Some(
-                "application/json, application/vnd.kubernetes.protobuf"
-            ))
+            negotiate(
+                Some("application/json, application/vnd.kubernetes.protobuf"),
+                true
+            )
             .unwrap(),
             Accept::Json
         );
         assert!(matches!(
-            negotiate(Some("text/html")),
+            negotiate(Some("text/html"), true),
             Err(ApiError::NotAcceptable(_))
         ));
+    }
+
+    #[test]
+    fn a_table_is_skipped_where_the_endpoint_has_none() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+        assert_eq!(negotiate(Some(kubectl), false).unwrap(), Accept::Json);
+        assert!(matches!(
+            negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io"), false),
+            Err(ApiError::NotAcceptable(_))
+        ));
+        let info =
+            |path: &str, method: &http::Method| request::parse(method, path, &Query::parse(None));
+        let post = http::Method::POST;
+        let get = http::Method::GET;
+        assert!(!serves_tables(&info(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            &post
+        )));
+        assert!(!serves_tables(&info(
+            "/api/v1/namespaces/default/serviceaccounts/default/token",
+            &post
+        )));
+        assert!(serves_tables(&info(
+            "/api/v1/namespaces/default/pods",
+            &get
+        )));
+        assert!(serves_tables(&info(
+            "/apis/apps/v1/namespaces/default/deployments/web/status",
+            &get
+        )));
     }
 }

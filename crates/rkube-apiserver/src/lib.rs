@@ -29,7 +29,10 @@ mod runtimeclass;
 mod satokens;
 mod scale;
 mod serve;
+mod service_strategy;
+mod serviceaccount;
 mod status;
+mod status_strategy;
 mod subresources;
 mod tables;
 mod warnings;
@@ -71,7 +74,7 @@ pub struct ServerConfig {
     /// What `/metrics` serves (e.g. the scheduler's registry).
     pub metrics: Vec<MetricsSource>,
     /// Admission plugins turned off, by upstream name (upstream's
-    /// `--disable-admission-plugins`; today only `Priority` can be).
+    /// `--disable-admission-plugins`; today `Priority` and `ServiceAccount` can be).
     pub disable_admission_plugins: Vec<String>,
 }
 

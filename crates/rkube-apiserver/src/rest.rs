@@ -101,7 +101,7 @@ fn check_namespace(
 /// Upstream's random suffix alphabet for generateName (no vowels, no confusable characters).
 const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn generate_name(base: &str) -> String {
+pub(crate) fn generate_name(base: &str) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let base: String = base.chars().take(58).collect();
@@ -219,9 +219,16 @@ fn prepare_for_update(
     old: &Value,
 ) -> Result<Value, ApiError> {
     let mut result = if subresource == Some("approval") {
-        // A CSR's approval changes its conditions only; spec and any issued certificate stay.
-        let mut merged = old.clone();
-        merged["status"]["conditions"] = new["status"]["conditions"].clone();
+        // A CSR's approval changes its conditions and metadata; spec and the rest of the
+        // status (an issued certificate) stay (upstream's csrApprovalStrategy).
+        let conditions = new["status"]["conditions"].clone();
+        let mut merged = crate::status_strategy::keep_spec(new, old);
+        merged["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
+        if !conditions.is_null() {
+            merged["status"]["conditions"] = conditions;
+        } else if let Some(status) = merged["status"].as_object_mut() {
+            status.remove("conditions");
+        }
         merged
     } else if subresource == Some("ephemeralcontainers") {
         // Only ephemeral containers change, and only by being added (upstream's
@@ -251,14 +258,7 @@ fn prepare_for_update(
         merged["spec"]["ephemeralContainers"] = added;
         merged
     } else if subresource == Some("status") {
-        let mut merged = old.clone();
-        merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-        if merged["status"].is_null()
-            && let Some(o) = merged.as_object_mut()
-        {
-            o.remove("status");
-        }
-        merged
+        crate::status_strategy::status_update(rt, new, old)
     } else {
         let mut updated = new;
         // A pod's ephemeral containers change only through pods/ephemeralcontainers.
@@ -562,13 +562,16 @@ impl App {
                 object
             }
         };
-        let name = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
-            Some(name) => name.to_owned(),
+        // Mutating admission names the object as the client did: upstream generates the name
+        // after it, so its refusals name a generated object by its `generateName`.
+        let (name, admitted_as) = match meta_str(&object, "name").filter(|n| !n.is_empty()) {
+            Some(name) => (name.to_owned(), name.to_owned()),
             None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
                 Some(base) => {
-                    let name = generate_name(base);
+                    let base = base.to_owned();
+                    let name = generate_name(&base);
                     metadata_mut(&mut object)?.insert("name".into(), json!(name));
-                    name
+                    (name, base)
                 }
                 None => {
                     return Err(ApiError::Invalid {
@@ -592,14 +595,20 @@ impl App {
             object
         };
         finish_create(rt, &mut object);
-        self.admit_priority(rt, &name, &mut object, None).await?;
-        self.admit_runtime_class(rt, &name, &mut object).await?;
-        self.admit(rt, &mut object, None, track)?;
+        // Upstream's admission chain opens with the namespace's lifecycle: content for a
+        // missing or terminating namespace is refused before anything looks further.
         if let Some(ns) = ns
             && !(rt.group.is_empty() && rt.kind == "Namespace")
         {
             self.check_namespace_open(ns).await?;
         }
+        self.admit_service_account(rt, ns, &admitted_as, &mut object)
+            .await?;
+        self.admit_priority(rt, &admitted_as, &mut object, None)
+            .await?;
+        self.admit_runtime_class(rt, &admitted_as, &mut object)
+            .await?;
+        self.admit(rt, &mut object, None, track)?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
         }
@@ -890,6 +899,9 @@ impl App {
                     }
                 }
                 let mut new = prepare_for_update(rt, subresource, new, &current)?;
+                if subresource.is_none() && crate::alloc::is_service(rt) {
+                    crate::service_strategy::prepare_for_update(&mut new, &current);
+                }
                 if let Some(manager) = manager {
                     rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
@@ -914,13 +926,25 @@ impl App {
                 }
                 return Ok((200, if dry { new } else { current }));
             }
+            let claims = match self.allocate_update(rt, &mut new, &current).await {
+                Ok(claims) => claims,
+                Err(_) if cached => continue,
+                Err(err) => return Err(err),
+            };
             match self.objects.update(rt, ns, name, new, current_rv).await {
                 Ok(updated) => {
+                    self.finish_update(claims).await;
                     self.finish_if_finalized(rt, ns, name, &updated).await?;
                     return Ok((200, updated));
                 }
-                Err(ApiError::Conflict { .. }) if wanted_rv.is_none() => continue,
-                Err(err) => return Err(err),
+                Err(ApiError::Conflict { .. }) if wanted_rv.is_none() => {
+                    self.abandon_update(claims).await;
+                    continue;
+                }
+                Err(err) => {
+                    self.abandon_update(claims).await;
+                    return Err(err);
+                }
             }
         }
         Err(crate::objects::conflict(
@@ -1064,5 +1088,65 @@ mod tests {
             (json!(1), json!(9))
         );
         assert_eq!(status["metadata"]["generation"], 1);
+    }
+
+    #[test]
+    fn status_writes_keep_metadata_changes_except_what_the_kind_holds() {
+        let registry = rkube_api::registry::all();
+        let old = json!({
+            "metadata": {"name": "x", "labels": {"a": "1"}, "ownerReferences": [{"uid": "o"}]},
+            "spec": {"replicas": 1},
+            "status": {"qosClass": "BestEffort"},
+        });
+        let new = json!({
+            "metadata": {"name": "x", "labels": {"a": "2"}, "annotations": {"n": "v"}, "ownerReferences": []},
+            "spec": {"replicas": 7},
+            "status": {"phase": "Running"},
+        });
+        let cronjobs = registry.by_kind("batch", "CronJob").unwrap();
+        let out = prepare_for_update(cronjobs, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
+        assert_eq!(out["metadata"]["annotations"], json!({"n": "v"}));
+        assert_eq!(out["spec"], json!({"replicas": 1}));
+
+        let deployments = registry.by_kind("apps", "Deployment").unwrap();
+        let out = prepare_for_update(deployments, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
+        assert_eq!(out["metadata"]["annotations"], json!({"n": "v"}));
+
+        let pods = registry.by_kind("", "Pod").unwrap();
+        let out = prepare_for_update(pods, Some("status"), new.clone(), &old).unwrap();
+        assert_eq!(out["metadata"]["ownerReferences"], json!([{"uid": "o"}]));
+        assert_eq!(out["metadata"]["labels"], json!({"a": "2"}));
+        assert_eq!(out["status"]["qosClass"], "BestEffort");
+
+        let attachments = registry
+            .by_kind("storage.k8s.io", "VolumeAttachment")
+            .unwrap();
+        let out = prepare_for_update(attachments, Some("status"), new, &old).unwrap();
+        assert_eq!(out["metadata"]["labels"], json!({"a": "1"}));
+        assert!(out["metadata"].get("annotations").is_none());
+    }
+
+    #[test]
+    fn an_approval_changes_conditions_and_metadata_only() {
+        let csrs = rkube_api::registry::all()
+            .by_kind("certificates.k8s.io", "CertificateSigningRequest")
+            .unwrap();
+        let old = json!({
+            "metadata": {"name": "c"},
+            "spec": {"signerName": "s"},
+            "status": {"certificate": "Y2VydA=="},
+        });
+        let new = json!({
+            "metadata": {"name": "c", "annotations": {"reviewed": "yes"}},
+            "spec": {"signerName": "other"},
+            "status": {"certificate": "", "conditions": [{"type": "Approved", "status": "True"}]},
+        });
+        let out = prepare_for_update(csrs, Some("approval"), new, &old).unwrap();
+        assert_eq!(out["metadata"]["annotations"], json!({"reviewed": "yes"}));
+        assert_eq!(out["spec"]["signerName"], "s");
+        assert_eq!(out["status"]["certificate"], "Y2VydA==");
+        assert_eq!(out["status"]["conditions"][0]["type"], "Approved");
     }
 }

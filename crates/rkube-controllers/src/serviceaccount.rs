@@ -1,14 +1,17 @@
 //! The service account controller: every active namespace has a `default` ServiceAccount and
 //! the `kube-root-ca.crt` ConfigMap holding the cluster CA, as upstream's controllers ensure.
+//! It follows namespaces, `default` accounts and the CA ConfigMaps through watches, so a new
+//! namespace has its account within moments: ServiceAccount admission waits for it (at most
+//! a second or two) when a pod is created right after its namespace.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 
-/// How often namespaces are looked at again.
-const RESYNC: Duration = Duration::from_secs(1);
+use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// The name of the ConfigMap with the cluster CA.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
@@ -37,25 +40,61 @@ impl ServiceAccountController {
         }
     }
 
-    /// Runs until the task is dropped.
+    /// Runs until the task is dropped: a namespace is reconciled when it appears or changes,
+    /// when its `default` account is deleted, and when its CA ConfigMap changes or goes.
     pub async fn run(self) {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        loop {
-            match namespaces
-                .list(&ListParams::default().fields("status.phase=Active"))
-                .await
-            {
-                Ok(list) => {
-                    for ns in list.items {
-                        if let Err(err) = self.reconcile(&ns).await {
-                            tracing::warn!(error = %err, "service account controller");
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "listing namespaces"),
-            }
-            tokio::time::sleep(RESYNC).await;
+        let queue = WorkQueue::new();
+        let (namespaces, namespace_events) = informer(
+            Api::<Namespace>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
+        let (_, account_events) = informer(
+            Api::<ServiceAccount>::all(self.client.clone()),
+            watcher::Config::default().fields("metadata.name=default"),
+        );
+        let (_, map_events) = informer(
+            Api::<ConfigMap>::all(self.client.clone()),
+            watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
+        );
+        let namespace_of = |meta: &kube::api::ObjectMeta| meta.namespace.clone().into_iter();
+        let _guards = [
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                namespace_events,
+                |change: Change<'_, Namespace>| match change {
+                    Change::Applied(ns) => ns.metadata.name.clone().into_iter().collect(),
+                    Change::Deleted(_) => Vec::new(),
+                },
+            ))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                account_events,
+                move |change: Change<'_, ServiceAccount>| match change {
+                    Change::Deleted(account) => namespace_of(&account.metadata).collect(),
+                    Change::Applied(_) => Vec::new(),
+                },
+            ))),
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                map_events,
+                move |change: Change<'_, ConfigMap>| {
+                    namespace_of(&change.object().metadata).collect()
+                },
+            ))),
+        ];
+        if namespaces.wait_until_ready().await.is_err() {
+            return;
         }
+        let this = &self;
+        let namespaces = &namespaces;
+        queue
+            .run("serviceaccount", |name: String| async move {
+                match namespaces.get(&ObjectRef::new(&name)) {
+                    Some(ns) => this.reconcile(&ns).await.map(|()| Next::Wait),
+                    None => Ok(Next::Wait),
+                }
+            })
+            .await;
     }
 
     /// Creates what is missing and restores the CA if it was changed. Idempotent.

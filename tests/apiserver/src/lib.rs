@@ -30,20 +30,38 @@ pub async fn open_store(dir: &std::path::Path) -> Arc<dyn Store> {
     )
 }
 
-/// Starts a server in `dir`.
-pub async fn start_in(dir: &std::path::Path) -> ApiServer {
+/// The configuration tests run a server with, in `dir`: a free loopback port, and the
+/// ServiceAccount admission plugin off, as upstream's integration test servers run
+/// (`--disable-admission-plugins=ServiceAccount`), since most tests create pods without the
+/// controller that gives each namespace its `default` account.
+pub fn test_config(dir: &std::path::Path) -> ServerConfig {
     let mut config = ServerConfig::new(dir);
     config.https_port = 0;
     config.bind_address = [127, 0, 0, 1].into();
-    ApiServer::start(config, open_store(dir).await)
+    config.disable_admission_plugins = vec!["ServiceAccount".into()];
+    config
+}
+
+/// Starts a server in `dir`.
+pub async fn start_in(dir: &std::path::Path) -> ApiServer {
+    ApiServer::start(test_config(dir), open_store(dir).await)
         .await
         .unwrap()
 }
 
 /// Starts a server in a fresh directory.
 pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+/// Starts a server in a fresh directory, with the test configuration changed by `configure`.
+pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let server = start_in(dir.path()).await;
+    let mut config = test_config(dir.path());
+    configure(&mut config);
+    let server = ApiServer::start(config, open_store(dir.path()).await)
+        .await
+        .unwrap();
     let client = server.client();
     TestServer {
         server,

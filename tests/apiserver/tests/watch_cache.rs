@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
-use rkube_apiserver::{ApiServer, ServerConfig, WatchCacheConfig};
-use rkube_apiserver_tests::{api_error, open_store, start};
+use rkube_apiserver::{ApiServer, WatchCacheConfig};
+use rkube_apiserver_tests::{api_error, open_store, start, test_config};
 use serde_json::json;
 
 fn configmap(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
@@ -36,9 +36,7 @@ fn rv_of(cm: &ConfigMap) -> i64 {
 
 async fn start_with(config: WatchCacheConfig) -> (ApiServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server_config = ServerConfig::new(dir.path());
-    server_config.https_port = 0;
-    server_config.bind_address = [127, 0, 0, 1].into();
+    let mut server_config = test_config(dir.path());
     server_config.watch_cache = config;
     let server = ApiServer::start(server_config, open_store(dir.path()).await)
         .await

@@ -21,6 +21,7 @@ const SYSTEM_PRIORITIES: [(&str, i64); 2] = [
 /// A Pod: its spec as in any template, plus what only materialises on Pods (with `all`, also
 /// what admission and the create strategy add).
 pub(super) fn pod(obj: &mut Map<String, Value>, all: bool) {
+    let mirror = is_mirror(obj);
     let Some(spec) = child_or_insert(obj, "spec") else {
         return;
     };
@@ -44,7 +45,7 @@ pub(super) fn pod(obj: &mut Map<String, Value>, all: bool) {
     if all {
         // The scheme mirrors a deprecated `serviceAccount` before admission defaults the name.
         mirror_service_account(spec);
-        admission_defaults(spec);
+        admission_defaults(spec, mirror);
     }
     pod_spec(spec);
     if all {
@@ -56,10 +57,11 @@ pub(super) fn pod(obj: &mut Map<String, Value>, all: bool) {
 /// without walking the spec again: admission's fields, the service account mirrored, an
 /// overhead set since (by a RuntimeClass) made canonical, and the status.
 pub(super) fn admission(obj: &mut Map<String, Value>) {
+    let mirror = is_mirror(obj);
     let Some(spec) = child_or_insert(obj, "spec") else {
         return;
     };
-    admission_defaults(spec);
+    admission_defaults(spec, mirror);
     mirror_service_account(spec);
     quantity::resource_list(spec, "overhead");
     status(obj);
@@ -149,10 +151,19 @@ pub(super) fn template(template: &mut Map<String, Value>) {
     }
 }
 
+/// Whether a Pod is a kubelet's mirror of a static pod, which upstream's ServiceAccount
+/// admission leaves without an account.
+fn is_mirror(obj: &Map<String, Value>) -> bool {
+    obj.get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("kubernetes.io/config.mirror"))
+        .is_some()
+}
+
 /// What the default admission plugins add to every new Pod: Priority (priority and
-/// preemptionPolicy), ServiceAccount (serviceAccountName) and DefaultTolerationSeconds
-/// (tolerate not-ready and unreachable nodes for five minutes).
-fn admission_defaults(spec: &mut Map<String, Value>) {
+/// preemptionPolicy), ServiceAccount (serviceAccountName, but not on mirror pods) and
+/// DefaultTolerationSeconds (tolerate not-ready and unreachable nodes for five minutes).
+fn admission_defaults(spec: &mut Map<String, Value>, mirror: bool) {
     let class = str_of(spec, "priorityClassName").unwrap_or("");
     let priority = if class.is_empty() {
         Some(0)
@@ -167,7 +178,9 @@ fn admission_defaults(spec: &mut Map<String, Value>) {
         default_value(spec, "priority", Value::from(priority));
         default_str(spec, "preemptionPolicy", "PreemptLowerPriority");
     }
-    default_str(spec, "serviceAccountName", "default");
+    if !mirror {
+        default_str(spec, "serviceAccountName", "default");
+    }
     if is_nil(spec, "tolerations") {
         spec.insert("tolerations".to_owned(), Value::Array(Vec::new()));
     }

@@ -773,6 +773,13 @@ fn admission_defaults_after_the_scheme_equal_all_defaults_at_once() {
     );
     assert_eq!(old["spec"]["serviceAccountName"], "old");
     assert_eq!(old["spec"]["serviceAccount"], "old");
+    // A mirror pod runs as no account (ServiceAccount admission leaves it alone).
+    let mirror = defaulted(
+        "",
+        "Pod",
+        json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "h"}}, "spec": {"containers": []}}),
+    );
+    assert!(mirror["spec"].get("serviceAccountName").is_none());
     let namespace = json!({"metadata": {"name": "n"}});
     let mut staged = namespace.clone();
     scheme_defaults("", "Namespace", &mut staged);
