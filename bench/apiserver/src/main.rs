@@ -61,6 +61,9 @@ async fn start(dir: &std::path::Path) -> (ApiServer, Duration) {
     let mut config = ServerConfig::new(dir);
     config.https_port = 0;
     config.bind_address = [127, 0, 0, 1].into();
+    // No controller manager runs here to make the namespaces' default ServiceAccounts, so the
+    // ServiceAccount plugin is off, as in upstream's integration servers.
+    config.disable_admission_plugins = vec!["ServiceAccount".into()];
     let server = ApiServer::start(config, store).await.unwrap();
     (server, t.elapsed())
 }

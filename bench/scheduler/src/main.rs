@@ -381,8 +381,9 @@ async fn run(w: &Workload) {
     let mut config = ServerConfig::new(dir.path());
     config.https_port = 0;
     config.bind_address = [127, 0, 0, 1].into();
-    // As upstream's scheduler_perf: its templates set spec.priority directly.
-    config.disable_admission_plugins = vec!["Priority".into()];
+    // As upstream's scheduler_perf: its templates set spec.priority directly, and no
+    // controller manager makes ServiceAccounts.
+    config.disable_admission_plugins = vec!["Priority".into(), "ServiceAccount".into()];
     let server = ApiServer::start(config, store).await.unwrap();
     let client = server.client();
     let scheduler = Scheduler::new(client.clone(), SchedulerConfig::default()).unwrap();

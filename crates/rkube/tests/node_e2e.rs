@@ -736,6 +736,15 @@ spec:
     assert_eq!(exec("cat /etc/config/greeting"), "hello");
     assert_eq!(exec("cat /etc/secret/password"), "s3cret");
     assert_eq!(exec("cat /etc/info/labels"), "tier=\"backend\"");
+    // The service account token, CA and namespace the ServiceAccount admission plugin mounts.
+    let sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+    assert_eq!(exec(&format!("cat {sa}/namespace")), "default");
+    assert!(exec(&format!("cat {sa}/ca.crt")).contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        exec(&format!("cut -c1-3 {sa}/token")).trim(),
+        "eyJ",
+        "a JWT"
+    );
     // Limits in the container's cgroup (v1 memory and cpu controllers, or v2).
     let memory = exec(
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",

@@ -226,7 +226,10 @@ async fn a_mirror_pod_gets_no_account_and_may_not_name_one() {
     )
     .await
     .unwrap();
-    assert!(created["spec"].get("serviceAccountName").is_none(), "{created}");
+    assert!(
+        created["spec"].get("serviceAccountName").is_none(),
+        "{created}"
+    );
     assert!(created["spec"].get("volumes").is_none());
     let status = create(
         &pods,
