@@ -186,6 +186,7 @@ pub async fn run(
         runtime_endpoint: endpoint,
         kubelet_port: config.kubelet_port,
         client_ca: config.client_ca.clone(),
+        registries,
     };
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let kubelet = Kubelet::new(client, kubelet_config, runtime);

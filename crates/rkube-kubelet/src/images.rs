@@ -83,7 +83,7 @@ pub fn auth_for(image: &str, secrets: &[&Secret]) -> Option<v1::AuthConfig> {
 }
 
 /// k3s's registries.yaml.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Registries {
     /// Mirrors per registry host (`docker.io`, `*`).
     #[serde(default)]
@@ -94,7 +94,7 @@ pub struct Registries {
 }
 
 /// A registry's mirrors.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct Mirror {
     /// Endpoints tried in order (the registry itself last, as containerd does).
     #[serde(default)]
@@ -105,7 +105,7 @@ pub struct Mirror {
 }
 
 /// Settings for one endpoint host.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct RegistryConfig {
     /// Credentials.
     #[serde(default)]
@@ -116,7 +116,7 @@ pub struct RegistryConfig {
 }
 
 /// Credentials.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct RegistryAuth {
     /// User.
     #[serde(default)]
@@ -133,7 +133,7 @@ pub struct RegistryAuth {
 }
 
 /// TLS settings.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
 pub struct RegistryTls {
     /// CA bundle.
     #[serde(default)]

@@ -53,6 +53,8 @@ pub struct KubeletConfig {
     pub kubelet_port: u16,
     /// The CA that client certificates of kubelet API callers must chain to (PEM).
     pub client_ca: String,
+    /// Registry settings (`--registries-config`): credentials for pulls.
+    pub registries: crate::images::Registries,
 }
 
 /// One pod the kubelet knows.

@@ -664,7 +664,13 @@ async fn start_container(
                 .flatten()
                 .filter_map(|r| secrets.get(&r.name))
                 .collect();
-            let auth = crate::images::auth_for(&image, &pull_secrets);
+            // The pod's pull secrets first, then the node's registry configuration.
+            let auth = crate::images::auth_for(&image, &pull_secrets).or_else(|| {
+                shared
+                    .config
+                    .registries
+                    .auth_for_host(crate::images::registry_host(&image))
+            });
             match shared
                 .runtime
                 .pull_image(&image, auth, Some(sandbox_config.clone()))
