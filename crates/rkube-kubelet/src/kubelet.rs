@@ -298,11 +298,15 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
     loop {
         if !cni_written && let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
             let ipam = shared.config.agent_dir.join("cni/networks");
+            // One masquerade rule for the node when nftables is there; the bridge plugin's
+            // per-pod iptables chains otherwise.
+            let own_masquerade = crate::cni::apply_masquerade(&shared.config.bridge, &cidr);
             match crate::cni::write(
                 &shared.config.cni_conf_dir,
                 &cidr,
                 &shared.config.bridge,
                 &ipam,
+                !own_masquerade,
             ) {
                 Ok(()) => cni_written = true,
                 Err(e) => tracing::error!(error = %e, "writing the CNI configuration"),
