@@ -717,24 +717,26 @@ async fn start_container(
             }
         }
     };
+    // A container that cannot be configured waits with the reason, and an event says why.
+    let config_error = async |reason: &str, message: String| {
+        shared
+            .recorder
+            .pod(
+                pod,
+                field.clone(),
+                "Warning",
+                "Failed",
+                &format!("Error: {message}"),
+            )
+            .await;
+        set_waiting(reason, message).await;
+        Duration::from_secs(5)
+    };
     let pod_ips = sandbox_ips(shared, &sandbox.id).await;
     let sources = fetch_sources(shared, pod, pod_ips.clone()).await;
     let envs = match crate::env::resolve(pod, c, &sources) {
         Ok(e) => e,
-        Err(message) => {
-            shared
-                .recorder
-                .pod(
-                    pod,
-                    field.clone(),
-                    "Warning",
-                    "Failed",
-                    &format!("Error: {message}"),
-                )
-                .await;
-            set_waiting("CreateContainerConfigError", message).await;
-            return Err(Duration::from_secs(5));
-        }
+        Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
     };
     // Volumes are refreshed before each start (configMap and secret contents may have moved).
     match shared.volumes.setup(pod, &sources).await {
@@ -772,20 +774,7 @@ async fn start_container(
     }
     let mounts = match crate::volumes::container_mounts(c, &volumes, hosts, Some(&term)) {
         Ok(m) => m,
-        Err(message) => {
-            shared
-                .recorder
-                .pod(
-                    pod,
-                    field.clone(),
-                    "Warning",
-                    "Failed",
-                    &format!("Error: {message}"),
-                )
-                .await;
-            set_waiting("CreateContainerConfigError", message).await;
-            return Err(Duration::from_secs(5));
-        }
+        Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
     };
     if let Some(sc) = c.security_context.as_ref().or(None)
         && sc.run_as_non_root == Some(true)
@@ -822,21 +811,7 @@ async fn start_container(
         .await
     {
         Ok(id) => id,
-        Err(e) => {
-            let message = e.message.clone();
-            shared
-                .recorder
-                .pod(
-                    pod,
-                    field.clone(),
-                    "Warning",
-                    "Failed",
-                    &format!("Error: {message}"),
-                )
-                .await;
-            set_waiting("CreateContainerError", message).await;
-            return Err(Duration::from_secs(5));
-        }
+        Err(e) => return Err(config_error("CreateContainerError", e.message).await),
     };
     shared
         .recorder

@@ -9,30 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rkube_store_tests::{EtcdServer, free_port};
-
-/// Where the versioned kubectl binaries are: `$RKUBE_KUBECTL_DIR`, or beside the `kubectl`
-/// on the PATH.
-fn kubectl_binary(version: &str) -> PathBuf {
-    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let found = std::env::split_paths(&path)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.exists())
-                .expect("kubectl on the PATH");
-            std::fs::canonicalize(found)
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let binary = dir.join(format!("kubectl.{version}"));
-    assert!(binary.exists(), "{} is missing", binary.display());
-    binary
-}
+use rkube_store_tests::{EtcdServer, free_port, kubectl_binary};
 
 struct Cluster {
     child: Child,

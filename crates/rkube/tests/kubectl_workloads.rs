@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::free_port;
+use rkube_store_tests::{free_port, kubectl_binary};
 
 struct Cluster {
     child: Child,
@@ -21,26 +21,6 @@ impl Drop for Cluster {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The versioned kubectl beside the `kubectl` on the PATH (or in `$RKUBE_KUBECTL_DIR`).
-fn kubectl_binary(version: &str) -> PathBuf {
-    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let found = std::env::split_paths(&path)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.exists())
-                .expect("kubectl on the PATH");
-            std::fs::canonicalize(found)
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    dir.join(format!("kubectl.{version}"))
 }
 
 impl Cluster {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::free_port;
+use rkube_store_tests::{free_port, kubectl_binary};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -310,26 +310,6 @@ impl Cluster {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The versioned kubectl beside the `kubectl` on the PATH (or in `$RKUBE_KUBECTL_DIR`).
-fn kubectl_binary(version: &str) -> PathBuf {
-    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let found = std::env::split_paths(&path)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.exists())
-                .expect("kubectl on the PATH");
-            std::fs::canonicalize(found)
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    dir.join(format!("kubectl.{version}"))
 }
 
 fn http_get(address: &str) -> Option<String> {

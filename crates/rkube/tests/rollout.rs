@@ -12,28 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::{EtcdServer, free_port};
-
-fn kubectl_binary(version: &str) -> PathBuf {
-    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let found = std::env::split_paths(&path)
-                .map(|d| d.join("kubectl"))
-                .find(|p| p.exists())
-                .expect("kubectl on the PATH");
-            std::fs::canonicalize(found)
-                .unwrap()
-                .parent()
-                .unwrap()
-                .to_owned()
-        }
-    };
-    let binary = dir.join(format!("kubectl.{version}"));
-    assert!(binary.exists(), "{} is missing", binary.display());
-    binary
-}
+use rkube_store_tests::{EtcdServer, free_port, kubectl_binary};
 
 #[derive(Clone)]
 struct Kubectl {

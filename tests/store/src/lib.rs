@@ -14,6 +14,30 @@ pub mod suite;
 
 use rkube_store::{EtcdConfig, EtcdStore, MemoryStore, SqliteConfig, SqliteStore, Store};
 
+/// Where the versioned kubectl binaries are (`kubectl.1.33`, `kubectl.1.32`):
+/// `$RKUBE_KUBECTL_DIR`, or beside the `kubectl` on the PATH (a dispatcher that picks the
+/// binary matching the server).
+pub fn kubectl_binary(version: &str) -> PathBuf {
+    let dir = match std::env::var_os("RKUBE_KUBECTL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let found = std::env::split_paths(&path)
+                .map(|d| d.join("kubectl"))
+                .find(|p| p.exists())
+                .expect("kubectl on the PATH");
+            std::fs::canonicalize(found)
+                .unwrap()
+                .parent()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let binary = dir.join(format!("kubectl.{version}"));
+    assert!(binary.exists(), "{} is missing", binary.display());
+    binary
+}
+
 /// A free TCP port on the loopback address (free when asked; etcd binds it right after).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
