@@ -461,7 +461,9 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     rkube_apiserver::memory::disable_transparent_huge_pages();
+    // Logs go to stderr, as upstream's components write theirs; stdout stays for output.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
