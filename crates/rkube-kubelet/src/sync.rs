@@ -223,6 +223,14 @@ pub fn plan(
             .current(&c.name)
             .is_some_and(|i| matches!(i.state, State::Running | State::Created | State::Exited))
     });
+    // Every start in this plan shares the pod, its runtime view, back-off and the time.
+    macro_rules! start {
+        ($kind:expr, $index:expr, $c:expr, $exited:expr) => {
+            start(
+                &mut plan, pod, runtime, $kind, $index, $c, backoff, now, $exited,
+            )
+        };
+    }
     let init = spec.init_containers.as_deref().unwrap_or_default();
     for (index, c) in init.iter().enumerate() {
         let current = runtime.current(&c.name);
@@ -244,17 +252,7 @@ pub fn plan(
                     let exited = other
                         .filter(|i| i.state == State::Exited)
                         .map(|i| i.finished_at);
-                    start(
-                        &mut plan,
-                        pod,
-                        runtime,
-                        Kind::Init,
-                        index,
-                        c,
-                        backoff,
-                        now,
-                        exited,
-                    );
+                    start!(Kind::Init, index, c, exited);
                 }
             }
             continue;
@@ -262,17 +260,7 @@ pub fn plan(
         if is_sidecar(c) {
             match current {
                 None => {
-                    start(
-                        &mut plan,
-                        pod,
-                        runtime,
-                        Kind::Init,
-                        index,
-                        c,
-                        backoff,
-                        now,
-                        None,
-                    );
+                    start!(Kind::Init, index, c, None);
                     return plan;
                 }
                 Some(inst) if inst.state == State::Exited || probes.restart.contains(&inst.id) => {
@@ -285,17 +273,7 @@ pub fn plan(
                         );
                         return plan;
                     }
-                    start(
-                        &mut plan,
-                        pod,
-                        runtime,
-                        Kind::Init,
-                        index,
-                        c,
-                        backoff,
-                        now,
-                        Some(inst.finished_at),
-                    );
+                    start!(Kind::Init, index, c, Some(inst.finished_at));
                     return plan;
                 }
                 Some(inst) => {
@@ -311,17 +289,7 @@ pub fn plan(
         }
         match current {
             None => {
-                start(
-                    &mut plan,
-                    pod,
-                    runtime,
-                    Kind::Init,
-                    index,
-                    c,
-                    backoff,
-                    now,
-                    None,
-                );
+                start!(Kind::Init, index, c, None);
                 return plan;
             }
             Some(inst) if inst.state == State::Exited && inst.exit_code == 0 => continue,
@@ -330,17 +298,7 @@ pub fn plan(
                     // The pod has failed; its status says so and nothing runs again.
                     return plan;
                 }
-                start(
-                    &mut plan,
-                    pod,
-                    runtime,
-                    Kind::Init,
-                    index,
-                    c,
-                    backoff,
-                    now,
-                    Some(inst.finished_at),
-                );
+                start!(Kind::Init, index, c, Some(inst.finished_at));
                 return plan;
             }
             Some(inst) if inst.state == State::Created => {
@@ -369,17 +327,7 @@ pub fn plan(
                         continue;
                     }
                 }
-                start(
-                    &mut plan,
-                    pod,
-                    runtime,
-                    Kind::App,
-                    index,
-                    c,
-                    backoff,
-                    now,
-                    None,
-                );
+                start!(Kind::App, index, c, None);
             }
             Some(inst) if inst.state == State::Running || inst.state == State::Created => {
                 if probes.restart.contains(&inst.id) {
@@ -413,17 +361,7 @@ pub fn plan(
                     _ => true,
                 };
                 if restart {
-                    start(
-                        &mut plan,
-                        pod,
-                        runtime,
-                        Kind::App,
-                        index,
-                        c,
-                        backoff,
-                        now,
-                        Some(inst.finished_at),
-                    );
+                    start!(Kind::App, index, c, Some(inst.finished_at));
                 }
             }
         }
