@@ -717,7 +717,8 @@ async fn start_container(
             }
         }
     };
-    // A container that cannot be configured waits with the reason, and an event says why.
+    // A container that cannot be configured or started waits with the reason, and an event
+    // says why.
     let config_error = async |reason: &str, message: String| {
         shared
             .recorder
@@ -824,23 +825,7 @@ async fn start_container(
         )
         .await;
     if let Err(e) = shared.runtime.start_container(&id).await {
-        let message = e.message.clone();
-        shared
-            .recorder
-            .pod(
-                pod,
-                field.clone(),
-                "Warning",
-                "Failed",
-                &format!("Error: {message}"),
-            )
-            .await;
-        entry
-            .waiting
-            .lock()
-            .await
-            .insert(c.name.clone(), ("RunContainerError".to_owned(), message));
-        return Err(Duration::from_secs(5));
+        return Err(config_error("RunContainerError", e.message).await);
     }
     entry.waiting.lock().await.remove(&c.name);
     shared
