@@ -2,6 +2,8 @@
 //! removed on drop), applies the proxy's nftables rules there with `nft`, and sends traffic
 //! between processes inside it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
