@@ -11,6 +11,11 @@ pub fn masquerade_table(bridge: &str) -> String {
     format!("rkube-masq-{bridge}")
 }
 
+/// The nftables table the node's service proxy owns.
+pub fn proxy_table(bridge: &str) -> String {
+    format!("rkube-proxy-{bridge}")
+}
+
 /// The nftables rule set for [`masquerade_table`]: traffic from the pods that leaves through
 /// another interface than the bridge is masqueraded (one rule for the node, where the bridge
 /// plugin's ipMasq adds iptables chains for every pod).

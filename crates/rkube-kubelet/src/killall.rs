@@ -213,15 +213,15 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
             .status();
     }
     if !footprint.bridge.is_empty() {
-        let _ = std::process::Command::new("nft")
-            .args([
-                "delete",
-                "table",
-                "ip",
-                &crate::cni::masquerade_table(&footprint.bridge),
-            ])
-            .stderr(std::process::Stdio::null())
-            .status();
+        for table in [
+            crate::cni::masquerade_table(&footprint.bridge),
+            crate::cni::proxy_table(&footprint.bridge),
+        ] {
+            let _ = std::process::Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = std::process::Command::new("ip")
             .args(["link", "delete", &footprint.bridge])
             .stderr(std::process::Stdio::null())

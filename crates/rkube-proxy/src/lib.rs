@@ -7,6 +7,7 @@
 pub mod dataplane;
 pub mod model;
 pub mod proxier;
+pub mod routes;
 pub mod rules;
 
 use std::future::Future;
@@ -33,13 +34,6 @@ pub struct ProxyConfig {
     pub full_sync_period: Duration,
     /// The shortest time between two syncs: changes within it are applied together.
     pub min_sync_period: Duration,
-}
-
-impl ProxyConfig {
-    /// The table a node whose pods use `bridge` owns.
-    pub fn table_for_bridge(bridge: &str) -> String {
-        format!("rkube-proxy-{bridge}")
-    }
 }
 
 #[derive(Default)]

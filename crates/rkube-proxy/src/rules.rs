@@ -49,7 +49,8 @@ pub struct RulesConfig {
     pub cluster_cidr: Option<String>,
     /// The Service address ranges: addresses in them that no Service holds are dropped.
     pub service_cidrs: Vec<String>,
-    /// The addresses node ports are served on.
+    /// The addresses node ports are served on; empty: every local address but loopback (as
+    /// upstream's iptables mode and k3s serve them).
     pub nodeport_ips: Vec<Ipv4Addr>,
 }
 
@@ -325,7 +326,8 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
             vec![
                 format!("ip daddr . meta l4proto . th dport vmap @{SERVICE_IPS}"),
                 format!(
-                    "fib daddr type local ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"
+                    "fib daddr type local {} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}",
+                    nodeport_match(config)
                 ),
             ],
         ),
@@ -335,7 +337,8 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
             vec![
                 format!("ip daddr . meta l4proto . th dport vmap @{NO_ENDPOINT_SERVICES}"),
                 format!(
-                    "fib daddr type local ip daddr @{NODEPORT_IPS} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}"
+                    "fib daddr type local {} meta l4proto . th dport vmap @{NO_ENDPOINT_NODEPORTS}",
+                    nodeport_match(config)
                 ),
             ],
         ),
@@ -426,6 +429,15 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
         }
     }
     s
+}
+
+/// The destination addresses node ports are served on.
+fn nodeport_match(config: &RulesConfig) -> String {
+    if config.nodeport_ips.is_empty() {
+        "ip daddr != 127.0.0.0/8".to_owned()
+    } else {
+        format!("ip daddr @{NODEPORT_IPS}")
+    }
 }
 
 fn add_affinity_set(s: &mut String, t: &str, set: &str, timeout: u32) {

@@ -84,6 +84,12 @@ struct AgentCliArgs {
     /// The join token (the server's <data-dir>/node-token).
     #[arg(long, env = "RKUBE_TOKEN")]
     token: String,
+    /// The cluster's pod address range (the server's --cluster-cidr).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    /// The cluster's Service address range (the server's --service-cidr).
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -151,6 +157,9 @@ struct ServerArgs {
     /// Do not run a node agent in this process.
     #[arg(long)]
     disable_agent: bool,
+    /// Built-in components not to run (repeatable): servicelb.
+    #[arg(long = "disable", value_parser = ["servicelb"])]
+    disable: Vec<String>,
     #[command(flatten)]
     node: NodeArgs,
 }
@@ -345,12 +354,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             server.ca_cert().to_owned(),
         )?;
         let client = server.client_as(&user_agent("kubelet"));
-        let mut stopped = agent_stopped.clone();
+        let proxy_client = server.client_as(&user_agent("kube-proxy"));
+        let network = NodeNetwork {
+            cluster_cidr: args.cluster_cidr.clone(),
+            service_cidr: args.service_cidr.clone(),
+        };
+        let stopped = agent_stopped.clone();
         Some(tokio::spawn(async move {
             let stop = async move {
+                let mut stopped = stopped;
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = rkube_kubelet::agent::run(client, config, stop).await {
+            if let Err(e) = run_node(client, proxy_client, config, network, stop).await {
                 tracing::error!(error = format!("{e:#}"), "the node agent stopped");
             }
         }))
@@ -455,7 +470,79 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
     let stop = async {
         let _ = shutdown_signal().await;
     };
-    rkube_kubelet::agent::run(client, config, stop).await
+    let network = NodeNetwork {
+        cluster_cidr: args.cluster_cidr,
+        service_cidr: args.service_cidr,
+    };
+    run_node(client.clone(), client, config, network, stop).await
+}
+
+/// The cluster's address ranges, as the node's networking needs them.
+struct NodeNetwork {
+    cluster_cidr: String,
+    service_cidr: String,
+}
+
+/// Runs a node: the kubelet, the service proxy and the routes to other nodes' pods, until
+/// `stop` resolves.
+async fn run_node(
+    client: kube::Client,
+    proxy_client: kube::Client,
+    config: rkube_kubelet::agent::AgentConfig,
+    network: NodeNetwork,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (stop_all, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let dataplane = rkube_proxy::dataplane::Nft::default();
+    let mut tasks = Vec::new();
+    if dataplane.available() {
+        let proxy_config = rkube_proxy::ProxyConfig {
+            node_name: config.node_name.clone(),
+            rules: rkube_proxy::rules::RulesConfig {
+                table: rkube_kubelet::cni::proxy_table(&config.bridge),
+                cluster_cidr: Some(network.cluster_cidr.clone()),
+                service_cidrs: vec![network.service_cidr.clone()],
+                // Node ports on every address of the node but loopback.
+                nodeport_ips: Vec::new(),
+            },
+            full_sync_period: std::time::Duration::from_secs(3600),
+            min_sync_period: std::time::Duration::from_millis(20),
+        };
+        tasks.push(tokio::spawn(rkube_proxy::run(
+            proxy_client.clone(),
+            proxy_config,
+            std::sync::Arc::new(dataplane),
+            std::sync::Arc::new(rkube_proxy::Metrics::default()),
+            wait(stopped.clone()),
+        )));
+    } else {
+        tracing::warn!("nft (Debian's nftables) is missing: Services are not proxied on this node");
+    }
+    tasks.push(tokio::spawn(rkube_proxy::routes::run(
+        proxy_client,
+        config.node_name.clone(),
+        network.cluster_cidr,
+        rkube_proxy::routes::IpRoute,
+        rkube_apiserver::host_addresses,
+        wait(stopped.clone()),
+    )));
+    let agent = rkube_kubelet::agent::run(client, config, wait(stopped));
+    tokio::pin!(agent);
+    let result = tokio::select! {
+        result = &mut agent => result,
+        () = stop => {
+            let _ = stop_all.send(true);
+            agent.await
+        }
+    };
+    let _ = stop_all.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    result
 }
 
 #[tokio::main]

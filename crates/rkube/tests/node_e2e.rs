@@ -902,3 +902,137 @@ fn static_pods_ephemeral_containers_and_followed_logs() {
             .then_some(())
     });
 }
+
+impl Cluster {
+    /// The pod bridge's name (the `--pod-bridge` flag).
+    fn bridge(&self) -> String {
+        let at = self.args.iter().position(|a| a == "--pod-bridge").unwrap();
+        self.args[at + 1].clone()
+    }
+
+    /// `wget` from inside a pod: Ok(body) or Err(what wget said). URLs carry their port (the
+    /// static busybox cannot look service names up) and `timeout` bounds the wait (its wget's
+    /// own -T crashes).
+    fn wget_in(&self, pod: &str, url: &str) -> Result<String, String> {
+        let out = self
+            .kubectl_command("1.33", &["exec", pod, "--", "timeout", "5", "wget", "-q", "-O-", url])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
+#[test]
+fn services_reach_ready_pods_by_cluster_ip_and_node_port() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: {image}
+        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
+        ports: [{{containerPort: 8080, name: http}}]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: NodePort
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: http}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: nobody}}
+spec:
+  selector: {{app: nobody}}
+  ports: [{{port: 80}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {image}
+    command: ["sleep", "3600"]
+"#
+    ));
+    cluster.eventually("the deployment available", Duration::from_secs(90), || {
+        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "2")
+            .then_some(())
+    });
+    cluster.wait_running("client");
+    // The node's rules are in place before any traffic goes to a service address.
+    let table = format!("rkube-proxy-{}", cluster.bridge());
+    let listed = Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "the proxy's table {table} exists");
+    let cluster_ip = cluster.jsonpath(&["service", "web"], "{.spec.clusterIP}");
+    let node_port = cluster.jsonpath(&["service", "web"], "{.spec.ports[0].nodePort}");
+    let pods = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].metadata.name}");
+    // Both ready pods answer through the cluster IP.
+    let mut seen = std::collections::BTreeSet::new();
+    cluster.eventually("both pods behind the cluster IP", Duration::from_secs(60), || {
+        if let Ok(body) = cluster.wget_in("client", &format!("http://{cluster_ip}:80/")) {
+            seen.insert(body.trim().to_owned());
+        }
+        (seen.len() == 2).then_some(())
+    });
+    for name in &seen {
+        assert!(pods.contains(name.as_str()), "{name} is one of {pods}");
+    }
+    // A pod reaches its own service (hairpin).
+    let first = pods.split_whitespace().next().unwrap();
+    cluster.eventually("a pod through its own service", Duration::from_secs(30), || {
+        cluster.wget_in(first, &format!("http://{cluster_ip}:80/")).ok()
+    });
+    // The node port answers on the node's addresses: the pod bridge's, from a pod and from
+    // the host.
+    let pod_ip = cluster.jsonpath(&["pod", "client"], "{.status.podIP}");
+    let gateway = format!(
+        "{}.1",
+        pod_ip.rsplit_once('.').map(|(net, _)| net).unwrap()
+    );
+    let via_node_port = cluster
+        .wget_in("client", &format!("http://{gateway}:{node_port}/"))
+        .unwrap();
+    assert!(pods.contains(via_node_port.trim()), "{via_node_port}");
+    let from_host = http_get(&format!("{gateway}:{node_port}")).unwrap_or_default();
+    assert!(from_host.contains("200 OK"), "from the host: {from_host}");
+    // A service without endpoints refuses at once.
+    let nobody = cluster.jsonpath(&["service", "nobody"], "{.spec.clusterIP}");
+    let refused = cluster
+        .wget_in("client", &format!("http://{nobody}:80/"))
+        .unwrap_err();
+    assert!(refused.contains("refused"), "{refused}");
+    // Scaled to zero: the service refuses too.
+    cluster.kubectl(&["scale", "deployment", "web", "--replicas=0"]);
+    cluster.eventually("the service without endpoints", Duration::from_secs(60), || {
+        cluster
+            .wget_in("client", &format!("http://{cluster_ip}:80/"))
+            .err()
+            .filter(|e| e.contains("refused"))
+    });
+}
