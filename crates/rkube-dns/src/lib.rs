@@ -36,16 +36,19 @@ pub use metrics::Metrics;
 pub use server::{Dns, Records};
 
 /// How the DNS server is set up. `DnsConfig::default()` is `0.0.0.0:53`, `cluster.local`,
-/// `/etc/resolv.conf`, TTL 30 and `kube-system/kube-dns`.
+/// `/etc/resolv.conf`, no upstreams of its own, TTL 30 and `kube-system/kube-dns`.
 #[derive(Clone, Debug)]
 pub struct DnsConfig {
     /// Where to listen, UDP and TCP. Port 0 picks a free port (the same for both).
     pub listen: SocketAddr,
     /// The cluster domain (`cluster.local`).
     pub cluster_domain: String,
-    /// The resolv.conf whose `nameserver`s get the names outside the cluster domain. A
-    /// nameserver that is this server itself is left out.
+    /// The resolv.conf whose `nameserver`s (port 53) get the names outside the cluster
+    /// domain. A nameserver that is this server itself is left out.
     pub resolv_conf: PathBuf,
+    /// Resolvers to forward to instead of the resolv.conf's (CoreDNS's `forward . ADDR…`);
+    /// empty (the default) reads `resolv_conf`.
+    pub upstreams: Vec<SocketAddr>,
     /// TTL of the cluster's records in seconds (also the SOA's minimum).
     pub ttl: u32,
     /// The Service (namespace, name) whose cluster IPs are the name server's own addresses:
@@ -59,6 +62,7 @@ impl Default for DnsConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 53)),
             cluster_domain: "cluster.local".to_owned(),
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            upstreams: Vec::new(),
             ttl: 30,
             nameserver_service: ("kube-system".to_owned(), "kube-dns".to_owned()),
         }

@@ -55,8 +55,8 @@ struct Shared {
 }
 
 impl Dns {
-    /// Reads the resolv.conf and binds UDP and TCP on `config.listen`. Port 0 picks a free
-    /// port, the same for both.
+    /// Reads the resolv.conf (unless `config.upstreams` is set) and binds UDP and TCP on
+    /// `config.listen`. Port 0 picks a free port, the same for both.
     pub async fn bind(config: DnsConfig) -> anyhow::Result<Dns> {
         let zone = Zone::new(
             &config.cluster_domain,
@@ -64,11 +64,15 @@ impl Dns {
             config.nameserver_service,
         )
         .map_err(|_| anyhow::anyhow!("invalid cluster domain {:?}", config.cluster_domain))?;
-        let resolv_conf = std::fs::read_to_string(&config.resolv_conf)
-            .with_context(|| format!("reading {}", config.resolv_conf.display()))?;
+        let servers = if config.upstreams.is_empty() {
+            let text = std::fs::read_to_string(&config.resolv_conf)
+                .with_context(|| format!("reading {}", config.resolv_conf.display()))?;
+            parse_resolv_conf(&text)
+        } else {
+            config.upstreams.clone()
+        };
         let (udp, tcp) = bind_both(config.listen).await?;
-        let listen = udp.local_addr()?;
-        let upstreams = Upstreams::new(parse_resolv_conf(&resolv_conf), listen);
+        let upstreams = Upstreams::new(servers, udp.local_addr()?);
         if upstreams.servers().is_empty() {
             tracing::warn!(
                 path = %config.resolv_conf.display(),
@@ -332,9 +336,12 @@ impl Shared {
         }
         match self.upstreams.ask(&query, request, tcp).await {
             Ok(answer) => {
+                // The first answer already has the TTLs the cache gives (as CoreDNS's cache
+                // does), so they do not jump between the first answer and the next.
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-                cache.put(key, &answer, Instant::now());
-                Some(answer)
+                let now = Instant::now();
+                cache.put(key.clone(), &answer, now);
+                Some(cache.get(&key, now).unwrap_or(answer))
             }
             Err(error) => {
                 tracing::warn!(name = %query.name(), error = %error, "forwarding failed");
