@@ -27,12 +27,8 @@ enum Change<K> {
 
 /// Follows the three watches; never returns (each retries with backoff).
 pub(crate) async fn watch(client: Client, records: Records) {
-    let listed = AtomicU8::new(0);
-    let mark = |kind: u8| {
-        if (listed.fetch_or(kind, Ordering::SeqCst) | kind) == (SERVICES | SLICES | NAMESPACES) {
-            records.change(|index| index.synced = true);
-        }
-    };
+    let listed = Listed::default();
+    let mark = |kind: u8| listed.mark(kind, &records);
     let services = follow(Api::<Service>::all(client.clone()), |change| match change {
         Change::Replace(all) => {
             records.change(|index| index.replace_services(&all));
@@ -73,6 +69,20 @@ pub(crate) async fn watch(client: Client, records: Records) {
     tokio::join!(services, slices, namespaces);
 }
 
+/// Which kinds have delivered a complete list.
+#[derive(Default)]
+struct Listed(AtomicU8);
+
+impl Listed {
+    /// Notes that `kind` has listed; once all three have, the index is synced.
+    fn mark(&self, kind: u8, records: &Records) {
+        let all = SERVICES | SLICES | NAMESPACES;
+        if (self.0.fetch_or(kind, Ordering::SeqCst) | kind) == all {
+            records.change(|index| index.synced = true);
+        }
+    }
+}
+
 /// Feeds one kind's watch events to `apply`, a complete list at a time.
 async fn follow<K>(api: Api<K>, mut apply: impl FnMut(Change<K>))
 where
@@ -105,5 +115,84 @@ async fn follow_events<K>(
             Ok(watcher::Event::Delete(object)) => apply(Change::Delete(object)),
             Err(error) => tracing::warn!(kind, %error, "watch failed; retrying"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::stream;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn namespace(name: &str) -> Namespace {
+        Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// What `follow_events` made of `events`, as (change, names) pairs.
+    async fn changes(
+        events: Vec<Result<watcher::Event<Namespace>, watcher::Error>>,
+    ) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut record = |change: Change<Namespace>| {
+            seen.push(match change {
+                Change::Replace(all) => {
+                    let names: Vec<String> = all.iter().map(ResourceExt::name_any).collect();
+                    format!("replace {}", names.join(","))
+                }
+                Change::Apply(object) => format!("apply {}", object.name_any()),
+                Change::Delete(object) => format!("delete {}", object.name_any()),
+            });
+        };
+        follow_events("Namespace", stream::iter(events), &mut record).await;
+        seen
+    }
+
+    #[tokio::test]
+    async fn the_records_are_ready_once_all_three_kinds_have_listed() {
+        let config = crate::DnsConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            upstreams: vec!["127.0.0.1:9".parse().expect("address")],
+            ..crate::DnsConfig::default()
+        };
+        let dns = crate::Dns::bind(config).await.expect("bind");
+        let listed = Listed::default();
+        listed.mark(SERVICES, &dns.records());
+        listed.mark(NAMESPACES, &dns.records());
+        assert!(!dns.is_ready());
+        listed.mark(SLICES, &dns.records());
+        assert!(dns.is_ready());
+    }
+
+    #[tokio::test]
+    async fn a_listing_replaces_everything_at_once_and_later_events_apply_one_by_one() {
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(namespace("default"))),
+            Ok(watcher::Event::InitApply(namespace("kube-system"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(namespace("team-a"))),
+            Err(watcher::Error::NoResourceVersion),
+            Ok(watcher::Event::Delete(namespace("default"))),
+            // A relist starts over: only its objects remain.
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(namespace("team-a"))),
+            Ok(watcher::Event::InitDone),
+        ];
+        assert_eq!(
+            changes(events).await,
+            [
+                "replace default,kube-system",
+                "apply team-a",
+                "delete default",
+                "replace team-a",
+            ]
+        );
     }
 }
