@@ -392,6 +392,12 @@ impl Records {
         self.change(|index| index.delete_namespace(name));
     }
 
+    /// Whether the server has the cluster's objects (see [`Dns::is_ready`]); this handle
+    /// outlives the `Dns` that [`Dns::run`] consumes, for a readiness check.
+    pub fn is_ready(&self) -> bool {
+        self.shared.read().synced
+    }
+
     /// Changes the index and moves the SOA serial to now.
     pub(crate) fn change(&self, change: impl FnOnce(&mut Index)) {
         let mut index = self.shared.write();

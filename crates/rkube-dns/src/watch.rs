@@ -167,7 +167,7 @@ mod tests {
         listed.mark(NAMESPACES, &dns.records());
         assert!(!dns.is_ready());
         listed.mark(SLICES, &dns.records());
-        assert!(dns.is_ready());
+        assert!(dns.is_ready() && dns.records().is_ready());
     }
 
     #[tokio::test]
