@@ -43,6 +43,9 @@ pub struct AppConfig {
     pub disable_admission_plugins: Vec<String>,
     /// How to reach kubelets (logs, exec, attach, port-forward, node proxy).
     pub kubelet_tls: Option<crate::nodeproxy::KubeletTls>,
+    /// The cluster DNS Service's address, when the cluster has DNS (`kube-system/kube-dns`
+    /// is created with it).
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
 }
 
 /// Renders metrics in the Prometheus text format, for `/metrics`.

@@ -62,6 +62,26 @@ pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiEr
         },
     });
     create_if_missing(app, "", "Service", Some("default"), service).await?;
+    if let Some(dns) = app.config.cluster_dns {
+        // The cluster DNS Service, under upstream's name and labels; the node agents publish
+        // their DNS servers as its endpoints.
+        let service = json!({
+            "metadata": {"name": "kube-dns", "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            }},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": dns.to_string(),
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                ],
+            },
+        });
+        create_if_missing(app, "", "Service", Some("kube-system"), service).await?;
+    }
     let endpoints = json!({
         "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": advertise_ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],

@@ -205,6 +205,7 @@ mod tests {
             metrics: Vec::new(),
             disable_admission_plugins: Vec::new(),
             kubelet_tls: None,
+            cluster_dns: None,
         }
     }
 

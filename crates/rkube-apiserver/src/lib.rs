@@ -76,6 +76,8 @@ pub struct ServerConfig {
     /// Admission plugins turned off, by upstream name (upstream's
     /// `--disable-admission-plugins`; today `Priority` and `ServiceAccount` can be).
     pub disable_admission_plugins: Vec<String>,
+    /// The cluster DNS address: `kube-system/kube-dns` is created with it (none by default).
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
 }
 
 impl ServerConfig {
@@ -93,6 +95,7 @@ impl ServerConfig {
             watch_cache: WatchCacheConfig::default(),
             metrics: Vec::new(),
             disable_admission_plugins: Vec::new(),
+            cluster_dns: None,
         }
     }
 }
@@ -209,6 +212,7 @@ impl ApiServer {
             metrics: config.metrics.clone(),
             disable_admission_plugins: config.disable_admission_plugins.clone(),
             kubelet_tls: Some(kubelet_tls(&config.data_dir.join("tls"), &certs)?),
+            cluster_dns: config.cluster_dns,
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),

@@ -28,6 +28,7 @@ mod forward;
 mod index;
 mod lookup;
 mod metrics;
+pub mod node;
 mod server;
 mod watch;
 mod wire;

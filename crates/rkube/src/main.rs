@@ -59,7 +59,8 @@ struct NodeArgs {
     /// Where the CNI plugins are installed.
     #[arg(long, default_value = "/usr/lib/cni")]
     cni_bin_dir: PathBuf,
-    /// The cluster DNS server pods are pointed at (dnsPolicy ClusterFirst); none by default.
+    /// The cluster DNS address pods are pointed at (dnsPolicy ClusterFirst); by default the
+    /// tenth address of the Service range (10.43.0.10), where rkube's DNS answers.
     #[arg(long)]
     cluster_dns: Option<String>,
     /// The cluster's DNS domain.
@@ -157,8 +158,8 @@ struct ServerArgs {
     /// Do not run a node agent in this process.
     #[arg(long)]
     disable_agent: bool,
-    /// Built-in components not to run (repeatable): servicelb.
-    #[arg(long = "disable", value_parser = ["servicelb"])]
+    /// Built-in components not to run (repeatable): servicelb, dns.
+    #[arg(long = "disable", value_parser = ["servicelb", "dns"])]
     disable: Vec<String>,
     #[command(flatten)]
     node: NodeArgs,
@@ -251,6 +252,10 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e| anyhow::anyhow!("--service-cidr: {e}"))?;
     config.token_auth_file = args.token_auth_file.clone();
+    let dns_enabled = !args.disable.iter().any(|d| d == "dns");
+    if dns_enabled {
+        config.cluster_dns = Some(cluster_dns_address(&args.node, &args.service_cidr)?);
+    }
     // Agents join with the token in <data-dir>/node-token; its secret stays across starts.
     let node_token = NodeTokenFile::load(&args.data_dir.join("node-token"), |token| {
         JoinToken::parse(token).ok().map(|t| t.secret)
@@ -347,17 +352,22 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let agent = if args.disable_agent {
         None
     } else {
-        let config = agent_config(
+        let mut config = agent_config(
             &args.data_dir,
             &args.node,
             true,
             server.ca_cert().to_owned(),
         )?;
+        if dns_enabled {
+            config.cluster_dns =
+                Some(cluster_dns_address(&args.node, &args.service_cidr)?.to_string());
+        }
         let client = server.client_as(&user_agent("kubelet"));
         let proxy_client = server.client_as(&user_agent("kube-proxy"));
         let network = NodeNetwork {
             cluster_cidr: args.cluster_cidr.clone(),
             service_cidr: args.service_cidr.clone(),
+            dns: dns_enabled,
         };
         let stopped = agent_stopped.clone();
         Some(tokio::spawn(async move {
@@ -470,9 +480,11 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
     let stop = async {
         let _ = shutdown_signal().await;
     };
+    config.cluster_dns = Some(cluster_dns_address(&args.node, &args.service_cidr)?.to_string());
     let network = NodeNetwork {
         cluster_cidr: args.cluster_cidr,
         service_cidr: args.service_cidr,
+        dns: true,
     };
     run_node(client.clone(), client, config, network, stop).await
 }
@@ -481,6 +493,22 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
 struct NodeNetwork {
     cluster_cidr: String,
     service_cidr: String,
+    /// Whether the node serves cluster DNS.
+    dns: bool,
+}
+
+/// `--cluster-dns`, or the tenth address of the Service range.
+fn cluster_dns_address(node: &NodeArgs, service_cidr: &str) -> anyhow::Result<std::net::Ipv4Addr> {
+    if let Some(address) = &node.cluster_dns {
+        return address
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--cluster-dns {address}: {e}"));
+    }
+    let base = service_cidr
+        .split_once('/')
+        .and_then(|(base, _)| base.parse::<std::net::Ipv4Addr>().ok())
+        .ok_or_else(|| anyhow::anyhow!("--service-cidr {service_cidr}: want an IPv4 range"))?;
+    Ok(std::net::Ipv4Addr::from(u32::from(base) + 10))
 }
 
 /// Runs a node: the kubelet, the service proxy and the routes to other nodes' pods, until
@@ -520,6 +548,20 @@ async fn run_node(
         )));
     } else {
         tracing::warn!("nft (Debian's nftables) is missing: Services are not proxied on this node");
+    }
+    if network.dns {
+        let dns_config = rkube_dns::node::NodeDnsConfig {
+            node_name: config.node_name.clone(),
+            bridge: config.bridge.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+        };
+        let client = proxy_client.clone();
+        let stop = wait(stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = rkube_dns::node::run_on_node(client, dns_config, |_| {}, stop).await {
+                tracing::error!(error = format!("{e:#}"), "cluster DNS stopped");
+            }
+        }));
     }
     tasks.push(tokio::spawn(rkube_proxy::routes::run(
         proxy_client,

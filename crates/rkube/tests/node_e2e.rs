@@ -915,7 +915,10 @@ impl Cluster {
     /// own -T crashes).
     fn wget_in(&self, pod: &str, url: &str) -> Result<String, String> {
         let out = self
-            .kubectl_command("1.33", &["exec", pod, "--", "timeout", "5", "wget", "-q", "-O-", url])
+            .kubectl_command(
+                "1.33",
+                &["exec", pod, "--", "timeout", "5", "wget", "-q", "-O-", url],
+            )
             .output()
             .unwrap();
         if out.status.success() {
@@ -994,33 +997,87 @@ spec:
     let pods = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].metadata.name}");
     // Both ready pods answer through the cluster IP.
     let mut seen = std::collections::BTreeSet::new();
-    cluster.eventually("both pods behind the cluster IP", Duration::from_secs(60), || {
-        if let Ok(body) = cluster.wget_in("client", &format!("http://{cluster_ip}:80/")) {
-            seen.insert(body.trim().to_owned());
-        }
-        (seen.len() == 2).then_some(())
-    });
+    cluster.eventually(
+        "both pods behind the cluster IP",
+        Duration::from_secs(60),
+        || {
+            if let Ok(body) = cluster.wget_in("client", &format!("http://{cluster_ip}:80/")) {
+                seen.insert(body.trim().to_owned());
+            }
+            (seen.len() == 2).then_some(())
+        },
+    );
     for name in &seen {
         assert!(pods.contains(name.as_str()), "{name} is one of {pods}");
     }
     // A pod reaches its own service (hairpin).
     let first = pods.split_whitespace().next().unwrap();
-    cluster.eventually("a pod through its own service", Duration::from_secs(30), || {
-        cluster.wget_in(first, &format!("http://{cluster_ip}:80/")).ok()
-    });
+    cluster.eventually(
+        "a pod through its own service",
+        Duration::from_secs(30),
+        || {
+            cluster
+                .wget_in(first, &format!("http://{cluster_ip}:80/"))
+                .ok()
+        },
+    );
     // The node port answers on the node's addresses: the pod bridge's, from a pod and from
     // the host.
     let pod_ip = cluster.jsonpath(&["pod", "client"], "{.status.podIP}");
-    let gateway = format!(
-        "{}.1",
-        pod_ip.rsplit_once('.').map(|(net, _)| net).unwrap()
-    );
+    let gateway = format!("{}.1", pod_ip.rsplit_once('.').map(|(net, _)| net).unwrap());
     let via_node_port = cluster
         .wget_in("client", &format!("http://{gateway}:{node_port}/"))
         .unwrap();
     assert!(pods.contains(via_node_port.trim()), "{via_node_port}");
     let from_host = http_get(&format!("{gateway}:{node_port}")).unwrap_or_default();
     assert!(from_host.contains("200 OK"), "from the host: {from_host}");
+    // Cluster DNS through the kube-dns Service: pods' resolv.conf points at it.
+    let resolv = cluster.kubectl(&["exec", "client", "--", "cat", "/etc/resolv.conf"]);
+    let dns_ip = cluster.jsonpath(
+        &["service", "kube-dns", "-n", "kube-system"],
+        "{.spec.clusterIP}",
+    );
+    assert!(resolv.contains(&format!("nameserver {dns_ip}")), "{resolv}");
+    assert!(
+        resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{resolv}"
+    );
+    assert!(resolv.contains("ndots:5"), "{resolv}");
+    let answer = cluster.eventually(
+        "the service's name resolved",
+        Duration::from_secs(30),
+        || {
+            cluster.try_kubectl(
+                "1.33",
+                &[
+                    "exec",
+                    "client",
+                    "--",
+                    "nslookup",
+                    "-type=a",
+                    "web.default.svc.cluster.local",
+                ],
+            )
+        },
+    );
+    assert!(answer.contains(&cluster_ip), "{answer}");
+    let missing = cluster
+        .kubectl_command(
+            "1.33",
+            &[
+                "exec",
+                "client",
+                "--",
+                "nslookup",
+                "-type=a",
+                "nothing.default.svc.cluster.local",
+            ],
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&missing.stdout).into_owned()
+        + &String::from_utf8_lossy(&missing.stderr);
+    assert!(text.contains("NXDOMAIN"), "{text}");
     // A service without endpoints refuses at once.
     let nobody = cluster.jsonpath(&["service", "nobody"], "{.spec.clusterIP}");
     let refused = cluster
@@ -1029,10 +1086,14 @@ spec:
     assert!(refused.contains("refused"), "{refused}");
     // Scaled to zero: the service refuses too.
     cluster.kubectl(&["scale", "deployment", "web", "--replicas=0"]);
-    cluster.eventually("the service without endpoints", Duration::from_secs(60), || {
-        cluster
-            .wget_in("client", &format!("http://{cluster_ip}:80/"))
-            .err()
-            .filter(|e| e.contains("refused"))
-    });
+    cluster.eventually(
+        "the service without endpoints",
+        Duration::from_secs(60),
+        || {
+            cluster
+                .wget_in("client", &format!("http://{cluster_ip}:80/"))
+                .err()
+                .filter(|e| e.contains("refused"))
+        },
+    );
 }
