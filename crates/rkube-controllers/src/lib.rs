@@ -30,6 +30,7 @@ pub mod replicaset;
 pub mod resourcequota;
 mod revisions;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod settings;
 pub mod statefulset;
 pub mod tainteviction;
@@ -157,6 +158,16 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         name: "csrapproving",
         start: |ctx| {
             Box::pin(certificates::approver::CsrApprovingController::new(ctx.client).run())
+        },
+    },
+    ControllerDef {
+        name: "servicelb",
+        start: |ctx| {
+            Box::pin(async move {
+                if ctx.settings.service_lb {
+                    servicelb::ServiceLbController::new(ctx.client).run().await;
+                }
+            })
         },
     },
     ControllerDef {

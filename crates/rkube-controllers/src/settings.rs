@@ -26,6 +26,9 @@ pub struct Settings {
     /// `--cluster-signing-duration`: the longest certificate the CSR signer issues, and what
     /// it issues when a request asks for no duration.
     pub cluster_signing_duration: Duration,
+    /// Whether the built-in service load balancer gives LoadBalancer Services the nodes'
+    /// addresses (`--disable servicelb` turns it off).
+    pub service_lb: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +41,7 @@ impl Default for Settings {
             terminated_pod_gc_threshold: 12_500,
             orphan_pod_quarantine: Duration::from_secs(40),
             cluster_signing_duration: crate::certificates::policy::DEFAULT_DURATION,
+            service_lb: true,
         }
     }
 }

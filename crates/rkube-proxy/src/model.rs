@@ -163,6 +163,7 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice], node: &str) -
         .iter()
         .flatten()
         .filter_map(|ip| ip.parse().ok())
+        .filter(|ip: &Ipv4Addr| !ip.is_loopback())
         .collect();
     let load_balancer_ips: Vec<Ipv4Addr> = if kind == "LoadBalancer" {
         service
@@ -176,6 +177,8 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice], node: &str) -
             // is served here.
             .filter(|i| i.ip_mode.as_deref().unwrap_or("VIP") == "VIP")
             .filter_map(|i| i.ip.as_deref()?.parse().ok())
+            // Loopback addresses cannot be DNATed elsewhere: never served.
+            .filter(|ip: &Ipv4Addr| !ip.is_loopback())
             .collect()
     } else {
         Vec::new()

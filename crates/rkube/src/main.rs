@@ -284,6 +284,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             .node_monitor_period
             .min(args.node_monitor_grace_period),
         terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+        service_lb: !args.disable.iter().any(|d| d == "servicelb"),
         ..defaults
     };
     let server = ApiServer::start(config, store)

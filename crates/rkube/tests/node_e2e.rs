@@ -964,6 +964,14 @@ spec:
 ---
 apiVersion: v1
 kind: Service
+metadata: {{name: web-lb}}
+spec:
+  type: LoadBalancer
+  selector: {{app: web}}
+  ports: [{{port: 8081, targetPort: http}}]
+---
+apiVersion: v1
+kind: Service
 metadata: {{name: nobody}}
 spec:
   selector: {{app: nobody}}
@@ -1078,6 +1086,18 @@ spec:
     let text = String::from_utf8_lossy(&missing.stdout).into_owned()
         + &String::from_utf8_lossy(&missing.stderr);
     assert!(text.contains("NXDOMAIN"), "{text}");
+    // The built-in load balancer gives LoadBalancer Services the node's address.
+    cluster.eventually(
+        "the load balancer's address",
+        Duration::from_secs(30),
+        || {
+            let ip = cluster.jsonpath(
+                &["service", "web-lb"],
+                "{.status.loadBalancer.ingress[0].ip}",
+            );
+            (ip == "127.0.0.1").then_some(())
+        },
+    );
     // A service without endpoints refuses at once.
     let nobody = cluster.jsonpath(&["service", "nobody"], "{.spec.clusterIP}");
     let refused = cluster
