@@ -101,6 +101,19 @@ fn allocates_node_ports(service: &Value) -> bool {
         || service["spec"]["allocateLoadBalancerNodePorts"].as_bool() != Some(false)
 }
 
+/// Whether the Service gets a health check node port: a LoadBalancer keeping external
+/// traffic on the node it arrives at (upstream's `needsHCNodePort`).
+fn needs_health_check_port(service: &Value) -> bool {
+    service_type(service) == "LoadBalancer"
+        && service["spec"]["externalTrafficPolicy"].as_str() == Some("Local")
+}
+
+fn health_check_port(service: &Value) -> Option<u64> {
+    service["spec"]["healthCheckNodePort"]
+        .as_u64()
+        .filter(|p| *p > 0)
+}
+
 /// The NodePorts a Service's ports hold.
 fn node_ports(service: &Value) -> Vec<u64> {
     service["spec"]["ports"]
@@ -185,12 +198,26 @@ impl App {
             for (i, mut port) in ports.into_iter().enumerate() {
                 let requested = port["nodePort"].as_u64().filter(|p| *p > 0);
                 if requested.is_some() || auto {
-                    let p = self.claim_node_port(service, i, requested, claimed).await?;
+                    let p = self
+                        .claim_node_port(
+                            service,
+                            &format!("spec.ports[{i}].nodePort"),
+                            requested,
+                            claimed,
+                        )
+                        .await?;
                     port["nodePort"] = json!(p);
                 }
                 out.push(port);
             }
             service["spec"]["ports"] = json!(out);
+        }
+        if needs_health_check_port(service) {
+            let requested = health_check_port(service);
+            let p = self
+                .claim_node_port(service, "spec.healthCheckNodePort", requested, claimed)
+                .await?;
+            service["spec"]["healthCheckNodePort"] = json!(p);
         }
         Ok(())
     }
@@ -281,7 +308,7 @@ impl App {
     async fn claim_node_port(
         &self,
         service: &Value,
-        i: usize,
+        field: &str,
         requested: Option<u64>,
         claimed: &mut Vec<String>,
     ) -> Result<u64, ApiError> {
@@ -292,7 +319,7 @@ impl App {
                 return Err(invalid(
                     service,
                     FieldError::invalid(
-                        format!("spec.ports[{i}].nodePort"),
+                        field,
                         p,
                         "provided port is not in the valid range. The range of valid ports is 30000-32767",
                     ),
@@ -301,11 +328,7 @@ impl App {
             if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
                 return Err(invalid(
                     service,
-                    FieldError::invalid(
-                        format!("spec.ports[{i}].nodePort"),
-                        p,
-                        "provided port is already allocated",
-                    ),
+                    FieldError::invalid(field, p, "provided port is already allocated"),
                 ));
             }
             claimed.push(format!("{PORT_PREFIX}{p}"));
@@ -380,13 +403,23 @@ impl App {
                     // A port the Service held already, or claimed for an earlier port, stays.
                     Some(p) if old_ports.contains(&p) || taken.contains(&p) => {}
                     Some(p) => {
-                        self.claim_node_port(new, i, Some(p), &mut claims.claimed)
-                            .await?;
+                        self.claim_node_port(
+                            new,
+                            &format!("spec.ports[{i}].nodePort"),
+                            Some(p),
+                            &mut claims.claimed,
+                        )
+                        .await?;
                         taken.push(p);
                     }
                     None if auto => {
                         let p = self
-                            .claim_node_port(new, i, None, &mut claims.claimed)
+                            .claim_node_port(
+                                new,
+                                &format!("spec.ports[{i}].nodePort"),
+                                None,
+                                &mut claims.claimed,
+                            )
                             .await?;
                         port["nodePort"] = json!(p);
                     }
@@ -401,6 +434,28 @@ impl App {
                     .filter(|p| !kept.contains(p))
                     .map(|p| format!("{PORT_PREFIX}{p}")),
             );
+        }
+        let old_check = health_check_port(old);
+        if needs_health_check_port(new) {
+            match health_check_port(new) {
+                Some(p) if Some(p) == old_check => {}
+                requested => {
+                    let p = self
+                        .claim_node_port(
+                            new,
+                            "spec.healthCheckNodePort",
+                            requested,
+                            &mut claims.claimed,
+                        )
+                        .await?;
+                    new["spec"]["healthCheckNodePort"] = json!(p);
+                    claims
+                        .freed
+                        .extend(old_check.map(|p| format!("{PORT_PREFIX}{p}")));
+                }
+            }
+        } else if let Some(p) = old_check {
+            claims.freed.push(format!("{PORT_PREFIX}{p}"));
         }
         claims.freed.sort();
         claims.freed.dedup();
@@ -436,6 +491,9 @@ impl App {
             if let Some(p) = port["nodePort"].as_u64() {
                 self.unclaim(&format!("{PORT_PREFIX}{p}")).await;
             }
+        }
+        if let Some(p) = health_check_port(service) {
+            self.unclaim(&format!("{PORT_PREFIX}{p}")).await;
         }
     }
 }

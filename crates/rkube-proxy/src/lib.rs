@@ -5,6 +5,8 @@
 //! it through a [`dataplane::Dataplane`].
 
 pub mod dataplane;
+pub mod healthcheck;
+pub mod metrics_http;
 pub mod model;
 pub mod proxier;
 pub mod routes;
@@ -147,6 +149,7 @@ pub async fn run(
         config.full_sync_period,
         metrics,
     );
+    let mut health = healthcheck::HealthServers::default();
     let sync_loop = async {
         let mut retry: Option<Duration> = None;
         loop {
@@ -168,7 +171,10 @@ pub async fn run(
                 state.cluster.service_ports(&config.node_name)
             };
             match proxier.sync(&ports, std::time::Instant::now()) {
-                Ok(()) => retry = None,
+                Ok(()) => {
+                    retry = None;
+                    health.sync(healthcheck::desired(&ports)).await;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "programming service rules");
                     retry = Some(Duration::from_secs(1));

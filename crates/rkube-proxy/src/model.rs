@@ -96,6 +96,8 @@ pub struct ServicePort {
     pub internal_policy: TrafficPolicy,
     /// externalTrafficPolicy (for NodePort, LoadBalancer and externalIPs).
     pub external_policy: TrafficPolicy,
+    /// The health check node port of a LoadBalancer with externalTrafficPolicy Local.
+    pub health_check_node_port: Option<u16>,
     /// The endpoints, sorted.
     pub endpoints: Vec<Endpoint>,
 }
@@ -200,6 +202,13 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice], node: &str) -
     };
     let internal_policy = policy(spec.internal_traffic_policy.as_deref());
     let external_policy = policy(spec.external_traffic_policy.as_deref());
+    let health_check_node_port = (kind == "LoadBalancer"
+        && external_policy == TrafficPolicy::Local)
+        .then(|| {
+            spec.health_check_node_port
+                .and_then(|p| u16::try_from(p).ok())
+        })
+        .flatten();
     let mut out = Vec::new();
     for port in spec.ports.iter().flatten() {
         let Some(protocol) = Protocol::parse(port.protocol.as_deref()) else {
@@ -230,6 +239,7 @@ pub fn service_ports(service: &Service, slices: &[&EndpointSlice], node: &str) -
             affinity_timeout,
             internal_policy,
             external_policy,
+            health_check_node_port,
             endpoints,
         });
     }

@@ -241,6 +241,7 @@ mod tests {
             affinity_timeout: None,
             internal_policy: TrafficPolicy::Cluster,
             external_policy: TrafficPolicy::Cluster,
+            health_check_node_port: None,
             endpoints: endpoints
                 .iter()
                 .map(|ip| Endpoint {

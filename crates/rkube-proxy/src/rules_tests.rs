@@ -35,6 +35,7 @@ fn port(name: &str, endpoints: Vec<Endpoint>) -> ServicePort {
         affinity_timeout: None,
         internal_policy: TrafficPolicy::Cluster,
         external_policy: TrafficPolicy::Cluster,
+        health_check_node_port: None,
         endpoints,
     }
 }

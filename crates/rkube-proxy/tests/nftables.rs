@@ -137,6 +137,7 @@ fn service(name: &str, cluster_ip: &str, endpoints: Vec<Endpoint>) -> ServicePor
         affinity_timeout: None,
         internal_policy: TrafficPolicy::Cluster,
         external_policy: TrafficPolicy::Cluster,
+        health_check_node_port: None,
         endpoints,
     }
 }

@@ -72,6 +72,9 @@ struct NodeArgs {
     /// The kubelet API's port.
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// Where the node's service proxy and DNS metrics are served (`/metrics` on 127.0.0.1).
+    #[arg(long, default_value_t = 10249)]
+    proxy_metrics_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -369,6 +372,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             cluster_cidr: args.cluster_cidr.clone(),
             service_cidr: args.service_cidr.clone(),
             dns: dns_enabled,
+            metrics_port: args.node.proxy_metrics_port,
         };
         let stopped = agent_stopped.clone();
         Some(tokio::spawn(async move {
@@ -486,6 +490,7 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
         cluster_cidr: args.cluster_cidr,
         service_cidr: args.service_cidr,
         dns: true,
+        metrics_port: args.node.proxy_metrics_port,
     };
     run_node(client.clone(), client, config, network, stop).await
 }
@@ -496,6 +501,8 @@ struct NodeNetwork {
     service_cidr: String,
     /// Whether the node serves cluster DNS.
     dns: bool,
+    /// The loopback port of the proxy's and DNS's metrics.
+    metrics_port: u16,
 }
 
 /// `--cluster-dns`, or the tenth address of the Service range.
@@ -527,6 +534,28 @@ async fn run_node(
     };
     let dataplane = rkube_proxy::dataplane::Nft::default();
     let mut tasks = Vec::new();
+    let proxy_metrics = std::sync::Arc::new(rkube_proxy::Metrics::default());
+    let dns_metrics: std::sync::Arc<std::sync::OnceLock<rkube_dns::Metrics>> =
+        std::sync::Arc::default();
+    {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], network.metrics_port));
+        let (proxy_metrics, dns_metrics) = (proxy_metrics.clone(), dns_metrics.clone());
+        let render: rkube_proxy::metrics_http::Render = std::sync::Arc::new(move || {
+            let mut text = proxy_metrics.render();
+            if let Some(dns) = dns_metrics.get() {
+                text.push_str(&dns.render());
+            }
+            text
+        });
+        match rkube_proxy::metrics_http::bind(address).await {
+            Ok(listener) => tasks.push(tokio::spawn(rkube_proxy::metrics_http::serve(
+                listener,
+                render,
+                wait(stopped.clone()),
+            ))),
+            Err(e) => tracing::warn!(%address, error = %e, "the proxy's metrics are not served"),
+        }
+    }
     if dataplane.available() {
         let proxy_config = rkube_proxy::ProxyConfig {
             node_name: config.node_name.clone(),
@@ -544,7 +573,7 @@ async fn run_node(
             proxy_client.clone(),
             proxy_config,
             std::sync::Arc::new(dataplane),
-            std::sync::Arc::new(rkube_proxy::Metrics::default()),
+            proxy_metrics,
             wait(stopped.clone()),
         )));
     } else {
@@ -559,7 +588,10 @@ async fn run_node(
         let client = proxy_client.clone();
         let stop = wait(stopped.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = rkube_dns::node::run_on_node(client, dns_config, |_| {}, stop).await {
+            let publish = move |m| {
+                let _ = dns_metrics.set(m);
+            };
+            if let Err(e) = rkube_dns::node::run_on_node(client, dns_config, publish, stop).await {
                 tracing::error!(error = format!("{e:#}"), "cluster DNS stopped");
             }
         }));

@@ -150,6 +150,8 @@ impl Cluster {
             "127.0.0.1".to_owned(),
             "--kubelet-port".to_owned(),
             free_port().to_string(),
+            "--proxy-metrics-port".to_owned(),
+            free_port().to_string(),
             "--pod-bridge".to_owned(),
             format!("rkt{id}"),
             "--cluster-cidr".to_owned(),
@@ -313,12 +315,16 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 fn http_get(address: &str) -> Option<String> {
+    http_get_path(address, "/")
+}
+
+fn http_get_path(address: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2))
             .ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
     let mut body = String::new();
     stream.read_to_string(&mut body).ok()?;
     Some(body)
@@ -967,6 +973,7 @@ kind: Service
 metadata: {{name: web-lb}}
 spec:
   type: LoadBalancer
+  externalTrafficPolicy: Local
   selector: {{app: web}}
   ports: [{{port: 8081, targetPort: http}}]
 ---
@@ -1098,6 +1105,19 @@ spec:
             (ip == "127.0.0.1").then_some(())
         },
     );
+    // The proxy's and DNS's metrics.
+    let at = cluster
+        .args
+        .iter()
+        .position(|a| a == "--proxy-metrics-port")
+        .unwrap();
+    let metrics = http_get_path(&format!("127.0.0.1:{}", cluster.args[at + 1]), "/metrics")
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("kubeproxy_sync_proxy_rules_duration_seconds_count"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rkube_dns_responses_total"), "{metrics}");
     // A service without endpoints refuses at once.
     let nobody = cluster.jsonpath(&["service", "nobody"], "{.spec.clusterIP}");
     let refused = cluster

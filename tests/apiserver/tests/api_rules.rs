@@ -363,3 +363,64 @@ async fn changing_a_service_type_allocates_and_releases_as_create_and_delete_do(
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_load_balancer_keeping_traffic_local_gets_a_health_check_node_port() {
+    let t = start().await;
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let lb = json!({
+        "metadata": {"name": "local-lb"},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]},
+    });
+    let spec = services
+        .create(&PostParams::default(), &serde_json::from_value(lb).unwrap())
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    let check = spec.health_check_node_port.unwrap();
+    assert!((30000..=32767).contains(&check), "{check}");
+    assert_ne!(Some(check), spec.ports.unwrap()[0].node_port);
+
+    // The port is taken: another Service cannot ask for it.
+    let clash = json!({
+        "metadata": {"name": "clash"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": check}]},
+    });
+    let err = api_error(
+        services
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(clash.clone()).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains("provided port is already allocated"),
+        "{}",
+        err.message
+    );
+
+    // Cluster policy gives it back.
+    let to_cluster = json!({"spec": {"externalTrafficPolicy": "Cluster"}});
+    let spec = services
+        .patch(
+            "local-lb",
+            &PatchParams::default(),
+            &Patch::Merge(&to_cluster),
+        )
+        .await
+        .unwrap()
+        .spec
+        .unwrap();
+    assert_eq!(spec.health_check_node_port, None);
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(clash).unwrap(),
+        )
+        .await
+        .unwrap();
+}
