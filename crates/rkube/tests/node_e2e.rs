@@ -1105,6 +1105,13 @@ spec:
             (ip == "127.0.0.1").then_some(())
         },
     );
+    // Its health check node port says how many endpoints the node has.
+    let check = cluster.jsonpath(&["service", "web-lb"], "{.spec.healthCheckNodePort}");
+    let health = cluster.eventually("the health check port", Duration::from_secs(30), || {
+        http_get(&format!("127.0.0.1:{check}")).filter(|b| b.contains("localEndpoints"))
+    });
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains(r#""localEndpoints":2"#), "{health}");
     // The proxy's and DNS's metrics.
     let at = cluster
         .args
@@ -1136,4 +1143,6 @@ spec:
                 .filter(|e| e.contains("refused"))
         },
     );
+    let health = http_get(&format!("127.0.0.1:{check}")).unwrap_or_default();
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
 }
