@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod model;
 pub mod netpol;
 pub mod netpol_rules;
+pub mod netpol_script;
 pub mod proxier;
 pub mod routes;
 pub mod rules;

@@ -2,9 +2,10 @@
 //! table of its own.
 //!
 //! The objects are read into a small model here ([`Policy`], [`PodInfo`], [`Cluster`]);
-//! [`netpol_rules`](crate::netpol_rules) computes the table from it (pure) and [`Enforcer`]
-//! applies it through a [`Dataplane`]; [`run`] keeps it current from watches of
-//! NetworkPolicies, Pods and Namespaces.
+//! [`netpol_rules`](crate::netpol_rules) computes the table from it and
+//! [`netpol_script`](crate::netpol_script) writes it (both pure); [`Enforcer`] applies it
+//! through a [`Dataplane`], whole on the first sync and then as differences; [`run`] keeps it
+//! current from watches of NetworkPolicies, Pods and Namespaces.
 //!
 //! Semantics are upstream's (API reference, "Network Policies" concept page): a pod selected
 //! by a policy whose policyTypes include Ingress (Egress) accepts (sends) only what some rule
@@ -32,6 +33,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::dataplane::{Dataplane, Error};
 use crate::model::Protocol;
 use crate::netpol_rules::{self, Ruleset};
+use crate::netpol_script;
 use crate::{WatchChange, key, watch};
 
 /// Labels of a pod or a namespace.
@@ -380,19 +382,22 @@ impl Enforcer {
         }
     }
 
-    /// Makes the packet filter enforce `cluster`'s policies for the pods of `node`: the table
-    /// is rewritten in one transaction when its content changed (or after a failure); `Ok(true)`
-    /// when a script was applied.
+    /// Makes the packet filter enforce `cluster`'s policies for the pods of `node`: the whole
+    /// table on the first sync and after a failure, else only what changed; `Ok(true)` when a
+    /// script was applied.
     pub fn sync(&mut self, cluster: &Cluster, node: &str) -> Result<bool, Error> {
         self.apply(netpol_rules::build(cluster, node))
     }
 
     /// Applies a rule set computed by [`netpol_rules::build`], as [`Enforcer::sync`] does.
     pub fn apply(&mut self, ruleset: Ruleset) -> Result<bool, Error> {
-        if self.applied.as_ref() == Some(&ruleset) {
+        let script = match &self.applied {
+            Some(applied) => netpol_script::diff_script(&self.table, applied, &ruleset),
+            None => Some(netpol_script::full_script(&self.table, &ruleset)),
+        };
+        let Some(script) = script else {
             return Ok(false);
-        }
-        let script = netpol_rules::full_script(&self.table, &ruleset);
+        };
         if let Err(e) = self.dataplane.apply(&script) {
             self.applied = None;
             return Err(e);

@@ -1,5 +1,5 @@
-//! The nftables table that enforces NetworkPolicies for one node's pods, as data, and the
-//! `nft -f` script that writes it. Pure: no I/O.
+//! The nftables table that enforces NetworkPolicies for one node's pods, as data
+//! ([`netpol_script`](crate::netpol_script) writes it). Pure: no I/O.
 //!
 //! Layout (family ip): one base chain on the forward hook at priority filter — after the
 //! service proxy's DNAT, so destinations are pod addresses — accepts packets of established
@@ -16,7 +16,6 @@
 //! from the node is always allowed" holds without a rule; host-network pods are the node's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::net::Ipv4Addr;
 
 use kube::core::SelectorExt;
@@ -37,9 +36,9 @@ const MAX_NAME: usize = 200;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ruleset {
     /// Peer address sets (interval): name to disjoint elements, `a` or `a-b`.
-    pub address_sets: BTreeMap<String, Vec<String>>,
+    pub address_sets: BTreeMap<String, BTreeSet<String>>,
     /// Named-port destination sets: name to `address . protocol . port` elements.
-    pub port_sets: BTreeMap<String, Vec<String>>,
+    pub port_sets: BTreeMap<String, BTreeSet<String>>,
     /// Per-pod chains: name to rules, the last one `drop`.
     pub chains: BTreeMap<String, Vec<String>>,
     /// Pods isolated for ingress: address to chain.
@@ -56,8 +55,8 @@ impl Ruleset {
 
     /// The number of rules and elements.
     pub fn size(&self) -> usize {
-        self.address_sets.values().map(Vec::len).sum::<usize>()
-            + self.port_sets.values().map(Vec::len).sum::<usize>()
+        self.address_sets.values().map(BTreeSet::len).sum::<usize>()
+            + self.port_sets.values().map(BTreeSet::len).sum::<usize>()
             + self.chains.values().map(Vec::len).sum::<usize>()
             + self.ingress.len()
             + self.egress.len()
@@ -167,18 +166,6 @@ fn range_text(lo: u32, hi: u32, show: impl Fn(u32) -> String) -> String {
         show(lo)
     } else {
         format!("{}-{}", show(lo), show(hi))
-    }
-}
-
-/// Ports as nftables writes them: `80`, `8000-8080`, or `{ 80, 8000-8080 }`.
-fn ports_text(ranges: &[(u32, u32)]) -> String {
-    let items: Vec<String> = ranges
-        .iter()
-        .map(|(lo, hi)| range_text(*lo, *hi, |p| p.to_string()))
-        .collect();
-    match items.as_slice() {
-        [one] => one.clone(),
-        _ => format!("{{ {} }}", items.join(", ")),
     }
 }
 
@@ -330,9 +317,7 @@ impl<'a> Builder<'a> {
             "ports",
             &format!("{}/{}-{index}", policy.namespace, policy.name),
         );
-        self.rs
-            .port_sets
-            .insert(name.clone(), elements.into_iter().collect());
+        self.rs.port_sets.insert(name.clone(), elements);
         self.port_sets.insert(key, name.clone());
         Some(name)
     }
@@ -396,11 +381,14 @@ impl<'a> Builder<'a> {
             let p = protocol.nft();
             match ranges {
                 None => out.push(format!("{peer}meta l4proto {p} return")),
-                Some(ranges) if ranges.is_empty() => {}
-                Some(ranges) => out.push(format!(
-                    "{peer}meta l4proto {p} th dport {} return",
-                    ports_text(&merge(ranges))
-                )),
+                // One rule per range: an anonymous set (`{ 80, 443 }`) is a set object of its
+                // own in the kernel and made a rewrite several times slower.
+                Some(ranges) => {
+                    for (lo, hi) in merge(ranges) {
+                        let ports = range_text(lo, hi, |port| port.to_string());
+                        out.push(format!("{peer}meta l4proto {p} th dport {ports} return"));
+                    }
+                }
             }
         }
         if named_egress && let Some(set) = self.named_port_set(policy, index) {
@@ -482,70 +470,6 @@ pub fn build(cluster: &Cluster, node: &str) -> Ruleset {
         }
     }
     b.rs
-}
-
-fn add_elements(s: &mut String, t: &str, name: &str, elements: &[String]) {
-    // A bounded number per command keeps lines short for big clusters.
-    for chunk in elements.chunks(500) {
-        let _ = writeln!(s, "add element {t} {name} {{ {} }}", chunk.join(", "));
-    }
-}
-
-/// A script that replaces the table with `rs`, atomically (one `nft -f` transaction); with
-/// nothing to police, one that removes the table.
-pub fn full_script(table: &str, rs: &Ruleset) -> String {
-    let t = format!("ip {table}");
-    let mut s = String::new();
-    let _ = writeln!(s, "add table {t}");
-    let _ = writeln!(s, "delete table {t}");
-    if rs.is_empty() {
-        return s;
-    }
-    let _ = writeln!(
-        s,
-        "add table {t} {{ comment \"rkube network policies\" ; }}"
-    );
-    for (name, elements) in &rs.address_sets {
-        let _ = writeln!(
-            s,
-            "add set {t} {name} {{ type ipv4_addr ; flags interval ; }}"
-        );
-        add_elements(&mut s, &t, name, elements);
-    }
-    for (name, elements) in &rs.port_sets {
-        let _ = writeln!(
-            s,
-            "add set {t} {name} {{ type ipv4_addr . inet_proto . inet_service ; }}"
-        );
-        add_elements(&mut s, &t, name, elements);
-    }
-    for (name, rules) in &rs.chains {
-        let _ = writeln!(s, "add chain {t} {name}");
-        for rule in rules {
-            let _ = writeln!(s, "add rule {t} {name} {rule}");
-        }
-    }
-    for (map, pods) in [(INGRESS_PODS, &rs.ingress), (EGRESS_PODS, &rs.egress)] {
-        let _ = writeln!(s, "add map {t} {map} {{ type ipv4_addr : verdict ; }}");
-        let elements: Vec<String> = pods
-            .iter()
-            .map(|(ip, chain)| format!("{ip} : jump {chain}"))
-            .collect();
-        add_elements(&mut s, &t, map, &elements);
-    }
-    // The base chain last: it takes traffic only once everything it refers to is there.
-    let _ = writeln!(
-        s,
-        "add chain {t} forward {{ type filter hook forward priority filter ; policy accept ; }}"
-    );
-    for rule in [
-        "ct state established,related accept".to_owned(),
-        format!("ip saddr vmap @{EGRESS_PODS}"),
-        format!("ip daddr vmap @{INGRESS_PODS}"),
-    ] {
-        let _ = writeln!(s, "add rule {t} forward {rule}");
-    }
-    s
 }
 
 #[cfg(test)]

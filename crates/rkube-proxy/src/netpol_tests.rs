@@ -12,6 +12,7 @@ use serde_json::json;
 use super::*;
 use crate::dataplane::Recorder;
 use crate::netpol::{Enforcer, NAMESPACE_NAME_LABEL};
+use crate::netpol_script::{diff_script, full_script};
 
 const NODE: &str = "node-a";
 
@@ -407,8 +408,8 @@ fn ip_blocks_allow_their_cidr_less_the_excepts() {
     assert!(!w.tcp("198.51.100.1", "10.42.0.10", 80));
     assert!(!w.tcp("10.42.0.11", "10.42.0.10", 80));
     let rs = w.rules();
-    let set = rs.address_sets.values().next().unwrap();
-    assert_eq!(set, &["192.0.2.0-192.0.2.6", "192.0.2.8-192.0.2.127"]);
+    let set: Vec<&String> = rs.address_sets.values().next().unwrap().iter().collect();
+    assert_eq!(set, ["192.0.2.0-192.0.2.6", "192.0.2.8-192.0.2.127"]);
 }
 
 #[test]
@@ -853,7 +854,80 @@ fn the_enforcer_applies_only_changes_and_rewrites_after_a_failure() {
     assert!(enforcer.sync(&w.cluster, NODE).unwrap(), "retried in full");
     let scripts = recorder.scripts.lock().unwrap();
     assert_eq!(scripts.len(), 3);
+    assert!(scripts[2].starts_with("add table ip t\ndelete table ip t\n"));
     assert!(scripts[2].contains("10.42.0.50 : jump ingress-default/near"));
+}
+
+#[test]
+fn later_syncs_write_only_what_changed() {
+    let recorder = Arc::new(Recorder::default());
+    let mut enforcer = Enforcer::new("t", recorder.clone());
+    let from_clients = policy(
+        "default",
+        "from-clients",
+        json!({
+            "podSelector": { "matchLabels": { "app": "server" } },
+            "ingress": [{ "from": [{ "podSelector": { "matchLabels": { "app": "client" } } }] }],
+        }),
+    );
+    let mut w = two_pods().policy(from_clients);
+    enforcer.sync(&w.cluster, NODE).unwrap();
+    // A new client joins the peer set: one element, nothing else.
+    w = w.pod(pod(
+        "default",
+        "client-2",
+        "10.42.1.13",
+        "node-b",
+        &[("app", "client")],
+    ));
+    enforcer.sync(&w.cluster, NODE).unwrap();
+    // A local pod the policy selects: its chain and map element.
+    w = w.pod(pod(
+        "default",
+        "server-2",
+        "10.42.0.14",
+        NODE,
+        &[("app", "server")],
+    ));
+    enforcer.sync(&w.cluster, NODE).unwrap();
+    // It goes again.
+    w.cluster
+        .pods
+        .remove(&("default".to_owned(), "server-2".to_owned()));
+    enforcer.sync(&w.cluster, NODE).unwrap();
+    let scripts = recorder.scripts.lock().unwrap();
+    assert_eq!(
+        scripts[1],
+        "add element ip t from-default/from-clients-0 { 10.42.1.13 }\n"
+    );
+    assert_eq!(
+        scripts[2],
+        "add chain ip t ingress-default/server-2\n\
+         add rule ip t ingress-default/server-2 ip saddr 10.42.0.14 return\n\
+         add rule ip t ingress-default/server-2 ip saddr @from-default/from-clients-0 return\n\
+         add rule ip t ingress-default/server-2 drop\n\
+         add element ip t ingress-pods { 10.42.0.14 : jump ingress-default/server-2 }\n"
+    );
+    assert_eq!(
+        scripts[3],
+        "delete element ip t ingress-pods { 10.42.0.14 }\n\
+         flush chain ip t ingress-default/server-2\n\
+         delete chain ip t ingress-default/server-2\n"
+    );
+}
+
+#[test]
+fn a_change_that_empties_or_fills_the_table_is_written_whole() {
+    let empty = Ruleset::default();
+    let w = two_pods().policy(policy("default", "deny", json!({ "podSelector": {} })));
+    let rs = w.rules();
+    assert_eq!(diff_script("t", &empty, &empty), None);
+    assert_eq!(diff_script("t", &rs, &rs), None);
+    assert_eq!(diff_script("t", &empty, &rs), Some(full_script("t", &rs)));
+    assert_eq!(
+        diff_script("t", &rs, &empty).as_deref(),
+        Some("add table ip t\ndelete table ip t\n")
+    );
 }
 
 #[test]
