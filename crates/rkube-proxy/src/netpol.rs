@@ -422,6 +422,13 @@ fn namespace_labels(ns: &Namespace) -> (String, Labels) {
     )
 }
 
+/// Whether bridged IPv4 traffic passes the ip family's hooks (br_netfilter loaded and
+/// `bridge-nf-call-iptables` on), which policing between pods of one node relies on.
+pub fn bridged_traffic_is_filtered() -> bool {
+    std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables")
+        .is_ok_and(|v| v.trim() == "1")
+}
+
 /// Enforces NetworkPolicies on `config.node_name`'s pods until `stop` resolves. Nothing is
 /// applied before NetworkPolicies, Pods and Namespaces have all been listed; the table stays
 /// in place when it returns, so that policies keep holding while the agent restarts. The
@@ -432,6 +439,13 @@ pub async fn run(
     dataplane: Arc<dyn Dataplane>,
     stop: impl Future<Output = ()>,
 ) {
+    if !bridged_traffic_is_filtered() {
+        // Pods on one bridge would then reach each other without meeting the forward hook.
+        tracing::warn!(
+            "net.bridge.bridge-nf-call-iptables is not 1 (br_netfilter): traffic between pods \
+             of this node is not policed"
+        );
+    }
     let state = Arc::new(Mutex::new(State::default()));
     let changed = Arc::new(Notify::new());
     let policies = tokio::spawn(watch(

@@ -534,16 +534,26 @@ fn a_named_egress_port_is_the_port_of_that_name_on_the_destination() {
             &[("app", "client")],
         ))
         .pod(with_port(
-            pod("default", "a", "10.42.0.10", NODE, &[("app", "s")]),
-            "dns",
-            Protocol::Udp,
-            5353,
+            with_port(
+                pod("default", "a", "10.42.0.10", NODE, &[("app", "s")]),
+                "dns",
+                Protocol::Udp,
+                5353,
+            ),
+            "admin",
+            Protocol::Tcp,
+            7000,
         ))
         .pod(with_port(
-            pod("other", "b", "10.42.1.11", "node-b", &[("app", "s")]),
-            "dns",
-            Protocol::Udp,
-            53,
+            with_port(
+                pod("other", "b", "10.42.1.11", "node-b", &[("app", "s")]),
+                "dns",
+                Protocol::Udp,
+                53,
+            ),
+            "admin",
+            Protocol::Tcp,
+            7000,
         ))
         .pod(with_port(
             pod("default", "c", "10.42.1.12", "node-b", &[("app", "c")]),
@@ -563,6 +573,10 @@ fn a_named_egress_port_is_the_port_of_that_name_on_the_destination() {
                         "to": [{ "podSelector": { "matchLabels": { "app": "c" } } }],
                         "ports": [{ "protocol": "TCP", "port": "dns" }],
                     },
+                    {
+                        "to": [{ "ipBlock": { "cidr": "10.42.0.0/24" } }],
+                        "ports": [{ "protocol": "TCP", "port": "admin" }],
+                    },
                 ],
             }),
         ));
@@ -576,6 +590,13 @@ fn a_named_egress_port_is_the_port_of_that_name_on_the_destination() {
     );
     assert!(!udp("192.0.2.1", 53), "a name resolves on pods only");
     assert!(!w.tcp("10.42.0.20", "10.42.1.12", 53), "c's dns is UDP");
+    // A name with an ipBlock: the pods in the block that have it.
+    assert!(w.tcp("10.42.0.20", "10.42.0.10", 7000));
+    assert!(
+        !w.tcp("10.42.0.20", "10.42.1.11", 7000),
+        "outside the block"
+    );
+    assert!(!w.tcp("10.42.0.20", "10.42.0.10", 7001));
 }
 
 #[test]
