@@ -993,3 +993,15 @@ fn policy_types_default_as_upstream() {
     );
     assert!(egress.ingress.is_none() && egress.egress.is_some());
 }
+
+/// Type-checked, never run: the agent spawns `run` on the multi-threaded runtime.
+#[allow(dead_code)]
+fn run_can_be_spawned(client: kube::Client, dataplane: Arc<dyn crate::dataplane::Dataplane>) {
+    let config = crate::netpol::NetpolConfig::for_bridge("node-a", "cni0");
+    tokio::spawn(crate::netpol::run(
+        client,
+        config,
+        dataplane,
+        std::future::pending(),
+    ));
+}
