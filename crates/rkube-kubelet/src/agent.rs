@@ -31,6 +31,8 @@ pub struct AgentConfig {
     pub cgroup_root: String,
     /// The pod network bridge's name.
     pub bridge: String,
+    /// The cluster's pod range (all nodes' podCIDRs).
+    pub cluster_cidr: Option<String>,
     /// Where the CNI plugins are.
     pub cni_bin_dir: PathBuf,
     /// The cluster DNS address, if cluster DNS runs.
@@ -182,6 +184,7 @@ pub async fn run(
         cgroup_root: config.cgroup_root.clone(),
         systemd_cgroups: facts.systemd_cgroups,
         bridge: config.bridge.clone(),
+        cluster_cidr: config.cluster_cidr.clone(),
         cni_conf_dir: paths.cni_conf_dir(),
         runtime_endpoint: endpoint,
         kubelet_port: config.kubelet_port,

@@ -11,6 +11,11 @@ pub fn masquerade_table(bridge: &str) -> String {
     format!("rkube-masq-{bridge}")
 }
 
+/// The nftables table the node's NetworkPolicy enforcement owns.
+pub fn netpol_table(bridge: &str) -> String {
+    format!("rkube-netpol-{bridge}")
+}
+
 /// The nftables table the node's service proxy owns.
 pub fn proxy_table(bridge: &str) -> String {
     format!("rkube-proxy-{bridge}")
@@ -18,16 +23,18 @@ pub fn proxy_table(bridge: &str) -> String {
 
 /// The nftables rule set for [`masquerade_table`]: traffic from the pods that leaves through
 /// another interface than the bridge is masqueraded (one rule for the node, where the bridge
-/// plugin's ipMasq adds iptables chains for every pod).
-pub fn masquerade_rules(bridge: &str, pod_cidr: &str) -> String {
+/// plugin's ipMasq adds iptables chains for every pod), unless it goes to another pod of the
+/// cluster: pods see each other's own addresses.
+pub fn masquerade_rules(bridge: &str, pod_cidr: &str, cluster_cidr: Option<&str>) -> String {
     let table = masquerade_table(bridge);
+    let to_pods = cluster_cidr.map_or(String::new(), |c| format!("ip daddr != {c} "));
     format!(
-        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {pod_cidr} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
+        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {pod_cidr} {to_pods}oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
     )
 }
 
 /// Applies the masquerade rules with `nft -f`; false when nft is missing or refuses them.
-pub fn apply_masquerade(bridge: &str, pod_cidr: &str) -> bool {
+pub fn apply_masquerade(bridge: &str, pod_cidr: &str, cluster_cidr: Option<&str>) -> bool {
     use std::io::Write;
     let child = std::process::Command::new("nft")
         .args(["-f", "-"])
@@ -39,7 +46,7 @@ pub fn apply_masquerade(bridge: &str, pod_cidr: &str) -> bool {
         return false;
     };
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(masquerade_rules(bridge, pod_cidr).as_bytes());
+        let _ = stdin.write_all(masquerade_rules(bridge, pod_cidr, cluster_cidr).as_bytes());
     }
     match child.wait_with_output() {
         Ok(out) if out.status.success() => true,
@@ -117,8 +124,15 @@ mod tests {
 
     #[test]
     fn the_masquerade_table_is_replaced_whole() {
-        let rules = masquerade_rules("rk0", "10.42.3.0/24");
+        let rules = masquerade_rules("rk0", "10.42.3.0/24", Some("10.42.0.0/16"));
+        assert!(
+            rules.contains(
+                "ip saddr 10.42.3.0/24 ip daddr != 10.42.0.0/16 oifname != \"rk0\" masquerade"
+            ),
+            "{rules}"
+        );
         assert!(rules.starts_with("table ip rkube-masq-rk0 {}\ndelete table ip rkube-masq-rk0\n"));
-        assert!(rules.contains("ip saddr 10.42.3.0/24 oifname != \"rk0\" masquerade"));
+        let alone = masquerade_rules("rk0", "10.42.3.0/24", None);
+        assert!(alone.contains("ip saddr 10.42.3.0/24 oifname != \"rk0\" masquerade"));
     }
 }

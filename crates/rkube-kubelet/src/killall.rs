@@ -216,6 +216,7 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
         for table in [
             crate::cni::masquerade_table(&footprint.bridge),
             crate::cni::proxy_table(&footprint.bridge),
+            crate::cni::netpol_table(&footprint.bridge),
         ] {
             let _ = std::process::Command::new("nft")
                 .args(["delete", "table", "ip", &table])

@@ -45,6 +45,8 @@ pub struct KubeletConfig {
     pub systemd_cgroups: bool,
     /// The pod network's bridge.
     pub bridge: String,
+    /// The cluster's pod range: traffic between pods is not masqueraded.
+    pub cluster_cidr: Option<String>,
     /// Where the CNI configuration goes (containerd reads it).
     pub cni_conf_dir: PathBuf,
     /// The runtime's socket (for the node's runtime version).
@@ -300,7 +302,11 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
             let ipam = shared.config.agent_dir.join("cni/networks");
             // One masquerade rule for the node when nftables is there; the bridge plugin's
             // per-pod iptables chains otherwise.
-            let own_masquerade = crate::cni::apply_masquerade(&shared.config.bridge, &cidr);
+            let own_masquerade = crate::cni::apply_masquerade(
+                &shared.config.bridge,
+                &cidr,
+                shared.config.cluster_cidr.as_deref(),
+            );
             match crate::cni::write(
                 &shared.config.cni_conf_dir,
                 &cidr,

@@ -2,12 +2,16 @@
 //! nftables table of its own so that traffic to a ClusterIP, NodePort, externalIP or
 //! load-balancer address reaches a ready endpoint, as upstream's nftables proxy mode does.
 //! [`model`] reads the objects, [`rules`] computes the rule set (pure), [`proxier`] applies
-//! it through a [`dataplane::Dataplane`].
+//! it through a [`dataplane::Dataplane`]. [`netpol`] enforces NetworkPolicies for the node's
+//! pods in a table of its own.
 
 pub mod dataplane;
 pub mod healthcheck;
 pub mod metrics_http;
 pub mod model;
+pub mod netpol;
+pub mod netpol_rules;
+pub mod netpol_script;
 pub mod proxier;
 pub mod routes;
 pub mod rules;
@@ -53,10 +57,10 @@ fn key<K: Resource>(object: &K) -> (String, String) {
     )
 }
 
-async fn watch<K, F>(api: Api<K>, state: Arc<Mutex<State>>, changed: Arc<Notify>, apply: F)
+async fn watch<K, S, F>(api: Api<K>, state: Arc<Mutex<S>>, changed: Arc<Notify>, apply: F)
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    F: Fn(&mut State, WatchChange<K>),
+    F: Fn(&mut S, WatchChange<K>),
 {
     let mut stream = watcher(api, watcher::Config::default()).boxed();
     let mut listing: Vec<K> = Vec::new();

@@ -453,6 +453,7 @@ fn agent_config(
         registries_config: node.registries_config.clone(),
         cgroup_root: node.cgroup_root.clone(),
         bridge: node.pod_bridge.clone(),
+        cluster_cidr: None,
         cni_bin_dir: node.cni_bin_dir.clone(),
         cluster_dns: node.cluster_dns.clone(),
         cluster_domain: node.cluster_domain.clone(),
@@ -528,6 +529,8 @@ async fn run_node(
     network: NodeNetwork,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    config.cluster_cidr = Some(network.cluster_cidr.clone());
     let (stop_all, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -569,6 +572,15 @@ async fn run_node(
             full_sync_period: std::time::Duration::from_secs(3600),
             min_sync_period: std::time::Duration::from_millis(20),
         };
+        let mut netpol =
+            rkube_proxy::netpol::NetpolConfig::for_bridge(&config.node_name, &config.bridge);
+        netpol.table = rkube_kubelet::cni::netpol_table(&config.bridge);
+        tasks.push(tokio::spawn(rkube_proxy::netpol::run(
+            proxy_client.clone(),
+            netpol,
+            std::sync::Arc::new(rkube_proxy::dataplane::Nft::default()),
+            wait(stopped.clone()),
+        )));
         tasks.push(tokio::spawn(rkube_proxy::run(
             proxy_client.clone(),
             proxy_config,

@@ -1146,3 +1146,84 @@ spec:
     let health = http_get(&format!("127.0.0.1:{check}")).unwrap_or_default();
     assert!(health.starts_with("HTTP/1.1 503"), "{health}");
 }
+
+#[test]
+fn network_policies_admit_only_the_traffic_they_allow() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    let pod = |name: &str, labels: &str, command: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, labels: {{{labels}}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {image}
+    command: ["sh", "-c", "{command}"]
+    ports: [{{containerPort: 8080, name: http}}]
+---"#
+        )
+    };
+    let server = "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www";
+    cluster.apply(&format!(
+        "{}{}{}",
+        pod("db", "app: db", server),
+        pod("frontend", "role: frontend", "sleep 3600"),
+        pod("other", "role: other", "sleep 3600"),
+    ));
+    for name in ["db", "frontend", "other"] {
+        cluster.wait_running(name);
+    }
+    let db = cluster.jsonpath(&["pod", "db"], "{.status.podIP}");
+    let url = format!("http://{db}:8080/");
+    // No policy selects db: everyone reaches it.
+    for client in ["frontend", "other"] {
+        cluster.eventually(
+            "db reachable before any policy",
+            Duration::from_secs(30),
+            || cluster.wget_in(client, &url).ok(),
+        );
+    }
+    cluster.apply(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-frontend}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {role: frontend}}}]
+    ports: [{port: http}]
+"#,
+    );
+    cluster.eventually("other shut out", Duration::from_secs(30), || {
+        cluster.wget_in("other", &url).err()
+    });
+    let body = cluster.wget_in("frontend", &url).unwrap();
+    assert_eq!(body.trim(), "db");
+    // The node itself (probes) still reaches db.
+    assert!(
+        http_get(&format!("{db}:8080"))
+            .unwrap_or_default()
+            .contains("200 OK")
+    );
+    // Relabelled, other is let in; the policy gone, everyone is.
+    cluster.kubectl(&["label", "pod", "other", "role=frontend", "--overwrite"]);
+    cluster.eventually("relabelled other let in", Duration::from_secs(30), || {
+        cluster.wget_in("other", &url).ok()
+    });
+    cluster.kubectl(&["label", "pod", "other", "role=other", "--overwrite"]);
+    cluster.eventually("other shut out again", Duration::from_secs(30), || {
+        cluster.wget_in("other", &url).err()
+    });
+    cluster.kubectl(&["delete", "networkpolicy", "db-from-frontend"]);
+    cluster.eventually(
+        "other let in without the policy",
+        Duration::from_secs(30),
+        || cluster.wget_in("other", &url).ok(),
+    );
+}
