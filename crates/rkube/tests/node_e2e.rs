@@ -1227,3 +1227,193 @@ spec:
         || cluster.wget_in("other", &url).ok(),
     );
 }
+
+/// A second node: `rkube agent` joined to a cluster's server with the server's node token,
+/// with a data directory, bridge, cgroup root and ports of its own.
+struct JoinedAgent {
+    child: Child,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Drop for JoinedAgent {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(["killall", "--data-dir"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+impl Cluster {
+    fn arg(&self, flag: &str) -> String {
+        let at = self.args.iter().position(|a| a == flag).unwrap();
+        self.args[at + 1].clone()
+    }
+
+    fn join_agent(&self) -> JoinedAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let id = unique();
+        let name = format!("node-b-{id}");
+        let token = std::fs::read_to_string(self.dir.path().join("node-token")).unwrap();
+        let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args(["agent", "--server"])
+            .arg(format!(
+                "https://127.0.0.1:{}",
+                self.arg("--https-listen-port")
+            ))
+            .args(["--token", token.trim(), "--data-dir"])
+            .arg(dir.path())
+            .args(["--node-name", &name, "--node-ip", "127.0.0.1"])
+            .args(["--kubelet-port", &free_port().to_string()])
+            .args(["--proxy-metrics-port", &free_port().to_string()])
+            .args(["--pod-bridge", &format!("rkb{id}")])
+            .args(["--cgroup-root", &format!("/rkube-test-{id}")])
+            .args(["--cluster-cidr", &self.arg("--cluster-cidr")])
+            .args(["--service-cidr", &self.arg("--service-cidr")])
+            .args(["--registries-config", &self.arg("--registries-config")])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rkube agent");
+        let agent = JoinedAgent { child, dir, name };
+        self.eventually("the second node Ready", Duration::from_secs(90), || {
+            let ready = self.jsonpath(
+                &["node", &agent.name],
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            );
+            (ready == "True").then_some(())
+        });
+        agent
+    }
+}
+
+#[test]
+fn pods_on_two_nodes_reach_each_other_directly_through_services_and_by_name() {
+    let cluster = Cluster::start();
+    let agent = cluster.join_agent();
+    let node_a = cluster.jsonpath(
+        &["nodes", "-l", "node-role.kubernetes.io/control-plane"],
+        "{.items[0].metadata.name}",
+    );
+    let image = cluster.registry.image(1);
+    let client = |name: &str, node: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n---\n"
+        )
+    };
+    cluster.apply(&format!(
+        r#"{}{}
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {{matchLabels: {{app: web}}}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - name: httpd
+        image: {image}
+        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#,
+        client("client-a", &node_a),
+        client("client-b", &agent.name),
+    ));
+    cluster.eventually("one web pod per node", Duration::from_secs(120), || {
+        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "2")
+            .then_some(())
+    });
+    cluster.wait_running("client-a");
+    cluster.wait_running("client-b");
+    let nodes = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
+    assert!(
+        nodes.contains(&node_a) && nodes.contains(&agent.name),
+        "{nodes}"
+    );
+    // Each client reaches both web pods at their own addresses: one on its node, one across.
+    let ips = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].status.podIP}");
+    for client in ["client-a", "client-b"] {
+        for ip in ips.split_whitespace() {
+            let body = cluster
+                .wget_in(client, &format!("http://{ip}:8080/"))
+                .unwrap_or_else(|e| panic!("{client} to {ip}: {e}"));
+            assert!(body.starts_with("web-"), "{body}");
+        }
+    }
+    // Through the Service from the second node, both pods answer.
+    let cluster_ip = cluster.jsonpath(&["service", "web"], "{.spec.clusterIP}");
+    let mut seen = std::collections::BTreeSet::new();
+    cluster.eventually(
+        "both pods through the service",
+        Duration::from_secs(60),
+        || {
+            if let Ok(body) = cluster.wget_in("client-b", &format!("http://{cluster_ip}:80/")) {
+                seen.insert(body.trim().to_owned());
+            }
+            (seen.len() == 2).then_some(())
+        },
+    );
+    // Both nodes serve cluster DNS, and a pod on the second node resolves the Service.
+    cluster.eventually("a DNS endpoint per node", Duration::from_secs(30), || {
+        let slices = cluster.jsonpath(
+            &[
+                "endpointslices",
+                "-n",
+                "kube-system",
+                "-l",
+                "kubernetes.io/service-name=kube-dns",
+            ],
+            "{.items[*].endpoints[*].nodeName}",
+        );
+        (slices.contains(&node_a) && slices.contains(&agent.name)).then_some(())
+    });
+    let answer = cluster.eventually(
+        "the name from the second node",
+        Duration::from_secs(30),
+        || {
+            cluster.try_kubectl(
+                "1.33",
+                &[
+                    "exec",
+                    "client-b",
+                    "--",
+                    "nslookup",
+                    "-type=a",
+                    "web.default.svc.cluster.local",
+                ],
+            )
+        },
+    );
+    assert!(answer.contains(&cluster_ip), "{answer}");
+}
