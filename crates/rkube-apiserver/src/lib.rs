@@ -13,6 +13,7 @@ mod decode;
 mod delete;
 mod discovery;
 mod filter;
+mod gnostic;
 pub mod memory;
 pub mod nodeproxy;
 mod objects;
