@@ -488,7 +488,7 @@ impl App {
             ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
             ("update", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
-                let object = crate::decode::decode_body(content_type, body)?;
+                let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }

@@ -38,6 +38,7 @@ mod subresources;
 mod tables;
 mod warnings;
 mod watch;
+mod yaml_keys;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
