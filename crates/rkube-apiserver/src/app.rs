@@ -471,7 +471,20 @@ impl App {
         }
         let name = info.name.as_deref();
         let table = |v: Value| crate::tables::respond(accept, rt, v, query);
+        if rt.group.is_empty() && rt.kind == "ComponentStatus" {
+            return crate::componentstatus::serve(info, name).map(table);
+        }
         match (info.verb.as_str(), name, info.subresource.as_deref()) {
+            // POST bindings: pods/binding for the pod the Binding names.
+            ("create", None, None) if rt.group.is_empty() && rt.kind == "Binding" => {
+                let binding = crate::subresources::Binding::decode(content_type, body)?;
+                let pod = binding.name().unwrap_or_default().to_owned();
+                let pods = registry::all()
+                    .by_kind("", "Pod")
+                    .ok_or(ApiError::NoSuchPath)?;
+                let (code, status) = self.bind(pods, info, &pod, binding).await?;
+                Ok(object_response(accept, code, &status))
+            }
             ("create", None, None) if !rt.is_stored() => {
                 let object = crate::decode::decode_body(content_type, body)?;
                 let reviewed = crate::reviews::review(rt, object, user)?;
