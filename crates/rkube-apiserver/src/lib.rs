@@ -16,6 +16,7 @@ mod discovery;
 mod filter;
 mod flowcontrol;
 mod gnostic;
+mod limitranger;
 pub mod memory;
 pub mod nodeproxy;
 mod objects;

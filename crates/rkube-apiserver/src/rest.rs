@@ -607,6 +607,8 @@ impl App {
         {
             self.check_namespace_open(ns).await?;
         }
+        self.limit_ranger_defaults(rt, ns, &mut object, track)
+            .await?;
         self.admit_service_account(rt, ns, &admitted_as, &mut object)
             .await?;
         self.admit_priority(rt, &admitted_as, &mut object, None)
@@ -614,6 +616,8 @@ impl App {
         self.admit_runtime_class(rt, &admitted_as, &mut object)
             .await?;
         self.admit(rt, &mut object, None, track)?;
+        self.limit_ranger_validate(rt, ns, &admitted_as, &object)
+            .await?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
         }
