@@ -221,7 +221,10 @@ pub fn object_usage(
         if counts_as(resource) {
             return Some(if live { one } else { Milli(0) });
         }
-        let &(_, which, name) = POD_COMPUTE.iter().find(|(r, _, _)| *r == resource)?;
+        let (which, name) = match POD_COMPUTE.iter().find(|(r, _, _)| *r == resource) {
+            Some(&(_, which, name)) => (which, name),
+            None => ("requests", pod_requested_resource(resource)?),
+        };
         return Some(if live {
             pod_resource(object, which, name)
         } else {
@@ -250,13 +253,52 @@ pub fn object_usage(
             _ => None,
         };
     }
-    if group.is_empty() && plural == "persistentvolumeclaims" && resource == "requests.storage" {
-        return Some(quantity_at(
-            &object["spec"]["resources"]["requests"],
-            "storage",
-        ));
+    if group.is_empty() && plural == "persistentvolumeclaims" {
+        let (class, what) = match resource.split_once(STORAGE_CLASS_QUOTA) {
+            Some((class, what)) => (Some(class), what),
+            None => (None, resource),
+        };
+        let in_class = class.is_none_or(|c| claim_class(object) == c);
+        return match what {
+            "requests.storage" => Some(if in_class {
+                quantity_at(&object["spec"]["resources"]["requests"], "storage")
+            } else {
+                Milli(0)
+            }),
+            "persistentvolumeclaims" if class.is_some() => {
+                Some(if in_class { one } else { Milli(0) })
+            }
+            _ => None,
+        };
     }
     None
+}
+
+/// What separates a storage class from the claim resource in a per-class quota name
+/// (`gold.storageclass.storage.k8s.io/requests.storage`).
+const STORAGE_CLASS_QUOTA: &str = ".storageclass.storage.k8s.io/";
+
+/// A claim's storage class: the beta annotation first, then `spec.storageClassName`, as
+/// upstream's `GetPersistentVolumeClaimClass`.
+fn claim_class(claim: &Value) -> &str {
+    claim["metadata"]["annotations"]["volume.beta.kubernetes.io/storage-class"]
+        .as_str()
+        .or_else(|| claim["spec"]["storageClassName"].as_str())
+        .unwrap_or("")
+}
+
+/// The container resource a pod quota name beyond cpu, memory and ephemeral storage sums
+/// from requests: huge pages (`hugepages-2Mi`, `requests.hugepages-2Mi`) and extended
+/// resources, which upstream quotas only as `requests.<domain>/<name>`.
+fn pod_requested_resource(resource: &str) -> Option<&str> {
+    let requested = resource.strip_prefix("requests.");
+    let name = requested.unwrap_or(resource);
+    if name.starts_with("hugepages-") {
+        return Some(name);
+    }
+    let extended =
+        name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.");
+    (requested.is_some() && extended).then_some(name)
 }
 
 /// The compute resources a quota limits that a pod does not set on every container
@@ -301,6 +343,56 @@ mod tests {
         assert_eq!(format_quantity(q("3"), Format::Decimal), "3");
         assert_eq!(format_quantity(q("3000"), Format::Decimal), "3k");
         assert_eq!(format_quantity(Milli(0), Format::Binary), "0");
+    }
+
+    #[test]
+    fn extended_resources_huge_pages_and_storage_classes_are_counted() {
+        let pod = json!({"spec": {"containers": [
+            {"resources": {"requests": {"example.com/gpu": "2", "hugepages-2Mi": "4Mi"},
+                           "limits": {"example.com/gpu": "2", "hugepages-2Mi": "4Mi"}}},
+            {"resources": {"requests": {"example.com/gpu": "1"}}},
+        ]}});
+        let usage = |r| object_usage("", "pods", &pod, r, &[]);
+        assert_eq!(usage("requests.example.com/gpu"), Some(q("3")));
+        assert_eq!(
+            usage("example.com/gpu"),
+            None,
+            "only the requests. form quotas them"
+        );
+        assert_eq!(usage("limits.example.com/gpu"), None);
+        assert_eq!(usage("requests.hugepages-2Mi"), Some(q("4Mi")));
+        assert_eq!(usage("hugepages-2Mi"), Some(q("4Mi")));
+        assert_eq!(usage("requests.kubernetes.io/x"), None);
+
+        let claim = json!({"spec": {"storageClassName": "gold",
+            "resources": {"requests": {"storage": "5Gi"}}}});
+        let usage = |r| object_usage("", "persistentvolumeclaims", &claim, r, &[]);
+        assert_eq!(usage("requests.storage"), Some(q("5Gi")));
+        assert_eq!(usage("persistentvolumeclaims"), Some(q("1")));
+        assert_eq!(
+            usage("gold.storageclass.storage.k8s.io/requests.storage"),
+            Some(q("5Gi"))
+        );
+        assert_eq!(
+            usage("gold.storageclass.storage.k8s.io/persistentvolumeclaims"),
+            Some(q("1"))
+        );
+        assert_eq!(
+            usage("silver.storageclass.storage.k8s.io/requests.storage"),
+            Some(Milli(0))
+        );
+        let annotated = json!({"metadata": {"annotations": {"volume.beta.kubernetes.io/storage-class": "silver"}},
+            "spec": {"storageClassName": "gold", "resources": {"requests": {"storage": "1Gi"}}}});
+        assert_eq!(
+            object_usage(
+                "",
+                "persistentvolumeclaims",
+                &annotated,
+                "silver.storageclass.storage.k8s.io/persistentvolumeclaims",
+                &[]
+            ),
+            Some(q("1"))
+        );
     }
 
     #[test]

@@ -10,9 +10,9 @@ use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authn,
     authorization::v1 as authz, autoscaling::v2 as autoscaling, batch::v1 as batch,
     certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
-    node::v1 as node, policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling,
-    storage::v1 as storage,
+    discovery::v1 as discovery, events::v1 as events, flowcontrol::v1 as flowcontrol,
+    networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
+    scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
@@ -36,6 +36,8 @@ const NAMESPACE_VERBS: &[&str] = &[
 ];
 /// Review resources: answered, never stored.
 const CREATE_ONLY: &[&str] = &["create"];
+/// Read-only resources answered by the server (ComponentStatus).
+const GET_LIST: &[&str] = &["get", "list"];
 
 const ALL: &[&str] = &["all"];
 const NONE: &[&str] = &[];
@@ -116,9 +118,10 @@ impl ResourceType {
         self.verbs.contains(&verb)
     }
 
-    /// Whether objects are kept in the store (create-only reviews are not).
+    /// Whether objects are kept in the store (create-only reviews and the server's own
+    /// ComponentStatuses are not).
     pub fn is_stored(&self) -> bool {
-        self.supports("get")
+        self.supports("get") && !(self.group.is_empty() && self.kind == "ComponentStatus")
     }
 
     /// Whether it has the named subresource.
@@ -203,8 +206,14 @@ pub fn all() -> &'static Registry {
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     let mut namespaces = stored::<core::Namespace>(&["ns"], NONE, &["finalize", "status"]);
     namespaces.verbs = NAMESPACE_VERBS;
+    // ComponentStatuses are answered from the server's own health, never stored.
+    let mut component_statuses = stored::<core::ComponentStatus>(&["cs"], NONE, NONE);
+    component_statuses.verbs = GET_LIST;
     Registry::new(vec![
         // core/v1
+        // bindings: the legacy form of pods/binding (created, never stored).
+        review::<core::Binding>(),
+        component_statuses,
         stored::<core::ConfigMap>(&["cm"], NONE, NONE),
         stored::<core::Endpoints>(&["ep"], NONE, NONE),
         stored::<core::Event>(&["ev"], NONE, NONE),
@@ -266,10 +275,15 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         stored::<discovery::EndpointSlice>(NONE, NONE, NONE),
         // events.k8s.io/v1
         stored::<events::Event>(&["ev"], NONE, NONE),
+        // flowcontrol.apiserver.k8s.io/v1
+        stored::<flowcontrol::FlowSchema>(NONE, NONE, &["status"]),
+        stored::<flowcontrol::PriorityLevelConfiguration>(NONE, NONE, &["status"]),
         // networking.k8s.io/v1
         stored::<networking::IngressClass>(NONE, NONE, NONE),
         stored::<networking::Ingress>(&["ing"], NONE, &["status"]),
+        stored::<networking::IPAddress>(&["ip"], NONE, NONE),
         stored::<networking::NetworkPolicy>(&["netpol"], NONE, NONE),
+        stored::<networking::ServiceCIDR>(NONE, NONE, &["status"]),
         // node.k8s.io/v1
         stored::<node::RuntimeClass>(NONE, NONE, NONE),
         // policy/v1
@@ -284,6 +298,7 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         // storage.k8s.io/v1
         stored::<storage::CSIDriver>(NONE, NONE, NONE),
         stored::<storage::CSINode>(NONE, NONE, NONE),
+        stored::<storage::CSIStorageCapacity>(NONE, NONE, NONE),
         stored::<storage::StorageClass>(&["sc"], NONE, NONE),
         stored::<storage::VolumeAttachment>(NONE, NONE, &["status"]),
     ])

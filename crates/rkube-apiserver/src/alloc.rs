@@ -44,6 +44,12 @@ impl FromStr for Ipv4Cidr {
     }
 }
 
+impl std::fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.base), self.bits)
+    }
+}
+
 impl Ipv4Cidr {
     /// Upstream rkube's default Service range, 10.43.0.0/16.
     pub fn default_services() -> Self {

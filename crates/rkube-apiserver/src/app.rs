@@ -367,6 +367,14 @@ impl App {
             .headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
+        if path == "/openapi/v2" || path == "/swagger-2.0.0.pb-v1" {
+            let form = if path == "/openapi/v2" {
+                crate::openapi_v2::negotiate(accept_header)
+            } else {
+                Some(crate::openapi_v2::Form::Protobuf)
+            };
+            return openapi_v2_response(form, &parts.headers);
+        }
         if (path == "/api" || path == "/apis")
             && let Some(version) = crate::discovery::wants_aggregated(accept_header)
         {
@@ -393,20 +401,6 @@ impl App {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        if path == "/openapi/v2" {
-            if !crate::openapi_v2::accepts_json(accept_header) {
-                return error_response(&ApiError::NotAcceptable(format!(
-                    "only application/json is served here, not {}",
-                    crate::openapi_v2::PROTOBUF
-                )));
-            }
-            let mut response = Response::new(full(crate::openapi_v2::document()));
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return response;
-        }
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
             return match crate::openapi::serve(&path) {
                 Ok(bytes) => {
@@ -480,7 +474,20 @@ impl App {
         }
         let name = info.name.as_deref();
         let table = |v: Value| crate::tables::respond(accept, rt, v, query);
+        if rt.group.is_empty() && rt.kind == "ComponentStatus" {
+            return crate::componentstatus::serve(info, name).map(table);
+        }
         match (info.verb.as_str(), name, info.subresource.as_deref()) {
+            // POST bindings: pods/binding for the pod the Binding names.
+            ("create", None, None) if rt.group.is_empty() && rt.kind == "Binding" => {
+                let binding = crate::subresources::Binding::decode(content_type, body)?;
+                let pod = binding.name().unwrap_or_default().to_owned();
+                let pods = registry::all()
+                    .by_kind("", "Pod")
+                    .ok_or(ApiError::NoSuchPath)?;
+                let (code, status) = self.bind(pods, info, &pod, binding).await?;
+                Ok(object_response(accept, code, &status))
+            }
             ("create", None, None) if !rt.is_stored() => {
                 let object = crate::decode::decode_body(content_type, body)?;
                 let reviewed = crate::reviews::review(rt, object, user)?;
@@ -497,7 +504,7 @@ impl App {
             ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
             ("update", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
-                let object = crate::decode::decode_body(content_type, body)?;
+                let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
@@ -604,6 +611,46 @@ impl App {
     ) -> Result<(), ApiError> {
         crate::admission::admit(rt, object, old, scheme_defaulted)
     }
+}
+
+/// `/openapi/v2` in the negotiated form, tagged with the document's `ETag`; 304 when the
+/// client's `If-None-Match` names it, 406 when the client takes neither form.
+fn openapi_v2_response(
+    form: Option<crate::openapi_v2::Form>,
+    headers: &http::HeaderMap,
+) -> Response<Body> {
+    let mut response = match form {
+        None => {
+            let mut response = Response::new(full(Vec::new()));
+            *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
+            response
+        }
+        Some(form) => {
+            let if_none_match = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok());
+            let mut response = if crate::openapi_v2::not_modified(if_none_match) {
+                let mut response = Response::new(full(Vec::new()));
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response
+            } else {
+                Response::new(full(form.bytes()))
+            };
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(form.content_type()),
+            );
+            response.headers_mut().insert(
+                header::ETAG,
+                HeaderValue::from_static(crate::openapi_v2::etag()),
+            );
+            response
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! What a new cluster has before anyone asks: the namespaces upstream creates, the two
-//! system PriorityClasses and the `kubernetes` Service in `default`, pointing at this server.
+//! system PriorityClasses, the API Priority and Fairness configuration, the default
+//! ServiceCIDR and the `kubernetes` Service in `default`, pointing at this server.
 
 use std::net::IpAddr;
 
@@ -51,6 +52,36 @@ pub async fn run(app: &App, advertise_ip: IpAddr, port: u16) -> Result<(), ApiEr
         let class = crate::priority::system_class(name, value, description);
         create_if_missing(app, "scheduling.k8s.io", "PriorityClass", None, class).await?;
     }
+    // Independent objects: created together, so their writes share commits.
+    let levels = crate::flowcontrol::priority_levels()
+        .into_iter()
+        .map(|level| {
+            create_if_missing(
+                app,
+                "flowcontrol.apiserver.k8s.io",
+                "PriorityLevelConfiguration",
+                None,
+                level,
+            )
+        });
+    futures::future::try_join_all(levels).await?;
+    let schemas = crate::flowcontrol::flow_schemas()
+        .into_iter()
+        .map(|schema| {
+            create_if_missing(
+                app,
+                "flowcontrol.apiserver.k8s.io",
+                "FlowSchema",
+                None,
+                schema,
+            )
+        });
+    futures::future::try_join_all(schemas).await?;
+    let service_cidr = json!({
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": [app.config.service_cidr.to_string()]},
+    });
+    create_if_missing(app, "networking.k8s.io", "ServiceCIDR", None, service_cidr).await?;
     let cluster_ip = app.config.service_cidr.nth(1).to_string();
     let service = json!({
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},

@@ -15,9 +15,7 @@ pub(crate) fn set_requestor(rt: &ResourceType, object: &mut Incoming, user: &Use
     if rt.group != "certificates.k8s.io" || rt.kind != "CertificateSigningRequest" {
         return;
     }
-    let object = match object {
-        Incoming::Parsed(object) | Incoming::Known(object, _) => object,
-    };
+    let object = object.object_mut();
     let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };

@@ -2,26 +2,110 @@
 //! the same paths and schemas as the v3 documents (so it carries the same
 //! `x-kubernetes-group-version-kind` and patch strategy / merge key extensions).
 //!
-//! Only JSON is served. Clients that want the protobuf form (client-go's `OpenAPISchema`,
-//! which sends only `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`) get 406, on
-//! which they fall back to the legacy path, find nothing there, and go on without the v2
-//! document — as they do with servers that do not publish it.
+//! Served in JSON and in gnostic's protobuf form (`gnostic`), which client-go's
+//! `OpenAPISchema()` asks for, as upstream's kube-openapi handler does: the first media type
+//! of the client's `Accept` (by quality) that names either, both forms tagged with one
+//! `ETag` (the SHA-512 of the JSON, in upper-case hex) and answered 304 when the client
+//! already holds it. The protobuf form is also served at the legacy `/swagger-2.0.0.pb-v1`
+//! that old clients fall back to.
 
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
-/// The media type of the protobuf form.
-pub const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type client-go asks for (the deprecated spelling, still accepted).
+pub const PROTOBUF_DEPRECATED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The protobuf form's media type, answered for either spelling.
+pub const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
-/// Whether the client accepts JSON (or anything) for `/openapi/v2`.
-pub fn accepts_json(accept: Option<&str>) -> bool {
-    let Some(accept) = accept else {
-        return true;
-    };
-    accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or("").trim();
-        matches!(media, "application/json" | "*/*" | "application/*" | "")
+/// A form of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `application/json`.
+    Json,
+    /// gnostic's `openapi.v2.Document` message.
+    Protobuf,
+}
+
+impl Form {
+    /// The response's content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Form::Json => "application/json",
+            Form::Protobuf => PROTOBUF,
+        }
+    }
+
+    /// The document's bytes in this form.
+    pub fn bytes(self) -> &'static [u8] {
+        match self {
+            Form::Json => document(),
+            Form::Protobuf => protobuf(),
+        }
+    }
+}
+
+/// The form to answer `accept` with (none fits: 406). Clauses are taken by quality, the more
+/// specific first among equals, as goautoneg orders them; a missing header is `*/*`.
+pub fn negotiate(accept: Option<&str>) -> Option<Form> {
+    let accept = accept
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("*/*");
+    let mut clauses: Vec<(f32, usize, &str)> = accept
+        .split(',')
+        .map(|part| {
+            let mut pieces = part.split(';');
+            let media = pieces.next().unwrap_or("").trim();
+            let q = pieces
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q, media.matches('*').count(), media)
+        })
+        .filter(|(q, _, media)| *q > 0.0 && !media.is_empty())
+        .collect();
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    clauses.iter().find_map(|(_, _, media)| {
+        let (ty, sub) = media.split_once('/').unwrap_or((media, ""));
+        if ty != "application" && ty != "*" {
+            return None;
+        }
+        let full = format!("application/{sub}");
+        match sub {
+            "*" | "json" => Some(Form::Json),
+            _ if full == PROTOBUF || full == PROTOBUF_DEPRECATED => Some(Form::Protobuf),
+            _ => None,
+        }
+    })
+}
+
+/// The `ETag` both forms carry, quoted.
+pub fn etag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA512, document());
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        format!("\"{hex}\"")
+    })
+}
+
+/// Whether an `If-None-Match` header names the current tag (or `*`).
+pub fn not_modified(if_none_match: Option<&str>) -> bool {
+    if_none_match.is_some_and(|header| {
+        header.split(',').any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag()
+        })
+    })
+}
+
+/// The document in gnostic's protobuf form, built once.
+pub fn protobuf() -> &'static [u8] {
+    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let doc: Value = serde_json::from_slice(document()).unwrap_or(Value::Null);
+        crate::gnostic::encode(&doc)
     })
 }
 
@@ -214,10 +298,30 @@ mod tests {
     }
 
     #[test]
-    fn only_the_protobuf_form_is_refused() {
-        assert!(accepts_json(None));
-        assert!(accepts_json(Some("application/json")));
-        assert!(accepts_json(Some(&format!("{PROTOBUF}, application/json"))));
-        assert!(!accepts_json(Some(PROTOBUF)));
+    fn accept_picks_the_form_by_quality_and_both_protobuf_spellings() {
+        assert_eq!(negotiate(None), Some(Form::Json));
+        assert_eq!(negotiate(Some("application/json")), Some(Form::Json));
+        assert_eq!(negotiate(Some(PROTOBUF_DEPRECATED)), Some(Form::Protobuf));
+        assert_eq!(negotiate(Some(PROTOBUF)), Some(Form::Protobuf));
+        assert_eq!(
+            negotiate(Some(&format!("application/json;q=0.5, {PROTOBUF}"))),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(
+            negotiate(Some(&format!("*/*;q=0.8, {PROTOBUF_DEPRECATED}"))),
+            Some(Form::Protobuf)
+        );
+        assert_eq!(negotiate(Some("text/html")), None);
+    }
+
+    #[test]
+    fn the_etag_is_the_quoted_sha512_of_the_json() {
+        let tag = etag();
+        assert_eq!(tag.len(), 128 + 2);
+        assert!(tag.starts_with('"') && tag.ends_with('"'));
+        assert!(not_modified(Some(tag)));
+        assert!(not_modified(Some(&format!("\"x\", W/{tag}"))));
+        assert!(!not_modified(Some("\"x\"")));
+        assert!(!not_modified(None));
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderValue, Response, header};
 
 use crate::app::{Accept, App, Body, full};
 use crate::cache::{CachedList, Freshness, list_json};
-use crate::decode::{FieldValidation, Incoming, normalize, report_unknown};
+use crate::decode::{FieldValidation, Incoming, normalize, normalize_yaml, report_unknown};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
 
@@ -555,6 +555,11 @@ impl App {
                 check_namespace(&mut object, rt, ns)?;
                 normalize(rt, object, validation)?
             }
+            Incoming::Yaml(mut object, duplicates) => {
+                check_type(&mut object, rt)?;
+                check_namespace(&mut object, rt, ns)?;
+                normalize_yaml(rt, object, duplicates, validation)?
+            }
             // Its type and kind were checked by decoding it.
             Incoming::Known(mut object, unknown) => {
                 check_namespace(&mut object, rt, ns)?;
@@ -602,6 +607,8 @@ impl App {
         {
             self.check_namespace_open(ns).await?;
         }
+        self.limit_ranger_defaults(rt, ns, &mut object, track)
+            .await?;
         self.admit_service_account(rt, ns, &admitted_as, &mut object)
             .await?;
         self.admit_priority(rt, &admitted_as, &mut object, None)
@@ -609,6 +616,8 @@ impl App {
         self.admit_runtime_class(rt, &admitted_as, &mut object)
             .await?;
         self.admit(rt, &mut object, None, track)?;
+        self.limit_ranger_validate(rt, ns, &admitted_as, &object)
+            .await?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
         }
@@ -820,18 +829,21 @@ impl App {
     }
 
     /// PUT: replace an object (or its status).
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
         name: &str,
-        mut object: Value,
+        mut object: Incoming,
     ) -> Result<(u16, Value), ApiError> {
-        check_type(&mut object, rt)?;
+        if !matches!(object, Incoming::Known(..)) {
+            // A body decoded into the type had its type and kind checked then.
+            check_type(object.object_mut(), rt)?;
+        }
         let ns = self.namespace_of(rt, info);
-        check_namespace(&mut object, rt, ns)?;
-        match meta_str(&object, "name") {
+        check_namespace(object.object_mut(), rt, ns)?;
+        match meta_str(object.object_mut(), "name") {
             Some(body_name) if body_name != name => {
                 return Err(ApiError::BadRequest(format!(
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
@@ -839,11 +851,20 @@ impl App {
             }
             Some(_) => {}
             None => {
-                metadata_mut(&mut object)?.insert("name".into(), json!(name));
+                metadata_mut(object.object_mut())?.insert("name".into(), json!(name));
             }
         }
         let validation = FieldValidation::from_query(query)?;
-        let object = normalize(rt, object, validation)?;
+        let object = match object {
+            Incoming::Parsed(object) => normalize(rt, object, validation)?,
+            Incoming::Yaml(object, duplicates) => {
+                normalize_yaml(rt, object, duplicates, validation)?
+            }
+            Incoming::Known(object, findings) => {
+                report_unknown(rt, findings, validation)?;
+                object
+            }
+        };
         let wanted_rv = objects::resource_version(&object);
         let dry = dry_run(query)?;
         self.guaranteed_update(

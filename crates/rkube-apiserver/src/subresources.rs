@@ -26,6 +26,11 @@ pub(crate) struct Binding {
 }
 
 impl Binding {
+    /// The Binding's name: the pod it binds.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// Reads a request body. A JSON Binding of the usual shape is read without building the
     /// object; anything else (another format, a field of an unexpected type) is decoded
     /// whole first, and a field of the wrong type counts as absent.

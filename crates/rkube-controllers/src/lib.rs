@@ -14,6 +14,7 @@ pub mod deployment;
 pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod events;
 pub mod expectations;
 pub mod gc;
@@ -91,6 +92,14 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "endpointslice",
         start: |ctx| Box::pin(endpointslice::EndpointSliceController::new(ctx.client).run()),
+    },
+    ControllerDef {
+        name: "endpointslicemirroring",
+        start: |ctx| {
+            Box::pin(
+                endpointslicemirroring::EndpointSliceMirroringController::new(ctx.client).run(),
+            )
+        },
     },
     ControllerDef {
         name: "nodeipam",

@@ -437,9 +437,15 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             .as_ref()
             .map(|(reason, err)| (*reason, api_message(err)));
         let status = compute_status(owner.as_ref(), &pods, failure_condition, now);
-        if status != owner.replica_status() {
+        let previous = owner.replica_status();
+        if status != previous {
             let api: Api<K> = Api::namespaced(self.client.clone(), &key.namespace);
-            let patch = serde_json::json!({ "status": status });
+            let mut patch = serde_json::json!({ "status": status });
+            // An empty list is left out of the status; a merge patch must say the stored
+            // conditions (a ReplicaFailure that no longer holds) go.
+            if status.conditions.is_empty() && !previous.conditions.is_empty() {
+                patch["status"]["conditions"] = serde_json::Value::Null;
+            }
             match api
                 .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await

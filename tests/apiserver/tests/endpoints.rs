@@ -413,3 +413,141 @@ async fn deleted_endpoints_and_slices_are_written_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn selector_less_services_with_custom_endpoints_get_mirrored_slices() {
+    use rkube_controllers::endpointslicemirroring::EndpointSliceMirroringController;
+    let t = start().await;
+    let _mirroring = tokio::spawn(EndpointSliceMirroringController::new(t.client.clone()).run());
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let endpoints: Api<Endpoints> = Api::namespaced(t.client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(t.client.clone(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "external"},
+                "spec": {"ports": [{"name": "pg", "port": 5432}]}}))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let custom = json!({"metadata": {"name": "external", "labels": {"team": "db"}},
+        "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "notReadyAddresses": [{"ip": "192.0.2.11"}],
+            "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]}]});
+    let created = endpoints
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(custom).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mirrored = "kubernetes.io/service-name=external,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io";
+    let slice = eventually("a mirrored slice", || async {
+        let list = slices
+            .list(&ListParams::default().labels(mirrored))
+            .await
+            .unwrap();
+        (list.items.len() == 1).then(|| list.items[0].clone())
+    })
+    .await;
+    assert_eq!(slice.address_type, "IPv4");
+    assert_eq!(slice.metadata.labels.as_ref().unwrap()["team"], "db");
+    let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        (
+            "Endpoints",
+            created.metadata.uid.as_deref().unwrap(),
+            Some(true)
+        )
+    );
+    let seen: Vec<(String, bool)> = slice
+        .endpoints
+        .iter()
+        .map(|e| {
+            (
+                e.addresses[0].clone(),
+                e.conditions.as_ref().unwrap().ready.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("192.0.2.10".to_owned(), true),
+            ("192.0.2.11".to_owned(), false)
+        ]
+    );
+    let port = &slice.ports.as_ref().unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.port), (Some("pg"), Some(5432)));
+
+    // An update of the Endpoints is mirrored.
+    let patch = json!({"subsets": [{"addresses": [{"ip": "192.0.2.20"}],
+        "ports": [{"name": "pg", "port": 5433, "protocol": "TCP"}]}]});
+    endpoints
+        .patch("external", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    eventually("the slice follows the update", || async {
+        let list = slices
+            .list(&ListParams::default().labels(mirrored))
+            .await
+            .unwrap();
+        (list.items.len() == 1
+            && list.items[0].endpoints.len() == 1
+            && list.items[0].endpoints[0].addresses == ["192.0.2.20"]
+            && list.items[0].ports.as_ref().unwrap()[0].port == Some(5433))
+        .then_some(())
+    })
+    .await;
+
+    // Endpoints of a Service with a selector, or labelled skip-mirror, are not mirrored.
+    let skip = json!({"metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}});
+    endpoints
+        .patch("external", &PatchParams::default(), &Patch::Merge(&skip))
+        .await
+        .unwrap();
+    eventually("the skipped slice goes", || async {
+        let list = slices
+            .list(&ListParams::default().labels(mirrored))
+            .await
+            .unwrap();
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    let unskip = json!({"metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": null}}});
+    endpoints
+        .patch("external", &PatchParams::default(), &Patch::Merge(&unskip))
+        .await
+        .unwrap();
+    eventually("mirrored again", || async {
+        let list = slices
+            .list(&ListParams::default().labels(mirrored))
+            .await
+            .unwrap();
+        (list.items.len() == 1).then_some(())
+    })
+    .await;
+
+    // Deleting the Endpoints deletes the mirrored slices.
+    endpoints
+        .delete("external", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the mirrored slice is deleted", || async {
+        let list = slices
+            .list(&ListParams::default().labels(mirrored))
+            .await
+            .unwrap();
+        list.items.is_empty().then_some(())
+    })
+    .await;
+    // The API server's own `kubernetes` Endpoints carry skip-mirror and stay unmirrored.
+    let kubernetes = slices
+        .list(&ListParams::default().labels(
+            "kubernetes.io/service-name=kubernetes,endpointslice.kubernetes.io/managed-by=endpointslicemirroring-controller.k8s.io",
+        ))
+        .await
+        .unwrap();
+    assert!(kubernetes.items.is_empty());
+}

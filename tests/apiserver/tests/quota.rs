@@ -315,3 +315,94 @@ async fn creates_beyond_a_quota_are_refused_with_upstreams_message() {
     assert_eq!(used["pods"], "2");
     assert_eq!(used["requests.cpu"], "1");
 }
+
+#[tokio::test]
+async fn extended_resources_and_storage_classes_are_charged_and_counted() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let t = start().await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), "default");
+    let quota = json!({"metadata": {"name": "devices"}, "spec": {"hard": {
+        "requests.example.com/gpu": "2",
+        "requests.hugepages-2Mi": "4Mi",
+        "gold.storageclass.storage.k8s.io/requests.storage": "5Gi",
+        "gold.storageclass.storage.k8s.io/persistentvolumeclaims": "2",
+        "requests.storage": "20Gi",
+    }}});
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(quota).unwrap(),
+        )
+        .await
+        .unwrap();
+    let _controller =
+        tokio::spawn(ResourceQuotaController::new(t.client.clone(), &Settings::default()).run());
+    eventually("the quota's usage", || async {
+        let q = quotas.get("devices").await.unwrap();
+        (used(&q).len() == 5).then_some(())
+    })
+    .await;
+
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod = |name: &str, gpus: &str| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": [
+            {"name": "c", "image": "i", "resources": {
+                "requests": {"example.com/gpu": gpus}, "limits": {"example.com/gpu": gpus}}}]}}))
+        .unwrap()
+    };
+    pods.create(&PostParams::default(), &pod("a", "2"))
+        .await
+        .unwrap();
+    let over = rkube_apiserver_tests::api_error(
+        pods.create(&PostParams::default(), &pod("b", "1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(over.code, 403);
+    assert_eq!(
+        over.message,
+        "pods \"b\" is forbidden: exceeded quota: devices, requested: requests.example.com/gpu=1, used: requests.example.com/gpu=2, limited: requests.example.com/gpu=2"
+    );
+
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(t.client.clone(), "default");
+    let claim = |name: &str, class: &str, size: &str| -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "storageClassName": class, "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}}}}))
+        .unwrap()
+    };
+    claims
+        .create(&PostParams::default(), &claim("g1", "gold", "3Gi"))
+        .await
+        .unwrap();
+    let over = rkube_apiserver_tests::api_error(
+        claims
+            .create(&PostParams::default(), &claim("g2", "gold", "3Gi"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        over.message,
+        "persistentvolumeclaims \"g2\" is forbidden: exceeded quota: devices, requested: gold.storageclass.storage.k8s.io/requests.storage=3Gi, used: gold.storageclass.storage.k8s.io/requests.storage=3Gi, limited: gold.storageclass.storage.k8s.io/requests.storage=5Gi"
+    );
+    claims
+        .create(&PostParams::default(), &claim("s1", "silver", "3Gi"))
+        .await
+        .unwrap();
+
+    eventually("the controller's count", || async {
+        let q = quotas.get("devices").await.unwrap();
+        let want = expect(&[
+            ("requests.example.com/gpu", "2"),
+            ("requests.hugepages-2Mi", "0"),
+            ("gold.storageclass.storage.k8s.io/requests.storage", "3Gi"),
+            (
+                "gold.storageclass.storage.k8s.io/persistentvolumeclaims",
+                "1",
+            ),
+            ("requests.storage", "6Gi"),
+        ]);
+        (used(&q) == want).then_some(())
+    })
+    .await;
+}

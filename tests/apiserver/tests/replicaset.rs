@@ -303,3 +303,55 @@ async fn pods_that_cannot_be_created_are_reported_as_replica_failure() {
     assert_eq!(condition.reason.as_deref(), Some("FailedCreate"));
     assert!(condition.message.unwrap().contains("being terminated"));
 }
+
+#[tokio::test]
+async fn replica_failure_is_set_while_creates_fail_and_removed_once_they_succeed() {
+    use k8s_openapi::api::core::v1::ResourceQuota;
+    let t = start().await;
+    // A quota nobody has counted yet refuses every pod ("status unknown for quota").
+    let quotas: Api<ResourceQuota> = Api::namespaced(t.client.clone(), "default");
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "5"}}}))
+            .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let _manager = manager(&t);
+    let sets: Api<ReplicaSet> = Api::namespaced(t.client.clone(), "default");
+    sets.create(&PostParams::default(), &replicaset("blocked", 2))
+        .await
+        .unwrap();
+    let condition = eventually("ReplicaFailure is set", async || {
+        let status = sets.get("blocked").await.unwrap().status?;
+        status
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "ReplicaFailure")
+    })
+    .await;
+    assert_eq!(condition.status, "True");
+    assert_eq!(condition.reason.as_deref(), Some("FailedCreate"));
+    assert!(
+        condition
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("forbidden"),
+        "{condition:?}"
+    );
+
+    quotas.delete("q", &DeleteParams::default()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    eventually(
+        "the pods are created and the condition removed",
+        async || {
+            let status = sets.get("blocked").await.unwrap().status?;
+            let failing = status
+                .conditions
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "ReplicaFailure");
+            (!failing && status.replicas == 2 && active_pods(&pods, "blocked").await.len() == 2)
+                .then_some(())
+        },
+    )
+    .await;
+}

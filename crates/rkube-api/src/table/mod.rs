@@ -275,7 +275,7 @@ const PRINTERS: &[(&str, &str, &[Column], Printer)] = &[
         misc::VOLUME_ATTACHMENT,
         misc::volume_attachment,
     ),
-    // Printed upstream but not served by rkube yet.
+    // Printed upstream; some (DRA, storage versions, trust bundles) are not served by rkube.
     (
         "",
         "ComponentStatus",

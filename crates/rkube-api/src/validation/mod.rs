@@ -19,6 +19,7 @@ mod others;
 mod pod;
 mod quantity;
 mod rbac;
+mod security;
 mod service;
 mod volumes;
 

@@ -10,7 +10,7 @@ use super::field::{self, Path, get, int_at, list_at, str_at};
 use super::names::{
     is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value,
 };
-use super::{affinity, quantity, volumes};
+use super::{affinity, quantity, security, volumes};
 use crate::error::FieldError;
 
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
@@ -150,6 +150,7 @@ pub(super) fn pod_spec(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         ));
     }
     field::labels(get(spec, "nodeSelector"), &path.child("nodeSelector"), errs);
+    security::pod(spec, path, errs);
     for (key, check) in [
         (
             "serviceAccountName",
@@ -239,6 +240,7 @@ fn container(c: &Value, p: &Path, volumes: &BTreeSet<String>, errs: &mut Vec<Fie
     }
     ports(c, &p.child("ports"), errs);
     env(c, &p.child("env"), errs);
+    security::container(c, p, errs);
     resources(c, &p.child("resources"), errs);
     volume_mounts(c, &p.child("volumeMounts"), volumes, errs);
     field::one_of(
