@@ -223,6 +223,11 @@ pub async fn run(agent_dir: &Path) -> anyhow::Result<()> {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        // The routes to other nodes' pods (the service proxy's node routes, protocol 147).
+        let _ = std::process::Command::new("ip")
+            .args(["route", "flush", "proto", "147"])
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = std::process::Command::new("ip")
             .args(["link", "delete", &footprint.bridge])
             .stderr(std::process::Stdio::null())

@@ -261,7 +261,7 @@ mod tests {
             table: "t".to_owned(),
             cluster_cidr: None,
             service_cidrs: Vec::new(),
-            nodeport_ips: Vec::new(),
+            nodeport_addresses: Vec::new(),
         };
         Proxier::new(
             config,

@@ -14,13 +14,13 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 use kube::runtime::watcher;
 
-/// The routing protocol number rkube's node routes carry (`ip route … proto 188`), so that
-/// they are told apart from everyone else's.
-pub const ROUTE_PROTOCOL: u8 = 188;
+/// The routing protocol number rkube's node routes carry (`ip route … proto 147`, a number
+/// iproute2 gives no name), so that they are told apart from everyone else's.
+pub const ROUTE_PROTOCOL: u8 = 147;
 
 /// The routes this node needs: podCIDR to the node's InternalIP, for every other node whose
-/// address is not one of this host's (nodes sharing a host reach each other's bridges
-/// directly).
+/// address is not one of this host's nor loopback (nodes sharing a host reach each other's
+/// bridges directly).
 pub fn desired_routes(
     nodes: &BTreeMap<String, Node>,
     this_node: &str,
@@ -51,7 +51,7 @@ pub fn desired_routes(
         else {
             continue;
         };
-        if local_addresses.contains(&IpAddr::V4(address)) {
+        if address.is_loopback() || local_addresses.contains(&IpAddr::V4(address)) {
             continue;
         }
         out.insert(cidr.clone(), address);
@@ -231,6 +231,8 @@ mod tests {
         ]
         .into_iter()
         .collect();
+        let mut nodes = nodes;
+        nodes.extend([node("d", "10.42.3.0/24", "127.0.0.1")]);
         let local = ["192.0.2.1".parse().unwrap()];
         let routes = desired_routes(&nodes, "a", &local);
         // c shares a's host: its bridge is reached directly.

@@ -49,9 +49,10 @@ pub struct RulesConfig {
     pub cluster_cidr: Option<String>,
     /// The Service address ranges: addresses in them that no Service holds are dropped.
     pub service_cidrs: Vec<String>,
-    /// The addresses node ports are served on; empty: every local address but loopback (as
-    /// upstream's iptables mode and k3s serve them).
-    pub nodeport_ips: Vec<Ipv4Addr>,
+    /// The local address ranges node ports are served on (upstream's `--nodeport-addresses`,
+    /// CIDRs); empty: every local address but loopback (as upstream's iptables mode and k3s
+    /// serve them).
+    pub nodeport_addresses: Vec<String>,
 }
 
 /// A rule set: the per-service chains, the map and set elements and the affinity sets. The
@@ -94,11 +95,7 @@ pub fn build(config: &RulesConfig, ports: &[ServicePort]) -> Ruleset {
     rs.sets.insert(CLUSTER_IPS, BTreeSet::new());
     rs.sets.insert(
         NODEPORT_IPS,
-        config
-            .nodeport_ips
-            .iter()
-            .map(Ipv4Addr::to_string)
-            .collect(),
+        config.nodeport_addresses.iter().cloned().collect(),
     );
     for port in ports {
         add_service_port(config, &mut rs, port);
@@ -290,9 +287,11 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
             "add map {t} {map} {{ type inet_proto . inet_service : verdict ; }}"
         );
     }
-    for set in [CLUSTER_IPS, NODEPORT_IPS] {
-        let _ = writeln!(s, "add set {t} {set} {{ type ipv4_addr ; }}");
-    }
+    let _ = writeln!(s, "add set {t} {CLUSTER_IPS} {{ type ipv4_addr ; }}");
+    let _ = writeln!(
+        s,
+        "add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; flags interval ; }}"
+    );
     for (set, timeout) in &rs.affinity {
         add_affinity_set(&mut s, &t, set, *timeout);
     }
@@ -433,7 +432,7 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
 
 /// The destination addresses node ports are served on.
 fn nodeport_match(config: &RulesConfig) -> String {
-    if config.nodeport_ips.is_empty() {
+    if config.nodeport_addresses.is_empty() {
         "ip daddr != 127.0.0.0/8".to_owned()
     } else {
         format!("ip daddr @{NODEPORT_IPS}")

@@ -6,7 +6,7 @@ fn config() -> RulesConfig {
         table: "rkube-proxy-test".to_owned(),
         cluster_cidr: Some("10.42.0.0/16".to_owned()),
         service_cidrs: vec!["10.43.0.0/16".to_owned()],
-        nodeport_ips: vec!["192.0.2.1".parse().unwrap()],
+        nodeport_addresses: vec!["192.0.2.1/32".to_owned()],
     }
 }
 
@@ -138,7 +138,7 @@ fn node_ports_with_cluster_policy_masquerade() {
         rs.chains["ext-ns/web/tcp/http"],
         ["jump mark-for-masquerade", "goto svc-ns/web/tcp/http"]
     );
-    assert!(rs.sets[NODEPORT_IPS].contains("192.0.2.1"));
+    assert!(rs.sets[NODEPORT_IPS].contains("192.0.2.1/32"));
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn proxier(ns: &Netns, node_ip: &str) -> Proxier {
         table: "rkube-proxy-test".to_owned(),
         cluster_cidr: Some("10.244.0.0/16".to_owned()),
         service_cidrs: vec!["10.96.0.0/16".to_owned()],
-        nodeport_ips: vec![node_ip.parse::<Ipv4Addr>().unwrap()],
+        nodeport_addresses: vec![format!("{node_ip}/32")],
     };
     Proxier::new(
         config,

@@ -72,6 +72,11 @@ struct NodeArgs {
     /// The kubelet API's port.
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// The local address ranges (CIDRs, comma-separated) NodePorts are served on; by default
+    /// every address of the node but loopback. Naming 127.0.0.0/8 serves them on loopback too
+    /// (and sets route_localnet).
+    #[arg(long, value_delimiter = ',')]
+    nodeport_addresses: Vec<String>,
     /// Where the node's service proxy and DNS metrics are served (`/metrics` on 127.0.0.1).
     #[arg(long, default_value_t = 10249)]
     proxy_metrics_port: u16,
@@ -373,6 +378,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             service_cidr: args.service_cidr.clone(),
             dns: dns_enabled,
             metrics_port: args.node.proxy_metrics_port,
+            nodeport_addresses: args.node.nodeport_addresses.clone(),
         };
         let stopped = agent_stopped.clone();
         Some(tokio::spawn(async move {
@@ -492,6 +498,7 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
         service_cidr: args.service_cidr,
         dns: true,
         metrics_port: args.node.proxy_metrics_port,
+        nodeport_addresses: args.node.nodeport_addresses.clone(),
     };
     run_node(client.clone(), client, config, network, stop).await
 }
@@ -504,6 +511,8 @@ struct NodeNetwork {
     dns: bool,
     /// The loopback port of the proxy's and DNS's metrics.
     metrics_port: u16,
+    /// `--nodeport-addresses`.
+    nodeport_addresses: Vec<String>,
 }
 
 /// `--cluster-dns`, or the tenth address of the Service range.
@@ -560,14 +569,24 @@ async fn run_node(
         }
     }
     if dataplane.available() {
+        if network
+            .nodeport_addresses
+            .iter()
+            .any(|cidr| cidr.starts_with("127."))
+        {
+            // DNAT of traffic to loopback to a pod needs the kernel to route 127/8 off-host.
+            match std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1") {
+                Ok(()) => tracing::info!("route_localnet set: node ports answer on loopback"),
+                Err(e) => tracing::warn!(error = %e, "node ports cannot answer on loopback"),
+            }
+        }
         let proxy_config = rkube_proxy::ProxyConfig {
             node_name: config.node_name.clone(),
             rules: rkube_proxy::rules::RulesConfig {
                 table: rkube_kubelet::cni::proxy_table(&config.bridge),
                 cluster_cidr: Some(network.cluster_cidr.clone()),
                 service_cidrs: vec![network.service_cidr.clone()],
-                // Node ports on every address of the node but loopback.
-                nodeport_ips: Vec::new(),
+                nodeport_addresses: network.nodeport_addresses.clone(),
             },
             full_sync_period: std::time::Duration::from_secs(3600),
             min_sync_period: std::time::Duration::from_millis(20),
