@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::net::Ipv4Addr;
 
 use crate::model::{Endpoint, ServicePort, TrafficPolicy};
 
