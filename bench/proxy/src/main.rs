@@ -135,7 +135,7 @@ fn program(ns: &Netns, count: usize) -> anyhow::Result<Proxier> {
         netns: Some(ns.name.clone()),
     });
     let mut proxier = Proxier::new(
-        config,
+        config.clone(),
         dataplane,
         Duration::from_secs(3600),
         Arc::new(Metrics::default()),
@@ -151,14 +151,22 @@ fn program(ns: &Netns, count: usize) -> anyhow::Result<Proxier> {
         "ms",
     );
     let mut changes = Vec::new();
+    let mut computes = Vec::new();
     for generation in 1..=7u8 {
         let changed = count / 2;
+        let before = rkube_proxy::rules::build(&config, &ports);
         ports[changed] = service(changed, generation);
+        // The pure part alone: the rule set and the difference script.
+        let started = Instant::now();
+        let after = rkube_proxy::rules::build(&config, &ports);
+        let _ = rkube_proxy::rules::diff_script(&config, &before, &after);
+        computes.push(started.elapsed().as_secs_f64() * 1e3);
         let started = Instant::now();
         proxier.sync(&ports, Instant::now())?;
         changes.push(started.elapsed().as_secs_f64() * 1e3);
     }
     line(&case, "incremental_sync_p50", median(changes), "ms");
+    line(&case, "incremental_compute_p50", median(computes), "ms");
     Ok(proxier)
 }
 
