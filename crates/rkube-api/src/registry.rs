@@ -4,7 +4,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authn,
@@ -14,6 +14,7 @@ use k8s_openapi::api::{
     networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
     scheduling::v1 as scheduling, storage::v1 as storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,6 +77,8 @@ pub struct ResourceType {
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
     /// The schema's name, e.g. `io.k8s.api.core.v1.Pod`.
     pub schema_name: fn() -> std::borrow::Cow<'static, str>,
+    /// For a custom resource, what its definition says about this version.
+    pub custom: Option<Arc<crate::crd::Version>>,
 }
 
 impl ResourceType {
@@ -172,6 +175,7 @@ where
         normalize_json: normalize_json::<T>,
         schema: schema::<T>,
         schema_name: T::schema_name,
+        custom: None,
     }
 }
 
@@ -195,6 +199,7 @@ where
         normalize_json: normalize_json::<T>,
         schema: schema::<T>,
         schema_name: T::schema_name,
+        custom: None,
     }
 }
 
@@ -249,6 +254,12 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         stored::<admission::ValidatingAdmissionPolicy>(NONE, &["api-extensions"], &["status"]),
         stored::<admission::ValidatingAdmissionPolicyBinding>(NONE, &["api-extensions"], NONE),
         stored::<admission::ValidatingWebhookConfiguration>(NONE, &["api-extensions"], NONE),
+        // apiextensions.k8s.io/v1
+        stored::<apiextensions::CustomResourceDefinition>(
+            &["crd", "crds"],
+            &["api-extensions"],
+            &["status"],
+        ),
         // apps/v1
         stored::<apps::ControllerRevision>(NONE, NONE, NONE),
         stored::<apps::DaemonSet>(&["ds"], ALL, &["status"]),
@@ -336,19 +347,43 @@ impl Registry {
         &self.types
     }
 
-    /// The resource at `/apis/<group>/<version>/<plural>` (`/api/v1/<plural>` for core).
+    /// The resource at `/apis/<group>/<version>/<plural>` (`/api/v1/<plural>` for core),
+    /// built in or custom.
     pub fn by_path(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.by_path
-            .get(&(group, version, plural))
-            .map(|i| &self.types[*i])
+        match self.by_path.get(&(group, version, plural)) {
+            Some(i) => Some(&self.types[*i]),
+            None => custom_read()
+                .types()
+                .find(|t| t.group == group && t.version == version && t.plural == plural),
+        }
     }
 
-    /// The resource of `kind` in `group`.
+    /// The resource of `kind` in `group`: a custom kind's storage version.
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceType> {
-        self.by_kind.get(&(group, kind)).map(|i| &self.types[*i])
+        match self.by_kind.get(&(group, kind)) {
+            Some(i) => Some(&self.types[*i]),
+            None => {
+                let custom = custom_read();
+                let mut matching = custom
+                    .types()
+                    .filter(|t| t.group == group && t.kind == kind)
+                    .peekable();
+                let first = *matching.peek()?;
+                Some(
+                    matching
+                        .find(|t| {
+                            t.custom
+                                .as_ref()
+                                .is_some_and(|c| c.storage_version == t.version)
+                        })
+                        .unwrap_or(first),
+                )
+            }
+        }
     }
 
-    /// The groups served, core ("") first, each once, in order of first appearance.
+    /// The groups served, core ("") first, each once, in order of first appearance; custom
+    /// groups after the built-in ones, by name.
     pub fn groups(&self) -> Vec<&'static str> {
         let mut groups: Vec<&'static str> = Vec::new();
         for t in &self.types {
@@ -356,27 +391,147 @@ impl Registry {
                 groups.push(t.group);
             }
         }
+        for t in custom_types() {
+            if !groups.contains(&t.group) {
+                groups.push(t.group);
+            }
+        }
         groups
     }
 
-    /// The one version served for `group`.
+    /// The preferred version served for `group`.
     pub fn version_of(&self, group: &str) -> Option<&'static str> {
-        self.types
-            .iter()
-            .find(|t| t.group == group)
-            .map(|t| t.version)
+        self.versions_of(group).first().copied()
     }
 
-    /// The resources of one group and version.
+    /// Every version served for `group`, the preferred first (upstream's priority: GA,
+    /// then beta, then alpha, newer first; other names alphabetically).
+    pub fn versions_of(&self, group: &str) -> Vec<&'static str> {
+        if let Some(t) = self.types.iter().find(|t| t.group == group) {
+            return vec![t.version];
+        }
+        let mut versions: Vec<&'static str> = Vec::new();
+        for t in custom_types() {
+            if t.group == group && !versions.contains(&t.version) {
+                versions.push(t.version);
+            }
+        }
+        versions.sort_by(|a, b| version_priority(a).cmp(&version_priority(b)));
+        versions
+    }
+
+    /// The resources of one group and version, built in or custom.
     pub fn in_group_version<'a>(
         &'a self,
         group: &'a str,
         version: &'a str,
     ) -> impl Iterator<Item = &'a ResourceType> + 'a {
+        let custom: Vec<&'static ResourceType> = custom_types()
+            .into_iter()
+            .filter(|t| t.group == group && t.version == version)
+            .collect();
         self.types
             .iter()
             .filter(move |t| t.group == group && t.version == version)
+            .chain(custom)
     }
+}
+
+/// A sort key ordering versions as upstream's discovery does: `v2`, `v1`, `v11beta2`,
+/// `v10beta3`, `v3beta1`, `v12alpha1`, `v11alpha2`, then other names alphabetically.
+fn version_priority(version: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    let parse = |v: &str| -> Option<(u8, u64, u64)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((0, major, 0));
+        }
+        for (stage, word) in [(1u8, "beta"), (2u8, "alpha")] {
+            if let Some(minor) = tail.strip_prefix(word) {
+                return Some((stage, major, minor.parse().ok()?));
+            }
+        }
+        None
+    };
+    match parse(version) {
+        Some((stage, major, minor)) => (
+            stage,
+            std::cmp::Reverse(major),
+            std::cmp::Reverse(minor),
+            String::new(),
+        ),
+        None => (
+            3,
+            std::cmp::Reverse(0),
+            std::cmp::Reverse(0),
+            version.to_owned(),
+        ),
+    }
+}
+
+/// The resource types served for custom resource definitions, by definition name.
+#[derive(Default)]
+struct Custom {
+    /// Per definition: a fingerprint of what it serves, and the types.
+    by_crd: HashMap<String, (String, Vec<&'static ResourceType>)>,
+}
+
+impl Custom {
+    fn types(&self) -> impl Iterator<Item = &'static ResourceType> + '_ {
+        self.by_crd
+            .values()
+            .flat_map(|(_, types)| types.iter().copied())
+    }
+}
+
+static CUSTOM: LazyLock<RwLock<Custom>> = LazyLock::new(RwLock::default);
+
+fn custom_read() -> std::sync::RwLockReadGuard<'static, Custom> {
+    CUSTOM.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves what the definition `crd` (an established CustomResourceDefinition) defines,
+/// replacing what it served before. Types live for the rest of the process (they are
+/// referenced as `&'static`); an unchanged definition reuses them.
+pub fn set_custom(crd: &serde_json::Value) {
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let fingerprint = crd["spec"].to_string();
+    let mut custom = CUSTOM.write().unwrap_or_else(|p| p.into_inner());
+    if custom
+        .by_crd
+        .get(&name)
+        .is_some_and(|(f, _)| *f == fingerprint)
+    {
+        return;
+    }
+    let types: Vec<&'static ResourceType> = crate::crd::resource_types(crd)
+        .into_iter()
+        .map(|t| &*Box::leak(Box::new(t)))
+        .collect();
+    custom.by_crd.insert(name, (fingerprint, types));
+}
+
+/// Stops serving what the definition named `crd` defined.
+pub fn remove_custom(crd: &str) {
+    CUSTOM
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_crd
+        .remove(crd);
+}
+
+/// Every custom resource type served, ordered by group, then version, then plural.
+pub fn custom_types() -> Vec<&'static ResourceType> {
+    let mut types: Vec<&'static ResourceType> = custom_read().types().collect();
+    types.sort_by(|a, b| (a.group, a.version, a.plural).cmp(&(b.group, b.version, b.plural)));
+    types
 }
 
 /// The kind, group and version a subresource's body has, and the verbs it takes.
@@ -441,6 +596,20 @@ mod tests {
             .expect("crb");
         assert!(!crb.namespaced);
         assert!(all().by_path("", "v1", "widgets").is_none());
+    }
+
+    #[test]
+    fn versions_sort_as_upstream_discovery() {
+        let mut v = vec![
+            "v1alpha1", "foo", "v1", "v2beta1", "v1beta2", "v2", "v10beta3",
+        ];
+        v.sort_by(|a, b| version_priority(a).cmp(&version_priority(b)));
+        assert_eq!(
+            v,
+            [
+                "v2", "v1", "v10beta3", "v2beta1", "v1beta2", "v1alpha1", "foo"
+            ]
+        );
     }
 
     #[test]

@@ -12,15 +12,47 @@ pub fn admit(
     old: Option<&Value>,
     scheme_defaulted: bool,
 ) -> Result<(), ApiError> {
+    if let Some(custom) = &rt.custom {
+        return admit_custom(rt, custom, object, old);
+    }
+    let is_crd = rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition";
     if scheme_defaulted {
         defaults::admission_defaults(rt.group, rt.kind, object);
     } else {
         defaults::apply_defaults(rt.group, rt.kind, object);
     }
+    if is_crd {
+        rkube_api::crd::definition::apply_defaults(object);
+    }
     if old.is_none() && rt.group.is_empty() && rt.kind == "Pod" {
         default_toleration_seconds(object);
     }
-    let causes = validation::validate(rt.group, rt.kind, object, old);
+    let mut causes = validation::validate(rt.group, rt.kind, object, old);
+    if is_crd {
+        causes.extend(rkube_api::crd::definition::validate(object, old));
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid {
+            kind: rt.qualified_kind(),
+            name: object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+            causes,
+        })
+    }
+}
+
+/// A custom resource: the schema's defaults (also on objects read back, so applied again
+/// here), metadata checks, then the schema's validation.
+fn admit_custom(
+    rt: &ResourceType,
+    custom: &rkube_api::crd::Version,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    custom.prune_and_default(object);
+    let mut causes = validation::validate(rt.group, rt.kind, object, old);
+    causes.extend(custom.validate(object));
     if causes.is_empty() {
         Ok(())
     } else {

@@ -80,6 +80,7 @@ pub struct App {
     ready: AtomicBool,
     pub(crate) watch_lines: Arc<crate::watch::LineMemo>,
     pub(crate) cache: Arc<crate::cache::WatchCache>,
+    pub(crate) definitions: crate::crd::Definitions,
 }
 
 /// How the caller proved who it is, before the token is looked at.
@@ -249,6 +250,7 @@ impl App {
             authorizer,
             ready: AtomicBool::new(false),
             watch_lines: Arc::default(),
+            definitions: crate::crd::Definitions::default(),
         }
     }
 
@@ -453,6 +455,9 @@ impl App {
         let rt = registry::all()
             .by_path(&info.group, &info.version, &info.resource)
             .ok_or(ApiError::NoSuchPath)?;
+        if let Some(warning) = rt.custom.as_ref().and_then(|c| c.warning.clone()) {
+            crate::warnings::warn(warning);
+        }
         if rt.namespaced
             && info.namespace.is_none()
             && matches!(info.verb.as_str(), "create" | "update" | "patch" | "delete")

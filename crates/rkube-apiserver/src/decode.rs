@@ -168,6 +168,7 @@ pub(crate) fn decode_incoming(
 ) -> Result<Incoming, ApiError> {
     let media = media_type(content_type);
     if matches!(media, "application/json" | "" | "*/*")
+        && rt.custom.is_none()
         && let Ok(known) = (rt.normalize_json)(body)
         && let Ok(unknown) = unknown_in_text(body, &known)
     {
@@ -188,6 +189,18 @@ pub(crate) fn known_fields(
     rt: &ResourceType,
     object: Value,
 ) -> Result<(Value, Vec<String>), ApiError> {
+    if let Some(custom) = &rt.custom {
+        let mut known = (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()))?;
+        let mut unknown = Vec::new();
+        unknown_fields(
+            &object["metadata"],
+            &known["metadata"],
+            "metadata",
+            &mut unknown,
+        );
+        unknown.extend(custom.prune_and_default(&mut known));
+        return Ok((known, unknown));
+    }
     let known = (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()))?;
     let mut unknown = Vec::new();
     unknown_fields(&object, &known, "", &mut unknown);
@@ -251,7 +264,7 @@ pub(crate) fn normalize(
     object: Value,
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    if validation == FieldValidation::Ignore {
+    if validation == FieldValidation::Ignore && rt.custom.is_none() {
         return (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()));
     }
     let (known, unknown) = known_fields(rt, object)?;
@@ -266,7 +279,7 @@ pub(crate) fn normalize_yaml(
     yaml_duplicates: Vec<String>,
     validation: FieldValidation,
 ) -> Result<Value, ApiError> {
-    if validation == FieldValidation::Ignore {
+    if validation == FieldValidation::Ignore && rt.custom.is_none() {
         return (rt.normalize)(&object).map_err(|e| cannot_handle(rt, e.to_string()));
     }
     let (known, unknown) = known_fields(rt, object)?;

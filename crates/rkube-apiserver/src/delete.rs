@@ -88,6 +88,9 @@ impl App {
                 marked["status"]["phase"] = json!("Terminating");
                 needs_mark = true;
             }
+            if App::mark_definition_deleted(rt, &mut marked) {
+                needs_mark = true;
+            }
             if needs_mark || graceful {
                 let already = current["metadata"]
                     .get("deletionTimestamp")

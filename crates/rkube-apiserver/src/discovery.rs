@@ -90,47 +90,16 @@ pub fn aggregated(core: bool, version: &str) -> Value {
         .groups()
         .into_iter()
         .filter(|g| g.is_empty() == core)
-        .filter_map(|group| {
-            let v = reg.version_of(group)?;
-            let resources: Vec<Value> = reg
-                .in_group_version(group, v)
-                .map(|rt| {
-                    let subresources: Vec<Value> = rt
-                        .subresources
-                        .iter()
-                        .map(|sub| {
-                            let (kind, g, ver, verbs) = subresource_kind(rt, sub);
-                            let mut entry = json!({"subresource": sub, "verbs": verbs});
-                            if !kind.is_empty() {
-                                entry["responseKind"] =
-                                    json!({"group": g, "version": ver, "kind": kind});
-                            }
-                            entry
-                        })
-                        .collect();
-                    let mut entry = json!({
-                        "resource": rt.plural,
-                        "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
-                        "scope": if rt.namespaced { "Namespaced" } else { "Cluster" },
-                        "singularResource": rt.singular(),
-                        "verbs": rt.verbs,
-                    });
-                    if !rt.short_names.is_empty() {
-                        entry["shortNames"] = json!(rt.short_names);
-                    }
-                    if !rt.categories.is_empty() {
-                        entry["categories"] = json!(rt.categories);
-                    }
-                    if !subresources.is_empty() {
-                        entry["subresources"] = json!(subresources);
-                    }
-                    entry
-                })
+        .map(|group| {
+            let versions: Vec<Value> = reg
+                .versions_of(group)
+                .into_iter()
+                .map(|v| aggregated_version(group, v))
                 .collect();
-            Some(json!({
+            json!({
                 "metadata": {"name": group, "creationTimestamp": null},
-                "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
-            }))
+                "versions": versions,
+            })
         })
         .collect();
     json!({
@@ -141,10 +110,53 @@ pub fn aggregated(core: bool, version: &str) -> Value {
     })
 }
 
+/// One group version in aggregated discovery.
+fn aggregated_version(group: &str, v: &str) -> Value {
+    let resources: Vec<Value> = registry::all()
+        .in_group_version(group, v)
+        .map(|rt| {
+            let subresources: Vec<Value> = rt
+                .subresources
+                .iter()
+                .map(|sub| {
+                    let (kind, g, ver, verbs) = subresource_kind(rt, sub);
+                    let mut entry = json!({"subresource": sub, "verbs": verbs});
+                    if !kind.is_empty() {
+                        entry["responseKind"] = json!({"group": g, "version": ver, "kind": kind});
+                    }
+                    entry
+                })
+                .collect();
+            let mut entry = json!({
+                "resource": rt.plural,
+                "responseKind": {"group": rt.group, "version": rt.version, "kind": rt.kind},
+                "scope": if rt.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": rt.singular(),
+                "verbs": rt.verbs,
+            });
+            if !rt.short_names.is_empty() {
+                entry["shortNames"] = json!(rt.short_names);
+            }
+            if !rt.categories.is_empty() {
+                entry["categories"] = json!(rt.categories);
+            }
+            if !subresources.is_empty() {
+                entry["subresources"] = json!(subresources);
+            }
+            entry
+        })
+        .collect();
+    json!({"version": v, "resources": resources, "freshness": "Current"})
+}
+
 fn group_entry(group: &str) -> Value {
-    let version = registry::all().version_of(group).unwrap_or("v1");
-    let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
+    let versions: Vec<Value> = registry::all()
+        .versions_of(group)
+        .into_iter()
+        .map(|version| json!({"groupVersion": format!("{group}/{version}"), "version": version}))
+        .collect();
+    let preferred = versions.first().cloned().unwrap_or(Value::Null);
+    json!({"name": group, "versions": versions, "preferredVersion": preferred})
 }
 
 /// Answers a discovery path, or 404.

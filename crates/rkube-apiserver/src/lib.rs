@@ -9,6 +9,7 @@ mod bootstrap;
 mod cache;
 pub mod certs;
 mod componentstatus;
+mod crd;
 mod csr;
 mod decode;
 mod delete;
@@ -171,6 +172,7 @@ pub struct ApiServer {
     ca_key: String,
     accept_task: tokio::task::JoinHandle<()>,
     cache_task: tokio::task::JoinHandle<()>,
+    definitions_task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -237,6 +239,7 @@ impl ApiServer {
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
+        let definitions_task = tokio::spawn(app.clone().run_definitions());
         let acceptor = serve::tls_acceptor(&certs)?;
         let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");
@@ -251,6 +254,7 @@ impl ApiServer {
             ca_key: certs.ca_key.clone(),
             accept_task,
             cache_task,
+            definitions_task,
         })
     }
 
@@ -295,5 +299,6 @@ impl ApiServer {
     pub fn shutdown(self) {
         self.accept_task.abort();
         self.cache_task.abort();
+        self.definitions_task.abort();
     }
 }

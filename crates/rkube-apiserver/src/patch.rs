@@ -30,6 +30,12 @@ impl App {
             .unwrap_or("")
             .trim()
             .to_owned();
+        if rt.custom.is_some() && media == "application/strategic-merge-patch+json" {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: \
+                 application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            )));
+        }
         let apply: fn(&ResourceType, &Value, &Value) -> Result<Value, ApiError> = match media
             .as_str()
         {

@@ -27,6 +27,7 @@ const GENERATION_KINDS: &[&str] = &[
     "Ingress",
     "NetworkPolicy",
     "ValidatingAdmissionPolicy",
+    "CustomResourceDefinition",
 ];
 
 /// The current time as Kubernetes writes timestamps (seconds, UTC).
@@ -165,8 +166,32 @@ fn new_uid() -> String {
         .to_string()
 }
 
+/// Whether the kind's strategy keeps `metadata.generation` (every custom resource does).
+fn sets_generation(rt: &ResourceType) -> bool {
+    rt.custom.is_some() || GENERATION_KINDS.contains(&rt.kind)
+}
+
+/// Whether an update changed what moves `metadata.generation`: the spec, or for a custom
+/// resource everything but metadata (and status, when that is a subresource).
+fn generation_moves(rt: &ResourceType, new: &Value, old: &Value) -> bool {
+    if rt.custom.is_none() {
+        return new.get("spec") != old.get("spec");
+    }
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("metadata");
+            if rt.has_subresource("status") {
+                o.remove("status");
+            }
+        }
+        v
+    };
+    strip(new) != strip(old)
+}
+
 fn prepare_for_create(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
-    let generation = GENERATION_KINDS.contains(&rt.kind);
+    let generation = sets_generation(rt);
     {
         let meta = metadata_mut(object)?;
         for field in [
@@ -285,7 +310,7 @@ fn prepare_for_update(
         updated
     };
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    let spec_changed = result.get("spec") != old.get("spec");
+    let spec_changed = generation_moves(rt, &result, old);
     let meta = metadata_mut(&mut result)?;
     for field in [
         "uid",
@@ -299,7 +324,7 @@ fn prepare_for_update(
             None => meta.remove(field),
         };
     }
-    if GENERATION_KINDS.contains(&rt.kind) && spec_changed && subresource.is_none() {
+    if sets_generation(rt) && spec_changed && subresource.is_none() {
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -621,25 +646,39 @@ impl App {
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
         }
+        if self.terminating_definition(rt) {
+            return Err(ApiError::MethodNotAllowed(format!(
+                "create not allowed while custom resource definition is terminating"
+            )));
+        }
         self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object).await?;
-        let bytes = crate::objects::encode(&object)?;
-        // What a failed write must release (a Service's addresses and ports) is read from
-        // the object.
-        let kept = (keep || crate::alloc::is_service(rt)).then_some(object);
-        match self.objects.create(rt, ns, &name, bytes).await {
-            Ok((json, rev)) => {
-                let object = kept.filter(|_| keep).map(|mut object| {
-                    crate::objects::set_resource_version(&mut object, rev);
-                    object
-                });
-                Ok(Created::Stored { json, object })
-            }
-            Err(err) => {
-                if let Some(object) = &kept {
-                    self.release(rt, object).await;
+        // A generated name that is taken is generated again, as upstream's
+        // RetryGenerateName does (up to eight attempts in all).
+        let generated = name != admitted_as;
+        let mut name = name;
+        let mut attempts = 1;
+        loop {
+            let bytes = crate::objects::encode(&object)?;
+            match self.objects.create(rt, ns, &name, bytes).await {
+                Ok((json, rev)) => {
+                    let object = keep.then(|| {
+                        crate::objects::set_resource_version(&mut object, rev);
+                        object
+                    });
+                    return Ok(Created::Stored { json, object });
                 }
-                Err(err)
+                Err(ApiError::AlreadyExists { .. }) if generated && attempts < 8 => {
+                    attempts += 1;
+                    name = generate_name(&admitted_as);
+                    metadata_mut(&mut object)?.insert("name".into(), json!(name));
+                }
+                Err(err) => {
+                    // What a failed write must release (a Service's addresses and ports) is
+                    // read from the object.
+                    self.release(rt, &object).await;
+                    return Err(err);
+                }
             }
         }
     }

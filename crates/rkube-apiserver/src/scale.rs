@@ -11,8 +11,78 @@ use crate::decode::FieldValidation;
 use crate::objects::resource_version;
 use crate::request::{Query, RequestInfo};
 
+/// A simple `.a.b` JSON path as a JSON pointer (`/a/b`).
+fn pointer(path: &str) -> String {
+    path.replace('.', "/")
+}
+
+/// Where a kind keeps its desired and observed replicas: a custom resource's scale
+/// subresource names the paths, workloads use `spec.replicas` / `status.replicas`.
+fn replica_paths(rt: &ResourceType) -> (String, String) {
+    match rt.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(paths) => (
+            pointer(&paths.spec_replicas),
+            pointer(&paths.status_replicas),
+        ),
+        None => ("/spec/replicas".into(), "/status/replicas".into()),
+    }
+}
+
+/// The Scale of a custom resource, as its scale subresource's paths say.
+fn custom_scale_of(rt: &ResourceType, parent: &Value) -> Value {
+    let meta = &parent["metadata"];
+    let (spec, status) = replica_paths(rt);
+    let selector = rt
+        .custom
+        .as_ref()
+        .and_then(|c| c.scale.as_ref())
+        .and_then(|p| p.label_selector.as_deref())
+        .and_then(|p| parent.pointer(&pointer(p)))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut scale = json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {},
+        "status": {"replicas": parent.pointer(&status).and_then(Value::as_i64).unwrap_or(0)},
+    });
+    if let Some(r) = parent.pointer(&spec).and_then(Value::as_i64) {
+        scale["spec"]["replicas"] = json!(r);
+    }
+    if !selector.is_empty() {
+        scale["status"]["selector"] = json!(selector);
+    }
+    scale
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+fn set_at(object: &mut Value, pointer: &str, value: Value) {
+    let mut at = object;
+    let parts: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !at.is_object() {
+            *at = json!({});
+        }
+        if i + 1 == parts.len() {
+            at[*part] = value;
+            return;
+        }
+        at = &mut at[*part];
+    }
+}
+
 /// The Scale of a workload object.
 fn scale_of(rt: &ResourceType, parent: &Value) -> Value {
+    if rt.custom.is_some() {
+        return custom_scale_of(rt, parent);
+    }
     let meta = &parent["metadata"];
     let selector = match rt.kind {
         // A ReplicationController's selector is a plain map.
@@ -117,7 +187,7 @@ impl App {
                         });
                     }
                     let mut next = current.clone();
-                    next["spec"]["replicas"] = json!(replicas);
+                    set_at(&mut next, &replica_paths(rt).0, json!(replicas));
                     Ok(next)
                 },
             )

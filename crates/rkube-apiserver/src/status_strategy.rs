@@ -22,6 +22,23 @@ pub(crate) fn keep_spec(mut new: Value, old: &Value) -> Value {
 /// everything the status writer should not touch on the kinds that reset the object meta
 /// for status (`metav1.ResetObjectMetaForStatus`).
 pub(crate) fn status_update(rt: &ResourceType, new: Value, old: &Value) -> Value {
+    if rt.custom.is_some() {
+        // A custom resource's status write changes the status only (and records its
+        // writer in managedFields), as upstream's custom resource status strategy.
+        let mut merged = old.clone();
+        match new.get("status") {
+            Some(status) => merged["status"] = status.clone(),
+            None => {
+                if let Some(o) = merged.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        if let Some(fields) = new["metadata"].get("managedFields") {
+            merged["metadata"]["managedFields"] = fields.clone();
+        }
+        return merged;
+    }
     let mut merged = keep_spec(new, old);
     let held: &[&str] = match (rt.group, rt.kind) {
         ("apps", "Deployment") => &["labels"],

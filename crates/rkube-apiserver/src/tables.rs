@@ -59,10 +59,13 @@ pub fn table_value(rt: &ResourceType, value: Value, query: &Query) -> Value {
             (vec![value], json!({"resourceVersion": rv}))
         }
     };
-    let columns: Vec<Value> = table::columns(rt.group, rt.kind)
-        .iter()
-        .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
-        .collect();
+    let columns: Vec<Value> = match &rt.custom {
+        Some(custom) => custom.table_columns(),
+        None => table::columns(rt.group, rt.kind)
+            .iter()
+            .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority}))
+            .collect(),
+    };
     let rows: Vec<Value> = items
         .into_iter()
         .map(|mut item| {
@@ -70,7 +73,10 @@ pub fn table_value(rt: &ResourceType, value: Value, query: &Query) -> Value {
                 item["kind"] = json!(rt.kind);
                 item["apiVersion"] = json!(rt.api_version());
             }
-            let cells = table::cells(rt.group, rt.kind, &item, now);
+            let cells = match &rt.custom {
+                Some(custom) => custom.table_cells(&item, now),
+                None => table::cells(rt.group, rt.kind, &item, now),
+            };
             let object = match include {
                 "None" => Value::Null,
                 "Object" => item,

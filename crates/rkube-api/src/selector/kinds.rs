@@ -216,6 +216,9 @@ pub(super) fn convert(group: &str, kind: &str, label: &str) -> Result<&'static s
     if let Some((_, canonical)) = fields.labels.iter().find(|(l, _)| *l == label) {
         return Ok(canonical);
     }
+    if let Some(field) = selectable(group, kind, label) {
+        return Ok(field);
+    }
     Err(match fields.rejection {
         Rejection::Default => format!(
             "{} is not a known field selector: only \"metadata.name\", \"metadata.namespace\"",
@@ -231,8 +234,26 @@ pub(super) fn canonical<'a>(group: &str, kind: &str, label: &'a str) -> &'a str 
     convert(group, kind, label).unwrap_or(label)
 }
 
+/// A custom resource's selectable field (`selectableFields[].jsonPath` without its dot).
+fn selectable(group: &str, kind: &str, label: &str) -> Option<&'static str> {
+    let rt: &'static crate::registry::ResourceType = crate::registry::all().by_kind(group, kind)?;
+    rt.custom
+        .as_deref()?
+        .selectable_fields
+        .iter()
+        .map(|f| f.trim_start_matches('.'))
+        .find(|f| *f == label)
+}
+
 /// The value of a field-set label in an object, empty when the set lacks it.
 pub(super) fn value(group: &str, kind: &str, label: &str, object: &Value) -> String {
+    if let Some(field) = selectable(group, kind, label) {
+        return match at(object, field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+    }
     (fields_of(group, kind).read)(label, object).unwrap_or_default()
 }
 

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::field::{self, IMMUTABLE, Path, get, int_at, list_at, str_at};
-use super::names::{is_dns1123_label, is_dns1123_subdomain};
+use super::names::{is_dns1035_label, is_dns1123_label, is_dns1123_subdomain};
 use crate::error::FieldError;
 
 /// How a kind's names are checked (upstream's `ValidateNameFunc`s).
@@ -18,31 +18,6 @@ pub(super) enum NameRule {
     Dns1035Label,
     /// `IsValidPathSegmentName`: RBAC kinds, whose names may hold ':' (`system:admin`).
     PathSegment,
-}
-
-const DNS1035_LABEL_MAX: usize = 63;
-
-/// `IsDNS1035Label`: a DNS-1123 label that starts with a letter.
-pub(super) fn is_dns1035_label(value: &str) -> Vec<String> {
-    let mut errors = Vec::new();
-    if value.len() > DNS1035_LABEL_MAX {
-        errors.push(format!(
-            "must be no more than {DNS1035_LABEL_MAX} characters"
-        ));
-    }
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let ok = value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value.ends_with(alnum)
-        && value.chars().all(|c| alnum(c) || c == '-');
-    if !ok {
-        errors.push(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start \
-             with an alphabetic character, and end with an alphanumeric character (e.g. \
-             'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
-                .to_owned(),
-        );
-    }
-    errors
 }
 
 /// `IsValidPathSegmentName`.

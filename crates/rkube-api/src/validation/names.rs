@@ -143,6 +143,31 @@ pub fn is_valid_label_value(value: &str) -> Vec<String> {
     errors
 }
 
+const DNS1035_LABEL_MAX: usize = 63;
+
+/// `IsDNS1035Label`: a DNS-1123 label that starts with a letter.
+pub fn is_dns1035_label(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.len() > DNS1035_LABEL_MAX {
+        errors.push(format!(
+            "must be no more than {DNS1035_LABEL_MAX} characters"
+        ));
+    }
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ok = value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value.ends_with(alnum)
+        && value.chars().all(|c| alnum(c) || c == '-');
+    if !ok {
+        errors.push(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start \
+             with an alphabetic character, and end with an alphanumeric character (e.g. \
+             'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')"
+                .to_owned(),
+        );
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
