@@ -16,11 +16,13 @@ fn documents() -> &'static BTreeMap<String, Arc<Vec<u8>>> {
     DOCS.get_or_init(|| {
         let reg = registry::all();
         let mut docs = BTreeMap::new();
-        for group in reg.groups() {
-            let Some(version) = reg.version_of(group) else {
-                continue;
-            };
+        // Built-in group versions only: custom ones come and go (`custom_documents`).
+        for rt in reg.types() {
+            let (group, version) = (rt.group, rt.version);
             let path = gv_path(group, version);
+            if docs.contains_key(&path) {
+                continue;
+            }
             let doc = document(group, version);
             docs.insert(path, Arc::new(serde_json::to_vec(&doc).unwrap_or_default()));
         }
@@ -54,12 +56,35 @@ pub(crate) fn v3_documents() -> impl Iterator<Item = Value> {
         .filter_map(|bytes| serde_json::from_slice(bytes).ok())
 }
 
+/// The documents of the custom resources served now, per group version.
+fn custom_documents() -> BTreeMap<String, Arc<Vec<u8>>> {
+    let mut by_gv: BTreeMap<(String, String), Vec<&'static ResourceType>> = BTreeMap::new();
+    for rt in registry::custom_types() {
+        by_gv
+            .entry((rt.group.to_owned(), rt.version.to_owned()))
+            .or_default()
+            .push(rt);
+    }
+    by_gv
+        .into_iter()
+        .map(|((group, version), types)| {
+            let doc = custom_document(&types);
+            (
+                gv_path(&group, &version),
+                Arc::new(serde_json::to_vec(&doc).unwrap_or_default()),
+            )
+        })
+        .collect()
+}
+
 /// Answers `/openapi/v3` and `/openapi/v3/<group-version>`.
 pub fn serve(path: &str) -> Result<Arc<Vec<u8>>, ApiError> {
     let rest = path.trim_start_matches("/openapi/v3").trim_matches('/');
+    let custom = custom_documents();
     if rest.is_empty() {
         let paths: Map<String, Value> = documents()
             .iter()
+            .chain(custom.iter())
             .map(|(gv, bytes)| {
                 (
                     gv.clone(),
@@ -71,7 +96,68 @@ pub fn serve(path: &str) -> Result<Arc<Vec<u8>>, ApiError> {
             serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default(),
         ));
     }
-    documents().get(rest).cloned().ok_or(ApiError::NoSuchPath)
+    documents()
+        .get(rest)
+        .or_else(|| custom.get(rest))
+        .cloned()
+        .ok_or(ApiError::NoSuchPath)
+}
+
+/// The schema name upstream publishes a custom kind under: the group reversed, the version,
+/// the kind (`com.example.stable.v1.CronTab`).
+fn custom_schema_name(rt: &ResourceType) -> String {
+    let mut parts: Vec<&str> = rt.group.split('.').collect();
+    parts.reverse();
+    format!("{}.{}.{}", parts.join("."), rt.version, rt.kind)
+}
+
+/// One custom group version's document: each kind's schema from its definition, with the
+/// standard `apiVersion`, `kind` and `metadata`, and its list.
+fn custom_document(types: &[&'static ResourceType]) -> Value {
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>();
+    generator.subschema_for::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta>();
+    let mut paths = Map::new();
+    let mut schemas = generator.take_definitions(true);
+    for rt in types {
+        let Some(custom) = &rt.custom else { continue };
+        let name = custom_schema_name(rt);
+        paths_for(rt, &name, &mut paths);
+        let mut schema = match &custom.schema {
+            Value::Object(o) if !o.is_empty() => custom.schema.clone(),
+            _ => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+        };
+        let gvk = json!([{"group": rt.group, "kind": rt.kind, "version": rt.version}]);
+        schema["properties"]["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"});
+        schema["properties"]["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"});
+        schema["properties"]["metadata"] = json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"});
+        schema["x-kubernetes-group-version-kind"] = gvk;
+        schemas.insert(name.clone(), schema);
+        schemas.insert(
+            format!("{}List", name),
+            json!({
+                "type": "object",
+                "required": ["items"],
+                "description": format!("{} is a list of {}", rt.list_kind, rt.kind),
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}},
+                    "metadata": {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"}]},
+                },
+                "x-kubernetes-group-version-kind": [{"group": rt.group, "kind": rt.list_kind, "version": rt.version}],
+            }),
+        );
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes CRD Swagger", "version": "v0.1.0"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header"}},
+        },
+    })
 }
 
 fn param(name: &str, location: &str, description: &str) -> Value {
@@ -142,8 +228,8 @@ fn operation(
     op
 }
 
-fn paths_for(rt: &ResourceType, paths: &mut Map<String, Value>) {
-    let schema = (rt.schema_name)().into_owned();
+fn paths_for(rt: &ResourceType, schema: &str, paths: &mut Map<String, Value>) {
+    let schema = schema.to_owned();
     let base = if rt.group.is_empty() {
         format!("/api/{}", rt.version)
     } else {
@@ -349,7 +435,7 @@ fn document(group: &str, version: &str) -> Value {
     let mut kinds = Vec::new();
     for rt in registry::all().in_group_version(group, version) {
         (rt.schema)(&mut generator);
-        paths_for(rt, &mut paths);
+        paths_for(rt, &(rt.schema_name)(), &mut paths);
         kinds.push(rt);
     }
     let mut schemas = generator.take_definitions(true);
