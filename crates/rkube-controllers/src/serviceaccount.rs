@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// The name of the ConfigMap with the cluster CA.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
@@ -61,25 +61,25 @@ impl ServiceAccountController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 namespace_events,
-                |change: Change<'_, Namespace>| match change {
-                    Change::Applied(ns) => ns.metadata.name.clone().into_iter().collect(),
+                |change: &Change<Namespace>| match change {
+                    Change::Added(ns) | Change::Updated { new: ns, .. } => {
+                        ns.metadata.name.clone().into_iter().collect()
+                    }
                     Change::Deleted(_) => Vec::new(),
                 },
             ))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 account_events,
-                move |change: Change<'_, ServiceAccount>| match change {
+                move |change: &Change<ServiceAccount>| match change {
                     Change::Deleted(account) => namespace_of(&account.metadata).collect(),
-                    Change::Applied(_) => Vec::new(),
+                    Change::Added(_) | Change::Updated { .. } => Vec::new(),
                 },
             ))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 map_events,
-                move |change: Change<'_, ConfigMap>| {
-                    namespace_of(&change.object().metadata).collect()
-                },
+                move |change: &Change<ConfigMap>| namespace_of(&change.object().metadata).collect(),
             ))),
         ];
         if namespaces.wait_until_ready().await.is_err() {
