@@ -48,11 +48,11 @@ impl ServiceAccountController {
             Api::<Namespace>::all(self.client.clone()),
             watcher::Config::default(),
         );
-        let (_, account_events) = informer(
+        let (accounts, account_events) = informer(
             Api::<ServiceAccount>::all(self.client.clone()),
             watcher::Config::default().fields("metadata.name=default"),
         );
-        let (_, map_events) = informer(
+        let (maps, map_events) = informer(
             Api::<ConfigMap>::all(self.client.clone()),
             watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
         );
@@ -85,16 +85,32 @@ impl ServiceAccountController {
         if namespaces.wait_until_ready().await.is_err() {
             return;
         }
+        let _ = accounts.wait_until_ready().await;
+        let _ = maps.wait_until_ready().await;
         let this = &self;
-        let namespaces = &namespaces;
+        let (namespaces, accounts, maps) = (&namespaces, &accounts, &maps);
         queue
             .run("serviceaccount", |name: String| async move {
-                match namespaces.get(&ObjectRef::new(&name)) {
-                    Some(ns) => this.reconcile(&ns).await.map(|()| Next::Wait),
-                    None => Ok(Next::Wait),
+                let Some(ns) = namespaces.get(&ObjectRef::new(&name)) else {
+                    return Ok(Next::Wait);
+                };
+                // The caches usually show both in place: no request at all.
+                let account = accounts.get(&ObjectRef::new("default").within(&name));
+                let map = maps.get(&ObjectRef::new(ROOT_CA_CONFIGMAP).within(&name));
+                if account.is_some() && map.is_some_and(|m| this.holds_ca(&m)) {
+                    return Ok(Next::Wait);
                 }
+                this.reconcile(&ns).await.map(|()| Next::Wait)
             })
             .await;
+    }
+
+    fn ca_data(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("ca.crt".to_owned(), self.ca_cert.clone())])
+    }
+
+    fn holds_ca(&self, map: &ConfigMap) -> bool {
+        map.data.as_ref() == Some(&self.ca_data())
     }
 
     /// Creates what is missing and restores the CA if it was changed. Idempotent.
@@ -119,9 +135,9 @@ impl ServiceAccountController {
             }
         }
         let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), name);
-        let data = BTreeMap::from([("ca.crt".to_owned(), self.ca_cert.clone())]);
+        let data = self.ca_data();
         match maps.get(ROOT_CA_CONFIGMAP).await {
-            Ok(existing) if existing.data.as_ref() == Some(&data) => Ok(()),
+            Ok(existing) if self.holds_ca(&existing) => Ok(()),
             Ok(_) => {
                 let patch = serde_json::json!({"data": data});
                 maps.patch(
