@@ -84,12 +84,14 @@ impl<K> Change<K> {
     }
 }
 
+/// A (re)list in progress: what the cache held before it, and the objects listed so far.
+type Relist<K> = (Vec<Arc<K>>, Vec<ObjectRef<K>>);
+
 /// Turns watcher events into [`Change`]s, keeping the cache the events fill.
 struct Tracker<K: Resource<DynamicType = ()> + Clone + 'static> {
     writer: reflector::store::Writer<K>,
     store: Store<K>,
-    /// During a (re)list: what the cache held before it, and the objects listed so far.
-    relist: Option<(Vec<Arc<K>>, Vec<ObjectRef<K>>)>,
+    relist: Option<Relist<K>>,
 }
 
 impl<K> Tracker<K>
