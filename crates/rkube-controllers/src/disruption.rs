@@ -21,7 +21,7 @@ use rkube_api::selector::LabelSelector;
 
 use crate::endpoints::is_pod_ready;
 use crate::events::{EventType, Recorder};
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, key_of};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, key_of};
 
 /// How long an eviction recorded in `disruptedPods` is waited for before it is forgotten.
 pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -149,13 +149,13 @@ impl DisruptionController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 pdb_events,
-                |change: Change<'_, PodDisruptionBudget>| vec![key_of(change.object())],
+                |change: &Change<PodDisruptionBudget>| vec![key_of(change.object())],
             ))),
             // A pod's change concerns the budgets of its namespace.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 pod_events,
-                move |change: Change<'_, Pod>| {
+                move |change: &Change<Pod>| {
                     let ns = change.object().metadata.namespace.clone();
                     reader
                         .state_filter(|pdb| pdb.metadata.namespace == ns)

@@ -19,7 +19,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use crate::workqueue::{
+use crate::informer::{
     AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
 };
 
@@ -359,7 +359,7 @@ pub fn service_informers(
     let services_feed = tokio::spawn(feed(
         queue.clone(),
         service_events,
-        |change: Change<'_, Service>| vec![key_of(change.object())],
+        |change: &Change<Service>| vec![key_of(change.object())],
     ));
     // Which Services each pod was last seen in, so that a pod whose labels stop matching
     // still updates the Service it left.
@@ -368,7 +368,7 @@ pub fn service_informers(
     let pods_feed = tokio::spawn(feed(
         queue.clone(),
         pod_events,
-        move |change: Change<'_, Pod>| {
+        move |change: &Change<Pod>| {
             let pod = change.object();
             let pod_key = key_of(pod);
             let now: HashSet<ServiceKey> = reader
@@ -378,7 +378,7 @@ pub fn service_informers(
                 .collect();
             let mut memo = memo.lock().unwrap_or_else(|p| p.into_inner());
             let before = match change {
-                Change::Applied(_) => memo.insert(pod_key, now.clone()),
+                Change::Added(_) | Change::Updated { .. } => memo.insert(pod_key, now.clone()),
                 Change::Deleted(_) => memo.remove(&pod_key),
             };
             now.into_iter()
@@ -415,9 +415,9 @@ impl EndpointsController {
         guards.push(AbortOnDrop(tokio::spawn(feed(
             queue.clone(),
             endpoint_events,
-            |change: Change<'_, Endpoints>| match change {
-                Change::Deleted(ep) => vec![key_of(ep)],
-                Change::Applied(_) => Vec::new(),
+            |change: &Change<Endpoints>| match change {
+                Change::Deleted(ep) => vec![key_of(ep.as_ref())],
+                Change::Added(_) | Change::Updated { .. } => Vec::new(),
             },
         ))));
         if caches.services.wait_until_ready().await.is_err()

@@ -17,7 +17,7 @@ use crate::endpoints::{
     pod_hostname, pod_ip, pod_ports, pod_reference, service_informers, service_selector,
     should_pod_be_in_endpoints,
 };
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 use kube::runtime::watcher;
 
 /// Endpoints per slice (upstream's `--max-endpoints-per-slice` default).
@@ -179,7 +179,7 @@ impl EndpointSliceController {
         guards.push(AbortOnDrop(tokio::spawn(feed(
             queue.clone(),
             slice_events,
-            |change: Change<'_, EndpointSlice>| match change {
+            |change: &Change<EndpointSlice>| match change {
                 Change::Deleted(slice) => {
                     let service = slice
                         .metadata
@@ -191,7 +191,7 @@ impl EndpointSliceController {
                         .into_iter()
                         .collect()
                 }
-                Change::Applied(_) => Vec::new(),
+                Change::Added(_) | Change::Updated { .. } => Vec::new(),
             },
         ))));
         if caches.services.wait_until_ready().await.is_err()

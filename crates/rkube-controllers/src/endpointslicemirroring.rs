@@ -19,7 +19,7 @@ use kube::runtime::watcher;
 
 use crate::endpoints::{ServiceKey, service_selector};
 use crate::endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SliceContent};
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 
 /// This controller's name in [`MANAGED_BY_LABEL`].
 pub const CONTROLLER_NAME: &str = "endpointslicemirroring-controller.k8s.io";
@@ -203,18 +203,18 @@ impl EndpointSliceMirroringController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 endpoint_events,
-                move |change: Change<'_, Endpoints>| key_of(&change.object().metadata),
+                move |change: &Change<Endpoints>| key_of(&change.object().metadata),
             ))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 service_events,
-                move |change: Change<'_, Service>| key_of(&change.object().metadata),
+                move |change: &Change<Service>| key_of(&change.object().metadata),
             ))),
             // A mirrored slice changed or deleted by someone else is written again.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 slice_events,
-                |change: Change<'_, EndpointSlice>| {
+                |change: &Change<EndpointSlice>| {
                     let slice = change.object();
                     slice
                         .metadata

@@ -1,15 +1,22 @@
-//! Informers and a keyed work queue for the ReplicaSet and Deployment controllers:
-//! an [`Informer`] keeps a local cache of one kind from a watch and reports each change to a
-//! handler; a [`WorkQueue`] holds the keys of objects to reconcile, each at most once, and never
-//! hands one key to two workers at the same time.
+//! Informers and work queues: the one layer every controller is built on, as upstream's
+//! shared informers and rate-limited work queues are.
+//!
+//! An [`informer`] is a watch feeding a reflector cache; it reports each change (added,
+//! updated with the version it replaces, deleted — including objects missing from a relist)
+//! after the cache has it. A controller maps changes to the keys of the objects to reconcile
+//! ([`feed`]), which wait in a de-duplicating [`WorkQueue`]; workers take one key at a time,
+//! never the same key in two workers, and reconcile it from the caches ([`WorkQueue::run`],
+//! [`run_workers`]). Nothing here lists periodically: after the first list, work follows
+//! changes.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -48,10 +55,11 @@ impl std::fmt::Display for Key {
 }
 
 /// One change seen by an informer.
+#[derive(Debug)]
 pub enum Change<K> {
     /// An object appeared (or was first listed).
     Added(Arc<K>),
-    /// An object changed; the cached version before and the new one.
+    /// An object changed (or was listed again); the cached version before and the new one.
     Updated {
         /// The version the cache held.
         old: Arc<K>,
@@ -62,95 +70,149 @@ pub enum Change<K> {
     Deleted(Arc<K>),
 }
 
-/// A watch-fed cache of one kind. The handler sees each change after the cache has it.
-pub struct Informer<K: Resource<DynamicType = ()> + Clone + 'static> {
-    store: Store<K>,
-    writer: reflector::store::Writer<K>,
-    api: Api<K>,
+impl<K> Change<K> {
+    /// The object as it is now, or as it was last seen if deleted.
+    pub fn object(&self) -> &K {
+        match self {
+            Change::Added(obj) | Change::Updated { new: obj, .. } | Change::Deleted(obj) => obj,
+        }
+    }
+
+    /// Whether the object is gone.
+    pub fn is_deleted(&self) -> bool {
+        matches!(self, Change::Deleted(_))
+    }
 }
 
-impl<K> Informer<K>
+/// A (re)list in progress: what the cache held before it, and the objects listed so far.
+type Relist<K> = (Vec<Arc<K>>, Vec<ObjectRef<K>>);
+
+/// Turns watcher events into [`Change`]s, keeping the cache the events fill.
+struct Tracker<K: Resource<DynamicType = ()> + Clone + 'static> {
+    writer: reflector::store::Writer<K>,
+    store: Store<K>,
+    relist: Option<Relist<K>>,
+}
+
+impl<K> Tracker<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    /// An informer over every object `api` can list.
-    pub fn new(api: Api<K>) -> Self {
-        let (store, writer) = reflector::store();
-        Self { store, writer, api }
-    }
-
-    /// The cache this informer fills (ready once the first list is in).
-    pub fn store(&self) -> Store<K> {
-        self.store.clone()
-    }
-
-    /// Keeps the cache current and calls `handler` for every change, until dropped.
-    pub async fn run(self, mut handler: impl FnMut(Change<K>) + Send) {
-        let Self {
-            store, mut writer, ..
-        } = self;
-        let stream = watcher(self.api, watcher::Config::default()).default_backoff();
-        let mut stream = std::pin::pin!(stream);
-        let mut relisted: Option<Vec<Arc<K>>> = None;
-        while let Some(event) = stream.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(err) => {
-                    tracing::debug!(error = %err, kind = %K::kind(&()), "watch failed; retrying");
-                    continue;
+    fn apply(&mut self, event: watcher::Event<K>) -> Vec<Change<K>> {
+        let store = &self.store;
+        match &event {
+            watcher::Event::Init => {
+                self.relist = Some((store.state(), Vec::new()));
+                self.writer.apply_watcher_event(&event);
+                Vec::new()
+            }
+            watcher::Event::InitApply(obj) => {
+                // The reflector keeps listed objects aside until the list is complete; the
+                // changes are reported then, against a complete cache.
+                if let Some((_, listed)) = &mut self.relist {
+                    listed.push(ObjectRef::from_obj(obj));
                 }
-            };
-            match &event {
-                watcher::Event::Init => {
-                    relisted = Some(store.state());
-                    writer.apply_watcher_event(&event);
+                self.writer.apply_watcher_event(&event);
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                self.writer.apply_watcher_event(&event);
+                let (before, listed) = self.relist.take().unwrap_or_default();
+                let mut before: HashMap<ObjectRef<K>, Arc<K>> = before
+                    .into_iter()
+                    .map(|obj| (ObjectRef::from_obj(obj.as_ref()), obj))
+                    .collect();
+                let mut changes = Vec::with_capacity(listed.len());
+                for key in listed {
+                    let Some(new) = store.get(&key) else { continue };
+                    changes.push(match before.remove(&key) {
+                        Some(old) => Change::Updated { old, new },
+                        None => Change::Added(new),
+                    });
                 }
-                watcher::Event::InitApply(obj) => {
-                    let old = store.get(&ObjectRef::from_obj(obj));
-                    writer.apply_watcher_event(&event);
-                    if let Some(new) = store_get(&store, obj) {
-                        handler(match old {
-                            Some(old) => Change::Updated { old, new },
-                            None => Change::Added(new),
-                        });
-                    }
-                }
-                watcher::Event::InitDone => {
-                    writer.apply_watcher_event(&event);
-                    // Objects missing from the relist were deleted while the watch was down.
-                    for old in relisted.take().unwrap_or_default() {
-                        if store.get(&ObjectRef::from_obj(old.as_ref())).is_none() {
-                            handler(Change::Deleted(old));
-                        }
-                    }
-                }
-                watcher::Event::Apply(obj) => {
-                    let old = store.get(&ObjectRef::from_obj(obj));
-                    writer.apply_watcher_event(&event);
-                    if let Some(new) = store_get(&store, obj) {
-                        handler(match old {
-                            Some(old) => Change::Updated { old, new },
-                            None => Change::Added(new),
-                        });
-                    }
-                }
-                watcher::Event::Delete(obj) => {
-                    let old = store.get(&ObjectRef::from_obj(obj));
-                    writer.apply_watcher_event(&event);
-                    handler(Change::Deleted(
-                        old.unwrap_or_else(|| Arc::new(obj.clone())),
-                    ));
-                }
+                // What the relist no longer shows was deleted while the watch was down.
+                changes.extend(before.into_values().map(Change::Deleted));
+                changes
+            }
+            watcher::Event::Apply(obj) => {
+                let key = ObjectRef::from_obj(obj);
+                let old = store.get(&key);
+                self.writer.apply_watcher_event(&event);
+                let Some(new) = store.get(&key) else {
+                    return Vec::new();
+                };
+                vec![match old {
+                    Some(old) => Change::Updated { old, new },
+                    None => Change::Added(new),
+                }]
+            }
+            watcher::Event::Delete(obj) => {
+                let old = store.get(&ObjectRef::from_obj(obj));
+                self.writer.apply_watcher_event(&event);
+                vec![Change::Deleted(
+                    old.unwrap_or_else(|| Arc::new(obj.clone())),
+                )]
             }
         }
     }
 }
 
-fn store_get<K>(store: &Store<K>, obj: &K) -> Option<Arc<K>>
+/// A watch of `api` kept in a cache: the cache and the stream of changes, which must be
+/// polled (usually by [`feed`]) for the cache to fill. The cache already holds each change
+/// when the stream yields it; a failed watch is retried with backoff (listing again only when
+/// the server can no longer resume it).
+pub fn informer<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
 where
-    K: Resource<DynamicType = ()> + Clone + 'static,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    store.get(&ObjectRef::from_obj(obj))
+    let (store, writer) = reflector::store();
+    let mut tracker = Tracker {
+        writer,
+        store: store.clone(),
+        relist: None,
+    };
+    let changes = watch_events(watcher(api, config))
+        .map(move |event| futures::stream::iter(tracker.apply(event)))
+        .flatten();
+    (store, changes)
+}
+
+/// A watcher's events with failures logged and retried with upstream's backoff (0.8 s
+/// doubling to 30 s): the raw form, for a cache other than a reflector's (the garbage
+/// collector's dependency graph).
+pub fn watch_events<K>(
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = watcher::Event<K>> + Send + 'static
+where
+    K: Send + 'static,
+{
+    events.default_backoff().filter_map(|event| async move {
+        match event {
+            Ok(event) => Some(event),
+            Err(err) => {
+                tracing::debug!(error = %err, "watch failed; retrying");
+                None
+            }
+        }
+    })
+}
+
+/// Drives an informer's changes, queueing the keys `map` names for each.
+pub async fn feed<K, T, S, F>(queue: WorkQueue<T>, changes: S, mut map: F)
+where
+    S: Stream<Item = Change<K>>,
+    F: FnMut(&Change<K>) -> Vec<T>,
+    T: Clone + Eq + Hash + Send + 'static,
+{
+    futures::pin_mut!(changes);
+    while let Some(change) = changes.next().await {
+        for key in map(&change) {
+            queue.add(key);
+        }
+    }
 }
 
 /// The objects of `store` in `namespace`.
@@ -161,36 +223,79 @@ where
     store.state_filter(|obj| obj.namespace().as_deref() == Some(namespace))
 }
 
-#[derive(Default)]
-struct QueueState {
-    queue: VecDeque<Key>,
-    queued: HashSet<Key>,
-    active: HashSet<Key>,
+/// What a reconcile asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until something it depends on changes.
+    Wait,
+    /// Look again after this long (a deadline is coming).
+    After(Duration),
+}
+
+struct QueueState<T> {
+    queue: VecDeque<T>,
+    queued: HashSet<T>,
+    active: HashSet<T>,
     /// Keys added while being processed: queued again when done.
-    dirty: HashSet<Key>,
-    shut_down: bool,
+    dirty: HashSet<T>,
+    /// Keys waiting for a delayed add, with when they are due.
+    delayed: HashMap<T, tokio::time::Instant>,
+}
+
+impl<T> Default for QueueState<T> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            active: HashSet::new(),
+            dirty: HashSet::new(),
+            delayed: HashMap::new(),
+        }
+    }
 }
 
 /// Keys waiting to be reconciled. Adding a key already waiting does nothing; a key added while
-/// a worker has it is handed out again once that worker is done.
-#[derive(Clone, Default)]
-pub struct WorkQueue {
-    state: Arc<Mutex<QueueState>>,
+/// a worker has it is handed out again once that worker is done, so a change during a
+/// reconcile is never lost and one key is never reconciled twice at once.
+pub struct WorkQueue<T> {
+    state: Arc<Mutex<QueueState<T>>>,
     ready: Arc<Notify>,
-    delayed: Arc<Mutex<HashMap<Key, tokio::time::Instant>>>,
 }
 
-impl WorkQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+impl<T> Clone for WorkQueue<T> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + Hash + Send + 'static> Default for WorkQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Clone + Eq + Hash + Send + 'static> WorkQueue<T> {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            ready: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<T>> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues `key`.
-    pub fn add(&self, key: Key) {
+    pub fn add(&self, key: T) {
         let mut state = self.lock();
-        if state.shut_down || state.queued.contains(&key) {
+        if state.queued.contains(&key) {
             return;
         }
         if state.active.contains(&key) {
@@ -204,17 +309,14 @@ impl WorkQueue {
     }
 
     /// Queues `key` after `delay` (an earlier pending delay for the same key wins).
-    pub fn add_after(&self, key: Key, delay: Duration) {
+    pub fn add_after(&self, key: T, delay: Duration) {
         let at = tokio::time::Instant::now() + delay;
         {
-            let mut delayed = self
-                .delayed
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match delayed.get(&key) {
+            let mut state = self.lock();
+            match state.delayed.get(&key) {
                 Some(existing) if *existing <= at => return,
                 _ => {
-                    delayed.insert(key.clone(), at);
+                    state.delayed.insert(key.clone(), at);
                 }
             }
         }
@@ -222,12 +324,9 @@ impl WorkQueue {
         tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
             let due = {
-                let mut delayed = queue
-                    .delayed
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if delayed.get(&key) == Some(&at) {
-                    delayed.remove(&key);
+                let mut state = queue.lock();
+                if state.delayed.get(&key) == Some(&at) {
+                    state.delayed.remove(&key);
                     true
                 } else {
                     false
@@ -240,7 +339,7 @@ impl WorkQueue {
     }
 
     /// The next key to work on; call [`WorkQueue::done`] with it afterwards.
-    pub async fn next(&self) -> Key {
+    pub async fn next(&self) -> T {
         loop {
             let notified = self.ready.notified();
             {
@@ -259,7 +358,7 @@ impl WorkQueue {
     }
 
     /// Marks `key` finished; if it was added meanwhile it is queued again.
-    pub fn done(&self, key: &Key) {
+    pub fn done(&self, key: &T) {
         let mut state = self.lock();
         state.active.remove(key);
         if state.dirty.remove(key) {
@@ -279,19 +378,100 @@ impl WorkQueue {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Reconciles keys one at a time in this task, for ever (see [`run_workers`] for the
+    /// retry and requeue rules); `reconcile` may borrow from the caller.
+    pub async fn run<F, Fut, E>(self, name: &'static str, mut reconcile: F)
+    where
+        F: FnMut(T) -> Fut,
+        Fut: Future<Output = Result<Next, E>>,
+        E: std::fmt::Display,
+    {
+        let failures = Failures::default();
+        loop {
+            let key = self.next().await;
+            let outcome = reconcile(key.clone()).await;
+            self.finish(name, &failures, key, outcome);
+        }
+    }
+
+    /// Ends one reconcile of `key`: marks it done, then queues it again after a failure
+    /// (with the key's growing backoff) or when the reconcile asked to look again later.
+    fn finish<E: std::fmt::Display>(
+        &self,
+        name: &'static str,
+        failures: &Failures<T>,
+        key: T,
+        outcome: Result<Next, E>,
+    ) {
+        self.done(&key);
+        match outcome {
+            Ok(next) => {
+                failures.forget(&key);
+                if let Next::After(delay) = next {
+                    self.add_after(key, delay);
+                }
+            }
+            Err(err) => {
+                tracing::debug!(controller = name, error = %err, "reconcile failed; retrying");
+                let delay = failures.backoff(&key);
+                self.add_after(key, delay);
+            }
+        }
+    }
+}
+
+/// Failed reconciles per key, for upstream's default per-item backoff: 5 ms doubling to
+/// 1000 s.
+struct Failures<T>(Arc<Mutex<HashMap<T, u32>>>);
+
+impl<T> Default for Failures<T> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<T> Clone for Failures<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T: Eq + Hash + Clone> Failures<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<T, u32>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn forget(&self, key: &T) {
+        self.lock().remove(key);
+    }
+
+    fn backoff(&self, key: &T) -> Duration {
+        let mut failures = self.lock();
+        let n = failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        let exp = (*n).saturating_sub(1).min(20);
+        Duration::from_millis(5u64 << exp).min(Duration::from_secs(1000))
+    }
 }
 
 /// Runs `workers` tasks that take keys from `queue` and reconcile them, until dropped. A
-/// reconcile returns the delay after which its key should be looked at again, if any; a
-/// failed reconcile is retried with a growing delay (5 ms doubling to 1000 s, as upstream's
-/// default rate limiter).
-pub async fn run_workers<F, Fut, E>(queue: WorkQueue, workers: usize, reconcile: F)
-where
-    F: Fn(Key) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Result<Option<Duration>, E>> + Send,
+/// reconcile says when its key should be looked at again, if ever; a failed reconcile is
+/// retried with a growing delay (5 ms doubling to 1000 s, as upstream's default rate limiter).
+pub async fn run_workers<T, F, Fut, E>(
+    queue: WorkQueue<T>,
+    name: &'static str,
+    workers: usize,
+    reconcile: F,
+) where
+    T: Clone + Eq + Hash + Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Next, E>> + Send,
     E: std::fmt::Display,
 {
-    let failures: Arc<Mutex<HashMap<Key, u32>>> = Arc::default();
+    let failures = Failures::default();
     let tasks: Vec<_> = (0..workers.max(1))
         .map(|_| {
             let (queue, reconcile, failures) = (queue.clone(), reconcile.clone(), failures.clone());
@@ -299,33 +479,7 @@ where
                 loop {
                     let key = queue.next().await;
                     let outcome = reconcile(key.clone()).await;
-                    let retry = {
-                        let mut failures = failures
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner());
-                        match &outcome {
-                            Ok(_) => {
-                                failures.remove(&key);
-                                None
-                            }
-                            Err(err) => {
-                                let n = failures.entry(key.clone()).or_insert(0);
-                                *n = n.saturating_add(1);
-                                tracing::debug!(key = %key, error = %err, "reconcile failed");
-                                let exp = (*n).saturating_sub(1).min(20);
-                                Some(
-                                    Duration::from_millis(5u64 << exp)
-                                        .min(Duration::from_secs(1000)),
-                                )
-                            }
-                        }
-                    };
-                    queue.done(&key);
-                    match (outcome, retry) {
-                        (_, Some(delay)) => queue.add_after(key, delay),
-                        (Ok(Some(delay)), None) => queue.add_after(key, delay),
-                        _ => {}
-                    }
+                    queue.finish(name, &failures, key, outcome);
                 }
             })
         })
@@ -334,9 +488,38 @@ where
     std::future::pending::<()>().await;
 }
 
+/// Aborts a helper task (an informer's feeder) when the controller that spawned it stops.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// `namespace/name` of an object, the key most controllers queue.
+pub fn key_of<K: Resource>(obj: &K) -> (String, String) {
+    (
+        obj.meta().namespace.clone().unwrap_or_default(),
+        obj.meta().name.clone().unwrap_or_default(),
+    )
+}
+
+/// Whether a kube error is the API's 404.
+pub fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether a kube error is the API's 409.
+pub fn is_conflict(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 409)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use k8s_openapi::api::core::v1::ConfigMap;
 
     fn key(name: &str) -> Key {
         Key {
@@ -359,5 +542,99 @@ mod tests {
         assert_eq!(queue.next().await, key("b"));
         queue.done(&first);
         assert_eq!(queue.next().await, key("a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_key_arrives_once_at_the_earliest_delay() {
+        let queue = WorkQueue::new();
+        queue.add_after("a", Duration::from_secs(10));
+        queue.add_after("a", Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(queue.len(), 1);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(queue.len(), 1, "the later delay was superseded");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_key_backs_off_and_a_success_resets_it() {
+        let queue: WorkQueue<&str> = WorkQueue::new();
+        let failures = Failures::default();
+        let delays: Vec<_> = (0..4).map(|_| failures.backoff(&"a")).collect();
+        assert_eq!(
+            delays,
+            [5, 10, 20, 40].map(Duration::from_millis).to_vec(),
+            "5 ms doubling"
+        );
+        queue.add("a");
+        let key = queue.next().await;
+        queue.finish("test", &failures, key, Ok::<_, String>(Next::Wait));
+        assert_eq!(failures.backoff(&"a"), Duration::from_millis(5));
+    }
+
+    fn map(name: &str, rv: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("ns".into());
+        cm.metadata.resource_version = Some(rv.into());
+        cm
+    }
+
+    fn names(changes: &[Change<ConfigMap>]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                let what = match c {
+                    Change::Added(_) => "added",
+                    Change::Updated { .. } => "updated",
+                    Change::Deleted(_) => "deleted",
+                };
+                format!(
+                    "{what} {}",
+                    c.object().metadata.name.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_relist_reports_what_was_added_changed_and_deleted_meanwhile() {
+        let (store, writer) = reflector::store();
+        let mut tracker = Tracker {
+            writer,
+            store: store.clone(),
+            relist: None,
+        };
+        let mut changes = Vec::new();
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(map("a", "1")),
+            watcher::Event::InitApply(map("b", "1")),
+        ] {
+            changes.extend(tracker.apply(event));
+        }
+        assert!(
+            changes.is_empty(),
+            "nothing is reported before the list is complete"
+        );
+        changes.extend(tracker.apply(watcher::Event::InitDone));
+        assert_eq!(names(&changes), ["added a", "added b"]);
+        assert_eq!(store.state().len(), 2);
+
+        let updated = tracker.apply(watcher::Event::Apply(map("a", "2")));
+        assert!(matches!(&updated[..], [Change::Updated { old, new }]
+            if old.metadata.resource_version.as_deref() == Some("1")
+            && new.metadata.resource_version.as_deref() == Some("2")));
+
+        let mut changes = Vec::new();
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(map("a", "3")),
+            watcher::Event::InitApply(map("c", "3")),
+            watcher::Event::InitDone,
+        ] {
+            changes.extend(tracker.apply(event));
+        }
+        assert_eq!(names(&changes), ["updated a", "added c", "deleted b"]);
+        assert_eq!(store.state().len(), 2);
     }
 }

@@ -36,7 +36,6 @@ pub mod settings;
 pub mod statefulset;
 pub mod tainteviction;
 mod workload_pods;
-pub mod workqueue;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,18 +1,27 @@
 //! The namespace controller: a namespace being deleted (phase Terminating, with the
 //! `kubernetes` finalizer) is emptied of every namespaced object, then finalized, which lets the
 //! API server delete it.
+//!
+//! Namespaces are followed through an informer: only a namespace whose deletion has begun is
+//! reconciled, and only then are its contents listed, so an idle cluster costs nothing however
+//! many objects it holds.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
 use rkube_api::registry;
+
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// The finalizer the API server puts on every namespace.
 const FINALIZER: &str = "kubernetes";
 
-/// How often terminating namespaces are looked at again while they still hold objects.
+/// How soon a terminating namespace is looked at again while it still holds objects (upstream
+/// waits half the remaining grace estimate plus one second; without pods that is a second).
 const RESYNC: Duration = Duration::from_secs(1);
 
 /// What reconciling one namespace led to.
@@ -54,25 +63,43 @@ impl NamespaceController {
         Self { client }
     }
 
-    /// Runs until the task is dropped.
+    /// Runs until the task is dropped: a namespace is reconciled when it changes while being
+    /// deleted, and again every [`RESYNC`] while objects remain in it.
     pub async fn run(self) {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        loop {
-            let terminating = namespaces
-                .list(&ListParams::default().fields("status.phase=Terminating"))
-                .await;
-            match terminating {
-                Ok(list) => {
-                    for ns in list.items {
-                        if let Err(err) = self.reconcile(&ns).await {
-                            tracing::warn!(error = %err, "namespace controller");
-                        }
-                    }
-                }
-                Err(err) => tracing::warn!(error = %err, "listing terminating namespaces"),
-            }
-            tokio::time::sleep(RESYNC).await;
+        let queue = WorkQueue::new();
+        let (namespaces, changes) = informer(
+            Api::<Namespace>::all(self.client.clone()),
+            watcher::Config::default(),
+        );
+        let _feed = AbortOnDrop(tokio::spawn(feed(
+            queue.clone(),
+            changes,
+            |change: &Change<Namespace>| match change {
+                Change::Deleted(_) => Vec::new(),
+                Change::Added(ns) | Change::Updated { new: ns, .. } => ns
+                    .metadata
+                    .deletion_timestamp
+                    .as_ref()
+                    .and(ns.metadata.name.clone())
+                    .into_iter()
+                    .collect(),
+            },
+        )));
+        if namespaces.wait_until_ready().await.is_err() {
+            return;
         }
+        let (this, namespaces) = (&self, &namespaces);
+        queue
+            .run("namespace", |name: String| async move {
+                let Some(ns) = namespaces.get(&ObjectRef::new(&name)) else {
+                    return Ok(Next::Wait);
+                };
+                Ok::<_, Error>(match this.reconcile(&ns).await? {
+                    Outcome::Waiting(_) => Next::After(RESYNC),
+                    Outcome::Idle | Outcome::Finalized => Next::Wait,
+                })
+            })
+            .await;
     }
 
     /// Level-based and idempotent: deletes what is left in the namespace, and finalizes it

@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::events::{EventType, Recorder};
-use crate::workqueue::{Change, Next, WorkQueue, feed, informer};
+use crate::informer::{Change, Next, WorkQueue, feed, informer};
 
 /// An IPv4 range in CIDR notation, e.g. `10.42.0.0/16`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -239,10 +239,10 @@ impl NodeIpamController {
             Api::<Node>::all(self.client.clone()),
             watcher::Config::default(),
         );
-        let feeder = tokio::spawn(feed(queue.clone(), stream, |change: Change<'_, Node>| {
+        let feeder = tokio::spawn(feed(queue.clone(), stream, |change: &Change<Node>| {
             vec![change.object().metadata.name.clone().unwrap_or_default()]
         }));
-        let _feeder = crate::workqueue::AbortOnDrop(feeder);
+        let _feeder = crate::informer::AbortOnDrop(feeder);
         if nodes.wait_until_ready().await.is_err() {
             return;
         }
@@ -336,7 +336,7 @@ impl NodeIpamController {
                         allocations.set.release(&cidr);
                     }
                 }
-                if crate::workqueue::is_not_found(&err) {
+                if crate::informer::is_not_found(&err) {
                     Ok(Next::Wait)
                 } else {
                     Err(err)

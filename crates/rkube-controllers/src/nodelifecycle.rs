@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::endpoints::is_pod_ready;
 use crate::events::{EventType, Recorder};
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 
 /// The namespace of node heartbeats.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -225,15 +225,14 @@ impl NodeLifecycleController {
             Api::<Pod>::all(self.client.clone()),
             watcher::Config::default(),
         );
-        let name_of = |change: Change<'_, Node>| {
-            vec![change.object().metadata.name.clone().unwrap_or_default()]
-        };
+        let name_of =
+            |change: &Change<Node>| vec![change.object().metadata.name.clone().unwrap_or_default()];
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(queue.clone(), node_events, name_of))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 lease_events,
-                |change: Change<'_, Lease>| {
+                |change: &Change<Lease>| {
                     vec![change.object().metadata.name.clone().unwrap_or_default()]
                 },
             ))),
@@ -241,7 +240,7 @@ impl NodeLifecycleController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 pod_events,
-                |_: Change<'_, Pod>| Vec::new(),
+                |_: &Change<Pod>| Vec::new(),
             ))),
         ];
         for store in [
@@ -365,7 +364,7 @@ impl NodeLifecycleController {
                 && is_pod_ready(pod)
         });
         for pod in pods {
-            let (ns, pod_name) = crate::workqueue::key_of(pod.as_ref());
+            let (ns, pod_name) = crate::informer::key_of(pod.as_ref());
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
             let patch = serde_json::json!({"status": {"conditions": [
                 {"type": "Ready", "status": "False", "lastTransitionTime": Time(Timestamp::now())}

@@ -30,7 +30,7 @@ use rkube_api::volume::{
 };
 
 use crate::events::{EventType, Recorder};
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// Upstream's resync period: every volume and claim is looked at again this often, so a
 /// claim waiting for a volume that appeared while nothing changed on it is not forgotten.
@@ -354,7 +354,7 @@ impl PersistentVolumeController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 volume_events,
-                move |change: Change<'_, PersistentVolume>| {
+                move |change: &Change<PersistentVolume>| {
                     let volume = change.object();
                     let mut keys = vec![Key::Volume(
                         volume.metadata.name.clone().unwrap_or_default(),
@@ -365,7 +365,7 @@ impl PersistentVolumeController {
                             r.name.clone().unwrap_or_default(),
                         ));
                     }
-                    if matches!(change, Change::Applied(_)) {
+                    if matches!(change, Change::Added(_) | Change::Updated { .. }) {
                         keys.extend(unbound_claims(&claims_for_volumes, None));
                     }
                     keys
@@ -374,7 +374,7 @@ impl PersistentVolumeController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 claim_events,
-                move |change: Change<'_, PersistentVolumeClaim>| {
+                move |change: &Change<PersistentVolumeClaim>| {
                     let claim = change.object();
                     let mut keys = vec![claim_key(claim)];
                     let named = volume_name(claim);
@@ -401,7 +401,7 @@ impl PersistentVolumeController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 class_events,
-                move |change: Change<'_, StorageClass>| {
+                move |change: &Change<StorageClass>| {
                     let name = change.object().metadata.name.clone().unwrap_or_default();
                     unbound_claims(&claims_for_classes, Some(&name))
                 },

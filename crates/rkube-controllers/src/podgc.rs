@@ -15,7 +15,7 @@ use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_terminal;
-use crate::workqueue::{
+use crate::informer::{
     AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
 };
 
@@ -95,7 +95,7 @@ impl PodGcController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 pod_events,
-                |change: Change<'_, Pod>| {
+                |change: &Change<Pod>| {
                     let pod = change.object();
                     let (ns, name) = key_of(pod);
                     let mut keys = vec![GcKey::Pod(ns, name)];
@@ -109,7 +109,7 @@ impl PodGcController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 node_events,
-                move |change: Change<'_, Node>| {
+                move |change: &Change<Node>| {
                     let Change::Deleted(node) = change else {
                         return Vec::new();
                     };

@@ -10,12 +10,14 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use rkube_api::selector::LabelSelector;
 use serde::de::DeserializeOwned;
@@ -24,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller_ref::{self, controlled_by_kind, controller_of};
 use crate::events::{EventType, Recorder};
 use crate::expectations::Expectations;
-use crate::informer::{self, Change, Informer, Key, WorkQueue};
+use crate::informer::{self, Change, Key, Next, WorkQueue};
 use crate::podutil;
 
 /// At most this many pods are created or deleted in one sync (upstream's burstReplicas).
@@ -320,11 +322,13 @@ fn owner_keys_for_pod<K: ReplicaOwner>(owners: &Store<K>, pod: &Pod) -> Vec<Key>
 impl<K: ReplicaOwner> ReplicaController<K> {
     /// Runs the controller through `client` until dropped.
     pub async fn run(client: kube::Client) {
-        let owner_informer = Informer::new(Api::<K>::all(client.clone()));
-        let pod_informer = Informer::new(Api::<Pod>::all(client.clone()));
+        let (owners, owner_changes) =
+            informer::informer(Api::<K>::all(client.clone()), watcher::Config::default());
+        let (pods, pod_changes) =
+            informer::informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
         let controller = Self {
-            owners: owner_informer.store(),
-            pods: pod_informer.store(),
+            owners,
+            pods,
             expectations: Expectations::default(),
             recorder: Recorder::new(client.clone(), K::COMPONENT),
             client,
@@ -332,12 +336,12 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         let queue = WorkQueue::default();
         let owners_task = {
             let (queue, expectations) = (queue.clone(), controller.expectations.clone());
-            owner_informer.run(move |change| match change {
-                Change::Added(o) | Change::Updated { new: o, .. } => queue.add(Key::of(o.as_ref())),
-                Change::Deleted(o) => {
-                    expectations.forget(&Key::of(o.as_ref()));
-                    queue.add(Key::of(o.as_ref()));
+            owner_changes.for_each(move |change| {
+                if change.is_deleted() {
+                    expectations.forget(&Key::of(change.object()));
                 }
+                queue.add(Key::of(change.object()));
+                std::future::ready(())
             })
         };
         let pods_task = {
@@ -346,45 +350,50 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                 controller.expectations.clone(),
                 controller.owners.clone(),
             );
-            pod_informer.run(move |change| match change {
-                Change::Added(pod) => {
-                    let keys = owner_keys_for_pod(&owners, &pod);
-                    if pod.metadata.deletion_timestamp.is_none()
-                        && controlled_by_kind::<K>(&pod.metadata).is_some()
-                    {
-                        for key in &keys {
-                            expectations.creation_observed(key);
+            pod_changes.for_each(move |change| {
+                match change {
+                    Change::Added(pod) => {
+                        let keys = owner_keys_for_pod(&owners, &pod);
+                        if pod.metadata.deletion_timestamp.is_none()
+                            && controlled_by_kind::<K>(&pod.metadata).is_some()
+                        {
+                            for key in &keys {
+                                expectations.creation_observed(key);
+                            }
                         }
+                        keys.into_iter().for_each(|k| queue.add(k));
                     }
-                    keys.into_iter().for_each(|k| queue.add(k));
-                }
-                Change::Updated { old, new } => {
-                    let mut keys = owner_keys_for_pod(&owners, &new);
-                    if old.metadata.labels != new.metadata.labels
-                        || controller_of(&old.metadata) != controller_of(&new.metadata)
-                    {
-                        keys.extend(owner_keys_for_pod(&owners, &old));
+                    Change::Updated { old, new } => {
+                        let mut keys = owner_keys_for_pod(&owners, &new);
+                        if old.metadata.labels != new.metadata.labels
+                            || controller_of(&old.metadata) != controller_of(&new.metadata)
+                        {
+                            keys.extend(owner_keys_for_pod(&owners, &old));
+                        }
+                        if new.metadata.deletion_timestamp.is_some()
+                            && old.metadata.deletion_timestamp.is_none()
+                        {
+                            // A graceful deletion counts as observed when it starts, as upstream.
+                            for key in &keys {
+                                expectations.deletion_observed(
+                                    key,
+                                    new.metadata.uid.as_deref().unwrap_or(""),
+                                );
+                            }
+                        }
+                        keys.sort();
+                        keys.dedup();
+                        keys.into_iter().for_each(|k| queue.add(k));
                     }
-                    if new.metadata.deletion_timestamp.is_some()
-                        && old.metadata.deletion_timestamp.is_none()
-                    {
-                        // A graceful deletion counts as observed when it starts, as upstream.
-                        for key in &keys {
+                    Change::Deleted(pod) => {
+                        for key in owner_keys_for_pod(&owners, &pod) {
                             expectations
-                                .deletion_observed(key, new.metadata.uid.as_deref().unwrap_or(""));
+                                .deletion_observed(&key, pod.metadata.uid.as_deref().unwrap_or(""));
+                            queue.add(key);
                         }
                     }
-                    keys.sort();
-                    keys.dedup();
-                    keys.into_iter().for_each(|k| queue.add(k));
                 }
-                Change::Deleted(pod) => {
-                    for key in owner_keys_for_pod(&owners, &pod) {
-                        expectations
-                            .deletion_observed(&key, pod.metadata.uid.as_deref().unwrap_or(""));
-                        queue.add(key);
-                    }
-                }
+                std::future::ready(())
             })
         };
         let workers = {
@@ -392,9 +401,12 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             async move {
                 let _ = controller.owners.wait_until_ready().await;
                 let _ = controller.pods.wait_until_ready().await;
-                informer::run_workers(queue, WORKERS, move |key| {
+                informer::run_workers(queue, K::COMPONENT, WORKERS, move |key: Key| {
                     let controller = controller.clone();
-                    async move { controller.reconcile(&key).await }
+                    async move {
+                        let again = controller.reconcile(&key).await?;
+                        Ok::<_, Error>(again.map_or(Next::Wait, Next::After))
+                    }
                 })
                 .await
             }

@@ -22,7 +22,7 @@ use kube::runtime::watcher;
 use rkube_api::quota::{Format, Milli, format_quantity, object_usage, parse_quantity};
 use serde_json::Value;
 
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// How often quotas counting resources without an informer (`count/<resource>.<group>`)
 /// are recomputed.
@@ -141,16 +141,16 @@ fn namespace<K: Resource>(obj: &K) -> Vec<String> {
 /// Objects that went away free quota. Creations need no recount: admission charged them
 /// already, and a recount from caches that have not seen an object admitted a moment ago
 /// would hand its share out twice (upstream recounts on deletions for the same reason).
-fn deleted<K: Resource>(change: Change<'_, K>) -> Vec<String> {
+fn deleted<K: Resource>(change: &Change<K>) -> Vec<String> {
     match change {
-        Change::Deleted(obj) => namespace(obj),
-        Change::Applied(_) => Vec::new(),
+        Change::Deleted(obj) => namespace(obj.as_ref()),
+        Change::Added(_) | Change::Updated { .. } => Vec::new(),
     }
 }
 
 /// A quota needs computing when it is new or its limits changed: its own status updates
 /// (the controller's and admission's charges) are not a reason.
-fn quota_changed(change: Change<'_, ResourceQuota>) -> Vec<String> {
+fn quota_changed(change: &Change<ResourceQuota>) -> Vec<String> {
     let quota = change.object();
     let hard = quota.spec.as_ref().and_then(|s| s.hard.as_ref());
     let seen = quota.status.as_ref().and_then(|s| s.hard.as_ref());
@@ -183,18 +183,18 @@ impl ResourceQuotaController {
         let spawn = |f| AbortOnDrop(tokio::spawn(f));
         // Pods free their share when they finish, as well as when they go.
         let mut finished = std::collections::HashSet::new();
-        let pod_freed = move |change: Change<'_, Pod>| match change {
+        let pod_freed = move |change: &Change<Pod>| match change {
             Change::Deleted(pod) => {
                 finished.remove(&pod.metadata.uid);
-                namespace(pod)
+                namespace(pod.as_ref())
             }
-            Change::Applied(pod) => {
+            Change::Added(pod) | Change::Updated { new: pod, .. } => {
                 let terminal = matches!(
                     pod.status.as_ref().and_then(|s| s.phase.as_deref()),
                     Some("Succeeded" | "Failed")
                 );
                 if terminal && finished.insert(pod.metadata.uid.clone()) {
-                    namespace(pod)
+                    namespace(pod.as_ref())
                 } else {
                     Vec::new()
                 }

@@ -11,7 +11,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// The name of the ConfigMap with the cluster CA.
 pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
@@ -48,11 +48,11 @@ impl ServiceAccountController {
             Api::<Namespace>::all(self.client.clone()),
             watcher::Config::default(),
         );
-        let (_, account_events) = informer(
+        let (accounts, account_events) = informer(
             Api::<ServiceAccount>::all(self.client.clone()),
             watcher::Config::default().fields("metadata.name=default"),
         );
-        let (_, map_events) = informer(
+        let (maps, map_events) = informer(
             Api::<ConfigMap>::all(self.client.clone()),
             watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
         );
@@ -61,40 +61,56 @@ impl ServiceAccountController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 namespace_events,
-                |change: Change<'_, Namespace>| match change {
-                    Change::Applied(ns) => ns.metadata.name.clone().into_iter().collect(),
+                |change: &Change<Namespace>| match change {
+                    Change::Added(ns) | Change::Updated { new: ns, .. } => {
+                        ns.metadata.name.clone().into_iter().collect()
+                    }
                     Change::Deleted(_) => Vec::new(),
                 },
             ))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 account_events,
-                move |change: Change<'_, ServiceAccount>| match change {
+                move |change: &Change<ServiceAccount>| match change {
                     Change::Deleted(account) => namespace_of(&account.metadata).collect(),
-                    Change::Applied(_) => Vec::new(),
+                    Change::Added(_) | Change::Updated { .. } => Vec::new(),
                 },
             ))),
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 map_events,
-                move |change: Change<'_, ConfigMap>| {
-                    namespace_of(&change.object().metadata).collect()
-                },
+                move |change: &Change<ConfigMap>| namespace_of(&change.object().metadata).collect(),
             ))),
         ];
         if namespaces.wait_until_ready().await.is_err() {
             return;
         }
+        let _ = accounts.wait_until_ready().await;
+        let _ = maps.wait_until_ready().await;
         let this = &self;
-        let namespaces = &namespaces;
+        let (namespaces, accounts, maps) = (&namespaces, &accounts, &maps);
         queue
             .run("serviceaccount", |name: String| async move {
-                match namespaces.get(&ObjectRef::new(&name)) {
-                    Some(ns) => this.reconcile(&ns).await.map(|()| Next::Wait),
-                    None => Ok(Next::Wait),
+                let Some(ns) = namespaces.get(&ObjectRef::new(&name)) else {
+                    return Ok(Next::Wait);
+                };
+                // The caches usually show both in place: no request at all.
+                let account = accounts.get(&ObjectRef::new("default").within(&name));
+                let map = maps.get(&ObjectRef::new(ROOT_CA_CONFIGMAP).within(&name));
+                if account.is_some() && map.is_some_and(|m| this.holds_ca(&m)) {
+                    return Ok(Next::Wait);
                 }
+                this.reconcile(&ns).await.map(|()| Next::Wait)
             })
             .await;
+    }
+
+    fn ca_data(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("ca.crt".to_owned(), self.ca_cert.clone())])
+    }
+
+    fn holds_ca(&self, map: &ConfigMap) -> bool {
+        map.data.as_ref() == Some(&self.ca_data())
     }
 
     /// Creates what is missing and restores the CA if it was changed. Idempotent.
@@ -119,9 +135,9 @@ impl ServiceAccountController {
             }
         }
         let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), name);
-        let data = BTreeMap::from([("ca.crt".to_owned(), self.ca_cert.clone())]);
+        let data = self.ca_data();
         match maps.get(ROOT_CA_CONFIGMAP).await {
-            Ok(existing) if existing.data.as_ref() == Some(&data) => Ok(()),
+            Ok(existing) if self.holds_ca(&existing) => Ok(()),
             Ok(_) => {
                 let patch = serde_json::json!({"data": data});
                 maps.patch(

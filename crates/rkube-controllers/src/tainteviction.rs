@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::events::{EventType, Recorder};
-use crate::workqueue::{
+use crate::informer::{
     AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
 };
 
@@ -120,13 +120,13 @@ impl TaintEvictionController {
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 pod_events,
-                |change: Change<'_, Pod>| vec![key_of(change.object())],
+                |change: &Change<Pod>| vec![key_of(change.object())],
             ))),
             // A node's taints changing concerns every pod on it.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 node_events,
-                move |change: Change<'_, Node>| {
+                move |change: &Change<Node>| {
                     let node = change.object().metadata.name.clone();
                     reader
                         .state_filter(|pod| {

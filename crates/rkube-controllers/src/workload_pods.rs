@@ -161,7 +161,7 @@ pub(crate) fn pod_from_template(
     }
 }
 
-pub(crate) use crate::workqueue::{is_conflict, is_not_found};
+pub(crate) use crate::informer::{is_conflict, is_not_found};
 
 /// Deletes `pod` only if it is still the same object (a uid precondition). `Ok(true)` when
 /// this call deleted it, `Ok(false)` when it was already gone or replaced.

@@ -21,7 +21,7 @@ use super::{
     APPROVED, KUBE_APISERVER_CLIENT_KUBELET, Request, approval_state, condition, is_issued,
     run_over_requests, with_condition,
 };
-use crate::workqueue::{Next, is_conflict, is_not_found};
+use crate::informer::{Next, is_conflict, is_not_found};
 
 /// The message of an approval for a joining node (upstream's wording, SAR included).
 pub const NODE_CLIENT_MESSAGE: &str =

@@ -27,7 +27,7 @@ use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
-use crate::workqueue::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// Client certificates for the API server (users, components).
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
@@ -226,8 +226,10 @@ where
     let _feed = AbortOnDrop(tokio::spawn(feed(
         queue.clone(),
         events,
-        |change: Change<'_, CertificateSigningRequest>| match change {
-            Change::Applied(csr) => csr.metadata.name.clone().into_iter().collect(),
+        |change: &Change<CertificateSigningRequest>| match change {
+            Change::Added(csr) | Change::Updated { new: csr, .. } => {
+                csr.metadata.name.clone().into_iter().collect()
+            }
             Change::Deleted(_) => Vec::new(),
         },
     )));

@@ -25,7 +25,7 @@ use super::{
     FAILED, KUBE_APISERVER_CLIENT, KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING, LEGACY_UNKNOWN,
     Request, approval_state, condition, has_failed, is_issued, run_over_requests, with_condition,
 };
-use crate::workqueue::{Next, is_conflict, is_not_found};
+use crate::informer::{Next, is_conflict, is_not_found};
 
 /// The reason of a `Failed` condition for a request the signer's rules refuse.
 pub const VALIDATION_FAILURE: &str = "SignerValidationFailure";

@@ -12,17 +12,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use rkube_api::selector::LabelSelector;
 
 use crate::controller_ref::{self, controlled_by_kind, controller_of};
 use crate::events::{EventType, Recorder};
-use crate::informer::{self, Change, Informer, Key, WorkQueue};
+use crate::informer::{self, Change, Key, Next, WorkQueue};
 use rollout::{DESIRED_REPLICAS, MAX_REPLICAS, OldReplicaSet, POD_TEMPLATE_HASH, REVISION, Sized};
 
 /// Parallel reconciles (upstream's `--concurrent-deployment-syncs`).
@@ -97,26 +99,31 @@ fn selector(d: &Deployment) -> Option<LabelSelector> {
 impl DeploymentController {
     /// Runs the controller through `client` until dropped.
     pub async fn run(client: kube::Client) {
-        let d_informer = Informer::new(Api::<Deployment>::all(client.clone()));
-        let rs_informer = Informer::new(Api::<ReplicaSet>::all(client.clone()));
+        let (deployments, d_changes) = informer::informer(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let (replicasets, rs_changes) = informer::informer(
+            Api::<ReplicaSet>::all(client.clone()),
+            watcher::Config::default(),
+        );
         let controller = Self {
-            deployments: d_informer.store(),
-            replicasets: rs_informer.store(),
+            deployments,
+            replicasets,
             recorder: Recorder::new(client.clone(), "deployment-controller"),
             client,
         };
         let queue = WorkQueue::default();
         let d_task = {
             let queue = queue.clone();
-            d_informer.run(move |change| match change {
-                Change::Added(d) | Change::Updated { new: d, .. } | Change::Deleted(d) => {
-                    queue.add(Key::of(d.as_ref()))
-                }
+            d_changes.for_each(move |change| {
+                queue.add(Key::of(change.object()));
+                std::future::ready(())
             })
         };
         let rs_task = {
             let (queue, deployments) = (queue.clone(), controller.deployments.clone());
-            rs_informer.run(move |change| {
+            rs_changes.for_each(move |change| {
                 let mut keys = Vec::new();
                 match change {
                     Change::Added(rs) | Change::Deleted(rs) => {
@@ -134,6 +141,7 @@ impl DeploymentController {
                 keys.sort();
                 keys.dedup();
                 keys.into_iter().for_each(|k| queue.add(k));
+                std::future::ready(())
             })
         };
         let workers = {
@@ -141,9 +149,12 @@ impl DeploymentController {
             async move {
                 let _ = controller.deployments.wait_until_ready().await;
                 let _ = controller.replicasets.wait_until_ready().await;
-                informer::run_workers(queue, WORKERS, move |key| {
+                informer::run_workers(queue, "deployment", WORKERS, move |key: Key| {
                     let controller = controller.clone();
-                    async move { controller.reconcile(&key).await }
+                    async move {
+                        let again = controller.reconcile(&key).await?;
+                        Ok::<_, Error>(again.map_or(Next::Wait, Next::After))
+                    }
                 })
                 .await
             }
