@@ -119,13 +119,33 @@ impl NamespaceController {
             return Ok(Outcome::Idle);
         }
         let mut remaining = 0;
-        for rt in registry::all()
-            .types()
-            .iter()
-            .filter(|t| t.namespaced && t.supports("deletecollection"))
-        {
+        // Every namespaced resource discovery shows, custom ones included.
+        let discovery = kube::discovery::Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+            .map_err(fail)?;
+        let mut resources: Vec<ApiResource> = Vec::new();
+        for group in discovery.groups() {
+            for (resource, caps) in group.recommended_resources() {
+                if caps.scope == kube::discovery::Scope::Namespaced
+                    && caps.supports_operation(kube::discovery::verbs::DELETE_COLLECTION)
+                    && caps.supports_operation(kube::discovery::verbs::LIST)
+                {
+                    resources.push(resource);
+                }
+            }
+        }
+        if resources.is_empty() {
+            resources = registry::all()
+                .types()
+                .iter()
+                .filter(|t| t.namespaced && t.supports("deletecollection"))
+                .map(api_resource)
+                .collect();
+        }
+        for resource in &resources {
             let api: Api<DynamicObject> =
-                Api::namespaced_with(self.client.clone(), &name, &api_resource(rt));
+                Api::namespaced_with(self.client.clone(), &name, resource);
             let left = api
                 .list_metadata(&ListParams::default())
                 .await
