@@ -201,3 +201,73 @@ fn switching_protocols(headers: HeaderMap) -> Response<Body> {
     *response.headers_mut() = headers;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A backend that reads one request head, answers `answer` and returns the head.
+    async fn backend(
+        answer: &'static str,
+    ) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<String>) {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let head = tokio::spawn(async move {
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if theirs.read(&mut byte).await.unwrap() == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            theirs.write_all(answer.as_bytes()).await.unwrap();
+            // Bytes after a 101 belong to the new protocol.
+            theirs.write_all(b"spdy").await.unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        (ours, head)
+    }
+
+    #[tokio::test]
+    async fn a_spdy_upgrade_offers_the_protocols_and_returns_the_switched_connection() {
+        let (io, head) = backend(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+        )
+        .await;
+        let answer = upgrade_to_spdy(io, "/exec/tok", "127.0.0.1:1", &["v4.channel.k8s.io"])
+            .await
+            .unwrap();
+        let SpdyUpgrade::Switched(upgraded, protocol) = answer else {
+            panic!("switched");
+        };
+        assert_eq!(protocol, "v4.channel.k8s.io");
+        let mut rest = [0u8; 4];
+        TokioIo::new(upgraded).read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"spdy");
+        let head = head.await.unwrap();
+        assert!(head.starts_with("post /exec/tok http/1.1\r\n"), "{head}");
+        assert!(head.contains("upgrade: spdy/3.1\r\n"), "{head}");
+        assert!(
+            head.contains("x-stream-protocol-version: v4.channel.k8s.io\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_spdy_upgrade_is_returned_for_the_client() {
+        let (io, _head) =
+            backend("HTTP/1.1 403 Forbidden\r\nContent-Length: 20\r\n\r\nunknown protocol: v9")
+                .await;
+        let answer = upgrade_to_spdy(io, "/exec/tok", "127.0.0.1:1", &["v9.channel.k8s.io"])
+            .await
+            .unwrap();
+        let SpdyUpgrade::Refused(response) = answer else {
+            panic!("refused");
+        };
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let body = passed_on(response).collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"unknown protocol: v9");
+    }
+}

@@ -90,9 +90,18 @@ pub struct Frame {
 /// Appends one frame. Servers send unmasked frames; clients (and tests playing one) pass a
 /// masking key.
 pub fn encode_frame(opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>, out: &mut Vec<u8>) {
+    frame_header(opcode, payload.len(), mask, out);
+    match mask {
+        Some(key) => out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4])),
+        None => out.extend_from_slice(payload),
+    }
+}
+
+/// Appends the header of a final frame with a payload of `len` bytes.
+fn frame_header(opcode: Opcode, len: usize, mask: Option<[u8; 4]>, out: &mut Vec<u8>) {
     out.push(0x80 | opcode.bits());
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    match payload.len() {
+    match len {
         n if n < 126 => out.push(mask_bit | n as u8),
         n if n <= usize::from(u16::MAX) => {
             out.push(mask_bit | 126);
@@ -103,12 +112,8 @@ pub fn encode_frame(opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>, out: 
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    match mask {
-        Some(key) => {
-            out.extend_from_slice(&key);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        }
-        None => out.extend_from_slice(payload),
+    if let Some(key) = mask {
+        out.extend_from_slice(&key);
     }
 }
 
@@ -288,10 +293,14 @@ impl<W: AsyncWrite + Unpin> MessageWriter<W> {
     /// Sends a binary message made of `prefix` then `data`.
     pub async fn send_binary(&mut self, prefix: &[u8], data: &[u8]) -> std::io::Result<()> {
         self.scratch.clear();
-        let mut payload = Vec::with_capacity(prefix.len() + data.len());
-        payload.extend_from_slice(prefix);
-        payload.extend_from_slice(data);
-        encode_frame(Opcode::Binary, &payload, None, &mut self.scratch);
+        frame_header(
+            Opcode::Binary,
+            prefix.len() + data.len(),
+            None,
+            &mut self.scratch,
+        );
+        self.scratch.extend_from_slice(prefix);
+        self.scratch.extend_from_slice(data);
         self.io.write_all(&self.scratch).await?;
         self.io.flush().await
     }
