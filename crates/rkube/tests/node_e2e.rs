@@ -458,12 +458,27 @@ spec:
     });
 }
 
+/// A child process killed, with its process group, when the test is done with it (also on
+/// failure).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `command` to its end within `limit` (killing it and failing the test past that),
-/// with `input` on its stdin.
+/// with `input` on its stdin. It runs in a process group of its own, so what it starts is
+/// killed with it.
 fn run_within(mut command: Command, input: &[u8], limit: Duration) -> std::process::Output {
     use std::io::{Read, Write};
     let what = format!("{command:?}");
     let mut child = command
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -493,8 +508,7 @@ fn run_within(mut command: Command, input: &[u8], limit: Duration) -> std::proce
             break status;
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            drop(KillOnDrop(child));
             panic!("{what} did not end within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -671,17 +685,19 @@ spec:
         // Port-forward, two requests over one forward.
         let port = free_port();
         let mut forward = kubectl(&["port-forward", "pod/streams", &format!("{port}:8080")]);
-        let mut forward = forward
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let forward = KillOnDrop(
+            forward
+                .process_group(0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let first = cluster.eventually("port-forward answering", Duration::from_secs(20), || {
             http_get(&format!("127.0.0.1:{port}")).filter(|b| b.contains("variant"))
         });
         let second = http_get(&format!("127.0.0.1:{port}")).unwrap_or_default();
-        let _ = forward.kill();
-        let _ = forward.wait();
+        drop(forward);
         assert!(first.contains("variant 1") && second.contains("variant 1"));
 
         let (exec_after, tunnel_after) = translated(&cluster.log());
