@@ -340,7 +340,9 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 /// exec, attach and portForward: the runtime's streaming server serves the session; the
-/// request is forwarded to it over a new connection.
+/// request is forwarded to it over a new connection. WebSocket clients it cannot serve
+/// (`v5.channel.k8s.io`, and the SPDY tunnel of port-forward) are served by translation to
+/// the SPDY it speaks (`rkube_forward::remotecommand`, `rkube_forward::tunnel`).
 async fn stream(
     shared: &Arc<Shared>,
     verb: &str,
@@ -362,6 +364,12 @@ async fn stream(
             "the container runtime is not answering",
         );
     };
+    let (stdin, stdout, stderr, tty) = (
+        flag(&q, "stdin"),
+        flag(&q, "stdout"),
+        flag(&q, "stderr"),
+        flag(&q, "tty"),
+    );
     let url = match (verb, container) {
         ("portForward", _) => {
             let Some(sandbox) = runtime.sandbox().filter(|s| s.ready) else {
@@ -381,12 +389,6 @@ async fn stream(
                     format!("container {name} is not valid for pod {pod}"),
                 );
             };
-            let (stdin, stdout, stderr, tty) = (
-                flag(&q, "stdin"),
-                flag(&q, "stdout"),
-                flag(&q, "stderr"),
-                flag(&q, "tty"),
-            );
             if verb == "exec" {
                 let cmd: Vec<String> = q
                     .iter()
@@ -439,12 +441,54 @@ async fn stream(
             "the runtime's streaming server does not answer",
         );
     };
-    let upgrade =
-        rkube_forward::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
     let path = target
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_owned();
+    let offered = rkube_forward::websocket::offered_protocols(request.headers());
+    match session(verb, offered.as_deref()) {
+        Session::Forward => {}
+        Session::RemoteCommand => {
+            tracing::info!(
+                pod = %format!("{ns}/{pod}"), verb, protocol = rkube_forward::remotecommand::V5,
+                "streaming over WebSocket, translated to SPDY for the runtime"
+            );
+            let client = hyper::upgrade::on(&mut request);
+            let streams = rkube_forward::remotecommand::Streams {
+                stdin,
+                stdout,
+                stderr: stderr && !tty,
+                tty,
+            };
+            return rkube_forward::remotecommand::serve_websocket(
+                tcp,
+                &path,
+                &authority,
+                request.headers(),
+                client,
+                streams,
+            )
+            .await;
+        }
+        Session::Tunnel(protocols) => {
+            tracing::info!(
+                pod = %format!("{ns}/{pod}"), verb, protocol = %format!("{}{}", rkube_forward::tunnel::PREFIX, protocols.join(",")),
+                "streaming over WebSocket, tunnelling SPDY to the runtime"
+            );
+            let client = hyper::upgrade::on(&mut request);
+            return rkube_forward::tunnel::serve_websocket(
+                tcp,
+                &path,
+                &authority,
+                request.headers(),
+                client,
+                &protocols,
+            )
+            .await;
+        }
+    }
+    let upgrade =
+        rkube_forward::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
     match rkube_forward::forward(
         tcp,
         request.method(),
@@ -455,7 +499,66 @@ async fn stream(
     )
     .await
     {
-        Ok(response) => response.map(|b| b.map_err(std::io::Error::other).boxed_unsync()),
+        Ok(response) => rkube_forward::passed_on(response),
         Err(e) => full(StatusCode::BAD_GATEWAY, e.0),
+    }
+}
+
+/// How a streaming request is served.
+#[derive(Debug, PartialEq, Eq)]
+enum Session {
+    /// Forwarded to the runtime as it is: SPDY, and the WebSocket protocols the runtime
+    /// speaks itself (`channel.k8s.io` … `v4.channel.k8s.io`, `base64.channel.k8s.io`).
+    Forward,
+    /// exec or attach over WebSocket `v5.channel.k8s.io`.
+    RemoteCommand,
+    /// port-forward over WebSocket, tunnelling SPDY with these protocols.
+    Tunnel(Vec<String>),
+}
+
+/// Picks the way to serve `verb` for a request offering WebSocket `offered` (`None`: not a
+/// WebSocket request).
+fn session(verb: &str, offered: Option<&[String]>) -> Session {
+    let Some(offered) = offered else {
+        return Session::Forward;
+    };
+    if verb == "portForward" {
+        let protocols = rkube_forward::tunnel::tunneled_protocols(offered);
+        if protocols.is_empty() {
+            Session::Forward
+        } else {
+            Session::Tunnel(protocols)
+        }
+    } else if rkube_forward::remotecommand::wants_v5(offered) {
+        Session::RemoteCommand
+    } else {
+        Session::Forward
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(protocols: &[&str]) -> Vec<String> {
+        protocols.iter().map(|p| (*p).to_owned()).collect()
+    }
+
+    #[test]
+    fn websocket_v5_and_the_port_forward_tunnel_are_translated_and_the_rest_forwarded() {
+        let v5 = offered(&["v5.channel.k8s.io"]);
+        assert_eq!(session("exec", Some(&v5)), Session::RemoteCommand);
+        assert_eq!(session("attach", Some(&v5)), Session::RemoteCommand);
+        let v4 = offered(&["v4.channel.k8s.io", "base64.channel.k8s.io"]);
+        assert_eq!(session("exec", Some(&v4)), Session::Forward);
+        assert_eq!(session("exec", None), Session::Forward);
+        let tunnel = offered(&["SPDY/3.1+portforward.k8s.io"]);
+        assert_eq!(
+            session("portForward", Some(&tunnel)),
+            Session::Tunnel(vec!["portforward.k8s.io".to_owned()])
+        );
+        assert_eq!(session("portForward", Some(&v4)), Session::Forward);
+        assert_eq!(session("portForward", None), Session::Forward);
+        assert_eq!(session("exec", Some(&tunnel)), Session::Forward);
     }
 }

@@ -458,6 +458,269 @@ spec:
     });
 }
 
+/// A child process killed, with its process group, when the test is done with it (also on
+/// failure).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `command` to its end within `limit` (killing it and failing the test past that),
+/// with `input` on its stdin. It runs in a process group of its own, so what it starts is
+/// killed with it.
+fn run_within(mut command: Command, input: &[u8], limit: Duration) -> std::process::Output {
+    use std::io::{Read, Write};
+    let what = format!("{command:?}");
+    let mut child = command
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from a thread of its own so a child that never reads cannot block the test;
+    // dropping it closes the child's stdin.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            drop(KillOnDrop(child));
+            panic!("{what} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = writer.join();
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// exec (output, exit code, stdin that ends, a terminal), cp both ways and port-forward with
+/// kubectl's WebSocket protocols, checking that kubectl did not fall back to SPDY and that
+/// the kubelet translated; then the same with SPDY forced.
+#[test]
+fn exec_cp_and_port_forward_speak_websocket_without_falling_back_and_spdy_still_works() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: streams}}
+spec:
+  containers:
+  - name: web
+    image: {image}
+    command: ["sh", "-c", "exec httpd -f -p 8080 -h /var/www"]
+"#
+    ));
+    cluster.wait_running("streams");
+    let translated = |log: &str| {
+        (
+            log.matches("translated to SPDY for the runtime").count(),
+            log.matches("tunnelling SPDY to the runtime").count(),
+        )
+    };
+    let modes: [(&str, &[(&str, &str)]); 2] = [
+        ("websocket", &[]),
+        (
+            "spdy",
+            &[
+                ("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false"),
+                ("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false"),
+            ],
+        ),
+    ];
+    let limit = Duration::from_secs(60);
+    for (mode, env) in modes {
+        let (exec_before, tunnel_before) = translated(&cluster.log());
+        let kubectl = |args: &[&str]| {
+            let mut command = cluster.kubectl_command("1.33", args);
+            command.envs(env.iter().copied());
+            command
+        };
+        let context = |out: &std::process::Output| {
+            format!(
+                "[{mode}] stdout: {}\nstderr: {}\n--- server log tail ---\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                tail(&String::from_utf8_lossy(&out.stderr), 30),
+                tail(&cluster.log(), 30)
+            )
+        };
+
+        // Output, and what kubectl says it negotiated.
+        let out = run_within(
+            kubectl(&["exec", "-v=4", "streams", "--", "cat", "/VERSION"]),
+            b"",
+            limit,
+        );
+        assert!(out.status.success(), "exec: {}", context(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("RemoteCommand fallback"),
+            "kubectl fell back: {}",
+            context(&out)
+        );
+        if mode == "websocket" {
+            assert!(
+                stderr.contains("The subprotocol is v5.channel.k8s.io"),
+                "kubectl spoke v5: {}",
+                context(&out)
+            );
+        }
+
+        // The exit code.
+        let out = run_within(
+            kubectl(&["exec", "streams", "--", "sh", "-c", "echo oops >&2; exit 3"]),
+            b"",
+            limit,
+        );
+        assert_eq!(out.status.code(), Some(3), "exit code: {}", context(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));
+
+        // Stdin that ends: `cat` only exits once kubectl's stdin is closed in the container.
+        let out = run_within(
+            kubectl(&["exec", "-i", "streams", "--", "cat"]),
+            b"hello stdin\nsecond line\n",
+            limit,
+        );
+        assert!(out.status.success(), "exec -i: {}", context(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "hello stdin\nsecond line\n"
+        );
+
+        // A terminal, from `script`'s pseudo-terminal: the size kubectl sends arrives.
+        let kubectl_path = kubectl_binary("1.33");
+        let mut script = Command::new("script");
+        script
+            .args(["-qec"])
+            .arg(format!(
+                "stty cols 123 rows 45; {} exec -it streams -- sh -c 'tty; sleep 1; stty size'",
+                kubectl_path.display()
+            ))
+            .arg("/dev/null")
+            .env("KUBECONFIG", cluster.dir.path().join("kubeconfig.yaml"))
+            .env("HOME", cluster.dir.path())
+            .envs(env.iter().copied());
+        let out = run_within(script, b"", limit);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "exec -it: {}", context(&out));
+        assert!(text.contains("/dev/pts/"), "a terminal: {}", context(&out));
+        assert!(text.contains("45 123"), "its size: {}", context(&out));
+
+        // Attach to a container waiting on its stdin (stdinOnce: closed after this session).
+        let reader = format!("reader-{mode}");
+        cluster.apply(&format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {reader}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {image}
+    stdin: true
+    stdinOnce: true
+    command: ["sh", "-c", "read line; echo got $line"]
+"#
+        ));
+        cluster.wait_running(&reader);
+        let out = run_within(kubectl(&["attach", "-i", &reader]), b"hello\n", limit);
+        assert!(out.status.success(), "attach: {}", context(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("got hello"),
+            "attach: {}",
+            context(&out)
+        );
+
+        // cp into the pod (tar on stdin, ended by the close signal) and back out.
+        let local = cluster.dir.path().join(format!("in-{mode}.txt"));
+        let content = format!("copied in over {mode}\n").repeat(2000);
+        std::fs::write(&local, &content).unwrap();
+        let remote = format!("streams:/tmp/in-{mode}.txt");
+        let out = run_within(
+            kubectl(&["cp", local.to_str().unwrap(), &remote]),
+            b"",
+            limit,
+        );
+        assert!(out.status.success(), "cp in: {}", context(&out));
+        let back = cluster.dir.path().join(format!("back-{mode}.txt"));
+        let out = run_within(
+            kubectl(&["cp", &remote, back.to_str().unwrap()]),
+            b"",
+            limit,
+        );
+        assert!(out.status.success(), "cp out: {}", context(&out));
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), content);
+
+        // Port-forward, two requests over one forward.
+        let port = free_port();
+        let mut forward = kubectl(&["port-forward", "pod/streams", &format!("{port}:8080")]);
+        let forward = KillOnDrop(
+            forward
+                .process_group(0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let first = cluster.eventually("port-forward answering", Duration::from_secs(20), || {
+            http_get(&format!("127.0.0.1:{port}")).filter(|b| b.contains("variant"))
+        });
+        let second = http_get(&format!("127.0.0.1:{port}")).unwrap_or_default();
+        drop(forward);
+        assert!(first.contains("variant 1") && second.contains("variant 1"));
+
+        let (exec_after, tunnel_after) = translated(&cluster.log());
+        if mode == "websocket" {
+            // exec, exec, exec -i, exec -it, attach, cp in (tar) and cp out (tar).
+            assert!(
+                exec_after - exec_before >= 7,
+                "the kubelet translated every exec ({exec_before} -> {exec_after})"
+            );
+            assert!(
+                tunnel_after > tunnel_before,
+                "the kubelet tunnelled port-forward"
+            );
+        } else {
+            assert_eq!(
+                (exec_after, tunnel_after),
+                (exec_before, tunnel_before),
+                "SPDY clients are forwarded as they are"
+            );
+        }
+    }
+}
+
 #[test]
 fn failing_containers_restart_back_off_and_report_why() {
     let cluster = Cluster::start();
