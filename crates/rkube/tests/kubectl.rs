@@ -1187,3 +1187,184 @@ fn the_server_schedules_pods_and_kubectl_describe_shows_why_not() {
     );
     assert!(metrics.contains("scheduler_pending_pods{"), "{metrics}");
 }
+
+const CRONTAB_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: crontabs.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: crontabs
+    singular: crontab
+    kind: CronTab
+    shortNames: [ct]
+    categories: [all]
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec:
+                type: string
+                pattern: '^(\d+|\*)(/\d+)?(\s+(\d+|\*)(/\d+)?){4}$'
+              image:
+                type: string
+              replicas:
+                type: integer
+                minimum: 1
+                maximum: 10
+                default: 1
+          status:
+            type: object
+            properties:
+              replicas:
+                type: integer
+    subresources:
+      status: {}
+      scale:
+        specReplicasPath: .spec.replicas
+        statusReplicasPath: .status.replicas
+    additionalPrinterColumns:
+    - name: Spec
+      type: string
+      jsonPath: .spec.cronSpec
+    - name: Replicas
+      type: integer
+      jsonPath: .spec.replicas
+    - name: Age
+      type: date
+      jsonPath: .metadata.creationTimestamp
+"#;
+
+/// A user installs a CustomResourceDefinition and works with its resources as with built-in
+/// ones: apply, get with the printer columns, explain, validation errors, scale, patch, the
+/// `all` category, and deleting the definition takes its resources with it.
+fn custom_resource_workflow(c: &Cluster) {
+    let crd = c.write("crontab-crd.yaml", CRONTAB_CRD);
+    c.ok(&["apply", "-f", &crd]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=20s",
+    ]);
+    let cr = c.write(
+        "crontab.yaml",
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: nightly\nspec:\n  cronSpec: \"0 3 * * *\"\n  image: backup:1\n",
+    );
+    // A fresh kubectl finds the new kind through discovery.
+    let out = c.ok(&["apply", "-f", &cr]);
+    assert_eq!(out.trim(), "crontab.stable.example.com/nightly created");
+    let out = c.ok(&["get", "ct"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "SPEC", "REPLICAS", "AGE"]);
+    assert_eq!(&lines[1][..6], ["nightly", "0", "3", "*", "*", "*"]);
+    assert_eq!(lines[1][6], "1", "the schema's default: {out}");
+    let out = c.ok(&["get", "all"]);
+    assert!(out.contains("crontab.stable.example.com/nightly"), "{out}");
+    let out = c.ok(&["explain", "crontab.spec.replicas"]);
+    assert!(out.contains("FIELD: replicas <integer>"), "{out}");
+
+    let bad = c.write(
+        "bad-crontab.yaml",
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: bad\nspec:\n  cronSpec: sometimes\n  replicas: 11\n",
+    );
+    let err = c.fails(&["apply", "-f", &bad]);
+    assert!(
+        err.contains("The CronTab \"bad\" is invalid:")
+            && err.contains("spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10")
+            && err.contains("spec.cronSpec in body should match"),
+        "{err}"
+    );
+    let unknown = c.write(
+        "unknown-crontab.yaml",
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: odd\nspec:\n  cronSpec: \"* * * * *\"\n  colour: red\n",
+    );
+    let err = c.fails(&["apply", "-f", &unknown]);
+    assert!(err.contains("unknown field \"spec.colour\""), "{err}");
+
+    let out = c.ok(&["scale", "crontab", "nightly", "--replicas=3"]);
+    assert!(out.contains("scaled"), "{out}");
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "ct",
+            "nightly",
+            "-o",
+            "jsonpath={.spec.replicas} {.metadata.generation}"
+        ]),
+        "3 2"
+    );
+    c.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"image":"backup:2"}}"#,
+    ]);
+    let err = c.fails(&[
+        "patch",
+        "ct",
+        "nightly",
+        "-p",
+        r#"{"spec":{"image":"backup:3"}}"#,
+    ]);
+    assert!(
+        err.contains("application/strategic-merge-patch+json is not supported"),
+        "{err}"
+    );
+    c.ok(&[
+        "patch",
+        "ct",
+        "nightly",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"replicas":3}}"#,
+    ]);
+    assert_eq!(
+        c.ok(&["get", "ct", "nightly", "-o", "jsonpath={.status.replicas}"]),
+        "3"
+    );
+
+    c.ok(&["delete", "crd", "crontabs.stable.example.com"]);
+    let out = eventually(c, &["get", "crd", "-o", "name"], |o| {
+        !o.contains("crontabs")
+    });
+    assert!(!out.contains("crontabs"), "{out}");
+    c.ok(&["apply", "-f", &crd]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=20s",
+    ]);
+    let out = c.ok(&["get", "crontabs", "-A", "-o", "name"]);
+    assert_eq!(
+        out.trim(),
+        "",
+        "the old resources went with the old definition"
+    );
+}
+
+#[test]
+fn kubectl_1_33_manages_custom_resources() {
+    custom_resource_workflow(&Cluster::start("1.33", None));
+}
+
+#[test]
+fn kubectl_1_32_manages_custom_resources() {
+    custom_resource_workflow(&Cluster::start("1.32", None));
+}
