@@ -416,7 +416,7 @@ impl Registry {
                 versions.push(t.version);
             }
         }
-        versions.sort_by(|a, b| version_priority(a).cmp(&version_priority(b)));
+        versions.sort_by_key(|v| version_priority(v));
         versions
     }
 
@@ -603,7 +603,7 @@ mod tests {
         let mut v = vec![
             "v1alpha1", "foo", "v1", "v2beta1", "v1beta2", "v2", "v10beta3",
         ];
-        v.sort_by(|a, b| version_priority(a).cmp(&version_priority(b)));
+        v.sort_by_key(|v| version_priority(v));
         assert_eq!(
             v,
             [

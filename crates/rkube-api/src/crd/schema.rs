@@ -499,10 +499,10 @@ fn object_checks(
     }
     if embedded && !root {
         for name in ["apiVersion", "kind"] {
-            if !map
+            if map
                 .get(name)
                 .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
+                .is_none_or(str::is_empty)
             {
                 errs.push(FieldError::required(join(path, name), "must not be empty"));
             }
