@@ -490,6 +490,15 @@ impl Custom {
 
 static CUSTOM: LazyLock<RwLock<Custom>> = LazyLock::new(RwLock::default);
 
+/// Raised whenever the custom resources served change.
+static CUSTOM_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A number that changes whenever the custom resources served change (for caches of what
+/// is derived from them, such as the OpenAPI documents).
+pub fn custom_generation() -> u64 {
+    CUSTOM_GENERATION.load(std::sync::atomic::Ordering::Acquire)
+}
+
 fn custom_read() -> std::sync::RwLockReadGuard<'static, Custom> {
     CUSTOM.read().unwrap_or_else(|p| p.into_inner())
 }
@@ -516,15 +525,19 @@ pub fn set_custom(crd: &serde_json::Value) {
         .map(|t| &*Box::leak(Box::new(t)))
         .collect();
     custom.by_crd.insert(name, (fingerprint, types));
+    CUSTOM_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
 }
 
 /// Stops serving what the definition named `crd` defined.
 pub fn remove_custom(crd: &str) {
-    CUSTOM
+    let removed = CUSTOM
         .write()
         .unwrap_or_else(|p| p.into_inner())
         .by_crd
         .remove(crd);
+    if removed.is_some() {
+        CUSTOM_GENERATION.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Every custom resource type served, ordered by group, then version, then plural.

@@ -647,7 +647,8 @@ fn openapi_v2_response(
             );
             response.headers_mut().insert(
                 header::ETAG,
-                HeaderValue::from_static(crate::openapi_v2::etag()),
+                HeaderValue::from_str(&crate::openapi_v2::etag())
+                    .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             );
             response
         }

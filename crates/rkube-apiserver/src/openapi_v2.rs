@@ -9,7 +9,7 @@
 //! already holds it. The protobuf form is also served at the legacy `/swagger-2.0.0.pb-v1`
 //! that old clients fall back to.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -37,10 +37,17 @@ impl Form {
     }
 
     /// The document's bytes in this form.
-    pub fn bytes(self) -> &'static [u8] {
+    pub fn bytes(self) -> bytes::Bytes {
+        let doc = current();
         match self {
-            Form::Json => document(),
-            Form::Protobuf => protobuf(),
+            Form::Json => doc.json.clone(),
+            Form::Protobuf => doc
+                .protobuf
+                .get_or_init(|| {
+                    let value: Value = serde_json::from_slice(&doc.json).unwrap_or(Value::Null);
+                    bytes::Bytes::from(crate::gnostic::encode(&value))
+                })
+                .clone(),
         }
     }
 }
@@ -80,45 +87,57 @@ pub fn negotiate(accept: Option<&str>) -> Option<Form> {
     })
 }
 
+/// One build of the document: for the built-in resources and the custom resources served
+/// when it was built.
+struct Built {
+    /// Which set of custom resources it describes (`registry::custom_generation`).
+    generation: u64,
+    json: bytes::Bytes,
+    protobuf: OnceLock<bytes::Bytes>,
+    etag: String,
+}
+
+/// The document for what is served now, built again only when custom resources change.
+fn current() -> Arc<Built> {
+    static CURRENT: Mutex<Option<Arc<Built>>> = Mutex::new(None);
+    let generation = rkube_api::registry::custom_generation();
+    let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(built) = current.as_ref().filter(|b| b.generation == generation) {
+        return built.clone();
+    }
+    let json = bytes::Bytes::from(serde_json::to_vec(&build()).unwrap_or_default());
+    let digest = ring::digest::digest(&ring::digest::SHA512, &json);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let built = Arc::new(Built {
+        generation,
+        json,
+        protobuf: OnceLock::new(),
+        etag: format!("\"{hex}\""),
+    });
+    *current = Some(built.clone());
+    built
+}
+
 /// The `ETag` both forms carry, quoted.
-pub fn etag() -> &'static str {
-    static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| {
-        let digest = ring::digest::digest(&ring::digest::SHA512, document());
-        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-        format!("\"{hex}\"")
-    })
+pub fn etag() -> String {
+    current().etag.clone()
 }
 
 /// Whether an `If-None-Match` header names the current tag (or `*`).
 pub fn not_modified(if_none_match: Option<&str>) -> bool {
+    let etag = etag();
     if_none_match.is_some_and(|header| {
         header.split(',').any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag()
+            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
         })
     })
-}
-
-/// The document in gnostic's protobuf form, built once.
-pub fn protobuf() -> &'static [u8] {
-    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    DOC.get_or_init(|| {
-        let doc: Value = serde_json::from_slice(document()).unwrap_or(Value::Null);
-        crate::gnostic::encode(&doc)
-    })
-}
-
-/// The document as JSON, built once.
-pub fn document() -> &'static [u8] {
-    static DOC: OnceLock<Vec<u8>> = OnceLock::new();
-    DOC.get_or_init(|| serde_json::to_vec(&build()).unwrap_or_default())
 }
 
 fn build() -> Value {
     let mut paths = Map::new();
     let mut definitions = Map::new();
-    for doc in crate::openapi::v3_documents() {
+    for doc in crate::openapi::v3_documents().chain(crate::openapi::custom_v3_documents()) {
         if let Some(schemas) = doc["components"]["schemas"].as_object() {
             for (name, schema) in schemas {
                 definitions
@@ -268,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_v2_document_has_definitions_kinds_and_patch_strategies() {
-        let doc: Value = serde_json::from_slice(document()).unwrap();
+        let doc: Value = serde_json::from_slice(&Form::Json.bytes()).unwrap();
         assert_eq!(doc["swagger"], "2.0");
         let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
@@ -279,7 +298,8 @@ mod tests {
             &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        let text = String::from_utf8_lossy(document());
+        let json = Form::Json.bytes();
+        let text = String::from_utf8_lossy(&json);
         assert!(!text.contains("#/components/schemas/"));
         let patch =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
@@ -319,7 +339,7 @@ mod tests {
         let tag = etag();
         assert_eq!(tag.len(), 128 + 2);
         assert!(tag.starts_with('"') && tag.ends_with('"'));
-        assert!(not_modified(Some(tag)));
+        assert!(not_modified(Some(&tag)));
         assert!(not_modified(Some(&format!("\"x\", W/{tag}"))));
         assert!(!not_modified(Some("\"x\"")));
         assert!(!not_modified(None));
