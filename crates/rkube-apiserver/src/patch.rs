@@ -31,10 +31,11 @@ impl App {
             .trim()
             .to_owned();
         if rt.custom.is_some() && media == "application/strategic-merge-patch+json" {
-            return Err(ApiError::UnsupportedMediaType(format!(
+            return Err(ApiError::UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types include: \
                  application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-            )));
+                    .to_owned(),
+            ));
         }
         let apply: fn(&ResourceType, &Value, &Value) -> Result<Value, ApiError> = match media
             .as_str()

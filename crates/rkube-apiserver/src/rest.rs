@@ -661,9 +661,9 @@ impl App {
             return Ok(Created::DryRun(object));
         }
         if self.terminating_definition(rt) {
-            return Err(ApiError::MethodNotAllowed(format!(
-                "create not allowed while custom resource definition is terminating"
-            )));
+            return Err(ApiError::MethodNotAllowed(
+                "create not allowed while custom resource definition is terminating".to_owned(),
+            ));
         }
         self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object).await?;

@@ -148,34 +148,27 @@ pub(crate) struct Webhook {
 }
 
 impl Webhook {
-    fn new(
-        configuration: &str,
-        name: &str,
-        client: &admission::WebhookClientConfig,
-        rules: Option<&Vec<admission::RuleWithOperations>>,
-        failure_policy: Option<&String>,
-        match_policy: Option<&String>,
-        selectors: (Option<&ApiLabelSelector>, Option<&ApiLabelSelector>),
-        side_effects: &str,
-        timeout_seconds: Option<i32>,
-        match_conditions: Option<&Vec<admission::MatchCondition>>,
-    ) -> Self {
+    /// A webhook of either kind: a validating webhook has the fields of a mutating one but
+    /// `reinvocationPolicy`, which is ignored for it.
+    fn new(configuration: &str, hook: &admission::MutatingWebhook, mutating: bool) -> Self {
         Self {
-            name: name.to_owned(),
+            name: hook.name.clone(),
             configuration: configuration.to_owned(),
-            client: client.clone(),
-            rules: rules.into_iter().flatten().map(Rule::from_api).collect(),
-            ignore_failures: failure_policy.is_some_and(|p| p == "Ignore"),
-            exact: match_policy.is_some_and(|p| p == "Exact"),
-            namespace_selector: selector(selectors.0),
-            object_selector: selector(selectors.1),
-            side_effects: side_effects.to_owned(),
-            timeout: timeout_seconds
+            client: hook.client_config.clone(),
+            rules: hook.rules.iter().flatten().map(Rule::from_api).collect(),
+            ignore_failures: hook.failure_policy.as_deref() == Some("Ignore"),
+            exact: hook.match_policy.as_deref() == Some("Exact"),
+            namespace_selector: selector(hook.namespace_selector.as_ref()),
+            object_selector: selector(hook.object_selector.as_ref()),
+            side_effects: hook.side_effects.clone(),
+            timeout: hook
+                .timeout_seconds
                 .and_then(|s| u64::try_from(s).ok())
                 .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
-            reinvoke: false,
-            match_conditions: match_conditions
-                .into_iter()
+            reinvoke: mutating && hook.reinvocation_policy.as_deref() == Some("IfNeeded"),
+            match_conditions: hook
+                .match_conditions
+                .iter()
                 .flatten()
                 .map(|c| (c.name.clone(), c.expression.clone()))
                 .collect(),
@@ -240,60 +233,29 @@ pub(crate) enum Selected {
 /// The webhooks of a list of ValidatingWebhookConfigurations, in upstream's order:
 /// configurations by name, webhooks as listed.
 pub(crate) fn validating(configurations: &[Value]) -> Vec<Webhook> {
-    let mut parsed: Vec<admission::ValidatingWebhookConfiguration> = configurations
-        .iter()
-        .filter_map(|c| serde_json::from_value(c.clone()).ok())
-        .collect();
-    parsed.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    parsed
-        .iter()
-        .flat_map(|c| {
-            let config = c.metadata.name.as_deref().unwrap_or_default();
-            c.webhooks.iter().flatten().map(move |w| {
-                Webhook::new(
-                    config,
-                    &w.name,
-                    &w.client_config,
-                    w.rules.as_ref(),
-                    w.failure_policy.as_ref(),
-                    w.match_policy.as_ref(),
-                    (w.namespace_selector.as_ref(), w.object_selector.as_ref()),
-                    &w.side_effects,
-                    w.timeout_seconds,
-                    w.match_conditions.as_ref(),
-                )
-            })
-        })
-        .collect()
+    compile(configurations, false)
 }
 
 /// The webhooks of a list of MutatingWebhookConfigurations, in upstream's order.
 pub(crate) fn mutating(configurations: &[Value]) -> Vec<Webhook> {
-    let mut parsed: Vec<admission::MutatingWebhookConfiguration> = configurations
+    compile(configurations, true)
+}
+
+fn compile(configurations: &[Value], mutating: bool) -> Vec<Webhook> {
+    let mut named: Vec<(&str, &Value)> = configurations
         .iter()
-        .filter_map(|c| serde_json::from_value(c.clone()).ok())
+        .map(|c| (c["metadata"]["name"].as_str().unwrap_or_default(), c))
         .collect();
-    parsed.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    parsed
-        .iter()
-        .flat_map(|c| {
-            let config = c.metadata.name.as_deref().unwrap_or_default();
-            c.webhooks.iter().flatten().map(move |w| {
-                let mut hook = Webhook::new(
-                    config,
-                    &w.name,
-                    &w.client_config,
-                    w.rules.as_ref(),
-                    w.failure_policy.as_ref(),
-                    w.match_policy.as_ref(),
-                    (w.namespace_selector.as_ref(), w.object_selector.as_ref()),
-                    &w.side_effects,
-                    w.timeout_seconds,
-                    w.match_conditions.as_ref(),
-                );
-                hook.reinvoke = w.reinvocation_policy.as_deref() == Some("IfNeeded");
-                hook
-            })
+    named.sort_by_key(|(name, _)| *name);
+    named
+        .into_iter()
+        .flat_map(|(name, config)| {
+            config["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|hook| serde_json::from_value(hook.clone()).ok())
+                .map(move |hook: admission::MutatingWebhook| Webhook::new(name, &hook, mutating))
         })
         .collect()
 }
