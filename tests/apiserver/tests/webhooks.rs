@@ -463,9 +463,13 @@ async fn a_webhooks_warnings_reach_the_client() {
 }
 
 #[tokio::test]
-async fn dry_run_requests_need_webhooks_without_side_effects() {
+async fn dry_run_requests_reach_webhooks_without_side_effects_marked_as_dry_runs() {
     let t = start().await;
-    let hook = WebhookServer::start(|_| json!({"allowed": true})).await;
+    let hook = WebhookServer::start(|request| {
+        let dry = request["dryRun"] == true;
+        json!({"allowed": !dry, "status": {"message": "dry run seen"}})
+    })
+    .await;
     let config = json!({"url": hook.url("/"), "caBundle": hook.ca_bundle()});
     validating(
         &t.client,
@@ -473,7 +477,7 @@ async fn dry_run_requests_need_webhooks_without_side_effects() {
         vec![webhook(
             "effects.example.com",
             config,
-            json!({"sideEffects": "Some"}),
+            json!({"sideEffects": "NoneOnDryRun"}),
         )],
     )
     .await;
@@ -490,11 +494,17 @@ async fn dry_run_requests_need_webhooks_without_side_effects() {
         }
     })
     .await;
-    assert_eq!(status.code, 400);
     assert_eq!(
         status.message,
-        "admission webhook \"effects.example.com\" does not support dry run"
+        "admission webhook \"effects.example.com\" denied the request: dry run seen"
     );
+    configmaps
+        .create(
+            &PostParams::default(),
+            &configmap("real", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -594,4 +604,29 @@ async fn webhook_configurations_are_never_sent_to_webhooks() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_webhook_configuration_is_validated_as_upstream_does() {
+    let t = start().await;
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(t.client.clone());
+    let config = json!({
+        "metadata": {"name": "bad"},
+        "webhooks": [webhook("deny", json!({"url": "http://127.0.0.1/x"}), json!({}))],
+    });
+    let status = api_error(
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(config).unwrap(),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(status.code, 422);
+    assert_eq!(
+        status.message,
+        "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"bad\" is invalid: [\
+         webhooks[0].name: Invalid value: \"deny\": should be a domain with at least three segments separated by dots, \
+         webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme]"
+    );
 }

@@ -10,6 +10,7 @@
 mod client;
 mod conditions;
 mod matching;
+mod validation;
 
 use std::sync::{Arc, Mutex};
 
@@ -117,6 +118,28 @@ impl Attributes<'_> {
         });
         (uid, review)
     }
+}
+
+/// A webhook configuration being written is held to upstream's rules for it (which its
+/// schema does not express), as its strategy's validation does.
+fn check_configuration(attrs: &Attributes<'_>, object: Option<&Value>) -> Result<(), ApiError> {
+    let mutating = match attrs.rt.kind {
+        "MutatingWebhookConfiguration" => true,
+        "ValidatingWebhookConfiguration" => false,
+        _ => return Ok(()),
+    };
+    let Some(object) = object.filter(|_| attrs.operation != Operation::Delete) else {
+        return Ok(());
+    };
+    let causes = validation::check(object, mutating);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Invalid {
+        kind: attrs.rt.qualified_kind(),
+        name: object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+        causes,
+    })
 }
 
 /// Why a webhook call did not give an answer, or refused.
@@ -528,7 +551,7 @@ impl App {
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
         if matching::exempt(attrs.rt.group, attrs.rt.plural) {
-            return Ok(());
+            return check_configuration(attrs, object);
         }
         let hooks = self.webhooks(false).await?;
         if hooks.is_empty() {
