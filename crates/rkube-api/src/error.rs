@@ -102,6 +102,15 @@ pub enum ApiError {
     /// 504 Timeout.
     #[error("{0}")]
     Timeout(String),
+    /// A refusal carrying the code another party chose, as upstream passes an admission
+    /// webhook's status through (a code below 400 is never used: such refusals are 400).
+    #[error("{message}")]
+    Rejected {
+        /// The HTTP code, 400 or above.
+        code: u16,
+        /// The message.
+        message: String,
+    },
 }
 
 impl ApiError {

@@ -81,6 +81,7 @@ pub struct App {
     pub(crate) watch_lines: Arc<crate::watch::LineMemo>,
     pub(crate) cache: Arc<crate::cache::WatchCache>,
     pub(crate) definitions: crate::crd::Definitions,
+    pub(crate) webhooks: crate::webhook::Configurations,
 }
 
 /// How the caller proved who it is, before the token is looked at.
@@ -251,6 +252,7 @@ impl App {
             ready: AtomicBool::new(false),
             watch_lines: Arc::default(),
             definitions: crate::crd::Definitions::default(),
+            webhooks: crate::webhook::Configurations::default(),
         }
     }
 
@@ -417,7 +419,7 @@ impl App {
             };
         }
         let result = if info.is_resource {
-            self.serve_resource(
+            let serving = self.serve_resource(
                 &info,
                 &query,
                 &parts.method,
@@ -425,8 +427,8 @@ impl App {
                 &body,
                 accept,
                 &user,
-            )
-            .await
+            );
+            crate::webhook::as_user(user.clone(), serving).await
         } else {
             crate::discovery::serve(&path, &self.config).map(|v| json_response(200, &v))
         };

@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::objects::{self, meta_str};
 use crate::request::{Query, RequestInfo};
 use crate::rest::{dry_run, metadata_mut, same_object};
+use crate::webhook::{Attributes, Operation};
 
 impl App {
     /// DELETE one object.
@@ -57,6 +58,16 @@ impl App {
             let current = self.objects.get(rt, ns, name).await?;
             let rv = objects::resource_version(&current);
             check_preconditions(rt, name, &options["preconditions"], &current)?;
+            let webhook_attributes = Attributes {
+                rt,
+                subresource: None,
+                namespace: ns,
+                name,
+                operation: Operation::Delete,
+                dry_run: dry,
+            };
+            self.admit_delete_by_webhooks(&webhook_attributes, &current)
+                .await?;
             let mut marked = current.clone();
             let mut needs_mark = false;
             {

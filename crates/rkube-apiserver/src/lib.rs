@@ -42,6 +42,7 @@ mod subresources;
 mod tables;
 mod warnings;
 mod watch;
+mod webhook;
 mod yaml_keys;
 
 use std::net::{IpAddr, SocketAddr};

@@ -12,6 +12,7 @@ use crate::cache::{CachedList, Freshness, list_json};
 use crate::decode::{FieldValidation, Incoming, normalize, normalize_yaml, report_unknown};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
+use crate::webhook::{Attributes, Operation};
 
 /// Kinds whose strategy sets and bumps `metadata.generation`.
 const GENERATION_KINDS: &[&str] = &[
@@ -640,8 +641,21 @@ impl App {
             .await?;
         self.admit_runtime_class(rt, &admitted_as, &mut object)
             .await?;
+        let webhook_attributes = Attributes {
+            rt,
+            subresource: None,
+            namespace: ns,
+            // As upstream, a name yet to be generated is empty in admission.
+            name: if name == admitted_as { &name } else { "" },
+            operation: Operation::Create,
+            dry_run: dry_run(query)?,
+        };
+        self.mutate_by_webhooks(&webhook_attributes, Some(&mut object), None)
+            .await?;
         self.admit(rt, &mut object, None, track)?;
         self.limit_ranger_validate(rt, ns, &admitted_as, &object)
+            .await?;
+        self.validate_by_webhooks(&webhook_attributes, Some(&object), None)
             .await?;
         if dry_run(query)? {
             return Ok(Created::DryRun(object));
@@ -979,6 +993,22 @@ impl App {
                 self.admit_priority(rt, name, &mut new, Some(&current))
                     .await?;
             }
+            let webhook_attributes = Attributes {
+                rt,
+                subresource,
+                namespace: ns,
+                name,
+                operation: Operation::Update,
+                dry_run: dry,
+            };
+            if self
+                .mutate_by_webhooks(&webhook_attributes, Some(&mut new), Some(&current))
+                .await?
+            {
+                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
+            }
+            self.validate_by_webhooks(&webhook_attributes, Some(&new), Some(&current))
+                .await?;
             if same_object(&new, &current) || dry {
                 if cached {
                     // A no-op against a copy that may be stale proves nothing: ask the store.

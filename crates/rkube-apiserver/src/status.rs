@@ -22,6 +22,28 @@ pub fn code_and_reason(err: &ApiError) -> (u16, &'static str) {
         ApiError::Internal(_) => (500, "InternalError"),
         ApiError::Unavailable(_) => (503, "ServiceUnavailable"),
         ApiError::Timeout(_) => (504, "Timeout"),
+        ApiError::Rejected { code, .. } => (*code, reason_for_code(*code)),
+    }
+}
+
+/// Upstream's reason for a status code, as `metav1.Status` readers expect it.
+fn reason_for_code(code: u16) -> &'static str {
+    match code {
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        405 => "MethodNotAllowed",
+        406 => "NotAcceptable",
+        409 => "Conflict",
+        410 => "Expired",
+        413 => "RequestEntityTooLarge",
+        415 => "UnsupportedMediaType",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        500 => "InternalError",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "BadRequest",
     }
 }
 
