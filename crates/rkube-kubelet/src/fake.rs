@@ -56,9 +56,17 @@ pub struct FakeRuntime {
     state: Mutex<State>,
     clock: std::sync::atomic::AtomicI64,
     sandbox_delay: Duration,
+    wall_clock: bool,
 }
 
+/// Tests get a counter (deterministic times); hollow nodes the wall clock, for start times a
+/// user reads.
 fn now(rt: &FakeRuntime) -> i64 {
+    if rt.wall_clock {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    }
     rt.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1_000_000_000
 }
 
@@ -73,6 +81,7 @@ impl FakeRuntime {
     pub fn hollow(sandbox_delay: Duration) -> Self {
         let fake = Self {
             sandbox_delay,
+            wall_clock: true,
             ..Self::default()
         };
         fake.lock().unrecorded = true;

@@ -72,7 +72,7 @@ struct SimArgs {
     #[arg(long, default_value_t = 16)]
     node_memory_gib: u64,
     /// How long a pod's sandbox takes to start (image pulls, network setup), e.g. 200ms, 1s.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "200ms", value_parser = parse_delay)]
     startup_delay: std::time::Duration,
     /// Node names: this prefix and the node's number.
     #[arg(long, default_value = "hollow-node-")]
@@ -554,6 +554,17 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
         nodeport_addresses: args.node.nodeport_addresses.clone(),
     };
     run_node(client.clone(), client, config, network, stop).await
+}
+
+/// A duration as `parse_duration` takes it, or milliseconds: `200ms`.
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a number of milliseconds")),
+        None => parse_duration(text),
+    }
 }
 
 async fn sim(args: SimArgs) -> anyhow::Result<()> {
