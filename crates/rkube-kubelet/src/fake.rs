@@ -1,8 +1,11 @@
 //! A container runtime in memory that records every call: for unit tests of the pod-sync
-//! logic, and for simulated nodes. Containers run until told to exit.
+//! logic, and for simulated nodes. Containers run until told to exit; a stopped container
+//! exits at once.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -17,7 +20,34 @@ struct State {
     containers: HashMap<String, (v1::Container, v1::ContainerStatus)>,
     images: HashMap<String, v1::Image>,
     calls: Vec<String>,
+    /// Calls are not kept (a simulated node runs for hours).
+    unrecorded: bool,
     pull_errors: HashMap<String, String>,
+    /// Sandbox addresses by sandbox id.
+    ips: HashMap<String, String>,
+    pod_cidr: Option<(Ipv4Addr, u32)>,
+}
+
+impl State {
+    fn record(&mut self, call: String) {
+        if !self.unrecorded {
+            self.calls.push(call);
+        }
+    }
+
+    /// The sandbox's address: the lowest free host of the pod CIDR (after the gateway's .1),
+    /// or `10.42.0.<n>` without one.
+    fn allocate_ip(&self, n: u64) -> String {
+        let Some((base, prefix)) = self.pod_cidr else {
+            return format!("10.42.0.{}", u8::try_from(n).unwrap_or(0));
+        };
+        let size = 1u64 << (32 - prefix);
+        let used: std::collections::HashSet<&str> = self.ips.values().map(String::as_str).collect();
+        (2..size.saturating_sub(1))
+            .map(|host| Ipv4Addr::from(u32::from(base).wrapping_add(host as u32)).to_string())
+            .find(|ip| !used.contains(ip.as_str()))
+            .unwrap_or_default()
+    }
 }
 
 /// The fake runtime.
@@ -25,9 +55,18 @@ struct State {
 pub struct FakeRuntime {
     state: Mutex<State>,
     clock: std::sync::atomic::AtomicI64,
+    sandbox_delay: Duration,
+    wall_clock: bool,
 }
 
+/// Tests get a counter (deterministic times); hollow nodes the wall clock, for start times a
+/// user reads.
 fn now(rt: &FakeRuntime) -> i64 {
+    if rt.wall_clock {
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    }
     rt.clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1_000_000_000
 }
 
@@ -35,6 +74,34 @@ impl FakeRuntime {
     /// A fake holding no images.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A fake for a simulated node: every sandbox takes `sandbox_delay` to start (what pulling
+    /// the pause image and setting up the network cost a real node), and calls are not kept.
+    pub fn hollow(sandbox_delay: Duration) -> Self {
+        let fake = Self {
+            sandbox_delay,
+            wall_clock: true,
+            ..Self::default()
+        };
+        fake.lock().unrecorded = true;
+        fake
+    }
+
+    /// Gives sandboxes addresses from `cidr` (the node's podCIDR, IPv4 `a.b.c.d/len`).
+    pub fn set_pod_cidr(&self, cidr: &str) -> std::result::Result<(), String> {
+        let (ip, len) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("{cidr:?} is not a CIDR"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("{cidr:?} is not IPv4"))?;
+        let len: u32 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= 30)
+            .ok_or_else(|| format!("{cidr:?} has no room for pods"))?;
+        let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+        self.lock().pod_cidr = Some((Ipv4Addr::from(u32::from(ip) & mask), len));
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -98,16 +165,21 @@ impl ContainerRuntime for FakeRuntime {
         config: v1::PodSandboxConfig,
         _handler: &str,
     ) -> Result<String> {
+        if !self.sandbox_delay.is_zero() {
+            tokio::time::sleep(self.sandbox_delay).await;
+        }
         let t = now(self);
         let mut state = self.lock();
         state.next += 1;
         let id = format!("sandbox-{}", state.next);
+        let ip = state.allocate_ip(state.next);
+        state.ips.insert(id.clone(), ip);
         let name = config
             .metadata
             .as_ref()
             .map(|m| m.name.clone())
             .unwrap_or_default();
-        state.calls.push(format!("RunPodSandbox {name}"));
+        state.record(format!("RunPodSandbox {name}"));
         state.sandboxes.insert(
             id.clone(),
             v1::PodSandbox {
@@ -126,7 +198,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
         let t = now(self);
         let mut state = self.lock();
-        state.calls.push(format!("StopPodSandbox {id}"));
+        state.record(format!("StopPodSandbox {id}"));
         if let Some(s) = state.sandboxes.get_mut(id) {
             s.state = v1::PodSandboxState::SandboxNotready as i32;
         }
@@ -143,8 +215,9 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
         let mut state = self.lock();
-        state.calls.push(format!("RemovePodSandbox {id}"));
+        state.record(format!("RemovePodSandbox {id}"));
         state.sandboxes.remove(id);
+        state.ips.remove(id);
         state.containers.retain(|_, (c, _)| c.pod_sandbox_id != id);
         Ok(())
     }
@@ -155,14 +228,13 @@ impl ContainerRuntime for FakeRuntime {
             .sandboxes
             .get(id)
             .ok_or_else(|| RuntimeError::not_found(format!("sandbox {id}")))?;
-        let n = id.trim_start_matches("sandbox-").parse::<u8>().unwrap_or(0);
         Ok(v1::PodSandboxStatus {
             id: id.to_owned(),
             metadata: s.metadata.clone(),
             state: s.state,
             created_at: s.created_at,
             network: Some(v1::PodSandboxNetworkStatus {
-                ip: format!("10.42.0.{n}"),
+                ip: state.ips.get(id).cloned().unwrap_or_default(),
                 ..Default::default()
             }),
             labels: s.labels.clone(),
@@ -197,9 +269,7 @@ impl ContainerRuntime for FakeRuntime {
         state.next += 1;
         let id = format!("container-{}", state.next);
         let meta = config.metadata.clone().unwrap_or_default();
-        state
-            .calls
-            .push(format!("CreateContainer {}/{}", meta.name, meta.attempt));
+        state.record(format!("CreateContainer {}/{}", meta.name, meta.attempt));
         let container = v1::Container {
             id: id.clone(),
             pod_sandbox_id: sandbox_id.to_owned(),
@@ -230,7 +300,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn start_container(&self, id: &str) -> Result<()> {
         let t = now(self);
         let mut state = self.lock();
-        state.calls.push(format!("StartContainer {id}"));
+        state.record(format!("StartContainer {id}"));
         let (c, s) = state
             .containers
             .get_mut(id)
@@ -244,7 +314,7 @@ impl ContainerRuntime for FakeRuntime {
     async fn stop_container(&self, id: &str, _timeout: i64) -> Result<()> {
         let t = now(self);
         let mut state = self.lock();
-        state.calls.push(format!("StopContainer {id}"));
+        state.record(format!("StopContainer {id}"));
         if let Some((c, s)) = state.containers.get_mut(id)
             && c.state == v1::ContainerState::ContainerRunning as i32
         {
@@ -259,7 +329,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         let mut state = self.lock();
-        state.calls.push(format!("RemoveContainer {id}"));
+        state.record(format!("RemoveContainer {id}"));
         state.containers.remove(id);
         Ok(())
     }
@@ -292,8 +362,7 @@ impl ContainerRuntime for FakeRuntime {
         _timeout: i64,
     ) -> Result<v1::ExecSyncResponse> {
         self.lock()
-            .calls
-            .push(format!("ExecSync {id} {}", cmd.join(" ")));
+            .record(format!("ExecSync {id} {}", cmd.join(" ")));
         Ok(v1::ExecSyncResponse::default())
     }
 
@@ -316,7 +385,7 @@ impl ContainerRuntime for FakeRuntime {
         _sandbox_config: Option<v1::PodSandboxConfig>,
     ) -> Result<String> {
         let mut state = self.lock();
-        state.calls.push(format!("PullImage {image}"));
+        state.record(format!("PullImage {image}"));
         if let Some(message) = state.pull_errors.get(image) {
             return Err(RuntimeError::other(message.clone()));
         }

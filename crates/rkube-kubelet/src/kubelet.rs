@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerImage, Node, Pod};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher;
 use tokio::sync::{Mutex, Notify};
 
 use crate::backoff::Backoff;
@@ -84,7 +82,7 @@ pub struct PodEntry {
 }
 
 impl PodEntry {
-    fn new(pod: Pod) -> Self {
+    pub(crate) fn new(pod: Pod) -> Self {
         Self {
             pod: Mutex::new(pod),
             removed: std::sync::atomic::AtomicBool::new(false),
@@ -130,6 +128,53 @@ pub struct Shared {
     pub pods_dir: PathBuf,
 }
 
+impl Shared {
+    /// The state of a node's kubelet over `runtime`, for a node with `machine`'s resources and
+    /// `host_resolv` as its /etc/resolv.conf.
+    pub fn new(
+        client: kube::Client,
+        config: KubeletConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+        machine: &Machine,
+        host_resolv: String,
+    ) -> Self {
+        let settings = NodeSettings {
+            node_name: config.node_name.clone(),
+            log_root: config.agent_dir.join("logs/pods"),
+            cgroup_root: config.cgroup_root.clone(),
+            systemd_cgroups: config.systemd_cgroups,
+            cluster_dns: config.cluster_dns.clone(),
+            cluster_domain: config.cluster_domain.clone(),
+            host_resolv,
+        };
+        let pods_dir = config.agent_dir.join("pods");
+        let (_, allocatable) = node::resources(machine);
+        let cpu = allocatable
+            .get("cpu")
+            .and_then(crate::podconfig::millis)
+            .unwrap_or(1000);
+        let memory = allocatable
+            .get("memory")
+            .and_then(crate::podconfig::units)
+            .unwrap_or(0);
+        Self {
+            volumes: VolumeManager::new(pods_dir.clone(), client.clone()),
+            recorder: Recorder::new(client.clone(), config.node_name.clone()),
+            node_ips: vec![config.node_ip.clone()],
+            client,
+            config,
+            runtime,
+            settings,
+            pods: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(Backoff::default()),
+            statuses: Mutex::new(HashMap::new()),
+            allocatable: (cpu, memory),
+            synced: std::sync::atomic::AtomicBool::new(false),
+            pods_dir,
+        }
+    }
+}
+
 /// The running kubelet.
 pub struct Kubelet {
     shared: Arc<Shared>,
@@ -144,42 +189,8 @@ impl Kubelet {
     ) -> Self {
         let machine = Machine::read(&config.agent_dir);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let settings = NodeSettings {
-            node_name: config.node_name.clone(),
-            log_root: config.agent_dir.join("logs/pods"),
-            cgroup_root: config.cgroup_root.clone(),
-            systemd_cgroups: config.systemd_cgroups,
-            cluster_dns: config.cluster_dns.clone(),
-            cluster_domain: config.cluster_domain.clone(),
-            host_resolv,
-        };
-        let pods_dir = config.agent_dir.join("pods");
-        let (_, allocatable) = node::resources(&machine);
-        let cpu = allocatable
-            .get("cpu")
-            .and_then(crate::podconfig::millis)
-            .unwrap_or(1000);
-        let memory = allocatable
-            .get("memory")
-            .and_then(crate::podconfig::units)
-            .unwrap_or(0);
-        let shared = Shared {
-            volumes: VolumeManager::new(pods_dir.clone(), client.clone()),
-            recorder: Recorder::new(client.clone(), config.node_name.clone()),
-            node_ips: vec![config.node_ip.clone()],
-            client,
-            config,
-            runtime,
-            settings,
-            pods: Mutex::new(HashMap::new()),
-            backoff: Mutex::new(Backoff::default()),
-            statuses: Mutex::new(HashMap::new()),
-            allocatable: (cpu, memory),
-            synced: std::sync::atomic::AtomicBool::new(false),
-            pods_dir,
-        };
         Self {
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(client, config, runtime, &machine, host_resolv)),
         }
     }
 
@@ -229,7 +240,11 @@ impl Kubelet {
             }
         });
         let heartbeat = tokio::spawn(heartbeat(shared.clone(), node_config, registered));
-        let pods = tokio::spawn(watch_pods(shared.clone()));
+        let pods = tokio::spawn(crate::podwatch::watch_pods(
+            shared.client.clone(),
+            Some(format!("spec.nodeName={}", shared.config.node_name)),
+            shared.clone(),
+        ));
         let pleg = tokio::spawn(relist(shared.clone()));
         let statics = tokio::spawn(crate::static_pods::run(
             shared.client.clone(),
@@ -356,7 +371,7 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
     }
 }
 
-async fn images(runtime: &dyn ContainerRuntime) -> Vec<ContainerImage> {
+pub(crate) async fn images(runtime: &dyn ContainerRuntime) -> Vec<ContainerImage> {
     let mut list: Vec<ContainerImage> = runtime
         .list_images()
         .await
@@ -375,80 +390,6 @@ async fn images(runtime: &dyn ContainerRuntime) -> Vec<ContainerImage> {
     list.sort_by_key(|i| std::cmp::Reverse(i.size_bytes));
     list.truncate(50);
     list
-}
-
-/// Watches the pods bound to this node and hands each to its worker.
-async fn watch_pods(shared: Arc<Shared>) {
-    let api: Api<Pod> = Api::all(shared.client.clone());
-    let config =
-        watcher::Config::default().fields(&format!("spec.nodeName={}", shared.config.node_name));
-    let mut stream = watcher(api, config).boxed();
-    let mut listed: HashSet<String> = HashSet::new();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(watcher::Event::Init) => listed.clear(),
-            Ok(watcher::Event::InitApply(pod)) => {
-                if let Some(uid) = pod.metadata.uid.clone() {
-                    listed.insert(uid);
-                }
-                upsert(&shared, pod).await;
-            }
-            Ok(watcher::Event::InitDone) => {
-                // Pods that went away while the watch was down.
-                let known: Vec<(String, Arc<PodEntry>)> = shared
-                    .pods
-                    .lock()
-                    .await
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                for (uid, entry) in known {
-                    if !listed.contains(&uid) {
-                        entry
-                            .removed
-                            .store(true, std::sync::atomic::Ordering::SeqCst);
-                        entry.notify.notify_one();
-                    }
-                }
-                shared
-                    .synced
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            Ok(watcher::Event::Apply(pod)) => upsert(&shared, pod).await,
-            Ok(watcher::Event::Delete(pod)) => {
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                if let Some(entry) = shared.pods.lock().await.get(&uid) {
-                    *entry.pod.lock().await = pod;
-                    entry
-                        .removed
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
-                    entry.notify.notify_one();
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "pod watch");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-async fn upsert(shared: &Arc<Shared>, pod: Pod) {
-    let Some(uid) = pod.metadata.uid.clone() else {
-        return;
-    };
-    let mut pods = shared.pods.lock().await;
-    match pods.get(&uid) {
-        Some(entry) => {
-            *entry.pod.lock().await = pod;
-            entry.notify.notify_one();
-        }
-        None => {
-            let entry = Arc::new(PodEntry::new(pod));
-            pods.insert(uid.clone(), entry.clone());
-            tokio::spawn(crate::worker::run(shared.clone(), uid, entry));
-        }
-    }
 }
 
 /// What the runtime holds for one pod. Container statuses are cached by id and state: a
@@ -487,7 +428,7 @@ pub async fn runtime_pod(
 
 /// Every second: wake the workers of pods whose containers changed state, and remove what the
 /// runtime holds for pods the API no longer has (orphans).
-async fn relist(shared: Arc<Shared>) {
+pub async fn relist(shared: Arc<Shared>) {
     let mut last: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;

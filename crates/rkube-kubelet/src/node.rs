@@ -42,6 +42,8 @@ pub struct Machine {
     pub kernel: String,
     /// os-release's PRETTY_NAME.
     pub os_image: String,
+    /// Pods the node takes (`maxPods`).
+    pub max_pods: u32,
 }
 
 fn read_trimmed(path: &str) -> String {
@@ -80,6 +82,7 @@ impl Machine {
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
             kernel: read_trimmed("/proc/sys/kernel/osrelease"),
             os_image,
+            max_pods: MAX_PODS,
         }
     }
 }
@@ -153,7 +156,7 @@ pub fn resources(m: &Machine) -> (BTreeMap<String, Quantity>, BTreeMap<String, Q
         "ephemeral-storage".to_owned(),
         q(format!("{}Ki", m.ephemeral_storage / 1024)),
     );
-    capacity.insert("pods".to_owned(), q(MAX_PODS.to_string()));
+    capacity.insert("pods".to_owned(), q(m.max_pods.to_string()));
     capacity.insert("hugepages-1Gi".to_owned(), q("0"));
     capacity.insert("hugepages-2Mi".to_owned(), q("0"));
     let mut allocatable = capacity.clone();
@@ -415,6 +418,7 @@ mod tests {
             cpus: 2,
             memory: 4 * 1024 * 1024 * 1024,
             ephemeral_storage: 100 * 1024 * 1024 * 1024,
+            max_pods: MAX_PODS,
             ..Default::default()
         };
         let (capacity, allocatable) = resources(&m);

@@ -33,6 +33,59 @@ enum Command {
     /// Stop every container the agent started and remove its mounts, network devices and
     /// cgroups.
     Killall(KillallArgs),
+    /// Simulate a large cluster: run many hollow nodes in this process.
+    ///
+    /// Each hollow node is a real Node (capacity, allocatable, conditions, Lease renewed every
+    /// 10 s) that runs the pods bound to it with the kubelet's own pod workers over an
+    /// in-memory container runtime: pods go Pending -> Running with the conditions, container
+    /// statuses and pod IPs (from the node's podCIDR) a real node reports, and finish graceful
+    /// deletions, but no container runs. Use it for capacity planning, and to try the scheduler,
+    /// controllers and API server against thousands of nodes on one machine. Pod logs, exec and
+    /// probes that reach into containers are not simulated.
+    ///
+    /// The nodes are deleted when the simulation stops (SIGINT/SIGTERM) unless --keep-nodes.
+    /// The server needs pod CIDRs for every node: `--cluster-cidr` large enough for --nodes
+    /// subnets of `--node-cidr-mask-size`.
+    #[command(verbatim_doc_comment)]
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// The kubeconfig to reach the cluster with (the server writes an administrator's one to
+    /// <data-dir>/kubeconfig.yaml).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: PathBuf,
+    /// The API server's URL, instead of the kubeconfig's.
+    #[arg(long)]
+    server: Option<String>,
+    /// How many hollow nodes to run.
+    #[arg(long)]
+    nodes: usize,
+    /// Pods each node takes (its `pods` capacity).
+    #[arg(long, default_value_t = 110)]
+    pods_per_node: u32,
+    /// Cores each node has.
+    #[arg(long, default_value_t = 4)]
+    node_cpus: u32,
+    /// Memory each node has, in GiB.
+    #[arg(long, default_value_t = 16)]
+    node_memory_gib: u64,
+    /// How long a pod's sandbox takes to start (image pulls, network setup), e.g. 200ms, 1s.
+    #[arg(long, default_value = "200ms", value_parser = parse_delay)]
+    startup_delay: std::time::Duration,
+    /// Node names: this prefix and the node's number.
+    #[arg(long, default_value = "hollow-node-")]
+    name_prefix: String,
+    /// Extra labels on every node (repeatable): key=value.
+    #[arg(long = "node-label")]
+    node_labels: Vec<String>,
+    /// Where the nodes keep pod files (volumes); a temporary directory when not given.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Leave the Node objects in the cluster when the simulation stops.
+    #[arg(long)]
+    keep_nodes: bool,
 }
 
 /// The node agent's settings, shared by `rkube server` and `rkube agent`.
@@ -503,6 +556,67 @@ async fn agent(args: AgentCliArgs) -> anyhow::Result<()> {
     run_node(client.clone(), client, config, network, stop).await
 }
 
+/// A duration as `parse_duration` takes it, or milliseconds: `200ms`.
+fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a number of milliseconds")),
+        None => parse_duration(text),
+    }
+}
+
+async fn sim(args: SimArgs) -> anyhow::Result<()> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading {}", args.kubeconfig.display()))?;
+    if let Some(server) = &args.server {
+        config.cluster_url = server.parse().context("the server URL")?;
+    }
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&user_agent("kubelet"))?,
+    ));
+    let client = kube::Client::try_from(config).context("the API client")?;
+    let mut labels = std::collections::BTreeMap::new();
+    for label in &args.node_labels {
+        let (k, v) = label
+            .split_once('=')
+            .with_context(|| format!("--node-label {label:?} is not key=value"))?;
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    let temporary = match &args.state_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("creating the state directory")?),
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| temporary.as_ref().map(|t| t.path().to_owned()))
+        .context("the state directory")?;
+    let config = rkube_kubelet::hollow::SimConfig {
+        nodes: args.nodes,
+        name_prefix: args.name_prefix,
+        cpus: args.node_cpus,
+        memory: args.node_memory_gib << 30,
+        pods_per_node: args.pods_per_node,
+        startup_delay: args.startup_delay,
+        labels,
+        state_dir,
+        keep_nodes: args.keep_nodes,
+    };
+    let stop = async {
+        let _ = shutdown_signal().await;
+    };
+    rkube_kubelet::hollow::run(client, config, stop).await
+}
+
 /// The cluster's address ranges, as the node's networking needs them.
 struct NodeNetwork {
     cluster_cidr: String,
@@ -666,5 +780,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Server(args) => server(args).await,
         Command::Agent(args) => agent(args).await,
         Command::Killall(args) => rkube_kubelet::killall::run(&args.data_dir.join("agent")).await,
+        Command::Sim(args) => sim(args).await,
     }
 }

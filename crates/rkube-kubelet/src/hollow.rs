@@ -1,0 +1,309 @@
+//! Hollow nodes (`rkube sim`): many simulated nodes in one process, for capacity planning and
+//! for trying schedulers and controllers against a large cluster without its machines.
+//!
+//! Each hollow node is a real Node with its Lease, and runs the kubelet's own pod workers
+//! (`worker`, `sync`, `status`) over a [`FakeRuntime`]: pods go through the status transitions
+//! a real node writes, only their containers are not processes. Every node shares one client
+//! and one pod watch, dispatched by `spec.nodeName` (upstream's kubemark runs one kubelet per
+//! hollow node, each with its own watches; here the API server's cost is the pods', not the
+//! nodes').
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use tokio::sync::Semaphore;
+
+use crate::fake::FakeRuntime;
+use crate::kubelet::{KubeletConfig, Shared};
+use crate::node::{self, Health, Machine, NodeConfig};
+
+/// The Lease is renewed this often, as upstream's kubelet does (a quarter of its 40 s).
+const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// With a Lease, upstream's kubelet reports an unchanged node status this often
+/// (`nodeStatusReportFrequency`).
+const STATUS_REPORT: Duration = Duration::from_secs(300);
+/// Nodes registering at once.
+const REGISTERING: usize = 16;
+
+/// How the simulated cluster is set up.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// How many nodes.
+    pub nodes: usize,
+    /// Node names are this prefix and the node's number.
+    pub name_prefix: String,
+    /// Cores each node has.
+    pub cpus: u32,
+    /// Memory each node has, in bytes.
+    pub memory: u64,
+    /// Pods each node takes.
+    pub pods_per_node: u32,
+    /// How long a pod's sandbox takes to start.
+    pub startup_delay: Duration,
+    /// Extra labels on every node.
+    pub labels: BTreeMap<String, String>,
+    /// Where pod files go (volumes, hosts files), one directory per node.
+    pub state_dir: PathBuf,
+    /// Leave the Node objects when the simulation stops.
+    pub keep_nodes: bool,
+}
+
+/// The hollow nodes by name, for the pod watch.
+#[derive(Default)]
+struct HollowNodes {
+    nodes: RwLock<HashMap<String, Arc<Shared>>>,
+}
+
+impl crate::podwatch::Nodes for Arc<HollowNodes> {
+    fn node(&self, name: &str) -> Option<Arc<Shared>> {
+        self.nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<Shared>> {
+        self.nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The address of hollow node `index`: from 100.64.0.0/10, which no pod or Service range
+/// of a default cluster uses.
+fn node_ip(index: usize) -> String {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 64, 0, 0)) + 1 + index as u32).to_string()
+}
+
+/// The machine a hollow node claims to be.
+pub fn machine(config: &SimConfig, name: &str) -> Machine {
+    let id = crate::pause::sha256(name.as_bytes());
+    let id = id.trim_start_matches("sha256:");
+    Machine {
+        cpus: config.cpus,
+        memory: config.memory,
+        ephemeral_storage: 100 << 30,
+        machine_id: id[..32].to_owned(),
+        system_uuid: id[32..64].to_owned(),
+        boot_id: id[..32].to_owned(),
+        kernel: "hollow".to_owned(),
+        os_image: "rkube sim (hollow node)".to_owned(),
+        max_pods: config.pods_per_node,
+    }
+}
+
+/// The kubelet configuration of a hollow node.
+fn kubelet_config(config: &SimConfig, name: &str, ip: String) -> KubeletConfig {
+    let agent_dir = config.state_dir.join(name);
+    KubeletConfig {
+        node_name: name.to_owned(),
+        node_ip: ip,
+        cni_conf_dir: agent_dir.join("cni"),
+        agent_dir,
+        labels: config.labels.clone(),
+        cluster_dns: None,
+        cluster_domain: "cluster.local".to_owned(),
+        cgroup_root: "/rkube-sim".to_owned(),
+        systemd_cgroups: false,
+        bridge: String::new(),
+        cluster_cidr: None,
+        runtime_endpoint: "fake".to_owned(),
+        kubelet_port: node::KUBELET_PORT as u16,
+        client_ca: String::new(),
+        registries: crate::images::Registries::default(),
+    }
+}
+
+/// One hollow node: its kubelet state and the runtime it runs pods on.
+pub struct HollowNode {
+    /// The kubelet state the pod workers share.
+    pub shared: Arc<Shared>,
+    /// The node's runtime.
+    pub runtime: Arc<FakeRuntime>,
+    node_config: NodeConfig,
+}
+
+impl HollowNode {
+    /// Hollow node `index` of the simulation.
+    pub fn new(client: kube::Client, config: &SimConfig, index: usize) -> Self {
+        let name = format!("{}{index}", config.name_prefix);
+        let ip = node_ip(index);
+        let machine = machine(config, &name);
+        let runtime = Arc::new(FakeRuntime::hollow(config.startup_delay));
+        let kubelet = kubelet_config(config, &name, ip.clone());
+        let node_config = NodeConfig {
+            name: name.clone(),
+            ip,
+            hostname: name,
+            labels: config.labels.clone(),
+            runtime_version: "fake://1.0.0".to_owned(),
+            machine: machine.clone(),
+            kubelet_port: kubelet.kubelet_port,
+        };
+        let shared = Arc::new(Shared::new(
+            client,
+            kubelet,
+            runtime.clone(),
+            &machine,
+            String::new(),
+        ));
+        Self {
+            shared,
+            runtime,
+            node_config,
+        }
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.node_config.name
+    }
+
+    /// Registers the node (creating it holds a permit of `registering`) and waits for its
+    /// podCIDR; `Ok` once the node is Ready.
+    pub async fn register(&self, registering: &Semaphore) -> Result<Node, kube::Error> {
+        let nodes: Api<Node> = Api::all(self.shared.client.clone());
+        let permit = registering.acquire().await;
+        let mut node = node::register(&nodes, &self.node_config).await?;
+        drop(permit);
+        // Like the kubelet, Ready only once the pod network (here: the podCIDR) is there.
+        let cidr = loop {
+            if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+                break cidr;
+            }
+            self.report(&mut node, false).await?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            node = nodes.get(self.name()).await?;
+        };
+        if let Err(message) = self.runtime.set_pod_cidr(&cidr) {
+            tracing::warn!(node = self.name(), %message, "the node's podCIDR");
+        }
+        self.report(&mut node, true).await?;
+        Ok(node)
+    }
+
+    async fn report(&self, node: &mut Node, ready: bool) -> Result<(), kube::Error> {
+        let nodes: Api<Node> = Api::all(self.shared.client.clone());
+        let health = Health {
+            ready,
+            not_ready_message: if ready {
+                String::new()
+            } else {
+                "container runtime network not ready: the node has no podCIDR yet".to_owned()
+            },
+            ..Health::default()
+        };
+        let images = crate::kubelet::images(self.shared.runtime.as_ref()).await;
+        let status = node::status(&self.node_config, &health, images, node.status.as_ref());
+        let patch = serde_json::json!({"status": status});
+        *node = nodes
+            .patch_status(self.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps the Lease fresh and the status reported, registering again if the node is
+    /// deleted under it.
+    pub async fn heartbeat(&self, mut node: Node) {
+        let leases: Api<Lease> = Api::namespaced(self.shared.client.clone(), "kube-node-lease");
+        let mut reported = tokio::time::Instant::now();
+        loop {
+            if let Err(e) = node::renew_lease(&leases, &node).await {
+                tracing::warn!(node = self.name(), error = %e, "renewing the node lease");
+            }
+            tokio::time::sleep(LEASE_RENEW).await;
+            if reported.elapsed() >= STATUS_REPORT {
+                match self.report(&mut node, true).await {
+                    Ok(()) => reported = tokio::time::Instant::now(),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {
+                        if let Ok(n) = self.register(&Semaphore::new(1)).await {
+                            node = n;
+                        }
+                    }
+                    Err(e) => tracing::warn!(node = self.name(), error = %e, "node status"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `config.nodes` hollow nodes until `stop` resolves, then deletes their Node objects
+/// (unless `keep_nodes`).
+pub async fn run(
+    client: kube::Client,
+    config: SimConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)?;
+    let hollow = Arc::new(HollowNodes::default());
+    let mut tasks = vec![tokio::spawn(crate::podwatch::watch_pods(
+        client.clone(),
+        None,
+        hollow.clone(),
+    ))];
+    let registering = Arc::new(Semaphore::new(REGISTERING));
+    let mut names = Vec::with_capacity(config.nodes);
+    for index in 0..config.nodes {
+        let node = Arc::new(HollowNode::new(client.clone(), &config, index));
+        names.push(node.name().to_owned());
+        hollow
+            .nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node.name().to_owned(), node.shared.clone());
+        tasks.push(tokio::spawn(crate::kubelet::relist(node.shared.clone())));
+        let registering = registering.clone();
+        tasks.push(tokio::spawn(async move {
+            let registered = loop {
+                match node.register(&registering).await {
+                    Ok(n) => break n,
+                    Err(e) => {
+                        tracing::warn!(node = node.name(), error = %e, "registering; retrying");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                }
+            };
+            node.heartbeat(registered).await;
+        }));
+    }
+    tracing::info!(nodes = config.nodes, "hollow nodes started");
+    stop.await;
+    for task in &tasks {
+        task.abort();
+    }
+    if !config.keep_nodes {
+        delete_nodes(&client, names).await;
+    }
+    Ok(())
+}
+
+async fn delete_nodes(client: &kube::Client, names: Vec<String>) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let deleting = Arc::new(Semaphore::new(REGISTERING));
+    let mut handles = Vec::with_capacity(names.len());
+    for name in names {
+        let (nodes, deleting) = (nodes.clone(), deleting.clone());
+        handles.push(tokio::spawn(async move {
+            let _permit = deleting.acquire().await;
+            match nodes.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => tracing::warn!(node = %name, error = %e, "deleting the node"),
+            }
+        }));
+    }
+    for handle in handles {
+        let _ = handle.await;
+    }
+    tracing::info!("hollow nodes deleted");
+}
