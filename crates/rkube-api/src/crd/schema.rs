@@ -167,6 +167,16 @@ fn type_matches(want: &str, value: &Value) -> bool {
     }
 }
 
+/// Upstream's `field.TooMany` for a list or an object with more members than allowed.
+fn too_many(path: &str, count: u64, max: u64) -> FieldError {
+    FieldError {
+        field: path.to_owned(),
+        kind: FieldErrorKind::TooMany,
+        value: Some(Value::from(count)),
+        detail: format!("must have at most {max} items"),
+    }
+}
+
 fn invalid(path: &str, value: &Value, detail: String) -> FieldError {
     FieldError::invalid(path, value.clone(), &detail)
 }
@@ -380,12 +390,7 @@ fn array_checks(
     if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
         && count > max
     {
-        errs.push(FieldError {
-            field: path.to_owned(),
-            kind: FieldErrorKind::TooMany,
-            value: Some(Value::from(count)),
-            detail: format!("must have at most {max} items"),
-        });
+        errs.push(too_many(path, count, max));
     }
     if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
         && count < min
@@ -469,12 +474,7 @@ fn object_checks(
     if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
         && count > max
     {
-        errs.push(FieldError {
-            field: path.to_owned(),
-            kind: FieldErrorKind::TooMany,
-            value: Some(Value::from(count)),
-            detail: format!("must have at most {max} items"),
-        });
+        errs.push(too_many(path, count, max));
     }
     if let Some(min) = schema.get("minProperties").and_then(Value::as_u64)
         && count < min
