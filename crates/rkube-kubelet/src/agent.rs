@@ -45,6 +45,12 @@ pub struct AgentConfig {
     pub kubelet_port: u16,
     /// The cluster CA (PEM): kubelet API callers' certificates must chain to it.
     pub client_ca: String,
+    /// Hard eviction thresholds.
+    pub eviction_hard: Vec<crate::eviction::Threshold>,
+    /// How long a pressure condition holds after its threshold was last met.
+    pub eviction_pressure_transition: std::time::Duration,
+    /// When unused images are removed.
+    pub image_gc: crate::imagegc::Policy,
 }
 
 impl AgentConfig {
@@ -190,6 +196,10 @@ pub async fn run(
         kubelet_port: config.kubelet_port,
         client_ca: config.client_ca.clone(),
         registries,
+        eviction_hard: config.eviction_hard.clone(),
+        eviction_pressure_transition: config.eviction_pressure_transition,
+        image_gc: config.image_gc,
+        pod_cgroups: true,
     };
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let kubelet = Kubelet::new(client, kubelet_config, runtime);

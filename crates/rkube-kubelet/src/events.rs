@@ -1,4 +1,4 @@
-//! core/v1 Events about pods, as upstream's kubelet writes them (source component `kubelet`,
+//! core/v1 Events about pods and the node, as upstream's kubelet writes them (source component `kubelet`,
 //! the node as host); a repeat of the same event raises its count instead of adding another.
 
 use std::collections::HashMap;
@@ -36,33 +36,58 @@ impl Recorder {
         reason: &str,
         message: &str,
     ) {
-        let (this, pod, now) = (self.clone(), pod.clone(), Timestamp::now());
+        let object = ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("Pod".to_owned()),
+            name: pod.metadata.name.clone(),
+            namespace: Some(
+                pod.metadata
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            field_path,
+        };
+        self.record(object, type_, reason, message);
+    }
+
+    /// Records an event about the node itself (in the default namespace, as upstream's).
+    pub async fn node(&self, type_: &str, reason: &str, message: &str) {
+        let object = ObjectReference {
+            kind: Some("Node".to_owned()),
+            name: Some(self.node.clone()),
+            namespace: Some("default".to_owned()),
+            uid: Some(self.node.clone()),
+            ..Default::default()
+        };
+        self.record(object, type_, reason, message);
+    }
+
+    fn record(&self, object: ObjectReference, type_: &str, reason: &str, message: &str) {
+        let (this, now) = (self.clone(), Timestamp::now());
         let (type_, reason, message) = (type_.to_owned(), reason.to_owned(), message.to_owned());
         tokio::spawn(async move {
-            this.write(&pod, field_path, &type_, &reason, &message, now)
-                .await;
+            this.write(object, &type_, &reason, &message, now).await;
         });
     }
 
     async fn write(
         &self,
-        pod: &Pod,
-        field_path: Option<String>,
+        object: ObjectReference,
         type_: &str,
         reason: &str,
         message: &str,
         now: Timestamp,
     ) {
-        let ns = pod
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let ns = object.namespace.clone().unwrap_or_default();
+        let name = object.name.clone().unwrap_or_default();
         let key = format!(
-            "{uid}\0{}\0{reason}\0{message}",
-            field_path.as_deref().unwrap_or_default()
+            "{}\0{}\0{}\0{reason}\0{message}",
+            object.kind.as_deref().unwrap_or_default(),
+            object.uid.as_deref().unwrap_or_default(),
+            object.field_path.as_deref().unwrap_or_default()
         );
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
         let mut seen = self.seen.lock().await;
@@ -87,15 +112,7 @@ impl Recorder {
                 namespace: Some(ns.clone()),
                 ..Default::default()
             },
-            involved_object: ObjectReference {
-                api_version: Some("v1".to_owned()),
-                kind: Some("Pod".to_owned()),
-                name: Some(name),
-                namespace: Some(ns),
-                uid: Some(uid),
-                resource_version: pod.metadata.resource_version.clone(),
-                field_path,
-            },
+            involved_object: object,
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
             type_: Some(type_.to_owned()),

@@ -121,6 +121,10 @@ fn kubelet_config(config: &SimConfig, name: &str, ip: String) -> KubeletConfig {
         kubelet_port: node::KUBELET_PORT as u16,
         client_ca: String::new(),
         registries: crate::images::Registries::default(),
+        eviction_hard: Vec::new(),
+        eviction_pressure_transition: std::time::Duration::from_secs(300),
+        image_gc: crate::imagegc::Policy::default(),
+        pod_cgroups: false,
     }
 }
 

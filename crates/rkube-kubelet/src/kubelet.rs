@@ -55,6 +55,14 @@ pub struct KubeletConfig {
     pub client_ca: String,
     /// Registry settings (`--registries-config`): credentials for pulls.
     pub registries: crate::images::Registries,
+    /// Hard eviction thresholds (`--eviction-hard`).
+    pub eviction_hard: Vec<crate::eviction::Threshold>,
+    /// How long a pressure condition holds after its threshold was last met.
+    pub eviction_pressure_transition: Duration,
+    /// When unused images are removed.
+    pub image_gc: crate::imagegc::Policy,
+    /// Pods get cgroups of their own with the pod's limits (real nodes; not hollow ones).
+    pub pod_cgroups: bool,
 }
 
 /// One pod the kubelet knows.
@@ -77,8 +85,10 @@ pub struct PodEntry {
     pub volumes: Mutex<HashMap<String, PathBuf>>,
     /// When volumes were last refreshed.
     pub volumes_synced: Mutex<Option<std::time::Instant>>,
-    /// The pod failed for a reason of the kubelet's (activeDeadlineSeconds).
+    /// The pod failed for a reason of the kubelet's (activeDeadlineSeconds, eviction).
     pub failed: Mutex<Option<(String, String)>>,
+    /// The pod went through the node's admission.
+    pub admitted: std::sync::atomic::AtomicBool,
 }
 
 impl PodEntry {
@@ -94,6 +104,7 @@ impl PodEntry {
             volumes: Mutex::new(HashMap::new()),
             volumes_synced: Mutex::new(None),
             failed: Mutex::new(None),
+            admitted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -126,6 +137,10 @@ pub struct Shared {
     pub synced: std::sync::atomic::AtomicBool,
     /// `<agent>/pods`.
     pub pods_dir: PathBuf,
+    /// Node-pressure eviction.
+    pub eviction: crate::eviction::Manager,
+    /// Image garbage collection.
+    pub image_gc: crate::imagegc::Manager,
 }
 
 impl Shared {
@@ -158,6 +173,11 @@ impl Shared {
             .and_then(crate::podconfig::units)
             .unwrap_or(0);
         Self {
+            eviction: crate::eviction::Manager::new(
+                config.eviction_hard.clone(),
+                config.eviction_pressure_transition,
+            ),
+            image_gc: crate::imagegc::Manager::new(config.image_gc),
             volumes: VolumeManager::new(pods_dir.clone(), client.clone()),
             recorder: Recorder::new(client.clone(), config.node_name.clone()),
             node_ips: vec![config.node_ip.clone()],
@@ -246,6 +266,8 @@ impl Kubelet {
             shared.clone(),
         ));
         let pleg = tokio::spawn(relist(shared.clone()));
+        let eviction = tokio::spawn(crate::eviction::run(shared.clone()));
+        let image_gc = tokio::spawn(crate::imagegc::run(shared.clone()));
         let statics = tokio::spawn(crate::static_pods::run(
             shared.client.clone(),
             shared.config.agent_dir.join("pod-manifests"),
@@ -256,6 +278,8 @@ impl Kubelet {
         api.abort();
         pods.abort();
         pleg.abort();
+        eviction.abort();
+        image_gc.abort();
         statics.abort();
         let entries: Vec<Arc<PodEntry>> = shared.pods.lock().await.values().cloned().collect();
         for entry in entries {
@@ -340,9 +364,7 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
             } else {
                 "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized".to_owned()
             },
-            memory_pressure: false,
-            disk_pressure: crate::node::statvfs(&shared.config.agent_dir)
-                .is_some_and(|(total, avail)| total > 0 && avail < total / 10),
+            pressure: shared.eviction.conditions(),
         };
         let images = images(shared.runtime.as_ref()).await;
         let status = node::status(&config, &health, images, node.status.as_ref());
@@ -499,6 +521,9 @@ pub async fn relist(shared: Arc<Shared>) {
                 tracing::info!(%uid, "removing the containers of a pod the API no longer has");
                 crate::worker::remove_runtime_pod(&shared, pod, 0).await;
                 shared.volumes.teardown(&uid).await;
+                if shared.config.pod_cgroups {
+                    crate::cgroups::remove(&shared.settings, &uid);
+                }
             }
         }
         last = now;

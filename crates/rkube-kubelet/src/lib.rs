@@ -8,13 +8,16 @@
 pub mod agent;
 pub mod atomic;
 pub mod backoff;
+pub mod cgroups;
 pub mod cni;
 pub mod containerd;
 pub mod cri;
 pub mod env;
 pub mod events;
+pub mod eviction;
 pub mod fake;
 pub mod hollow;
+pub mod imagegc;
 pub mod images;
 pub mod kubelet;
 pub mod logs;

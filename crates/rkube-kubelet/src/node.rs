@@ -95,6 +95,24 @@ pub fn filesystem_size(path: &Path) -> u64 {
 /// (capacity, available) bytes of the filesystem holding `path`, the capacity being what is
 /// used plus what is available to unprivileged writers.
 pub fn statvfs(path: &Path) -> Option<(u64, u64)> {
+    fs_stats(path).map(|f| (f.bytes, f.bytes_available))
+}
+
+/// Space and inodes of a filesystem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Bytes used plus bytes available to unprivileged writers.
+    pub bytes: u64,
+    /// Bytes available to unprivileged writers.
+    pub bytes_available: u64,
+    /// Inodes in all.
+    pub inodes: u64,
+    /// Free inodes.
+    pub inodes_free: u64,
+}
+
+/// Space and inodes of the filesystem holding `path` (or its nearest existing ancestor).
+pub fn fs_stats(path: &Path) -> Option<FsStats> {
     let mut probe = path.to_path_buf();
     while !probe.exists() {
         probe = probe.parent()?.to_path_buf();
@@ -114,7 +132,12 @@ pub fn statvfs(path: &Path) -> Option<(u64, u64)> {
     // pods: the capacity counted is what is used plus what is available.
     let used = (stat.f_blocks as u64).saturating_sub(stat.f_bfree as u64);
     let avail = stat.f_bavail as u64;
-    Some(((used + avail) * frsize, avail * frsize))
+    Some(FsStats {
+        bytes: (used + avail) * frsize,
+        bytes_available: avail * frsize,
+        inodes: stat.f_files as u64,
+        inodes_free: stat.f_ffree as u64,
+    })
 }
 
 /// The Node as this agent registers it.
@@ -217,10 +240,8 @@ pub struct Health {
     pub ready: bool,
     /// Why not, if not.
     pub not_ready_message: String,
-    /// Available memory is under the eviction threshold.
-    pub memory_pressure: bool,
-    /// The data filesystem has under 10% free.
-    pub disk_pressure: bool,
+    /// The pressure conditions the eviction manager reports.
+    pub pressure: std::collections::BTreeSet<crate::eviction::Condition>,
 }
 
 /// The node's status at `now`, keeping the transition times of conditions that did not change.
@@ -233,7 +254,10 @@ pub fn status(
     let now = Time(Timestamp::now());
     let (capacity, allocatable) = resources(&config.machine);
     let mut conditions = vec![
-        if health.memory_pressure {
+        if health
+            .pressure
+            .contains(&crate::eviction::Condition::MemoryPressure)
+        {
             node_condition(
                 "MemoryPressure",
                 "True",
@@ -250,7 +274,10 @@ pub fn status(
                 &now,
             )
         },
-        if health.disk_pressure {
+        if health
+            .pressure
+            .contains(&crate::eviction::Condition::DiskPressure)
+        {
             node_condition(
                 "DiskPressure",
                 "True",
@@ -267,13 +294,26 @@ pub fn status(
                 &now,
             )
         },
-        node_condition(
-            "PIDPressure",
-            "False",
-            "KubeletHasSufficientPID",
-            "kubelet has sufficient PID available",
-            &now,
-        ),
+        if health
+            .pressure
+            .contains(&crate::eviction::Condition::PidPressure)
+        {
+            node_condition(
+                "PIDPressure",
+                "True",
+                "KubeletHasInsufficientPID",
+                "kubelet has insufficient PID available",
+                &now,
+            )
+        } else {
+            node_condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+                &now,
+            )
+        },
         if health.ready {
             node_condition(
                 "Ready",

@@ -394,6 +394,22 @@ pub fn pod_status(pod: &Pod, runtime: &RuntimePod, input: &StatusInput<'_>) -> P
         .filter(|c| !ours.contains(&c.type_.as_str()))
         .cloned()
         .collect();
+    // A pod the kubelet evicted says so in a DisruptionTarget condition (rejected pods, which
+    // never ran, do not).
+    if let Some((reason, message)) = &input.failed
+        && reason == "Evicted"
+        && !message.starts_with("Pod was rejected")
+        && !merged.iter().any(|c| c.type_ == "DisruptionTarget")
+    {
+        merged.push(PodCondition {
+            type_: "DisruptionTarget".to_owned(),
+            status: "True".to_owned(),
+            reason: Some("TerminationByKubelet".to_owned()),
+            message: Some(message.clone()),
+            last_transition_time: time(input.now),
+            ..Default::default()
+        });
+    }
     let now = time(input.now);
     for mut c in conditions {
         // A condition keeps its transition time while its status stays.

@@ -166,7 +166,8 @@ impl VolumeManager {
         }
     }
 
-    fn volume_dir(&self, pod: &Pod, kind: &str, name: &str) -> PathBuf {
+    /// Where a volume of `kind` (`emptyDir`, `configMap`, ...) of the pod lives on the host.
+    pub fn volume_dir(&self, pod: &Pod, kind: &str, name: &str) -> PathBuf {
         self.pods_dir
             .join(meta(pod).2)
             .join("volumes")

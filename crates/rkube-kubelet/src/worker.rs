@@ -66,7 +66,24 @@ async fn sync_pod(
         let grace = grace_period(&pod);
         remove_runtime_pod(shared, &runtime, grace).await;
         shared.volumes.teardown(uid).await;
+        if shared.config.pod_cgroups {
+            crate::cgroups::remove(&shared.settings, uid);
+        }
         return Ok(None);
+    }
+    // Admission: a pod new to the node (nothing of it runs yet) is refused under pressure.
+    if !entry.admitted.swap(true, Ordering::SeqCst)
+        && runtime.sandboxes.is_empty()
+        && runtime.containers.is_empty()
+        && !sync::pod_is_finished(&pod)
+        && let Err(message) = crate::eviction::admit(&pod, &shared.eviction.conditions())
+    {
+        shared
+            .recorder
+            .pod(&pod, None, "Warning", "Evicted", &message)
+            .await;
+        *entry.failed.lock().await =
+            Some(("Evicted".to_owned(), format!("Pod was rejected: {message}")));
     }
     // activeDeadlineSeconds: the pod fails once it has been active that long.
     if let Some(deadline) = pod.spec.as_ref().and_then(|s| s.active_deadline_seconds) {
@@ -115,7 +132,12 @@ async fn sync_pod(
     for action in &plan.actions {
         match action {
             Action::KillPod => {
-                kill_pod(shared, &pod, &runtime, grace_period(&pod)).await;
+                // Evicted pods get one second, as upstream's hard evictions.
+                let grace = match &failed {
+                    Some((reason, _)) if reason == "Evicted" => grace_period(&pod).min(1),
+                    _ => grace_period(&pod),
+                };
+                kill_pod(shared, &pod, &runtime, grace).await;
             }
             Action::CreateSandbox { attempt } => {
                 if let Err(message) = create_sandbox(shared, entry, &pod, *attempt).await {
@@ -495,6 +517,11 @@ async fn create_sandbox(
     };
     *entry.volumes.lock().await = volumes;
     *entry.volumes_synced.lock().await = Some(std::time::Instant::now());
+    if shared.config.pod_cgroups
+        && let Err(e) = crate::cgroups::apply(&shared.settings, pod)
+    {
+        tracing::warn!(pod = %meta(pod).0, error = %e, "setting the pod's cgroup limits");
+    }
     let config = podconfig::sandbox_config(&shared.settings, pod, attempt);
     std::fs::create_dir_all(&config.log_directory)
         .map_err(|e| format!("creating the log directory: {e}"))?;
@@ -777,13 +804,8 @@ async fn start_container(
         Ok(m) => m,
         Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
     };
-    if let Some(sc) = c.security_context.as_ref().or(None)
-        && sc.run_as_non_root == Some(true)
-        && sc.run_as_user == Some(0)
-    {
-        let message = "container's runAsUser breaks non-root policy".to_owned();
-        set_waiting("CreateContainerConfigError", message).await;
-        return Err(Duration::from_secs(10));
+    if let Some(message) = non_root_violation(shared, pod, c, &image_ref).await {
+        return Err(config_error("CreateContainerConfigError", message).await);
     }
     let mut config =
         podconfig::container_config(&shared.settings, pod, c, attempt, &image_ref, envs, &mounts);
@@ -881,6 +903,45 @@ impl PodEntry {
             .entry(format!("\0pull-failed/{name}"))
             .or_insert_with(|| (String::new(), String::new()))
             .0 = at.to_string();
+    }
+}
+
+/// runAsNonRoot (the container's setting over the pod's): the user the container runs as,
+/// given by runAsUser or else by the image, must be known and not root. Upstream's messages.
+async fn non_root_violation(
+    shared: &Shared,
+    pod: &Pod,
+    c: &ContainerSpec,
+    image_ref: &str,
+) -> Option<String> {
+    let pod_sc = pod.spec.as_ref().and_then(|s| s.security_context.as_ref());
+    let sc = c.security_context.as_ref();
+    let non_root = sc
+        .and_then(|s| s.run_as_non_root)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_non_root));
+    if non_root != Some(true) {
+        return None;
+    }
+    let (name, ns, uid) = meta(pod);
+    let who = format!("(pod: \"{name}_{ns}({uid})\", container: {})", c.name);
+    let run_as = sc
+        .and_then(|s| s.run_as_user)
+        .or_else(|| pod_sc.and_then(|s| s.run_as_user));
+    if let Some(user) = run_as {
+        return (user == 0).then(|| format!("container's runAsUser breaks non-root policy {who}"));
+    }
+    let image = shared.runtime.image_status(image_ref).await.ok().flatten();
+    match image
+        .as_ref()
+        .map(|i| (i.uid.as_ref().map(|u| u.value), i.username.as_str()))
+    {
+        Some((Some(0), _)) | None | Some((None, "")) => Some(format!(
+            "container has runAsNonRoot and image will run as root {who}"
+        )),
+        Some((None, user)) => Some(format!(
+            "container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root {who}"
+        )),
+        Some((Some(_), _)) => None,
     }
 }
 

@@ -133,6 +133,23 @@ struct NodeArgs {
     /// Where the node's service proxy and DNS metrics are served (`/metrics` on 127.0.0.1).
     #[arg(long, default_value_t = 10249)]
     proxy_metrics_port: u16,
+    /// Hard eviction thresholds, comma-separated `<signal><<quantity or percentage>` (signals:
+    /// memory.available, nodefs.available, nodefs.inodesFree, imagefs.available,
+    /// imagefs.inodesFree, pid.available). Given thresholds replace all the defaults.
+    #[arg(long, default_value = rkube_kubelet::eviction::DEFAULT_EVICTION_HARD)]
+    eviction_hard: String,
+    /// How long a node pressure condition holds after its threshold was last met.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    eviction_pressure_transition_period: std::time::Duration,
+    /// Unused images are removed once the image filesystem is this full (percent; 100 never).
+    #[arg(long, default_value_t = 85)]
+    image_gc_high_threshold: u8,
+    /// ... down to this (percent).
+    #[arg(long, default_value_t = 80)]
+    image_gc_low_threshold: u8,
+    /// Images the node has known for less than this are never removed.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    minimum_image_ttl_duration: std::time::Duration,
 }
 
 #[derive(clap::Args)]
@@ -226,7 +243,6 @@ struct ServerArgs {
     node: NodeArgs,
 }
 
-/// A duration as Kubernetes flags take it: numbers with h, m or s units, e.g. `1h30m`.
 /// A component's user agent, upstream's form: `<component>/<version> (<os>/<arch>) rkube`.
 fn user_agent(component: &str) -> String {
     format!(
@@ -241,6 +257,7 @@ fn user_agent(component: &str) -> String {
     )
 }
 
+/// A duration as Kubernetes flags take it: numbers with h, m or s units, e.g. `1h30m`.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let mut total = 0u64;
     let mut number = String::new();
@@ -491,6 +508,12 @@ fn agent_config(
             .map(|h| h.trim().to_lowercase())
             .context("reading the host name (or give --node-name)")?,
     };
+    let image_gc = rkube_kubelet::imagegc::Policy {
+        high: node.image_gc_high_threshold,
+        low: node.image_gc_low_threshold,
+        min_age: node.minimum_image_ttl_duration,
+    };
+    image_gc.validate().map_err(|e| anyhow::anyhow!(e))?;
     let mut labels = std::collections::BTreeMap::new();
     if control_plane {
         labels.insert(
@@ -519,6 +542,10 @@ fn agent_config(
         labels,
         kubelet_port: node.kubelet_port,
         client_ca,
+        eviction_hard: rkube_kubelet::eviction::parse_thresholds(&node.eviction_hard)
+            .map_err(|e| anyhow::anyhow!("--eviction-hard: {e}"))?,
+        eviction_pressure_transition: node.eviction_pressure_transition_period,
+        image_gc,
     })
 }
 

@@ -1003,6 +1003,45 @@ spec:
         "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max",
     );
     assert_eq!(quota.trim(), "25000");
+    // The pod as a whole is held to the sum of its containers' limits, in its own cgroup.
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: limited}}
+spec:
+  containers:
+  - name: a
+    image: {image}
+    command: ["sleep", "3600"]
+    resources: {{limits: {{cpu: 100m, memory: 32Mi}}}}
+  - name: b
+    image: {image}
+    command: ["sleep", "3600"]
+    resources: {{limits: {{cpu: 50m, memory: 16Mi}}}}
+"#
+    ));
+    cluster.wait_running("limited");
+    let uid = cluster.jsonpath(&["pod", "limited"], "{.metadata.uid}");
+    let root = cluster.arg("--cgroup-root");
+    let root = root.trim_start_matches('/');
+    let read = |v1: &str, v2: &str| {
+        let v1 = format!("/sys/fs/cgroup/{v1}");
+        let v2 = format!("/sys/fs/cgroup/{root}/kubepods/pod{uid}/{v2}");
+        std::fs::read_to_string(&v1)
+            .or_else(|_| std::fs::read_to_string(&v2))
+            .unwrap_or_else(|e| panic!("reading {v1} or {v2}: {e}"))
+    };
+    let memory = read(
+        &format!("memory/{root}/kubepods/pod{uid}/memory.limit_in_bytes"),
+        "memory.max",
+    );
+    assert_eq!(memory.trim(), (48 * 1024 * 1024).to_string());
+    let quota = read(
+        &format!("cpu/{root}/kubepods/pod{uid}/cpu.cfs_quota_us"),
+        "cpu.max",
+    );
+    assert_eq!(quota.split_whitespace().next(), Some("15000"));
     // A ConfigMap update reaches the mounted file.
     cluster.kubectl(&[
         "patch",
@@ -1098,6 +1137,265 @@ spec:
             "{.status.containerStatuses[0].restartCount}"
         ),
         "0"
+    );
+}
+
+#[test]
+fn pods_over_their_local_storage_limits_are_evicted_and_others_keep_running() {
+    let cluster = Cluster::start();
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: scratch}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: fill
+    image: {image}
+    command: ["sh", "-c", "dd if=/dev/zero of=/data/fill bs=1024 count=4096 && sleep 3600"]
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+  - name: data
+    emptyDir: {{sizeLimit: 1Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: writer}}
+spec:
+  containers:
+  - name: fill
+    image: {image}
+    command: ["sh", "-c", "dd if=/dev/zero of=/tmp/fill bs=1024 count=8192 && sleep 3600"]
+    resources:
+      limits: {{ephemeral-storage: 2Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: modest}}
+spec:
+  containers:
+  - name: c
+    image: {image}
+    command: ["sh", "-c", "dd if=/dev/zero of=/tmp/small bs=1024 count=64 && sleep 3600"]
+    resources:
+      limits: {{ephemeral-storage: 64Mi}}
+"#
+    ));
+    let evicted = |pod: &str| {
+        cluster.eventually(
+            &format!("pod {pod} evicted"),
+            Duration::from_secs(120),
+            || {
+                let out = cluster.jsonpath(
+                    &["pod", pod],
+                    "{.status.phase}|{.status.reason}|{.status.message}|{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}",
+                );
+                out.starts_with("Failed|Evicted|").then_some(out)
+            },
+        )
+    };
+    assert_eq!(
+        evicted("scratch"),
+        "Failed|Evicted|Usage of EmptyDir volume \"data\" exceeds the limit \"1Mi\". |TerminationByKubelet"
+    );
+    assert_eq!(
+        evicted("writer"),
+        "Failed|Evicted|Pod ephemeral local storage usage exceeds the total limit of containers 2Mi. |TerminationByKubelet"
+    );
+    // The evicted pod's container was stopped; the pod within its limits runs on.
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "writer"],
+            "{.status.containerStatuses[0].state.terminated.reason}"
+        ),
+        "Error"
+    );
+    assert_eq!(
+        cluster.jsonpath(&["pod", "modest"], "{.status.phase}"),
+        "Running"
+    );
+    let events = cluster.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=Evicted,involvedObject.name=scratch",
+        "-o",
+        "jsonpath={.items[*].type}",
+    ]);
+    assert_eq!(events, "Warning");
+}
+
+#[test]
+fn node_pressure_reclaims_unused_images_evicts_pods_and_refuses_new_ones() {
+    let mut cluster = Cluster::start();
+    let (kept, unused) = (cluster.registry.image(1), cluster.registry.image(2));
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: keeper}}
+spec:
+  containers:
+  - name: main
+    image: {kept}
+    command: ["sleep", "3600"]
+    resources:
+      requests: {{cpu: 10m, memory: 1Ki}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: once}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: {unused}
+    command: ["true"]
+"#
+    ));
+    cluster.wait_running("keeper");
+    cluster.eventually("pod once Succeeded", Duration::from_secs(60), || {
+        (cluster.jsonpath(&["pod", "once"], "{.status.phase}") == "Succeeded").then_some(())
+    });
+    cluster.kubectl(&["delete", "pod", "once", "--wait"]);
+    let node_images = |c: &Cluster| c.jsonpath(&["nodes"], "{.items[0].status.images[*].names}");
+    cluster.eventually(
+        "the node lists both images",
+        Duration::from_secs(30),
+        || {
+            let images = node_images(&cluster);
+            (images.contains("busybox:2") && images.contains("busybox:1")).then_some(())
+        },
+    );
+    // The same node, now told that any use of the image filesystem is too much.
+    let base = cluster.args.clone();
+    cluster.stop();
+    cluster.args.extend(
+        [
+            "--eviction-hard",
+            "imagefs.available<100%",
+            "--minimum-image-ttl-duration",
+            "0s",
+        ]
+        .map(String::from),
+    );
+    cluster.run_server();
+    let condition = |c: &Cluster, type_: &str| {
+        c.jsonpath(
+            &["nodes"],
+            &format!("{{.items[0].status.conditions[?(@.type==\"{type_}\")].reason}}"),
+        )
+    };
+    cluster.eventually("DiskPressure", Duration::from_secs(60), || {
+        (condition(&cluster, "DiskPressure") == "KubeletHasDiskPressure").then_some(())
+    });
+    assert_eq!(
+        condition(&cluster, "MemoryPressure"),
+        "KubeletHasSufficientMemory"
+    );
+    cluster.eventually("the disk-pressure taint", Duration::from_secs(60), || {
+        let taints = cluster.jsonpath(&["nodes"], "{.items[0].spec.taints[*].key}");
+        taints
+            .contains("node.kubernetes.io/disk-pressure")
+            .then_some(())
+    });
+    // The node reclaims first: the image no container uses goes, the one in use stays...
+    cluster.eventually("the unused image removed", Duration::from_secs(60), || {
+        let images = node_images(&cluster);
+        (!images.contains("busybox:2") && images.contains("busybox:1")).then_some(())
+    });
+    // ... and as that is not enough, the pod is evicted.
+    let evicted = |c: &Cluster, pod: &str| {
+        c.eventually(&format!("{pod} evicted"), Duration::from_secs(60), || {
+            let out = c.jsonpath(
+                &["pod", pod],
+                "{.status.phase}|{.status.reason}|{.status.message}",
+            );
+            out.starts_with("Failed|").then_some(out)
+        })
+    };
+    let keeper = evicted(&cluster, "keeper");
+    assert!(
+        keeper.starts_with(
+            "Failed|Evicted|The node was low on resource: ephemeral-storage. Threshold quantity: "
+        ),
+        "{keeper}"
+    );
+    let reclaim = cluster.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=EvictionThresholdMet",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        reclaim.contains("Attempting to reclaim ephemeral-storage"),
+        "{reclaim}"
+    );
+    // New pods bound to the node are refused.
+    let node = cluster.jsonpath(&["nodes"], "{.items[0].metadata.name}");
+    let bound = |name: &str, resources: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: main
+    image: {kept}
+    command: ["sleep", "3600"]
+    resources: {resources}
+"#
+        )
+    };
+    cluster.apply(&bound("late", "{}"));
+    assert_eq!(
+        evicted(&cluster, "late"),
+        "Failed|Evicted|Pod was rejected: The node had condition: [DiskPressure]. "
+    );
+
+    // Memory now: BestEffort pods are refused, others admitted and then evicted.
+    cluster.stop();
+    cluster.args = base;
+    cluster.args.extend(
+        [
+            "--eviction-hard",
+            "memory.available<100%",
+            "--eviction-pressure-transition-period",
+            "0s",
+        ]
+        .map(String::from),
+    );
+    cluster.run_server();
+    cluster.eventually("MemoryPressure only", Duration::from_secs(60), || {
+        (condition(&cluster, "MemoryPressure") == "KubeletHasInsufficientMemory"
+            && condition(&cluster, "DiskPressure") == "KubeletHasNoDiskPressure")
+            .then_some(())
+    });
+    cluster.apply(&bound("besteffort", "{}"));
+    assert_eq!(
+        evicted(&cluster, "besteffort"),
+        "Failed|Evicted|Pod was rejected: The node had condition: [MemoryPressure]. "
+    );
+    cluster.apply(&bound("burstable", "{requests: {memory: 1Ki}}"));
+    let burstable = evicted(&cluster, "burstable");
+    assert!(
+        burstable.starts_with(
+            "Failed|Evicted|The node was low on resource: memory. Threshold quantity: "
+        ),
+        "{burstable}"
+    );
+    assert_eq!(
+        cluster.jsonpath(
+            &["pod", "burstable"],
+            "{.status.conditions[?(@.type==\"DisruptionTarget\")].reason}"
+        ),
+        "TerminationByKubelet"
     );
 }
 
