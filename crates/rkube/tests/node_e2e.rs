@@ -898,6 +898,53 @@ spec:
         "deleted after {took:?}, before the grace period ended"
     );
     assert!(took < Duration::from_secs(40), "deleted after {took:?}");
+    // runAsNonRoot is checked against the image's user (root here) and against runAsUser.
+    cluster.apply(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: nonroot}}
+spec:
+  securityContext: {{runAsNonRoot: true}}
+  containers:
+  - name: image-user
+    image: {image}
+    command: ["sleep", "3600"]
+  - name: numeric
+    image: {image}
+    command: ["sleep", "3600"]
+    securityContext: {{runAsUser: 1000}}
+"#
+    ));
+    let uid = cluster.jsonpath(&["pod", "nonroot"], "{.metadata.uid}");
+    let waiting = cluster.eventually(
+        "runAsNonRoot refused for the image's root user",
+        Duration::from_secs(60),
+        || {
+            let out = cluster.jsonpath(
+                &["pod", "nonroot"],
+                "{.status.containerStatuses[?(@.name==\"image-user\")].state.waiting.reason}|{.status.containerStatuses[?(@.name==\"image-user\")].state.waiting.message}",
+            );
+            out.starts_with("CreateContainerConfigError|").then_some(out)
+        },
+    );
+    assert_eq!(
+        waiting,
+        format!(
+            "CreateContainerConfigError|container has runAsNonRoot and image will run as root (pod: \"nonroot_default({uid})\", container: image-user)"
+        )
+    );
+    cluster.eventually(
+        "the non-root container running",
+        Duration::from_secs(60),
+        || {
+            let state = cluster.jsonpath(
+                &["pod", "nonroot"],
+                "{.status.containerStatuses[?(@.name==\"numeric\")].state.running.startedAt}",
+            );
+            (!state.is_empty()).then_some(())
+        },
+    );
 }
 
 #[test]
