@@ -11,10 +11,13 @@ Library use:
 Command line:
 
     python3 tools/test-images/registry.py serve --root DIR [--port N]
+        [--storage DIR] [--htpasswd USER:PASSWORD]
 
 The registry is the distribution v2 server shipped as ``docker-registry``;
-it stores blobs on the filesystem under ``ROOT/storage``, listens only on
-127.0.0.1, has no authentication and allows deletes.
+it stores blobs on the filesystem under ``ROOT/storage`` (or ``--storage``,
+so a second registry can serve what the first holds), listens only on
+127.0.0.1 and allows deletes. It has no authentication unless
+``--htpasswd`` names the one user allowed in (basic authentication).
 """
 
 import argparse
@@ -54,6 +57,13 @@ http:
     X-Content-Type-Options: [nosniff]
 """
 
+AUTH_TEMPLATE = """\
+auth:
+  htpasswd:
+    realm: rkube-test-registry
+    path: {path}
+"""
+
 # A direct opener: the registry is on loopback, never go through a proxy.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -65,22 +75,45 @@ def free_port():
         return s.getsockname()[1]
 
 
-def write_config(root_dir, addr):
+def _htpasswd_line(user_password):
+    """An htpasswd line with a bcrypt hash, the only kind the registry reads."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt  # bcrypt through the C library (libxcrypt)
+
+    user, _, password = user_password.partition(":")
+    hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+    if not hashed or not hashed.startswith("$2"):
+        raise RuntimeError("the C library cannot make bcrypt hashes")
+    return "%s:%s\n" % (user, hashed)
+
+
+def write_config(root_dir, addr, storage=None, htpasswd=None):
     """Write the registry configuration under root_dir and return its path."""
     root_dir = os.path.abspath(root_dir)
-    storage = os.path.join(root_dir, "storage")
+    storage = os.path.abspath(storage) if storage else os.path.join(root_dir, "storage")
     os.makedirs(storage, exist_ok=True)
     path = os.path.join(root_dir, "config.yml")
+    text = CONFIG_TEMPLATE.format(storage=storage, addr=addr)
+    if htpasswd:
+        users = os.path.join(root_dir, "htpasswd")
+        with open(users, "w", encoding="utf-8") as f:
+            f.write(_htpasswd_line(htpasswd))
+        text += AUTH_TEMPLATE.format(path=users)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(CONFIG_TEMPLATE.format(storage=storage, addr=addr))
+        f.write(text)
     return path
 
 
-def ping(addr, timeout=2.0):
-    """True when GET /v2/ on addr answers 200."""
+def ping(addr, timeout=2.0, auth=False):
+    """True when GET /v2/ on addr answers 200 (401 for a registry asking for credentials)."""
     try:
         with _OPENER.open("http://%s/v2/" % addr, timeout=timeout) as resp:
             return resp.status == 200
+    except urllib.error.HTTPError as e:
+        return auth and e.code == 401
     except (urllib.error.URLError, OSError):
         return False
 
@@ -94,7 +127,7 @@ def _log_tail(path, limit=4000):
     return data[-limit:].decode("utf-8", "replace")
 
 
-def start(root_dir, port=0, binary=None, timeout=READY_TIMEOUT):
+def start(root_dir, port=0, binary=None, timeout=READY_TIMEOUT, storage=None, htpasswd=None):
     """Start a registry storing under root_dir, listening on 127.0.0.1:port.
 
     port=0 picks a free loopback port. Returns (Popen, "127.0.0.1:PORT")
@@ -110,7 +143,7 @@ def start(root_dir, port=0, binary=None, timeout=READY_TIMEOUT):
     if not port:
         port = free_port()
     addr = "127.0.0.1:%d" % port
-    config = write_config(root_dir, addr)
+    config = write_config(root_dir, addr, storage=storage, htpasswd=htpasswd)
     log_path = os.path.join(root_dir, "registry.log")
     log = open(log_path, "ab")
     try:
@@ -131,7 +164,7 @@ def start(root_dir, port=0, binary=None, timeout=READY_TIMEOUT):
                 "registry exited with status %s before becoming ready:\n%s"
                 % (proc.returncode, _log_tail(log_path))
             )
-        if ping(addr, timeout=1.0):
+        if ping(addr, timeout=1.0, auth=bool(htpasswd)):
             return proc, addr
         if time.monotonic() > deadline:
             stop(proc)
@@ -166,7 +199,13 @@ def _serve(args):
     proc = None
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
-    proc, addr = start(args.root, port=args.port, binary=args.binary)
+    proc, addr = start(
+        args.root,
+        port=args.port,
+        binary=args.binary,
+        storage=args.storage,
+        htpasswd=args.htpasswd,
+    )
     if received:
         stop(proc)
         return 128 + received[0]
@@ -197,6 +236,8 @@ def main(argv=None):
     serve.add_argument("--root", required=True, help="directory for config and storage")
     serve.add_argument("--port", type=int, default=0, help="loopback port (0 = pick a free one)")
     serve.add_argument("--binary", default=None, help="registry executable (default docker-registry)")
+    serve.add_argument("--storage", default=None, help="serve this storage directory (default ROOT/storage)")
+    serve.add_argument("--htpasswd", default=None, help="USER:PASSWORD, the one user let in")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)

@@ -140,9 +140,10 @@ pub async fn run(
     let (supervisor, endpoint) = match &config.container_runtime_endpoint {
         Some(endpoint) => (None, endpoint.clone()),
         None => {
-            let supervisor = Supervisor::start(paths.clone(), &facts, &config.cni_bin_dir)
-                .await
-                .context("starting containerd")?;
+            let supervisor =
+                Supervisor::start(paths.clone(), &facts, &config.cni_bin_dir, &registries)
+                    .await
+                    .context("starting containerd")?;
             (Some(supervisor), paths.socket().display().to_string())
         }
     };
@@ -195,7 +196,13 @@ pub async fn run(
         runtime_endpoint: endpoint,
         kubelet_port: config.kubelet_port,
         client_ca: config.client_ca.clone(),
-        registries,
+        // A supervised containerd has the credentials per host in its configuration; a
+        // runtime of the host's own gets them with each pull.
+        registries: if supervisor.is_some() {
+            Registries::default()
+        } else {
+            registries
+        },
         eviction_hard: config.eviction_hard.clone(),
         eviction_pressure_transition: config.eviction_pressure_transition,
         image_gc: config.image_gc,

@@ -94,8 +94,15 @@ fn has_capability(cap: u32) -> bool {
         .is_some_and(|caps| caps & (1 << cap) != 0)
 }
 
-/// The containerd 1.6+ configuration (version 2) for one agent.
-pub fn config_toml(paths: &ContainerdPaths, facts: &HostFacts, cni_bin_dir: &Path) -> String {
+/// The containerd 1.6+ configuration (version 2) for one agent; registry hosts come from
+/// `hosts.toml` files under `config_path`, and credentials per host (mirror endpoints
+/// included) from `registries`.
+pub fn config_toml(
+    paths: &ContainerdPaths,
+    facts: &HostFacts,
+    cni_bin_dir: &Path,
+    registries: &crate::images::Registries,
+) -> String {
     let q = |p: PathBuf| toml_string(&p.display().to_string());
     let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
     format!(
@@ -141,7 +148,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [{cri}.registry]
   config_path = {certs_d}
-"#,
+{auth}"#,
         root = q(paths.root()),
         state = q(paths.state()),
         socket = q(paths.socket()),
@@ -153,6 +160,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         cni_bin = q(cni_bin_dir.to_path_buf()),
         cni_conf = q(paths.cni_conf_dir()),
         certs_d = q(paths.certs_d()),
+        auth = registries.containerd_auth(),
     )
 }
 
@@ -219,9 +227,13 @@ impl Supervisor {
         paths: ContainerdPaths,
         facts: &HostFacts,
         cni_bin_dir: &Path,
+        registries: &crate::images::Registries,
     ) -> Result<Self, ContainerdError> {
         let config = paths.config();
-        write_file(&config, config_toml(&paths, facts, cni_bin_dir).as_bytes())?;
+        write_file(
+            &config,
+            config_toml(&paths, facts, cni_bin_dir, registries).as_bytes(),
+        )?;
         for dir in [
             paths.root(),
             paths.state(),
@@ -369,8 +381,19 @@ mod tests {
             restrict_oom_score_adj: true,
             cgroup_v2: false,
         };
-        let toml = config_toml(&paths, &facts, Path::new("/usr/lib/cni"));
+        let registries = crate::images::Registries::from_yaml(
+            "configs:\n  \"mirror.local:5000\":\n    auth: {username: u, password: \"p\\\"w\"}\n  \"open.local\":\n    tls: {insecure_skip_verify: true}\n",
+        )
+        .unwrap();
+        let toml = config_toml(&paths, &facts, Path::new("/usr/lib/cni"), &registries);
         assert!(toml.contains("root = \"/data/agent/containerd\""));
+        assert!(toml.contains(
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"mirror.local:5000\".auth]\n  username = \"u\"\n  password = \"p\\\"w\"\n"
+        ));
+        assert!(
+            !toml.contains("open.local"),
+            "TLS settings go to hosts.toml"
+        );
         assert!(toml.contains("address = \"/data/agent/run/containerd/containerd.sock\""));
         assert!(toml.contains("restrict_oom_score_adj = true"));
         assert!(toml.contains("SystemdCgroup = false"));

@@ -167,6 +167,32 @@ impl Registries {
         })
     }
 
+    /// containerd's per-host credentials (`registry.configs."<host>".auth`): containerd
+    /// picks them for whichever host it pulls from, a mirror endpoint as well as the
+    /// registry itself.
+    pub fn containerd_auth(&self) -> String {
+        use crate::containerd::toml_string;
+        let mut out = String::new();
+        for (host, config) in &self.configs {
+            let Some(auth) = &config.auth else { continue };
+            out.push_str(&format!(
+                "\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.{}.auth]\n",
+                toml_string(host)
+            ));
+            for (key, value) in [
+                ("username", &auth.username),
+                ("password", &auth.password),
+                ("auth", &auth.auth),
+                ("identitytoken", &auth.identitytoken),
+            ] {
+                if !value.is_empty() {
+                    out.push_str(&format!("  {key} = {}\n", toml_string(value)));
+                }
+            }
+        }
+        out
+    }
+
     /// The `hosts.toml` files (by registry host) for containerd's `config_path`.
     pub fn hosts_files(&self) -> BTreeMap<String, String> {
         use crate::containerd::toml_string;

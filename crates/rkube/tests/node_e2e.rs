@@ -90,6 +90,35 @@ impl Registry {
     fn image(&self, tag: u32) -> String {
         format!("{}/rkube-test/busybox:{tag}", self.address)
     }
+
+    /// A second registry serving the same images, letting in only `user:password`.
+    fn with_password(&self, user_password: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(tools().join("registry.py"))
+            .args(["serve", "--root"])
+            .arg(dir.path())
+            .arg("--storage")
+            .arg(self._dir.path().join("storage"))
+            .args(["--port", &port.to_string(), "--htpasswd", user_password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the registry");
+        let address = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Registry {
+            child,
+            address,
+            _dir: dir,
+        }
+    }
 }
 
 /// A server with its agent, and what makes it unique on this host.
@@ -98,6 +127,8 @@ struct Cluster {
     dir: tempfile::TempDir,
     args: Vec<String>,
     registry: Registry,
+    /// Registries the test started beside the open one.
+    _others: Vec<Registry>,
 }
 
 impl Drop for Cluster {
@@ -123,7 +154,11 @@ fn rand_u32() -> u32 {
 
 impl Cluster {
     fn start() -> Self {
-        let registry = Registry::start();
+        Self::start_with(Registry::start(), Vec::new(), "", "")
+    }
+
+    /// A cluster whose registries.yaml also has `mirrors` and `configs` (YAML entries).
+    fn start_with(registry: Registry, others: Vec<Registry>, mirrors: &str, configs: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let id = unique();
         let octet = 100 + rand_u32() % 150;
@@ -131,7 +166,7 @@ impl Cluster {
         std::fs::write(
             &registries,
             format!(
-                "mirrors:\n  \"{a}\":\n    endpoint:\n      - \"http://{a}\"\n",
+                "mirrors:\n  \"{a}\":\n    endpoint:\n      - \"http://{a}\"\n{mirrors}configs:\n{configs}",
                 a = registry.address
             ),
         )
@@ -168,6 +203,7 @@ impl Cluster {
             dir,
             args,
             registry,
+            _others: others,
         };
         cluster.run_server();
         cluster
@@ -1184,6 +1220,59 @@ spec:
             "{.status.containerStatuses[0].restartCount}"
         ),
         "0"
+    );
+}
+
+#[test]
+fn images_come_through_mirrors_that_ask_for_credentials() {
+    let registry = Registry::start();
+    let private = registry.with_password("puller:s3cret");
+    let p = private.address.clone();
+    let port = p.rsplit(':').next().unwrap().to_owned();
+    // The same registry by two host names: the right password for one, a wrong one for the
+    // other.
+    let cluster = Cluster::start_with(
+        registry,
+        vec![private],
+        &format!(
+            "  \"private.example\":\n    endpoint: [\"http://{p}\"]\n  \"denied.example\":\n    endpoint: [\"http://localhost:{port}\"]\n"
+        ),
+        &format!(
+            "  \"{p}\":\n    auth: {{username: puller, password: s3cret}}\n  \"localhost:{port}\":\n    auth: {{username: puller, password: wrong}}\n"
+        ),
+    );
+    cluster.apply(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: allowed}
+spec:
+  containers:
+  - name: c
+    image: private.example/rkube-test/busybox:1
+    command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: denied}
+spec:
+  containers:
+  - name: c
+    image: denied.example/rkube-test/busybox:2
+    command: ["sleep", "3600"]
+"#,
+    );
+    cluster.wait_running("allowed");
+    let reason = cluster.eventually("the pull refused", Duration::from_secs(60), || {
+        let out = cluster.jsonpath(
+            &["pod", "denied"],
+            "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        );
+        (out.starts_with("ErrImagePull|") || out.starts_with("ImagePullBackOff|")).then_some(out)
+    });
+    assert!(
+        reason.contains("denied.example/rkube-test/busybox:2"),
+        "{reason}"
     );
 }
 
