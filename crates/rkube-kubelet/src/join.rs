@@ -15,6 +15,8 @@ use kube::api::{Api, PostParams};
 
 /// The signer of kubelet client certificates.
 pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// The signer of kubelet serving certificates.
+pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 
 /// A parsed join token: `K10<sha256 of the CA certificate, hex>::node:<secret>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +165,27 @@ pub async fn join(
     }
     let bootstrap = client(server, Some(&ca), Some(&token.secret), None)?;
     let key = rcgen::KeyPair::generate().context("making the node key")?;
-    let mut params = rcgen::CertificateParams::default();
+    let cert = request_certificate(
+        bootstrap,
+        &format!("node-csr-{node}"),
+        &key,
+        &node_subject(node, Vec::new())?,
+        KUBELET_CLIENT_SIGNER,
+        &["digital signature", "client auth"],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let key_pem = key.serialize_pem();
+    std::fs::write(&cert_path, &cert)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    write_private(&key_path, &key_pem)?;
+    client(server, Some(&ca), None, Some((&cert, &key_pem)))
+}
+
+/// Certificate parameters for `system:node:<node>` in `system:nodes`, with subject
+/// alternative names (IP addresses become IP names).
+pub fn node_subject(node: &str, names: Vec<String>) -> anyhow::Result<rcgen::CertificateParams> {
+    let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
@@ -171,12 +193,26 @@ pub async fn join(
     params
         .distinguished_name
         .push(rcgen::DnType::OrganizationName, "system:nodes");
+    Ok(params)
+}
+
+/// Sends a certificate signing request for `params` (signed with `key`) to `signer`, named
+/// `<prefix>-<random>`, and waits up to `wait` for the certificate (PEM).
+pub async fn request_certificate(
+    client: kube::Client,
+    prefix: &str,
+    key: &rcgen::KeyPair,
+    params: &rcgen::CertificateParams,
+    signer: &str,
+    usages: &[&str],
+    wait: Duration,
+) -> anyhow::Result<String> {
     let csr = params
-        .serialize_request(&key)
+        .serialize_request(key)
         .context("making the certificate request")?;
     let csr_pem = csr.pem().context("encoding the certificate request")?;
-    let name = format!("node-csr-{node}-{:08x}", rand::random::<u32>());
-    let csrs: Api<CertificateSigningRequest> = Api::all(bootstrap);
+    let name = format!("{prefix}-{:08x}", rand::random::<u32>());
+    let csrs: Api<CertificateSigningRequest> = Api::all(client);
     let request = CertificateSigningRequest {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -184,20 +220,17 @@ pub async fn join(
         },
         spec: CertificateSigningRequestSpec {
             request: k8s_openapi::ByteString(csr_pem.into_bytes()),
-            signer_name: KUBELET_CLIENT_SIGNER.to_owned(),
-            usages: Some(vec![
-                "digital signature".to_owned(),
-                "client auth".to_owned(),
-            ]),
+            signer_name: signer.to_owned(),
+            usages: Some(usages.iter().map(|u| (*u).to_owned()).collect()),
             ..Default::default()
         },
         status: None,
     };
     csrs.create(&PostParams::default(), &request)
         .await
-        .context("sending the node's certificate request")?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    let cert = loop {
+        .with_context(|| format!("sending the certificate request {name}"))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
         let current = csrs
             .get(&name)
             .await
@@ -209,25 +242,22 @@ pub async fn join(
             .flatten()
             .any(|c| c.type_ == "Denied" || c.type_ == "Failed")
         {
-            anyhow::bail!("the node's certificate request {name} was denied");
+            anyhow::bail!("the certificate request {name} was denied");
         }
         if let Some(cert) = status.certificate.filter(|c| !c.0.is_empty()) {
-            break String::from_utf8_lossy(&cert.0).into_owned();
+            return Ok(String::from_utf8_lossy(&cert.0).into_owned());
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the node's certificate request {name} was not signed within 120 s"
+            "the certificate request {name} was not signed within {} s",
+            wait.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let key_pem = key.serialize_pem();
-    std::fs::write(&cert_path, &cert)
-        .with_context(|| format!("writing {}", cert_path.display()))?;
-    write_private(&key_path, &key_pem)?;
-    client(server, Some(&ca), None, Some((&cert, &key_pem)))
+    }
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes a file only its owner may read.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -241,7 +271,8 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn still_valid(cert_pem: &str) -> bool {
+/// Whether a certificate (PEM) is valid for at least another hour.
+pub fn still_valid(cert_pem: &str) -> bool {
     let Some(der) = pem_blocks(cert_pem).into_iter().next() else {
         return false;
     };

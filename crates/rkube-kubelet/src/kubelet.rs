@@ -244,7 +244,7 @@ impl Kubelet {
             }
         };
         tracing::info!(node = %node_config.name, "node registered");
-        let (cert, key) = serving_cert(&shared.config)?;
+        let (cert, key) = serving_cert(&shared).await?;
         let serving = crate::server::ServingConfig {
             address: std::net::SocketAddr::from(([0, 0, 0, 0], shared.config.kubelet_port)),
             cert,
@@ -291,36 +291,61 @@ impl Kubelet {
     }
 }
 
-/// The kubelet's serving certificate, made once and kept under the agent directory.
-fn serving_cert(config: &KubeletConfig) -> anyhow::Result<(String, String)> {
+/// The kubelet's serving certificate: issued by the cluster CA through a
+/// `kubernetes.io/kubelet-serving` certificate request for the node's name and address, kept
+/// under the agent directory and asked for again when the names change or it nears expiry;
+/// self-signed (and asked for again at the next start) if no certificate comes.
+async fn serving_cert(shared: &Shared) -> anyhow::Result<(String, String)> {
+    let config = &shared.config;
     let (cert_path, key_path) = (
         config.agent_dir.join("serving-kubelet.crt"),
         config.agent_dir.join("serving-kubelet.key"),
     );
     let marker = config.agent_dir.join("serving-kubelet.names");
-    let names = format!("{},{}", config.node_name, config.node_ip);
+    let names = format!("issued:{},{}", config.node_name, config.node_ip);
     if let (Ok(cert), Ok(key), Ok(saved)) = (
         std::fs::read_to_string(&cert_path),
         std::fs::read_to_string(&key_path),
         std::fs::read_to_string(&marker),
     ) && saved == names
+        && crate::join::still_valid(&cert)
     {
         return Ok((cert, key));
     }
-    let (cert, key) = crate::server::self_signed(&config.node_name, &config.node_ip)?;
-    std::fs::write(&cert_path, &cert)?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&key_path)?;
-        f.write_all(key.as_bytes())?;
-    }
-    std::fs::write(&marker, names)?;
+    let requested = async {
+        let key = rcgen::KeyPair::generate()?;
+        let params = crate::join::node_subject(
+            &config.node_name,
+            vec![config.node_name.clone(), config.node_ip.clone()],
+        )?;
+        let cert = crate::join::request_certificate(
+            shared.client.clone(),
+            &format!("csr-kubelet-serving-{}", config.node_name),
+            &key,
+            &params,
+            crate::join::KUBELET_SERVING_SIGNER,
+            &["digital signature", "server auth"],
+            Duration::from_secs(60),
+        )
+        .await?;
+        anyhow::Ok((cert, key.serialize_pem()))
+    };
+    let (cert, key) = match requested.await {
+        Ok((cert, key)) => {
+            std::fs::write(&cert_path, &cert)?;
+            crate::join::write_private(&key_path, &key)?;
+            std::fs::write(&marker, &names)?;
+            (cert, key)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "no serving certificate from the cluster CA; serving a self-signed one"
+            );
+            let _ = std::fs::remove_file(&marker);
+            crate::server::self_signed(&config.node_name, &config.node_ip)?
+        }
+    };
     Ok((cert, key))
 }
 

@@ -1161,9 +1161,55 @@ spec:
         "{.status.containerStatuses[0].containerID}",
     );
     assert!(id.starts_with("containerd://"), "container id {id}");
+    // The kubelet API serves a certificate of the cluster CA, asked for through a
+    // kubelet-serving certificate request and approved for the node's own name.
+    let csrs = cluster.kubectl(&[
+        "get",
+        "csr",
+        "--field-selector",
+        "spec.signerName=kubernetes.io/kubelet-serving",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(csrs.lines().count(), 1, "{csrs}");
+    assert!(csrs.ends_with(" Approved\n"), "{csrs}");
+    let verified_by_ca = |c: &Cluster| {
+        let ca = c.jsonpath(&["configmap", "kube-root-ca.crt"], "{.data.ca\\.crt}");
+        let ca_file = c.dir.path().join("ca-check.crt");
+        std::fs::write(&ca_file, ca).unwrap();
+        let script = "import socket, ssl, sys\n\
+            ctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+            s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[2]))), server_hostname='127.0.0.1')\n\
+            print(dict(x[0] for x in s.getpeercert()['subject'])['commonName'])\n";
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&ca_file)
+            .arg(c.arg("--kubelet-port"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the kubelet's certificate does not verify against the cluster CA: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let node = format!("system:node:{}", cluster.arg("--node-name"));
+    assert_eq!(verified_by_ca(&cluster), node);
     cluster.stop();
     cluster.run_server();
     cluster.wait_running("steady");
+    // The same certificate after the restart: no second request.
+    assert_eq!(verified_by_ca(&cluster), node);
+    let after = cluster.kubectl(&[
+        "get",
+        "csr",
+        "--field-selector",
+        "spec.signerName=kubernetes.io/kubelet-serving",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(after.lines().count(), 1, "{after}");
     // The kubelet re-attached: same container, no restart.
     cluster.eventually("the status re-read", Duration::from_secs(30), || {
         let now = cluster.jsonpath(

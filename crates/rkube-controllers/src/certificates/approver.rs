@@ -8,6 +8,12 @@
 //! rkube has no RBAC yet, so those default grants are written out here, with
 //! `system:masters` allowed everything as upstream's superuser group is.
 //!
+//! A kubelet serving certificate request (`kubernetes.io/kubelet-serving`, which upstream
+//! leaves to a person or an add-on approver) is approved when a node asks for its own name
+//! (`system:node:<name>` in `system:nodes`, DNS and IP names only, serving usages) or a
+//! `system:masters` member asks, so every node's kubelet API serves a certificate of the
+//! cluster CA.
+//!
 //! Anything else is left for a person (`kubectl certificate approve|deny`) or another approver.
 
 use std::sync::Arc;
@@ -16,10 +22,10 @@ use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 
-use super::policy::validate_kubelet_client;
+use super::policy::{validate_kubelet_client, validate_kubelet_serving};
 use super::{
-    APPROVED, KUBE_APISERVER_CLIENT_KUBELET, Request, approval_state, condition, is_issued,
-    run_over_requests, with_condition,
+    APPROVED, KUBE_APISERVER_CLIENT_KUBELET, KUBELET_SERVING, Request, approval_state, condition,
+    is_issued, run_over_requests, with_condition,
 };
 use crate::informer::{Next, is_conflict, is_not_found};
 
@@ -29,6 +35,10 @@ pub const NODE_CLIENT_MESSAGE: &str =
 /// The message of an approval for a node renewing its own certificate.
 pub const SELF_NODE_CLIENT_MESSAGE: &str =
     "Auto approving self kubelet client certificate after SubjectAccessReview.";
+
+/// The message of an approval of a node's own serving certificate.
+pub const SELF_NODE_SERVING_MESSAGE: &str =
+    "Auto approving kubelet serving certificate for the requesting node.";
 
 /// What a requestor may ask to have approved (upstream's `certificatesigningrequests/…`
 /// subresources checked by SubjectAccessReview).
@@ -58,11 +68,20 @@ pub fn approval(csr: &CertificateSigningRequest) -> Option<&'static str> {
     if approved || denied || is_issued(csr) {
         return None;
     }
+    let request = Request::parse(&csr.spec.request.0).ok()?;
+    let usages = csr.spec.usages.clone().unwrap_or_default();
+    if csr.spec.signer_name == KUBELET_SERVING {
+        validate_kubelet_serving(&request, &usages).ok()?;
+        let username = csr.spec.username.as_deref().unwrap_or_default();
+        let groups = csr.spec.groups.as_deref().unwrap_or_default();
+        let member = |g: &str| groups.iter().any(|have| have == g);
+        return ((username == request.common_name && member("system:nodes"))
+            || member("system:masters"))
+        .then_some(SELF_NODE_SERVING_MESSAGE);
+    }
     if csr.spec.signer_name != KUBE_APISERVER_CLIENT_KUBELET {
         return None;
     }
-    let request = Request::parse(&csr.spec.request.0).ok()?;
-    let usages = csr.spec.usages.clone().unwrap_or_default();
     validate_kubelet_client(&request, &usages).ok()?;
     let username = csr.spec.username.as_deref().unwrap_or_default();
     let groups = csr.spec.groups.as_deref().unwrap_or_default();
@@ -162,6 +181,45 @@ mod tests {
             BOOTSTRAPPER,
         );
         assert_eq!(approval(&rsa), Some(NODE_CLIENT_MESSAGE));
+    }
+
+    #[test]
+    fn a_nodes_own_serving_certificate_is_approved_and_nothing_else() {
+        const SERVING: &[&str] = &["digital signature", "server auth"];
+        let nodes = &["system:nodes", "system:authenticated"];
+        let pem = request_pem("system:node:a", &["system:nodes"], &["a", "10.0.0.1"]);
+        let own = csr(&pem, KUBELET_SERVING, SERVING, "system:node:a", nodes);
+        assert_eq!(approval(&own), Some(SELF_NODE_SERVING_MESSAGE));
+        let admin = csr(
+            &pem,
+            KUBELET_SERVING,
+            SERVING,
+            "system:apiserver",
+            &["system:masters"],
+        );
+        assert_eq!(approval(&admin), Some(SELF_NODE_SERVING_MESSAGE));
+        // Another node's name, a client usage, or no names at all are left alone.
+        let other = csr(&pem, KUBELET_SERVING, SERVING, "system:node:b", nodes);
+        assert_eq!(approval(&other), None);
+        let client_usage = csr(
+            &pem,
+            KUBELET_SERVING,
+            &["digital signature", "client auth"],
+            "system:node:a",
+            nodes,
+        );
+        assert_eq!(approval(&client_usage), None);
+        let unnamed = request_pem("system:node:a", &["system:nodes"], &[]);
+        let unnamed = csr(&unnamed, KUBELET_SERVING, SERVING, "system:node:a", nodes);
+        assert_eq!(approval(&unnamed), None);
+        let bootstrapper = csr(
+            &pem,
+            KUBELET_SERVING,
+            SERVING,
+            "system:bootstrap:x",
+            BOOTSTRAPPER,
+        );
+        assert_eq!(approval(&bootstrapper), None);
     }
 
     #[test]

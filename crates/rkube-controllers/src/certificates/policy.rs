@@ -134,7 +134,8 @@ pub fn check_signer_rules(
 }
 
 /// Upstream's `ValidateKubeletServingCSR`, with its messages.
-fn validate_kubelet_serving(request: &Request, usages: &[String]) -> Result<(), String> {
+/// Checks a kubelet serving request as upstream's signer does.
+pub fn validate_kubelet_serving(request: &Request, usages: &[String]) -> Result<(), String> {
     if request.organizations != ["system:nodes"] {
         return Err("subject organization is not system:nodes".to_owned());
     }
