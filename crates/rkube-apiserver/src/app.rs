@@ -479,6 +479,19 @@ impl App {
                 rt.qualified_plural()
             )));
         }
+        if let Some(conversion) = rt.conversion {
+            let request = crate::served::ServedRequest {
+                served: rt,
+                conversion,
+                info,
+                query,
+                content_type,
+                body,
+                accept,
+                user,
+            };
+            return self.serve_converted(request).await;
+        }
         let name = info.name.as_deref();
         let table = |v: Value| crate::tables::respond(accept, rt, v, query);
         if rt.group.is_empty() && rt.kind == "ComponentStatus" {

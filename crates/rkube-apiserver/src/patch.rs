@@ -58,22 +58,26 @@ impl App {
         };
         let ns = info.namespace.as_deref().filter(|_| rt.namespaced);
         let dry = matches!(query.get("dryRun"), Some("All"));
+        let validation = crate::decode::FieldValidation::from_query(query)?;
+        let served = Served::of(rt, validation);
         self.guaranteed_update(
-            rt,
+            served.storage,
             ns,
             name,
             info.subresource.as_deref(),
             dry,
             None,
-            crate::decode::FieldValidation::from_query(query)?,
+            validation,
             Some(&info.field_manager),
-            |current| {
+            |stored| {
+                let converted = served.served_form(stored)?;
+                let current = converted.as_ref().unwrap_or(stored);
                 let patched = apply(rt, current, &body)?;
                 // A resource version written by the patch is a precondition, as upstream treats it.
                 if resource_version(&patched) != resource_version(current) {
                     return Err(crate::objects::conflict(rt, name, MODIFIED));
                 }
-                Ok(patched)
+                served.stored_form(patched)
             },
         )
         .await
@@ -116,16 +120,19 @@ impl App {
         let dry = matches!(query.get("dryRun"), Some("All"));
         let validation = crate::decode::FieldValidation::from_query(query)?;
         let config_name = config["metadata"]["name"].as_str().unwrap_or("");
-        match self.objects.get(rt, ns, name).await {
+        let served = Served::of(rt, validation);
+        match self.objects.get(served.storage, ns, name).await {
             Err(ApiError::NotFound { .. }) if info.subresource.is_none() => {
                 let applied = rkube_api::apply::apply(&write, None, &config, force)
                     .map_err(|e| crate::rest::apply_error(rt, config_name, e))?;
-                self.create_object(rt, info, query, applied, false).await
+                let applied = served.stored_form(applied)?;
+                self.create_object(served.storage, info, query, applied, false)
+                    .await
             }
             Err(err) => Err(err),
             Ok(_) => {
                 self.guaranteed_update(
-                    rt,
+                    served.storage,
                     ns,
                     name,
                     info.subresource.as_deref(),
@@ -133,13 +140,55 @@ impl App {
                     None,
                     validation,
                     None,
-                    |current| {
-                        rkube_api::apply::apply(&write, Some(current), &config, force)
-                            .map_err(|e| crate::rest::apply_error(rt, config_name, e))
+                    |stored| {
+                        let converted = served.served_form(stored)?;
+                        let current = converted.as_ref().unwrap_or(stored);
+                        let applied =
+                            rkube_api::apply::apply(&write, Some(current), &config, force)
+                                .map_err(|e| crate::rest::apply_error(rt, config_name, e))?;
+                        served.stored_form(applied)
                     },
                 )
                 .await
             }
+        }
+    }
+}
+
+/// The version a patch is written against and the one its object is stored in: a patch to a
+/// version served from another's storage applies to the served form of the stored object,
+/// and the result, checked against the served type, is stored converted back.
+struct Served {
+    served: &'static ResourceType,
+    storage: &'static ResourceType,
+    validation: crate::decode::FieldValidation,
+}
+
+impl Served {
+    fn of(rt: &'static ResourceType, validation: crate::decode::FieldValidation) -> Self {
+        Self {
+            served: rt,
+            storage: rkube_api::registry::all().storage_of(rt),
+            validation,
+        }
+    }
+
+    /// The stored object in the served form, if that differs.
+    fn served_form(&self, stored: &Value) -> Result<Option<Value>, ApiError> {
+        self.served
+            .conversion
+            .map(|conversion| (conversion.from_storage)(stored.clone()))
+            .transpose()
+    }
+
+    fn stored_form(&self, mut object: Value) -> Result<Value, ApiError> {
+        match self.served.conversion {
+            Some(conversion) => {
+                crate::rest::check_type(&mut object, self.served)?;
+                let object = crate::decode::normalize(self.served, object, self.validation)?;
+                (conversion.to_storage)(object)
+            }
+            None => Ok(object),
         }
     }
 }

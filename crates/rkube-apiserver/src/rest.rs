@@ -48,7 +48,7 @@ pub(crate) fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
-fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
+pub(crate) fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
     let want_version = rt.api_version();
     if !object.is_object() {
         return Err(ApiError::bad_request(
