@@ -518,17 +518,27 @@ impl App {
                 crate::csr::set_requestor(rt, &mut object, user);
                 Ok(self.create(rt, info, query, object).await?.response(accept))
             }
-            ("get", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
-                Ok(table(self.get_for_client(rt, info, query, name).await?))
-            }
+            (
+                "get",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => Ok(table(self.get_for_client(rt, info, query, name).await?)),
             ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
-            ("update", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
+            (
+                "update",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => {
                 let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
-            ("patch", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
+            (
+                "patch",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => {
                 let patch = crate::decode::decode_body(content_type, body)?;
                 let (code, patched) = self
                     .patch(rt, info, query, name, content_type, patch, user)

@@ -283,6 +283,8 @@ fn prepare_for_update(
         let mut merged = old.clone();
         merged["spec"]["ephemeralContainers"] = added;
         merged
+    } else if subresource == Some("resize") {
+        crate::pod_strategy::resize_update(new, old)
     } else if subresource == Some("status") {
         crate::status_strategy::status_update(rt, new, old)
     } else {
@@ -334,6 +336,22 @@ fn prepare_for_update(
         meta.insert("generation".into(), json!(generation));
     }
     Ok(result)
+}
+
+/// The old object an update is validated against. A resize may change what a pod's own
+/// update may not (its containers' resources), so it is validated against the stored pod
+/// with the requested resources: the rest of the pod is unchanged, and the new resources
+/// still go through the pod's own checks.
+fn validation_base<'a>(
+    subresource: Option<&str>,
+    new: &Value,
+    current: &'a Value,
+) -> std::borrow::Cow<'a, Value> {
+    if subresource == Some("resize") {
+        std::borrow::Cow::Owned(crate::pod_strategy::resize_update(new.clone(), current))
+    } else {
+        std::borrow::Cow::Borrowed(current)
+    }
 }
 
 /// Records a write in `metadata.managedFields` (operation Update) for `manager`.
@@ -980,7 +998,8 @@ impl App {
                     rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
                 }
-                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
+                let base = validation_base(subresource, &new, &current);
+                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
                 Ok::<_, ApiError>(new)
             })();
             let mut new = match prepared {
@@ -1001,11 +1020,18 @@ impl App {
                 operation: Operation::Update,
                 dry_run: dry,
             };
+            let limited = crate::limitranger::on_update(rt, subresource);
+            let defaulted = limited && self.limit_ranger_update_defaults(rt, ns, &mut new).await?;
             if self
                 .mutate_by_webhooks(&webhook_attributes, Some(&mut new), Some(&current))
                 .await?
+                || defaulted
             {
-                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
+                let base = validation_base(subresource, &new, &current);
+                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
+            }
+            if limited {
+                self.limit_ranger_validate(rt, ns, name, &new).await?;
             }
             self.validate_by_webhooks(&webhook_attributes, Some(&new), Some(&current))
                 .await?;
