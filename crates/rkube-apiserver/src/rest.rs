@@ -676,6 +676,8 @@ impl App {
         self.validate_by_webhooks(&webhook_attributes, Some(&object), None)
             .await?;
         if dry_run(query)? {
+            // Upstream's dry run fills in addresses and ports that are free, claiming none.
+            self.allocate(rt, &mut object, true).await?;
             return Ok(Created::DryRun(object));
         }
         if self.terminating_definition(rt) {
@@ -684,7 +686,7 @@ impl App {
             ));
         }
         self.charge_quota(rt, ns, &name, &object).await?;
-        self.allocate(rt, &mut object).await?;
+        self.allocate(rt, &mut object, false).await?;
         // A generated name that is taken is generated again, as upstream's
         // RetryGenerateName does (up to eight attempts in all).
         let generated = name != admitted_as;
@@ -1040,9 +1042,14 @@ impl App {
                     // A no-op against a copy that may be stale proves nothing: ask the store.
                     continue;
                 }
-                return Ok((200, if dry { new } else { current }));
+                if dry {
+                    // What the update would get, claiming nothing.
+                    self.allocate_update(rt, &mut new, &current, true).await?;
+                    return Ok((200, new));
+                }
+                return Ok((200, current));
             }
-            let claims = match self.allocate_update(rt, &mut new, &current).await {
+            let claims = match self.allocate_update(rt, &mut new, &current, false).await {
                 Ok(claims) => claims,
                 Err(_) if cached => continue,
                 Err(err) => return Err(err),
