@@ -488,7 +488,6 @@ impl App {
                 content_type,
                 body,
                 accept,
-                user,
             };
             return self.serve_converted(request).await;
         }
@@ -541,7 +540,7 @@ impl App {
             ) => {
                 let patch = crate::decode::decode_body(content_type, body)?;
                 let (code, patched) = self
-                    .patch(rt, info, query, name, content_type, patch, user)
+                    .patch(rt, info, query, name, content_type, patch, body)
                     .await?;
                 Ok(object_response(accept, code, &patched))
             }

@@ -13,7 +13,6 @@ use rkube_api::registry::{self, ResourceType};
 use serde_json::Value;
 
 use crate::app::{Accept, App, Body, object_response};
-use crate::auth::UserInfo;
 use crate::decode::{FieldValidation, Incoming};
 use crate::request::{Query, RequestInfo};
 
@@ -28,7 +27,6 @@ pub(crate) struct ServedRequest<'a> {
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
     pub accept: Accept,
-    pub user: &'a UserInfo,
 }
 
 impl ServedRequest<'_> {
@@ -148,7 +146,7 @@ impl App {
                         name,
                         request.content_type,
                         patch,
-                        request.user,
+                        request.body,
                     )
                     .await?;
                 request.respond(code, patched)
