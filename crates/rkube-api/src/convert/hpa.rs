@@ -396,7 +396,7 @@ fn metadata(object: &Value) -> Map<String, Value> {
 
 /// Drops the annotations v1 objects carry for v2 fields (upstream's
 /// `DropRoundTripHorizontalPodAutoscalerAnnotations`): a v2 object never keeps them.
-fn drop_round_trip_annotations(meta: &mut Map<String, Value>) {
+pub fn drop_round_trip_annotations(meta: &mut Map<String, Value>) {
     if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
         for name in ROUND_TRIP_ANNOTATIONS {
             annotations.remove(name);
@@ -700,6 +700,14 @@ mod tests {
             v2_to_v1(v2).unwrap()["spec"]["targetCPUUtilizationPercentage"],
             80
         );
+    }
+
+    #[test]
+    fn a_v2_object_drops_the_annotations_of_v1_objects() {
+        let mut hpa = v2();
+        hpa["metadata"]["annotations"][METRIC_SPECS_ANNOTATION] = json!("[]");
+        crate::defaults::apply_defaults("autoscaling", "HorizontalPodAutoscaler", &mut hpa);
+        assert_eq!(hpa["metadata"]["annotations"], json!({"a": "b"}));
     }
 
     #[test]
