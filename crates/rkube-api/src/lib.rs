@@ -7,6 +7,7 @@
 //! Everything here is pure: JSON values and k8s-openapi types in, values or [`ApiError`]s out.
 
 pub mod apply;
+pub mod convert;
 pub mod crd;
 pub mod defaults;
 pub mod error;

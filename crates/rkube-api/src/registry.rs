@@ -8,11 +8,11 @@ use std::sync::{Arc, LazyLock, RwLock};
 
 use k8s_openapi::api::{
     admissionregistration::v1 as admission, apps::v1 as apps, authentication::v1 as authn,
-    authorization::v1 as authz, autoscaling::v2 as autoscaling, batch::v1 as batch,
-    certificates::v1 as certificates, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, flowcontrol::v1 as flowcontrol,
-    networking::v1 as networking, node::v1 as node, policy::v1 as policy, rbac::v1 as rbac,
-    scheduling::v1 as scheduling, storage::v1 as storage,
+    authorization::v1 as authz, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling,
+    batch::v1 as batch, certificates::v1 as certificates, coordination::v1 as coordination,
+    core::v1 as core, discovery::v1 as discovery, events::v1 as events,
+    flowcontrol::v1 as flowcontrol, networking::v1 as networking, node::v1 as node,
+    policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
@@ -79,6 +79,8 @@ pub struct ResourceType {
     pub schema_name: fn() -> std::borrow::Cow<'static, str>,
     /// For a custom resource, what its definition says about this version.
     pub custom: Option<Arc<crate::crd::Version>>,
+    /// For a version served from another version's storage, how its objects convert.
+    pub conversion: Option<&'static crate::convert::Conversion>,
 }
 
 impl ResourceType {
@@ -176,6 +178,7 @@ where
         schema: schema::<T>,
         schema_name: T::schema_name,
         custom: None,
+        conversion: None,
     }
 }
 
@@ -200,6 +203,7 @@ where
         schema: schema::<T>,
         schema_name: T::schema_name,
         custom: None,
+        conversion: None,
     }
 }
 
@@ -214,6 +218,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
     // ComponentStatuses are answered from the server's own health, never stored.
     let mut component_statuses = stored::<core::ComponentStatus>(&["cs"], NONE, NONE);
     component_statuses.verbs = GET_LIST;
+    let mut hpa_v1 = stored::<autoscaling_v1::HorizontalPodAutoscaler>(&["hpa"], ALL, &["status"]);
+    hpa_v1.conversion = Some(&crate::convert::HPA_V1);
     Registry::new(vec![
         // core/v1
         // bindings: the legacy form of pods/binding (created, never stored).
@@ -273,8 +279,9 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
         review::<authz::SelfSubjectAccessReview>(),
         review::<authz::SelfSubjectRulesReview>(),
         review::<authz::SubjectAccessReview>(),
-        // autoscaling/v2
+        // autoscaling/v2, and v1 from the same storage
         stored::<autoscaling::HorizontalPodAutoscaler>(&["hpa"], ALL, &["status"]),
+        hpa_v1,
         // batch/v1
         stored::<batch::CronJob>(&["cj"], ALL, &["status"]),
         stored::<batch::Job>(NONE, ALL, &["status"]),
@@ -330,9 +337,11 @@ impl Registry {
             .enumerate()
             .map(|(i, t)| ((t.group, t.version, t.plural), i))
             .collect();
+        // A kind is found at its storage version.
         let by_kind = types
             .iter()
             .enumerate()
+            .filter(|(_, t)| t.conversion.is_none())
             .map(|(i, t)| ((t.group, t.kind), i))
             .collect();
         Self {
@@ -382,6 +391,15 @@ impl Registry {
         }
     }
 
+    /// The type objects of `rt` are stored as: itself, unless it is served from another
+    /// version's storage.
+    pub fn storage_of<'a>(&'a self, rt: &'a ResourceType) -> &'a ResourceType {
+        match rt.conversion {
+            Some(_) => self.by_kind(rt.group, rt.kind).unwrap_or(rt),
+            None => rt,
+        }
+    }
+
     /// The groups served, core ("") first, each once, in order of first appearance; custom
     /// groups after the built-in ones, by name.
     pub fn groups(&self) -> Vec<&'static str> {
@@ -407,10 +425,16 @@ impl Registry {
     /// Every version served for `group`, the preferred first (upstream's priority: GA,
     /// then beta, then alpha, newer first; other names alphabetically).
     pub fn versions_of(&self, group: &str) -> Vec<&'static str> {
-        if let Some(t) = self.types.iter().find(|t| t.group == group) {
-            return vec![t.version];
-        }
         let mut versions: Vec<&'static str> = Vec::new();
+        for t in self.types.iter().filter(|t| t.group == group) {
+            if !versions.contains(&t.version) {
+                versions.push(t.version);
+            }
+        }
+        if !versions.is_empty() {
+            versions.sort_by_key(|v| version_priority(v));
+            return versions;
+        }
         for t in custom_types() {
             if t.group == group && !versions.contains(&t.version) {
                 versions.push(t.version);
@@ -629,7 +653,8 @@ mod tests {
     fn every_resource_is_unique_by_path_and_kind() {
         let r = all();
         assert_eq!(r.by_path.len(), r.types.len());
-        assert_eq!(r.by_kind.len(), r.types.len());
+        let converted = r.types.iter().filter(|t| t.conversion.is_some()).count();
+        assert_eq!(r.by_kind.len(), r.types.len() - converted);
         assert_eq!(r.groups()[0], "");
     }
 

@@ -87,8 +87,16 @@ pub(crate) fn is_service(rt: &ResourceType) -> bool {
 /// The ClusterIPs and NodePorts an update claimed, and those it gives back once written.
 #[derive(Debug, Default)]
 pub(crate) struct ServiceClaims {
-    claimed: Vec<String>,
+    claimed: Claimed,
     freed: Vec<String>,
+}
+
+/// The keys a write claimed. A dry run claims nothing: it only looks for what is free, as
+/// upstream's dry-run allocators pick an address or port without reserving it.
+#[derive(Debug, Default)]
+struct Claimed {
+    keys: Vec<String>,
+    dry: bool,
 }
 
 /// A Service's type (ClusterIP when unset, as defaulting makes it).
@@ -162,23 +170,49 @@ impl App {
         }
     }
 
+    /// Claims `key` for a write (or, in a dry run, checks that it is free); false if taken.
+    async fn take(
+        &self,
+        key: String,
+        owner: &Value,
+        claimed: &mut Claimed,
+    ) -> Result<bool, ApiError> {
+        if claimed.dry {
+            return match self.objects.store().get(&key, None).await {
+                Ok(None) => Ok(true),
+                Ok(Some(_)) => Ok(false),
+                Err(err) => Err(ApiError::Internal(format!("allocating {key}: {err}"))),
+            };
+        }
+        let free = self.claim(&key, owner).await?;
+        if free {
+            claimed.keys.push(key);
+        }
+        Ok(free)
+    }
+
     async fn unclaim(&self, key: &str) {
         let _ = self.objects.store().delete(key, None).await;
     }
 
-    /// Gives a new Service its ClusterIP and NodePorts.
+    /// Gives a new Service its ClusterIP and NodePorts; a dry run fills in free ones without
+    /// claiming them.
     pub(crate) async fn allocate(
         &self,
         rt: &ResourceType,
         service: &mut Value,
+        dry: bool,
     ) -> Result<(), ApiError> {
         if !is_service(rt) {
             return Ok(());
         }
-        let mut claimed = Vec::new();
+        let mut claimed = Claimed {
+            keys: Vec::new(),
+            dry,
+        };
         let result = self.allocate_service(service, &mut claimed).await;
         if result.is_err() {
-            for key in claimed {
+            for key in claimed.keys {
                 self.unclaim(&key).await;
             }
         }
@@ -188,7 +222,7 @@ impl App {
     async fn allocate_service(
         &self,
         service: &mut Value,
-        claimed: &mut Vec<String>,
+        claimed: &mut Claimed,
     ) -> Result<(), ApiError> {
         let kind = service_type(service).to_owned();
         if kind != "ExternalName" {
@@ -233,7 +267,7 @@ impl App {
     async fn allocate_cluster_ip(
         &self,
         service: &mut Value,
-        claimed: &mut Vec<String>,
+        claimed: &mut Claimed,
     ) -> Result<(), ApiError> {
         let owner = owner_of(service);
         let wanted = service["spec"]["clusterIP"]
@@ -250,8 +284,10 @@ impl App {
                     // Host 1 is the kubernetes Service's; everything else is handed out.
                     let n = 2 + (start + i) % (cidr.hosts() - 1);
                     let ip = cidr.nth(n).to_string();
-                    if self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
-                        claimed.push(format!("{IP_PREFIX}{ip}"));
+                    if self
+                        .take(format!("{IP_PREFIX}{ip}"), &owner, claimed)
+                        .await?
+                    {
                         found = Some(ip);
                         break;
                     }
@@ -283,7 +319,10 @@ impl App {
                         ),
                     ));
                 }
-                if !self.claim(&format!("{IP_PREFIX}{ip}"), &owner).await? {
+                if !self
+                    .take(format!("{IP_PREFIX}{ip}"), &owner, claimed)
+                    .await?
+                {
                     return Err(invalid(
                         service,
                         FieldError::invalid(
@@ -295,7 +334,6 @@ impl App {
                         ),
                     ));
                 }
-                claimed.push(format!("{IP_PREFIX}{ip}"));
                 ip.to_owned()
             }
         };
@@ -316,7 +354,7 @@ impl App {
         service: &Value,
         field: &str,
         requested: Option<u64>,
-        claimed: &mut Vec<String>,
+        claimed: &mut Claimed,
     ) -> Result<u64, ApiError> {
         let owner = owner_of(service);
         if let Some(p) = requested {
@@ -331,21 +369,25 @@ impl App {
                     ),
                 ));
             }
-            if !self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
+            if !self
+                .take(format!("{PORT_PREFIX}{p}"), &owner, claimed)
+                .await?
+            {
                 return Err(invalid(
                     service,
                     FieldError::invalid(field, p, "provided port is already allocated"),
                 ));
             }
-            claimed.push(format!("{PORT_PREFIX}{p}"));
             return Ok(p);
         }
         let span = u32::from(*NODE_PORTS.end() - *NODE_PORTS.start()) + 1;
         let start = rand::random::<u32>() % span;
         for j in 0..span {
             let p = u64::from(*NODE_PORTS.start()) + u64::from((start + j) % span);
-            if self.claim(&format!("{PORT_PREFIX}{p}"), &owner).await? {
-                claimed.push(format!("{PORT_PREFIX}{p}"));
+            if self
+                .take(format!("{PORT_PREFIX}{p}"), &owner, claimed)
+                .await?
+            {
                 return Ok(p);
             }
         }
@@ -364,8 +406,10 @@ impl App {
         rt: &ResourceType,
         new: &mut Value,
         old: &Value,
+        dry: bool,
     ) -> Result<ServiceClaims, ApiError> {
         let mut claims = ServiceClaims::default();
+        claims.claimed.dry = dry;
         if !is_service(rt) {
             return Ok(claims);
         }
@@ -470,13 +514,16 @@ impl App {
 
     /// Puts back what an update that was not written claimed.
     pub(crate) async fn abandon_update(&self, claims: ServiceClaims) {
-        for key in claims.claimed {
+        for key in claims.claimed.keys {
             self.unclaim(&key).await;
         }
     }
 
     /// Frees what a written update gave up.
     pub(crate) async fn finish_update(&self, claims: ServiceClaims) {
+        if claims.claimed.dry {
+            return;
+        }
         for key in claims.freed {
             self.unclaim(&key).await;
         }

@@ -479,6 +479,18 @@ impl App {
                 rt.qualified_plural()
             )));
         }
+        if let Some(conversion) = rt.conversion {
+            let request = crate::served::ServedRequest {
+                served: rt,
+                conversion,
+                info,
+                query,
+                content_type,
+                body,
+                accept,
+            };
+            return self.serve_converted(request).await;
+        }
         let name = info.name.as_deref();
         let table = |v: Value| crate::tables::respond(accept, rt, v, query);
         if rt.group.is_empty() && rt.kind == "ComponentStatus" {
@@ -505,20 +517,30 @@ impl App {
                 crate::csr::set_requestor(rt, &mut object, user);
                 Ok(self.create(rt, info, query, object).await?.response(accept))
             }
-            ("get", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
-                Ok(table(self.get_for_client(rt, info, query, name).await?))
-            }
+            (
+                "get",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => Ok(table(self.get_for_client(rt, info, query, name).await?)),
             ("list", None, None) => self.list_response(rt, info, query, accept).await,
             ("watch", _, None) => crate::watch::serve(self.clone(), rt, info, query, accept).await,
-            ("update", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
+            (
+                "update",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => {
                 let object = crate::decode::decode_incoming(rt, content_type, body)?;
                 let (code, updated) = self.update(rt, info, query, name, object).await?;
                 Ok(object_response(accept, code, &updated))
             }
-            ("patch", Some(name), None | Some("status" | "approval" | "ephemeralcontainers")) => {
+            (
+                "patch",
+                Some(name),
+                None | Some("status" | "approval" | "ephemeralcontainers" | "resize"),
+            ) => {
                 let patch = crate::decode::decode_body(content_type, body)?;
                 let (code, patched) = self
-                    .patch(rt, info, query, name, content_type, patch, user)
+                    .patch(rt, info, query, name, content_type, patch, body)
                     .await?;
                 Ok(object_response(accept, code, &patched))
             }

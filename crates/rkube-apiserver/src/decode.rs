@@ -422,6 +422,98 @@ impl<'de> Visitor<'de> for Unknown<'_, '_> {
     }
 }
 
+/// The members a JSON text repeats, as strict decoding into a plain map reports them
+/// (`duplicate field "metadata.labels.a"`), in text order; nothing for text that is not JSON.
+pub(crate) fn duplicate_fields(text: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let read = Repeats {
+        at: &At::Root,
+        out: &mut out,
+    }
+    .deserialize(&mut de);
+    if read.is_err() {
+        return Vec::new();
+    }
+    out
+}
+
+/// Finds repeated members under one place of a JSON text.
+struct Repeats<'p> {
+    at: &'p At<'p>,
+    out: &'p mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Repeats<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Repeats<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mut n = 0;
+        loop {
+            let at = At::Index(self.at, n);
+            let seed = Repeats {
+                at: &at,
+                out: &mut *out,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            n += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mut seen = Seen::default();
+        while let Some(Key(key)) = map.next_key()? {
+            let at = At::Key(self.at, &key);
+            let repeated = seen.contains(&key);
+            if repeated {
+                out.push(duplicate_field(&at.render()));
+            }
+            map.next_value_seed(Repeats {
+                at: &at,
+                out: &mut *out,
+            })?;
+            if !repeated {
+                seen.insert(key);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The member names of one object read so far: a short list, or a set once the object is
 /// large (label and data maps), so that small objects allocate nothing more than a list.
 #[derive(Default)]

@@ -34,6 +34,7 @@ mod runtimeclass;
 mod satokens;
 mod scale;
 mod serve;
+mod served;
 mod service_strategy;
 mod serviceaccount;
 mod status;

@@ -71,7 +71,11 @@ fn default_from(pod: &mut Value, range: &Value) {
         ("containers", "container"),
         ("initContainers", "init container"),
     ] {
-        let Some(containers) = pod["spec"][key].as_array_mut() else {
+        let Some(containers) = pod
+            .get_mut("spec")
+            .and_then(|spec| spec.get_mut(key))
+            .and_then(Value::as_array_mut)
+        else {
             continue;
         };
         for container in containers.iter_mut().filter(|c| c.is_object()) {
@@ -371,6 +375,18 @@ fn applies(rt: &ResourceType) -> bool {
     rt.group.is_empty() && matches!(rt.kind, "Pod" | "PersistentVolumeClaim")
 }
 
+/// Whether an update goes through LimitRanger, as upstream's `SupportsAttributes` decides: a
+/// claim's update, and a pod's resize (`pods/resize`); not a pod's own update (its containers
+/// cannot change there) nor any other subresource.
+pub(crate) fn on_update(rt: &ResourceType, subresource: Option<&str>) -> bool {
+    let pod = rt.group.is_empty() && rt.kind == "Pod";
+    match subresource {
+        Some("resize") => pod,
+        Some(_) => false,
+        None => applies(rt) && !pod,
+    }
+}
+
 impl App {
     async fn limit_ranges(&self, ns: &str) -> Result<Vec<Value>, ApiError> {
         let ranges = self.resource("", "LimitRange")?;
@@ -400,7 +416,24 @@ impl App {
         Ok(())
     }
 
-    /// The validating half, on a create: 403 with the first LimitRange's objections.
+    /// The mutating half, on an update LimitRanger sees ([`on_update`]): a resized pod's
+    /// container defaults. Returns whether anything changed.
+    pub(crate) async fn limit_ranger_update_defaults(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        object: &mut Value,
+    ) -> Result<bool, ApiError> {
+        if !(rt.group.is_empty() && rt.kind == "Pod") {
+            return Ok(false);
+        }
+        let before = object.clone();
+        self.limit_ranger_defaults(rt, ns, object, true).await?;
+        Ok(*object != before)
+    }
+
+    /// The validating half, on a create or an update LimitRanger sees: 403 with the first
+    /// LimitRange's objections.
     pub(crate) async fn limit_ranger_validate(
         &self,
         rt: &ResourceType,

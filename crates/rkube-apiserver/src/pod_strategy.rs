@@ -1,6 +1,7 @@
 //! What upstream's pod create strategy adds to a new pod after its writer's fields are
 //! recorded: the PodScheduled condition of a gated pod, and the selectors of its pod
-//! (anti-)affinity terms widened by their `matchLabelKeys` / `mismatchLabelKeys`.
+//! (anti-)affinity terms widened by their `matchLabelKeys` / `mismatchLabelKeys`; and what
+//! a resize (`pods/resize`) may change.
 
 use serde_json::{Map, Value, json};
 
@@ -108,6 +109,39 @@ fn merge_term(term: &mut Value, labels: &Map<String, Value>) {
             }
         }
     }
+}
+
+/// A resize keeps the stored pod and takes from the request only its containers' (and init
+/// containers') resources and resize policies, matched by position and name (upstream's
+/// `dropNonResizeUpdates`), and its resource version.
+pub(crate) fn resize_update(new: Value, old: &Value) -> Value {
+    let mut merged = old.clone();
+    for list in ["containers", "initContainers"] {
+        let Some(requested) = new["spec"][list].as_array() else {
+            continue;
+        };
+        let Some(kept) = merged["spec"][list].as_array_mut() else {
+            continue;
+        };
+        for (container, asked) in kept.iter_mut().zip(requested) {
+            if container["name"] != asked["name"] {
+                continue;
+            }
+            let Some(container) = container.as_object_mut() else {
+                continue;
+            };
+            for field in ["resources", "resizePolicy"] {
+                match asked.get(field) {
+                    Some(value) => container.insert(field.to_owned(), value.clone()),
+                    None => container.remove(field),
+                };
+            }
+        }
+    }
+    if let Some(rv) = new["metadata"].get("resourceVersion") {
+        merged["metadata"]["resourceVersion"] = rv.clone();
+    }
+    merged
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub(crate) fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>
 }
 
 /// Checks that the body's apiVersion and kind agree with the URL, filling them if absent.
-fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
+pub(crate) fn check_type(object: &mut Value, rt: &ResourceType) -> Result<(), ApiError> {
     let want_version = rt.api_version();
     if !object.is_object() {
         return Err(ApiError::bad_request(
@@ -283,6 +283,8 @@ fn prepare_for_update(
         let mut merged = old.clone();
         merged["spec"]["ephemeralContainers"] = added;
         merged
+    } else if subresource == Some("resize") {
+        crate::pod_strategy::resize_update(new, old)
     } else if subresource == Some("status") {
         crate::status_strategy::status_update(rt, new, old)
     } else {
@@ -334,6 +336,22 @@ fn prepare_for_update(
         meta.insert("generation".into(), json!(generation));
     }
     Ok(result)
+}
+
+/// The old object an update is validated against. A resize may change what a pod's own
+/// update may not (its containers' resources), so it is validated against the stored pod
+/// with the requested resources: the rest of the pod is unchanged, and the new resources
+/// still go through the pod's own checks.
+fn validation_base<'a>(
+    subresource: Option<&str>,
+    new: &Value,
+    current: &'a Value,
+) -> std::borrow::Cow<'a, Value> {
+    if subresource == Some("resize") {
+        std::borrow::Cow::Owned(crate::pod_strategy::resize_update(new.clone(), current))
+    } else {
+        std::borrow::Cow::Borrowed(current)
+    }
 }
 
 /// Records a write in `metadata.managedFields` (operation Update) for `manager`.
@@ -658,6 +676,8 @@ impl App {
         self.validate_by_webhooks(&webhook_attributes, Some(&object), None)
             .await?;
         if dry_run(query)? {
+            // Upstream's dry run fills in addresses and ports that are free, claiming none.
+            self.allocate(rt, &mut object, true).await?;
             return Ok(Created::DryRun(object));
         }
         if self.terminating_definition(rt) {
@@ -666,7 +686,7 @@ impl App {
             ));
         }
         self.charge_quota(rt, ns, &name, &object).await?;
-        self.allocate(rt, &mut object).await?;
+        self.allocate(rt, &mut object, false).await?;
         // A generated name that is taken is generated again, as upstream's
         // RetryGenerateName does (up to eight attempts in all).
         let generated = name != admitted_as;
@@ -980,7 +1000,8 @@ impl App {
                     rkube_api::defaults::scheme_defaults(rt.group, rt.kind, &mut new);
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
                 }
-                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
+                let base = validation_base(subresource, &new, &current);
+                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
                 Ok::<_, ApiError>(new)
             })();
             let mut new = match prepared {
@@ -1001,11 +1022,18 @@ impl App {
                 operation: Operation::Update,
                 dry_run: dry,
             };
+            let limited = crate::limitranger::on_update(rt, subresource);
+            let defaulted = limited && self.limit_ranger_update_defaults(rt, ns, &mut new).await?;
             if self
                 .mutate_by_webhooks(&webhook_attributes, Some(&mut new), Some(&current))
                 .await?
+                || defaulted
             {
-                self.admit(rt, &mut new, Some(&current), manager.is_some())?;
+                let base = validation_base(subresource, &new, &current);
+                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
+            }
+            if limited {
+                self.limit_ranger_validate(rt, ns, name, &new).await?;
             }
             self.validate_by_webhooks(&webhook_attributes, Some(&new), Some(&current))
                 .await?;
@@ -1014,9 +1042,14 @@ impl App {
                     // A no-op against a copy that may be stale proves nothing: ask the store.
                     continue;
                 }
-                return Ok((200, if dry { new } else { current }));
+                if dry {
+                    // What the update would get, claiming nothing.
+                    self.allocate_update(rt, &mut new, &current, true).await?;
+                    return Ok((200, new));
+                }
+                return Ok((200, current));
             }
-            let claims = match self.allocate_update(rt, &mut new, &current).await {
+            let claims = match self.allocate_update(rt, &mut new, &current, false).await {
                 Ok(claims) => claims,
                 Err(_) if cached => continue,
                 Err(err) => return Err(err),

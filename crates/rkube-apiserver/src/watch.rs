@@ -80,6 +80,7 @@ impl LineMemo {
 impl Encoder {
     fn line(&self, kind: &str, object: Value) -> Bytes {
         if self.accept == Accept::Protobuf {
+            let object = self.served(kind, object);
             // Length-prefixed metav1.WatchEvent frames, as upstream's protobuf stream
             // serializer writes them; an object without a protobuf form becomes an error.
             return match rkube_proto::encode_watch_event(kind, &object) {
@@ -96,10 +97,12 @@ impl Encoder {
         }
         let object = match self.accept {
             Accept::Table if kind != "BOOKMARK" && kind != "ERROR" => {
-                crate::tables::table_value(self.rt, object, &self.query)
+                // Rows are computed from the stored form, whatever version is watched.
+                let stored = rkube_api::registry::all().storage_of(self.rt);
+                crate::tables::table_value(stored, object, &self.query)
             }
             Accept::Metadata if kind != "ERROR" => crate::tables::metadata_value(object),
-            _ => object,
+            _ => self.served(kind, object),
         };
         let mut line =
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
@@ -107,10 +110,21 @@ impl Encoder {
         Bytes::from(line)
     }
 
+    /// An event's object in the version watched: a stored object is converted when that
+    /// version is served from another one's storage (an error event is left as it is).
+    fn served(&self, kind: &str, object: Value) -> Value {
+        match self.rt.conversion {
+            Some(conversion) if kind != "ERROR" && kind != "BOOKMARK" => {
+                (conversion.from_storage)(object).unwrap_or_else(|err| crate::status::status(&err))
+            }
+            _ => object,
+        }
+    }
+
     /// The event line of a cached object, stamped with `revision`: plain JSON is spliced
     /// from the stored bytes, other formats go through the parsed object.
     fn cached_line(&self, kind: &str, object: &CachedObject, revision: i64) -> Option<Bytes> {
-        if self.accept == Accept::Json {
+        if self.accept == Accept::Json && self.rt.conversion.is_none() {
             let mut line = Vec::with_capacity(object.value.len() + 64);
             line.extend_from_slice(b"{\"type\":\"");
             line.extend_from_slice(kind.as_bytes());
@@ -526,7 +540,8 @@ fn translate(
     bookmarks: bool,
 ) -> Option<Bytes> {
     let decode = |kv: &rkube_store::KeyValue| objects::decode(kv).ok();
-    if filter.is_empty() && encoder.accept == Accept::Json {
+    // Lines are shared between watchers of the stored form only.
+    if filter.is_empty() && encoder.accept == Accept::Json && encoder.rt.conversion.is_none() {
         return match event {
             WatchEvent::Progress { revision } => {
                 bookmarks.then(|| encoder.bookmark(revision, false))

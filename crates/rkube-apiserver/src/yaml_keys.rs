@@ -4,8 +4,8 @@
 //! The YAML parser does not tell a visitor where a key is, so two passes are made: the
 //! parser's own reading of the text says which keys some mapping repeats (nothing else is
 //! ever reported), and a scan of the text's block mappings — indentation, sequence dashes,
-//! block and multi-line scalars skipped — finds the lines of those repeats. A key repeated
-//! inside a flow mapping (`{a: 1, a: 2}`) has no line from the scan and is not reported.
+//! block and multi-line scalars skipped, flow collections (`{a: 1, b: [x]}`, JSON text)
+//! read key by key — finds the lines of those repeats.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
@@ -105,8 +105,124 @@ enum Skip {
     Block(usize),
     /// A quoted scalar still open.
     Quoted(char),
-    /// A flow collection still open, and how deep.
-    Flow(usize),
+    /// A flow collection still open.
+    Flow(Flow),
+}
+
+/// One open flow collection of a flow collection being read.
+struct Frame {
+    /// A mapping's keys so far; `None` for a sequence.
+    keys: Option<HashSet<String>>,
+    /// Whether a mapping's next scalar is a key.
+    expect_key: bool,
+}
+
+/// A flow collection being read, possibly over several lines: the collections open, and the
+/// scalar being read (its text, the line it started on, the quote it is in, whether it was
+/// quoted).
+#[derive(Default)]
+struct Flow {
+    stack: Vec<Frame>,
+    token: String,
+    token_line: usize,
+    quote: Option<char>,
+    quoted: bool,
+}
+
+impl Flow {
+    fn start_token(&mut self, line: usize) {
+        self.token.clear();
+        self.token_line = line;
+        self.quoted = false;
+    }
+
+    /// Reads `text`, line `line` of the document, recording the keys a mapping repeats;
+    /// true once every collection opened is closed.
+    fn feed(&mut self, text: &str, line: usize, found: &mut Vec<(usize, String)>) -> bool {
+        let mut chars = text.chars().peekable();
+        let mut after_space = true;
+        while let Some(c) = chars.next() {
+            if let Some(quote) = self.quote {
+                if quote == '"' && c == '\\' {
+                    if let Some(escaped) = chars.next() {
+                        self.token.push(escaped);
+                    }
+                } else if c == quote {
+                    if quote == '\'' && chars.peek() == Some(&'\'') {
+                        chars.next();
+                        self.token.push('\'');
+                    } else {
+                        self.quote = None;
+                        self.quoted = true;
+                    }
+                } else {
+                    self.token.push(c);
+                }
+                continue;
+            }
+            match c {
+                '"' | '\'' if self.token.trim().is_empty() => {
+                    self.start_token(line);
+                    self.quote = Some(c);
+                }
+                '{' | '[' => {
+                    self.stack.push(Frame {
+                        keys: (c == '{').then(HashSet::new),
+                        expect_key: c == '{',
+                    });
+                    self.start_token(line);
+                }
+                '}' | ']' => {
+                    self.stack.pop();
+                    self.start_token(line);
+                    if self.stack.is_empty() {
+                        return true;
+                    }
+                }
+                ',' => {
+                    if let Some(frame) = self.stack.last_mut() {
+                        frame.expect_key = frame.keys.is_some();
+                    }
+                    self.start_token(line);
+                }
+                // A colon ends a key when a space, the line's end or a flow indicator
+                // follows it, or straight after a quoted key (JSON's `"a":1`).
+                ':' if self.quoted
+                    || matches!(chars.peek(), None | Some(' ' | '\t' | ',' | '}' | ']')) =>
+                {
+                    if let Some(frame) = self.stack.last_mut()
+                        && frame.expect_key
+                    {
+                        let key = self.token.trim().to_owned();
+                        if let Some(keys) = &mut frame.keys
+                            && !keys.insert(key.clone())
+                        {
+                            found.push((self.token_line, key));
+                        }
+                        frame.expect_key = false;
+                    }
+                    self.start_token(line);
+                }
+                '#' if after_space => break,
+                ' ' | '\t' if self.token.is_empty() => {}
+                c => {
+                    if self.token.is_empty() {
+                        self.token_line = line;
+                    }
+                    self.token.push(c);
+                }
+            }
+            after_space = c == ' ' || c == '\t';
+        }
+        self.stack.is_empty()
+    }
+
+    /// Starts reading a flow collection at the start of `text`; `None` once it is closed on
+    /// this line.
+    fn open(text: &str, line: usize, found: &mut Vec<(usize, String)>) -> Option<Flow> {
+        let mut flow = Flow::default();
+        (!flow.feed(text, line, found)).then_some(flow)
+    }
 }
 
 /// The (1-based line, key) of every key a block mapping repeats, in text order.
@@ -115,6 +231,12 @@ fn scan(text: &str) -> Vec<(usize, String)> {
     let mut scopes: Vec<Scope> = Vec::new();
     let mut skip: Option<Skip> = None;
     for (n, line) in text.lines().enumerate() {
+        if let Some(Skip::Flow(flow)) = &mut skip {
+            if flow.feed(line, n + 1, &mut found) {
+                skip = None;
+            }
+            continue;
+        }
         let indent = line.len() - line.trim_start_matches(' ').len();
         let rest = &line[indent..];
         match skip {
@@ -123,11 +245,6 @@ fn scan(text: &str) -> Vec<(usize, String)> {
                 if closes_quote(line, quote) {
                     skip = None;
                 }
-                continue;
-            }
-            Some(Skip::Flow(depth)) => {
-                let depth = flow_depth(line, depth);
-                skip = (depth > 0).then_some(Skip::Flow(depth));
                 continue;
             }
             _ => skip = None,
@@ -152,6 +269,10 @@ fn scan(text: &str) -> Vec<(usize, String)> {
                 keys: HashSet::new(),
             });
         }
+        if rest.starts_with(['{', '[']) {
+            skip = Flow::open(rest, n + 1, &mut found).map(Skip::Flow);
+            continue;
+        }
         let Some((key, value)) = split_key(rest) else {
             continue;
         };
@@ -173,10 +294,7 @@ fn scan(text: &str) -> Vec<(usize, String)> {
             Some(quote @ ('"' | '\'')) if !closes_quote(&value[1..], quote) => {
                 Some(Skip::Quoted(quote))
             }
-            Some('[' | '{') => {
-                let depth = flow_depth(value, 0);
-                (depth > 0).then_some(Skip::Flow(depth))
-            }
+            Some('[' | '{') => Flow::open(value, n + 1, &mut found).map(Skip::Flow),
             _ => None,
         };
     }
@@ -245,28 +363,6 @@ fn closes_quote(text: &str, quote: char) -> bool {
     false
 }
 
-/// The nesting depth of flow collections after `text`, starting from `depth` (quotes
-/// respected).
-fn flow_depth(text: &str, mut depth: usize) -> usize {
-    let mut quote = None;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('"'), '\\') => {
-                chars.next();
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '[' | '{') => depth += 1,
-            (None, ']' | '}') => depth = depth.saturating_sub(1),
-            (None, '#') if depth == 0 => break,
-            _ => {}
-        }
-    }
-    depth
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +400,31 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn keys_repeated_in_flow_mappings_and_json_text_are_reported() {
+        assert_eq!(
+            duplicate_keys(
+                b"metadata:\n  labels: {a: 1, b: 2,\n    a: 3}\nspec: {x: [1, {y: 1, y: 2}]}\n"
+            ),
+            [
+                "line 3: key \"a\" already set in map",
+                "line 4: key \"y\" already set in map",
+            ]
+        );
+        assert_eq!(
+            duplicate_keys(br#"{"metadata":{"name":"a","name":"b"},"data":{"k":"x: y","k2":"{"}}"#),
+            ["line 1: key \"name\" already set in map"]
+        );
+        assert_eq!(
+            duplicate_keys(b"- {a: 1, a: 2}\n- {a: 1}\n"),
+            ["line 1: key \"a\" already set in map"]
+        );
+        assert_eq!(
+            duplicate_keys(b"u: {a: http://x, b: 'it''s: a'}\n"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

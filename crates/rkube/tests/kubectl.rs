@@ -1368,3 +1368,81 @@ fn kubectl_1_33_manages_custom_resources() {
 fn kubectl_1_32_manages_custom_resources() {
     custom_resource_workflow(&Cluster::start("1.32", None));
 }
+
+const HPA_V1: &str = "apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata:
+  name: web
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: web
+  minReplicas: 1
+  maxReplicas: 4
+  targetCPUUtilizationPercentage: 60
+";
+
+/// HorizontalPodAutoscalers through `kubectl autoscale` and autoscaling/v1 manifests, read
+/// back in both versions.
+fn autoscaler_workflow(c: &Cluster) {
+    c.ok(&["create", "deployment", "web", "--image=busybox"]);
+    assert!(
+        c.ok(&["api-resources", "--api-group=autoscaling"])
+            .contains("autoscaling/v2")
+    );
+    c.ok(&[
+        "autoscale",
+        "deployment",
+        "web",
+        "--name=auto",
+        "--cpu-percent=50",
+        "--min=1",
+        "--max=3",
+    ]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "auto",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.targetCPUUtilizationPercentage}",
+        ]),
+        "autoscaling/v1 50"
+    );
+    let manifest = c.write("hpa.yaml", HPA_V1);
+    assert!(
+        c.ok(&["apply", "-f", &manifest])
+            .contains("horizontalpodautoscaler.autoscaling/web created")
+    );
+    let changed = c.write("hpa2.yaml", &HPA_V1.replace(": 60", ": 70"));
+    assert!(
+        c.ok(&["apply", "-f", &changed])
+            .contains("horizontalpodautoscaler.autoscaling/web configured")
+    );
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "hpa",
+            "web",
+            "-o",
+            "jsonpath={.apiVersion} {.spec.metrics[0].resource.target.averageUtilization}",
+        ]),
+        "autoscaling/v2 70"
+    );
+    let table = c.ok(&["get", "horizontalpodautoscalers.v1.autoscaling"]);
+    assert!(
+        table.contains("Deployment/web") && table.contains("auto") && table.contains("web"),
+        "{table}"
+    );
+}
+
+#[test]
+fn kubectl_1_33_manages_autoscalers_in_both_versions() {
+    autoscaler_workflow(&Cluster::start("1.33", None));
+}
+
+#[test]
+fn kubectl_1_32_manages_autoscalers_in_both_versions() {
+    autoscaler_workflow(&Cluster::start("1.32", None));
+}

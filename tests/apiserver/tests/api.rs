@@ -396,6 +396,75 @@ async fn services_get_unique_cluster_ips_and_node_ports() {
 }
 
 #[tokio::test]
+async fn dry_run_services_are_given_free_addresses_and_ports_without_claiming_them() {
+    let t = start().await;
+    let services: Api<Service> = Api::namespaced(t.client.clone(), "default");
+    let svc = |name: &str, spec: serde_json::Value| -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    // Filled in as a real create would be.
+    let auto = services
+        .create(
+            &dry,
+            &svc("auto", json!({"type": "NodePort", "ports": [{"port": 80}]})),
+        )
+        .await
+        .unwrap();
+    let spec = auto.spec.unwrap();
+    assert!(spec.cluster_ip.unwrap().starts_with("10.43."));
+    assert!((30000..=32767).contains(&spec.ports.unwrap()[0].node_port.unwrap()));
+    // Asked-for ones are checked and given, and stay free for a real create.
+    let wanted = json!({"type": "NodePort", "clusterIP": "10.43.0.50",
+        "ports": [{"port": 80, "nodePort": 30050}]});
+    let answered = services
+        .create(&dry, &svc("a", wanted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        answered.spec.unwrap().cluster_ip.as_deref(),
+        Some("10.43.0.50")
+    );
+    assert!(services.get_opt("a").await.unwrap().is_none());
+    services
+        .create(&PostParams::default(), &svc("a", wanted.clone()))
+        .await
+        .unwrap();
+    // Taken now: a dry run says so as a real create would.
+    let err = api_error(services.create(&dry, &svc("b", wanted)).await.unwrap_err());
+    assert_eq!(err.code, 422);
+    // A dry-run update to NodePort gets a port it does not keep.
+    let plain = services
+        .create(
+            &PostParams::default(),
+            &svc("plain", json!({"ports": [{"port": 80}]})),
+        )
+        .await
+        .unwrap();
+    let mut changed = plain.clone();
+    changed.spec.as_mut().unwrap().type_ = Some("NodePort".into());
+    changed.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(30051);
+    let updated = services.replace("plain", &dry, &changed).await.unwrap();
+    assert_eq!(
+        updated.spec.unwrap().ports.unwrap()[0].node_port,
+        Some(30051)
+    );
+    services
+        .create(
+            &PostParams::default(),
+            &svc(
+                "c",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30051}]}),
+            ),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn discovery_finds_every_group_the_server_serves() {
     let t = start().await;
     let discovery = kube::discovery::Discovery::new(t.client.clone())

@@ -217,3 +217,114 @@ async fn yaml_duplicates_are_reported_by_line_before_the_unknown_fields() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(warnings, YAML_FINDINGS);
 }
+
+#[tokio::test]
+async fn patches_that_repeat_fields_are_refused_or_warned_as_upstream() {
+    let t = start().await;
+    let uri = "/api/v1/namespaces/default/configmaps";
+    let (status, _, _) = send(
+        &t.client,
+        "POST",
+        uri,
+        "application/json",
+        r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"k":"v"}}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let one = format!("{uri}/c");
+    let strict = format!("{one}?fieldValidation=Strict");
+    let warn = format!("{one}?fieldValidation=Warn");
+
+    // Merge patch: the repeated member, on `patch`, with the patched object as the value.
+    let merge = r#"{"data":{"a":"1","a":"2"}}"#;
+    let (status, _, body) = send(
+        &t.client,
+        "PATCH",
+        &strict,
+        "application/merge-patch+json",
+        merge.into(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let cause = &body["details"]["causes"][0];
+    assert_eq!(cause["field"], "patch");
+    assert!(
+        cause["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("strict decoding error: duplicate field \"data.a\""),
+        "{body}"
+    );
+    // Strategic merge patch: the value is the patch as Go prints a map.
+    let (status, _, body) = send(
+        &t.client,
+        "PATCH",
+        &strict,
+        "application/strategic-merge-patch+json",
+        merge.into(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["message"],
+        " \"\" is invalid: patch: Invalid value: \"map[data:map[a:2]]\": strict decoding error: \
+         duplicate field \"data.a\""
+    );
+    // JSON patch: the operation's repeated member, prefixed.
+    let json_patch = r#"[{"op":"add","op":"add","path":"/data/b","value":"x"}]"#;
+    let (status, _, body) = send(
+        &t.client,
+        "PATCH",
+        &strict,
+        "application/json-patch+json",
+        json_patch.into(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("strict decoding error: json patch duplicate field \"[0].op\""),
+        "{body}"
+    );
+    // Warn: applied, last member winning, with one warning per repeat.
+    let (status, warnings, body) = send(
+        &t.client,
+        "PATCH",
+        &warn,
+        "application/merge-patch+json",
+        merge.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["a"], "2");
+    assert_eq!(warnings, ["duplicate field \"data.a\""]);
+    // Server-side apply: the configuration's repeated keys, as YAML decoding words them.
+    let apply = format!("{one}?fieldManager=tester&fieldValidation=Strict");
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata: {x: '1', x: '2'}\n";
+    let (status, _, body) = send(
+        &t.client,
+        "PATCH",
+        &apply,
+        "application/apply-patch+yaml",
+        config.into(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["message"],
+        "error strict decoding patch: error converting YAML to JSON: yaml: unmarshal errors:\n  \
+         line 5: key \"x\" already set in map"
+    );
+    // Without a repeat, nothing is said.
+    let (status, warnings, _) = send(
+        &t.client,
+        "PATCH",
+        &warn,
+        "application/merge-patch+json",
+        r#"{"data":{"z":"1"}}"#.into(),
+    )
+    .await;
+    assert_eq!((status, warnings.len()), (200, 0));
+}

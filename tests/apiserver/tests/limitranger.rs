@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use k8s_openapi::api::core::v1::{LimitRange, PersistentVolumeClaim, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use rkube_apiserver_tests::{api_error, start};
 use serde_json::{Value, json};
 
@@ -109,5 +109,91 @@ async fn new_pods_get_the_namespaces_defaults_and_are_held_to_its_limits() {
         status.message,
         "persistentvolumeclaims \"data\" is forbidden: maximum storage usage per \
          PersistentVolumeClaim is 2Gi, but request is 5Gi."
+    );
+}
+
+#[tokio::test]
+async fn updates_of_claims_and_pod_resizes_are_held_to_the_ranges_but_pod_updates_are_not() {
+    let t = start().await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(t.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
+    claims
+        .create(
+            &PostParams::default(),
+            &from(json!({"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}}}})),
+        )
+        .await
+        .unwrap();
+    pods.create(
+        &PostParams::default(),
+        &from(
+            json!({"metadata": {"name": "app"}, "spec": {"containers": [{
+            "name": "web", "image": "i",
+            "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": "400m"}}}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    // A range that the existing claim and pod already break.
+    let ranges: Api<LimitRange> = Api::namespaced(t.client.clone(), "default");
+    ranges
+        .create(
+            &PostParams::default(),
+            &from(json!({"metadata": {"name": "limits"}, "spec": {"limits": [
+                {"type": "Container", "max": {"cpu": "300m"}},
+                {"type": "PersistentVolumeClaim", "min": {"storage": "2Gi"}},
+            ]}})),
+        )
+        .await
+        .unwrap();
+    let label = json!({"metadata": {"labels": {"touched": "yes"}}});
+    let params = PatchParams::default();
+    // Any update of a claim is checked, as upstream's LimitRanger does.
+    let status = api_error(
+        claims
+            .patch("data", &params, &Patch::Merge(&label))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status.code, 403);
+    assert_eq!(
+        status.message,
+        "persistentvolumeclaims \"data\" is forbidden: minimum storage usage per \
+         PersistentVolumeClaim is 2Gi, but request is 1Gi."
+    );
+    // A pod's own update cannot change its containers and is not checked.
+    pods.patch("app", &params, &Patch::Merge(&label))
+        .await
+        .unwrap();
+    // Its resize is.
+    let resize = |cpu: &str| {
+        json!({"spec": {"containers": [{"name": "web",
+            "resources": {"requests": {"cpu": "200m"}, "limits": {"cpu": cpu}}}]}})
+    };
+    let status = api_error(
+        pods.patch_subresource("resize", "app", &params, &Patch::Strategic(&resize("600m")))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(status.code, 403, "{}", status.message);
+    assert_eq!(
+        status.message,
+        "pods \"app\" is forbidden: maximum cpu usage per Container is 300m, but limit is 600m."
+    );
+    let resized = pods
+        .patch_subresource("resize", "app", &params, &Patch::Strategic(&resize("250m")))
+        .await
+        .unwrap();
+    let resources = serde_json::to_value(&resized.spec.unwrap().containers[0].resources).unwrap();
+    assert_eq!(
+        resources,
+        json!({"requests": {"cpu": "200m"}, "limits": {"cpu": "250m"}})
+    );
+    assert_eq!(
+        resized.metadata.labels.unwrap()["touched"],
+        "yes",
+        "a resize keeps the rest of the pod"
     );
 }

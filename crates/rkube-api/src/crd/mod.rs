@@ -231,6 +231,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 schema,
                 schema_name,
                 custom: Some(Arc::new(custom)),
+                conversion: None,
             }
         })
         .collect()

@@ -11,6 +11,11 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// `SetDefaults_HorizontalPodAutoscaler` (autoscaling/v2): one replica at least, 80% CPU
 /// when no metric is given, and every unset scaling rule filled when `behavior` is given.
 pub(super) fn horizontal_pod_autoscaler(obj: &mut Map<String, Value>) {
+    // A v2 object never keeps what only v1 objects carry in annotations (upstream's v2
+    // decoding drops them); v1 writes have turned theirs into fields already.
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        crate::convert::hpa::drop_round_trip_annotations(meta);
+    }
     let Some(spec) = child_or_insert(obj, "spec") else {
         return;
     };
