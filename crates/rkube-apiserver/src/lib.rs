@@ -10,6 +10,7 @@ mod cache;
 pub mod certs;
 mod componentstatus;
 mod crd;
+mod crd_rules;
 mod csr;
 mod decode;
 mod delete;

@@ -90,7 +90,11 @@ impl Environment {
                 .unwrap_or("");
             let line = before.matches('\n').count() + 1;
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!("ERROR: <input>:{line}:{column}")
+            let snippet = source.lines().nth(line - 1).unwrap_or("");
+            (
+                format!("ERROR: <input>:{line}:{column}"),
+                format!("\n | {snippet}\n | {}^", ".".repeat(column - 1)),
+            )
         };
         match &expr.expr {
             Expr::Ident(name) => {
@@ -98,9 +102,9 @@ impl Environment {
                     && !self.variables.iter().any(|v| v == name)
                     && !is_type_name(name)
                 {
+                    let (at, snippet) = position(expr.id);
                     problems.push(format!(
-                        "{}: undeclared reference to '{name}' (in container '')",
-                        position(expr.id)
+                        "{at}: undeclared reference to '{name}' (in container ''){snippet}"
                     ));
                 }
             }
@@ -122,9 +126,9 @@ impl Environment {
                 };
                 if !known {
                     let name = namespaced.as_deref().unwrap_or(&call.func_name);
+                    let (at, snippet) = position(expr.id);
                     problems.push(format!(
-                        "{}: undeclared reference to '{name}' (in container '')",
-                        position(expr.id)
+                        "{at}: undeclared reference to '{name}' (in container ''){snippet}"
                     ));
                 }
                 if namespaced.is_none()
@@ -220,6 +224,12 @@ impl Program {
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Whether the expression names the variable `name` (a CRD rule naming `oldSelf` is a
+    /// transition rule).
+    pub fn references(&self, name: &str) -> bool {
+        self.program.references().has_variable(name)
     }
 
     /// Evaluates the expression with `variables` bound, refusing it when its estimated

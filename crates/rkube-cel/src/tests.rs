@@ -183,7 +183,7 @@ fn an_undeclared_variable_is_a_compile_error() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "ERROR: <input>:1:11: undeclared reference to 'other' (in container '')"
+        "ERROR: <input>:1:11: undeclared reference to 'other' (in container '')\n | self.a == other\n | ..........^"
     );
 }
 
