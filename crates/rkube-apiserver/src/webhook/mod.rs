@@ -8,8 +8,8 @@
 //! copy of them changes (or from the store when the cache is not serving).
 
 mod client;
-mod conditions;
-mod matching;
+pub(crate) mod conditions;
+pub(crate) mod matching;
 mod validation;
 
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ pub(crate) async fn as_user<T>(user: UserInfo, handle: impl Future<Output = T>) 
     USER.scope(user, handle).await
 }
 
-fn current_user() -> UserInfo {
+pub(crate) fn current_user() -> UserInfo {
     USER.try_with(UserInfo::clone)
         .unwrap_or_else(|_| UserInfo::loopback())
 }
@@ -66,7 +66,7 @@ pub(crate) struct Attributes<'a> {
 }
 
 impl Attributes<'_> {
-    fn target(&self) -> Target<'_> {
+    pub(crate) fn target(&self) -> Target<'_> {
         Target {
             operation: self.operation,
             group: self.rt.group,
