@@ -26,6 +26,7 @@ mod openapi;
 mod openapi_v2;
 mod patch;
 mod pod_strategy;
+mod policy;
 mod priority;
 mod quota;
 pub mod request;

@@ -553,6 +553,8 @@ impl App {
         if matching::exempt(attrs.rt.group, attrs.rt.plural) {
             return check_configuration(attrs, object);
         }
+        // Upstream's ValidatingAdmissionPolicy plugin runs before the webhooks.
+        self.validate_by_policies(attrs, object, old).await?;
         let hooks = self.webhooks(false).await?;
         if hooks.is_empty() {
             return Ok(());
