@@ -10,8 +10,8 @@
 
 use k8s_openapi::api::admissionregistration::v1 as admission;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as ApiLabelSelector;
-use rkube_api::ApiError;
 use rkube_api::selector::LabelSelector;
+use rkube_api::{ApiError, FieldError};
 use rkube_cel::{Environment, Value as Cel, from_json};
 use serde_json::Value;
 
@@ -28,6 +28,34 @@ const VARIABLES: &[&str] = &[
     "namespaceObject",
     "variables",
 ];
+
+/// A policy being written: every expression compiles, as upstream's validation of the
+/// policy requires (`spec.validations[0].expression: Invalid value: "…": compilation
+/// failed: …`).
+pub(crate) fn check_policy(policy: &Value) -> Vec<FieldError> {
+    let env = Environment::new(VARIABLES);
+    let mut errs = Vec::new();
+    for (list, field) in [
+        ("matchConditions", "expression"),
+        ("variables", "expression"),
+        ("validations", "expression"),
+        ("validations", "messageExpression"),
+    ] {
+        let items = policy["spec"][list].as_array().into_iter().flatten();
+        for (i, item) in items.enumerate() {
+            if let Some(expression) = item[field].as_str().filter(|e| !e.trim().is_empty())
+                && let Err(e) = env.compile(expression)
+            {
+                errs.push(FieldError::invalid(
+                    format!("spec.{list}[{i}].{field}"),
+                    expression,
+                    &format!("compilation failed: {e}"),
+                ));
+            }
+        }
+    }
+    errs
+}
 
 /// A failed validation: the status reason (`Invalid` unless the validation names one) and
 /// the message.
@@ -445,5 +473,77 @@ impl App {
             ));
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec(validation: Value) -> admission::ValidatingAdmissionPolicySpec {
+        serde_json::from_value(json!({
+            "variables": [{"name": "limit", "expression": "5"}],
+            "validations": [validation],
+        }))
+        .unwrap()
+    }
+
+    fn inputs(replicas: i64) -> Inputs {
+        Inputs {
+            object: from_json(&json!({"spec": {"replicas": replicas}})),
+            old: Cel::Null,
+            request: from_json(&json!({"operation": "CREATE"})),
+            namespace: Cel::Null,
+        }
+    }
+
+    #[test]
+    fn a_false_validation_is_a_denial_with_the_default_message() {
+        let spec = spec(json!({"expression": "object.spec.replicas <= variables.limit"}));
+        let decisions = evaluate(&spec, &inputs(7), Cel::Null)
+            .ok()
+            .flatten()
+            .unwrap();
+        assert_eq!(
+            decisions,
+            [Decision {
+                reason: "Invalid".into(),
+                message: "failed expression: object.spec.replicas <= variables.limit".into(),
+            }]
+        );
+        let none = evaluate(&spec, &inputs(3), Cel::Null)
+            .ok()
+            .flatten()
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn an_evaluation_error_names_the_expression() {
+        let spec = spec(json!({"expression": "object.spec.missing > 1"}));
+        let Err(Failure(message)) = evaluate(&spec, &inputs(1), Cel::Null) else {
+            panic!("expected a failure");
+        };
+        assert!(
+            message.starts_with("expression 'object.spec.missing > 1' resulted in error: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_policy_whose_expression_does_not_compile_is_refused() {
+        let errs =
+            check_policy(&json!({"spec": {"validations": [{"expression": "object.x == nope"}]}}));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.validations[0].expression");
+        assert!(
+            errs[0].detail.starts_with(
+                "compilation failed: ERROR: <input>:1:13: undeclared reference to 'nope'"
+            ),
+            "{}",
+            errs[0].detail
+        );
     }
 }

@@ -256,3 +256,35 @@ async fn a_policy_reads_its_limit_from_a_configmap_param() {
     }
     panic!("a missing param did not refuse");
 }
+
+#[tokio::test]
+async fn a_policy_whose_expression_does_not_compile_is_refused() {
+    let t = start().await;
+    let bad: DynamicObject = serde_json::from_value(policy(
+        "broken",
+        json!({"expression": "object.spec.replicas <= limit"}),
+        None,
+    ))
+    .unwrap();
+    let err = api(
+        &t.client,
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+    )
+    .create(&PostParams::default(), &bad)
+    .await
+    .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err:?}");
+    };
+    assert_eq!(status.code, 422);
+    assert!(
+        status.message.starts_with(
+            "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"broken\" is invalid: \
+             spec.validations[0].expression: Invalid value: \"object.spec.replicas <= limit\": \
+             compilation failed: ERROR: <input>:1:25: undeclared reference to 'limit'"
+        ),
+        "{}",
+        status.message
+    );
+}

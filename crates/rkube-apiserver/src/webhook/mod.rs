@@ -124,14 +124,18 @@ impl Attributes<'_> {
 /// schema does not express), as its strategy's validation does.
 fn check_configuration(attrs: &Attributes<'_>, object: Option<&Value>) -> Result<(), ApiError> {
     let mutating = match attrs.rt.kind {
-        "MutatingWebhookConfiguration" => true,
-        "ValidatingWebhookConfiguration" => false,
+        "MutatingWebhookConfiguration" => Some(true),
+        "ValidatingWebhookConfiguration" => Some(false),
+        "ValidatingAdmissionPolicy" => None,
         _ => return Ok(()),
     };
     let Some(object) = object.filter(|_| attrs.operation != Operation::Delete) else {
         return Ok(());
     };
-    let causes = validation::check(object, mutating);
+    let causes = match mutating {
+        Some(mutating) => validation::check(object, mutating),
+        None => crate::policy::check_policy(object),
+    };
     if causes.is_empty() {
         return Ok(());
     }
