@@ -5,9 +5,12 @@
 //! Upstream: staging/src/k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel/validation.go
 //! (evaluation and messages) and pkg/apis/apiextensions/validation (compilation).
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use rkube_api::FieldError;
 use rkube_api::error::FieldErrorKind;
-use rkube_cel::{Environment, EvalError, Value as Cel, from_json, optional};
+use rkube_cel::{Environment, EvalError, Program, Value as Cel, from_json, optional};
 use serde_json::Value;
 
 /// The variables every CRD rule may name.
@@ -99,6 +102,7 @@ fn check_schema(schema: &Value, path: &str, errs: &mut Vec<FieldError>) {
 pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut run = Run {
         env: environment(),
+        programs: HashMap::new(),
         errs: Vec::new(),
         stopped: false,
     };
@@ -109,6 +113,9 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Fiel
 /// One evaluation over an object: the errors so far, and whether the cost limit stopped it.
 struct Run {
     env: Environment,
+    /// Each expression compiled once per run (a rule on list items runs once per item);
+    /// `None` for one that does not compile.
+    programs: HashMap<String, Option<Rc<Program>>>,
     errs: Vec<FieldError>,
     stopped: bool,
 }
@@ -127,6 +134,15 @@ fn index(path: &Option<String>, key: &str) -> String {
 }
 
 impl Run {
+    fn program(&mut self, source: &str) -> Option<Rc<Program>> {
+        if let Some(known) = self.programs.get(source) {
+            return known.clone();
+        }
+        let compiled = self.env.compile(source).ok().map(Rc::new);
+        self.programs.insert(source.to_owned(), compiled.clone());
+        compiled
+    }
+
     fn node(&mut self, schema: &Value, value: &Value, old: Option<&Value>, path: Option<String>) {
         if self.stopped {
             return;
@@ -174,7 +190,7 @@ impl Run {
         let here = path.clone().unwrap_or_else(|| "<nil>".to_owned());
         for rule in rules {
             let source = rule.get("rule").and_then(Value::as_str).unwrap_or("");
-            let Ok(program) = self.env.compile(source) else {
+            let Some(program) = self.program(source) else {
                 // Definitions with rules that do not compile are refused when written.
                 continue;
             };
@@ -241,10 +257,10 @@ impl Run {
 
     /// The message of a failed rule: its messageExpression's result when that gives a
     /// non-empty single-line string, else its message, else `failed rule: <rule>`.
-    fn message(&self, rule: &Value, variables: &[(&str, Cel)]) -> String {
+    fn message(&mut self, rule: &Value, variables: &[(&str, Cel)]) -> String {
         let expression = rule.get("messageExpression").and_then(Value::as_str);
         if let Some(expression) = expression.filter(|e| !e.trim().is_empty())
-            && let Ok(program) = self.env.compile(expression)
+            && let Some(program) = self.program(expression)
             && let Ok(Cel::String(s)) = program.evaluate(variables)
             && !s.trim().is_empty()
             && !s.contains('\n')
