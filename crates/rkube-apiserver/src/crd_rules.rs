@@ -425,6 +425,21 @@ mod tests {
     }
 
     #[test]
+    fn optional_old_self_runs_on_create_with_an_absent_old_value() {
+        let schema = json!({"type": "object", "x-kubernetes-validations": [{
+            "rule": "oldSelf.hasValue() ? self.size >= oldSelf.value().size : self.size == 1",
+            "optionalOldSelf": true,
+            "message": "starts at 1 and only grows",
+        }], "properties": {"size": {"type": "integer"}}});
+        assert!(validate(&schema, &json!({"size": 1}), None).is_empty());
+        assert_eq!(
+            messages(&validate(&schema, &json!({"size": 2}), None)),
+            ["<nil>: Invalid value: \"object\": starts at 1 and only grows"]
+        );
+        assert!(validate(&schema, &json!({"size": 3}), Some(&json!({"size": 2}))).is_empty());
+    }
+
+    #[test]
     fn field_path_names_the_field_below_the_rule() {
         assert_eq!(
             field_path(&Some("spec".into()), ".replicas"),
