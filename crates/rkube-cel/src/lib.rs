@@ -38,9 +38,7 @@ pub enum EvalError {
 }
 
 /// The namespaces whose functions are called as `namespace.function(…)`.
-const NAMESPACES: &[&str] = &[
-    "optional", "strings", "lists", "math", "base64", "ip", "format",
-];
+const NAMESPACES: &[&str] = &["optional", "strings", "lists", "sets", "ip"];
 
 /// The variables an expression may name: every Kubernetes CEL environment declares its
 /// own (`self`/`oldSelf` for CRD rules, `object`/`request`/`params`… for policies).

@@ -68,6 +68,19 @@ fn kubernetes_list_library_matches_upstream_examples() {
 }
 
 #[test]
+fn sets_extension_matches_upstream_examples() {
+    for expr in [
+        "sets.contains([1, 2, 3], [2, 3])",
+        "!sets.contains([1], [2])",
+        "sets.equivalent([1, 2, 2], [2, 1])",
+        "sets.intersects([1, 2], [2, 5])",
+        "!sets.intersects([1], [])",
+    ] {
+        assert!(truth(expr), "{expr}");
+    }
+}
+
+#[test]
 fn strings_and_regex_libraries_match_upstream_examples() {
     for expr in [
         "'TacoCat'.lowerAscii() == 'tacocat'",

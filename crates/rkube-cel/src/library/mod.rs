@@ -1,12 +1,13 @@
 //! The Kubernetes CEL libraries, registered on top of the standard library.
 //!
 //! Upstream: staging/src/k8s.io/apiserver/pkg/cel/library (lists, regex, urls, ip, cidr,
-//! quantity) and cel-go's strings extension.
+//! quantity) and cel-go's strings, lists and sets extensions.
 
 mod lists;
 mod net;
 mod quantity;
 mod regexp;
+mod sets;
 mod url;
 
 use cel::ExecutionError;
@@ -25,6 +26,7 @@ pub(crate) fn environment() -> cel::Env {
         .and_then(|()| env.add_extension(cel::extensions::lists))
         .and_then(|()| lists::register(&mut env))
         .and_then(|()| regexp::register(&mut env))
+        .and_then(|()| sets::register(&mut env))
         .and_then(|()| url::register(&mut env))
         .and_then(|()| net::register(&mut env))
         .and_then(|()| quantity::register(&mut env));
@@ -99,6 +101,7 @@ pub(crate) fn is_function(name: &str) -> bool {
     STANDARD.contains(&name)
         || lists::FUNCTIONS.contains(&name)
         || regexp::FUNCTIONS.contains(&name)
+        || sets::FUNCTIONS.contains(&name)
         || url::FUNCTIONS.contains(&name)
         || net::FUNCTIONS.contains(&name)
         || quantity::FUNCTIONS.contains(&name)
