@@ -30,6 +30,7 @@ pub fn admit(
     let mut causes = validation::validate(rt.group, rt.kind, object, old);
     if is_crd {
         causes.extend(rkube_api::crd::definition::validate(object, old));
+        causes.extend(crate::crd_rules::validate_definition(object));
     }
     if causes.is_empty() {
         Ok(())
@@ -53,6 +54,10 @@ fn admit_custom(
     custom.prune_and_default(object);
     let mut causes = validation::validate(rt.group, rt.kind, object, old);
     causes.extend(custom.validate(object));
+    // Rules run on objects the schema accepts: they assume its types.
+    if causes.is_empty() && custom.schema.is_object() {
+        causes.extend(crate::crd_rules::validate(&custom.schema, object, old));
+    }
     if causes.is_empty() {
         Ok(())
     } else {

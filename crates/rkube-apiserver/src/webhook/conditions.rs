@@ -1,14 +1,33 @@
 //! A webhook's `matchConditions`: CEL expressions over `object`, `oldObject` and `request`,
-//! all of which must hold for the webhook to be called. rkube evaluates a subset of CEL —
-//! field selection (`a.b`, `a['b']`), `has(…)`, `==`, `!=`, `!`, `&&`, `||`, parentheses
-//! and string, number, boolean and null literals — which covers selecting on names, labels,
-//! annotations and the operation. Anything else is an evaluation error, which upstream
-//! treats as a failed call (refused under failurePolicy Fail, the webhook skipped under
-//! Ignore).
+//! all of which must hold for the webhook to be called. An expression that fails to compile
+//! or evaluate is an error, which upstream treats as a failed call (refused under
+//! failurePolicy Fail, the webhook skipped under Ignore). `authorizer` is not offered: an
+//! expression naming it does not compile.
 
+use rkube_cel::{Environment, Value as Cel, from_json};
 use serde_json::{Value, json};
 
 use super::Attributes;
+
+/// The variables of a match condition (upstream's `cel.MatchConditions` environment).
+pub(crate) const VARIABLES: &[&str] = &["object", "oldObject", "request"];
+
+/// The `request` variable: the AdmissionRequest's fields a condition may read.
+pub(crate) fn request(attrs: &Attributes<'_>) -> Value {
+    let user = super::current_user();
+    json!({
+        "operation": attrs.operation.as_str(),
+        "name": attrs.name,
+        "namespace": attrs.namespace.unwrap_or(""),
+        "subResource": attrs.subresource.unwrap_or(""),
+        "dryRun": attrs.dry_run,
+        "kind": {"group": attrs.rt.group, "version": attrs.rt.version, "kind": attrs.rt.kind},
+        "resource": {"group": attrs.rt.group, "version": attrs.rt.version, "resource": attrs.rt.plural},
+        "requestKind": {"group": attrs.rt.group, "version": attrs.rt.version, "kind": attrs.rt.kind},
+        "requestResource": {"group": attrs.rt.group, "version": attrs.rt.version, "resource": attrs.rt.plural},
+        "userInfo": {"username": user.name, "uid": user.uid, "groups": user.groups},
+    })
+}
 
 /// Whether every condition holds; an error names the condition that could not be evaluated.
 pub(super) fn all_hold(
@@ -20,311 +39,97 @@ pub(super) fn all_hold(
     if conditions.is_empty() {
         return Ok(true);
     }
-    let request = json!({
-        "operation": attrs.operation.as_str(),
-        "name": attrs.name,
-        "namespace": attrs.namespace.unwrap_or(""),
-        "subResource": attrs.subresource.unwrap_or(""),
-        "dryRun": attrs.dry_run,
-        "kind": {"group": attrs.rt.group, "version": attrs.rt.version, "kind": attrs.rt.kind},
-        "resource": {"group": attrs.rt.group, "version": attrs.rt.version, "resource": attrs.rt.plural},
-    });
-    let vars = Vars {
-        object: object.cloned().unwrap_or(Value::Null),
-        old_object: old.cloned().unwrap_or(Value::Null),
-        request,
-    };
+    let variables = [
+        ("object", object.map_or(Cel::Null, from_json)),
+        ("oldObject", old.map_or(Cel::Null, from_json)),
+        ("request", from_json(&request(attrs))),
+    ];
+    evaluate_all(conditions, &variables)
+}
+
+fn evaluate_all(
+    conditions: &[(String, String)],
+    variables: &[(&str, Cel)],
+) -> Result<bool, String> {
+    let env = Environment::new(VARIABLES);
+    // Upstream evaluates every condition: any false skips the webhook even when another
+    // condition fails to evaluate.
+    let mut failure = None;
     for (name, expression) in conditions {
-        match evaluate(expression, &vars) {
-            Ok(Value::Bool(true)) => {}
-            Ok(Value::Bool(false)) => return Ok(false),
+        let result = env
+            .compile(expression)
+            .map_err(|e| e.to_string())
+            .and_then(|p| p.evaluate(variables).map_err(|e| e.to_string()));
+        match result {
+            Ok(Cel::Bool(true)) => {}
+            Ok(Cel::Bool(false)) => return Ok(false),
             Ok(other) => {
-                return Err(format!(
-                    "failed to evaluate match condition {name:?}: expected a bool, got {other}"
+                failure.get_or_insert(format!(
+                    "failed to evaluate match condition {name:?}: expected a bool, got {}",
+                    rkube_cel::type_name(&other)
                 ));
             }
-            Err(e) => return Err(format!("failed to evaluate match condition {name:?}: {e}")),
-        }
-    }
-    Ok(true)
-}
-
-struct Vars {
-    object: Value,
-    old_object: Value,
-    request: Value,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-enum Token {
-    Ident(String),
-    Literal(Value),
-    Symbol(&'static str),
-}
-
-fn tokenize(text: &str) -> Result<Vec<Token>, String> {
-    let mut tokens = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-        } else if c.is_alphabetic() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
+            Err(e) => {
+                failure.get_or_insert(format!("failed to evaluate match condition {name:?}: {e}"));
             }
-            let word: String = chars[start..i].iter().collect();
-            tokens.push(match word.as_str() {
-                "true" => Token::Literal(Value::Bool(true)),
-                "false" => Token::Literal(Value::Bool(false)),
-                "null" => Token::Literal(Value::Null),
-                _ => Token::Ident(word),
-            });
-        } else if c.is_ascii_digit() {
-            let start = i;
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                i += 1;
-            }
-            let number: String = chars[start..i].iter().collect();
-            let value: f64 = number
-                .parse()
-                .map_err(|_| format!("invalid number {number}"))?;
-            tokens.push(Token::Literal(json!(value)));
-        } else if c == '\'' || c == '"' {
-            let mut s = String::new();
-            i += 1;
-            loop {
-                match chars.get(i) {
-                    None => return Err("unterminated string".to_owned()),
-                    Some('\\') => {
-                        s.push(*chars.get(i + 1).ok_or("unterminated string")?);
-                        i += 2;
-                    }
-                    Some(q) if *q == c => {
-                        i += 1;
-                        break;
-                    }
-                    Some(other) => {
-                        s.push(*other);
-                        i += 1;
-                    }
-                }
-            }
-            tokens.push(Token::Literal(Value::String(s)));
-        } else {
-            let two: String = chars[i..chars.len().min(i + 2)].iter().collect();
-            let symbol = ["==", "!=", "&&", "||"]
-                .into_iter()
-                .find(|s| *s == two)
-                .or_else(|| {
-                    [".", "[", "]", "(", ")", "!"]
-                        .into_iter()
-                        .find(|s| s.starts_with(c))
-                })
-                .ok_or_else(|| format!("unsupported character {c:?}"))?;
-            i += symbol.len();
-            tokens.push(Token::Symbol(symbol));
         }
     }
-    Ok(tokens)
-}
-
-struct Parser<'a> {
-    tokens: Vec<Token>,
-    at: usize,
-    vars: &'a Vars,
-}
-
-/// A selected value, or a field that is not there (an error unless `has()` asks).
-type Selection = Result<Value, String>;
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.at)
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(true),
     }
-
-    fn eat(&mut self, symbol: &str) -> bool {
-        if matches!(self.peek(), Some(Token::Symbol(s)) if *s == symbol) {
-            self.at += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, symbol: &str) -> Result<(), String> {
-        if self.eat(symbol) {
-            Ok(())
-        } else {
-            Err(format!("expected {symbol:?}"))
-        }
-    }
-
-    fn or(&mut self) -> Result<Value, String> {
-        let mut left = self.and()?;
-        while self.eat("||") {
-            let right = self.and()?;
-            left = Value::Bool(truth(&left)? || truth(&right)?);
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<Value, String> {
-        let mut left = self.unary()?;
-        while self.eat("&&") {
-            let right = self.unary()?;
-            left = Value::Bool(truth(&left)? && truth(&right)?);
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> Result<Value, String> {
-        if self.eat("!") {
-            return Ok(Value::Bool(!truth(&self.unary()?)?));
-        }
-        self.comparison()
-    }
-
-    fn comparison(&mut self) -> Result<Value, String> {
-        let left = self.primary()?;
-        let equal = if self.eat("==") {
-            true
-        } else if self.eat("!=") {
-            false
-        } else {
-            return left;
-        };
-        let (left, right) = (left?, self.primary()??);
-        Ok(Value::Bool(same(&left, &right) == equal))
-    }
-
-    /// A primary expression; its `Err` inside `Ok` is a missing field.
-    fn primary(&mut self) -> Result<Selection, String> {
-        if self.eat("(") {
-            let value = self.or()?;
-            self.expect(")")?;
-            return Ok(Ok(value));
-        }
-        match self.peek().cloned() {
-            Some(Token::Literal(value)) => {
-                self.at += 1;
-                Ok(Ok(value))
-            }
-            Some(Token::Ident(name)) if name == "has" => {
-                self.at += 1;
-                self.expect("(")?;
-                let selected = self.path()?;
-                self.expect(")")?;
-                Ok(Ok(Value::Bool(selected.is_ok())))
-            }
-            Some(Token::Ident(_)) => self.path(),
-            other => Err(format!("unexpected {other:?}")),
-        }
-    }
-
-    fn path(&mut self) -> Result<Selection, String> {
-        let Some(Token::Ident(root)) = self.peek().cloned() else {
-            return Err("expected a variable".to_owned());
-        };
-        self.at += 1;
-        let mut current: Selection = match root.as_str() {
-            "object" => Ok(self.vars.object.clone()),
-            "oldObject" => Ok(self.vars.old_object.clone()),
-            "request" => Ok(self.vars.request.clone()),
-            other => return Err(format!("undeclared reference to {other:?}")),
-        };
-        loop {
-            let key = if self.eat(".") {
-                match self.peek().cloned() {
-                    Some(Token::Ident(key)) => {
-                        self.at += 1;
-                        key
-                    }
-                    other => return Err(format!("expected a field name, got {other:?}")),
-                }
-            } else if self.eat("[") {
-                let key = match self.peek().cloned() {
-                    Some(Token::Literal(Value::String(key))) => key,
-                    other => return Err(format!("expected a string key, got {other:?}")),
-                };
-                self.at += 1;
-                self.expect("]")?;
-                key
-            } else {
-                return Ok(current);
-            };
-            current = current.and_then(|v| match v.get(&key) {
-                Some(Value::Null) | None => Err(format!("no such key: {key}")),
-                Some(found) => Ok(found.clone()),
-            });
-        }
-    }
-}
-
-fn truth(value: &Value) -> Result<bool, String> {
-    value
-        .as_bool()
-        .ok_or_else(|| format!("no such overload: {value} is not a bool"))
-}
-
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-fn evaluate(expression: &str, vars: &Vars) -> Result<Value, String> {
-    let mut parser = Parser {
-        tokens: tokenize(expression)?,
-        at: 0,
-        vars,
-    };
-    let value = parser.or()?;
-    if parser.at != parser.tokens.len() {
-        return Err(format!("unsupported expression {expression:?}"));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars() -> Vars {
-        Vars {
-            object: json!({"metadata": {"name": "skip-me", "labels": {"app.kubernetes.io/name": "web"}}}),
-            old_object: Value::Null,
-            request: json!({"operation": "CREATE"}),
-        }
+    fn variables() -> Vec<(&'static str, Cel)> {
+        vec![
+            (
+                "object",
+                from_json(
+                    &json!({"metadata": {"name": "skip-me", "labels": {"app.kubernetes.io/name": "web"}}}),
+                ),
+            ),
+            ("oldObject", Cel::Null),
+            ("request", from_json(&json!({"operation": "CREATE"}))),
+        ]
+    }
+
+    fn holds(expression: &str) -> Result<bool, String> {
+        evaluate_all(&[("c".into(), expression.into())], &variables())
     }
 
     #[test]
     fn conditions_select_on_names_labels_and_operations() {
-        let v = vars();
-        let holds = |e: &str| evaluate(e, &v).unwrap();
-        assert_eq!(holds("object.metadata.name != 'skip-me'"), json!(false));
-        assert_eq!(holds("object.metadata.name == \"skip-me\""), json!(true));
+        assert_eq!(holds("object.metadata.name != 'skip-me'"), Ok(false));
+        assert_eq!(holds("object.metadata.name == \"skip-me\""), Ok(true));
         assert_eq!(
             holds("object.metadata.labels['app.kubernetes.io/name'] == 'web'"),
-            json!(true)
+            Ok(true)
         );
         assert_eq!(
             holds("request.operation == 'CREATE' && !has(object.metadata.annotations)"),
-            json!(true)
+            Ok(true)
         );
-        assert_eq!(holds("has(oldObject.metadata) || true"), json!(true));
-        assert_eq!(holds("(1 == 1.0)"), json!(true));
+        assert_eq!(holds("object.metadata.name.startsWith('s')"), Ok(true));
+        assert_eq!(holds("size(object.metadata.name) > 1"), Ok(true));
     }
 
     #[test]
-    fn what_the_subset_does_not_cover_is_an_error() {
-        let v = vars();
-        assert!(evaluate("object.metadata.missing == 'x'", &v).is_err());
-        assert!(evaluate("object.metadata.name.startsWith('s')", &v).is_err());
-        assert!(evaluate("authorizer.requestResource.check('x').allowed()", &v).is_err());
-        assert!(evaluate("size(object.metadata.name) > 1", &v).is_err());
+    fn a_condition_that_cannot_be_evaluated_is_an_error() {
+        assert!(holds("object.metadata.missing == 'x'").is_err());
+        assert!(holds("authorizer.requestResource.check('x').allowed()").is_err());
+        assert!(holds("object.metadata.name").is_err());
+    }
+
+    #[test]
+    fn a_false_condition_wins_over_an_error() {
+        let conditions = [
+            ("broken".to_owned(), "object.nope == 1".to_owned()),
+            ("no".to_owned(), "false".to_owned()),
+        ];
+        assert_eq!(evaluate_all(&conditions, &variables()), Ok(false));
     }
 }

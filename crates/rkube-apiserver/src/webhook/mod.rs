@@ -8,8 +8,8 @@
 //! copy of them changes (or from the store when the cache is not serving).
 
 mod client;
-mod conditions;
-mod matching;
+pub(crate) mod conditions;
+pub(crate) mod matching;
 mod validation;
 
 use std::sync::{Arc, Mutex};
@@ -35,7 +35,7 @@ pub(crate) async fn as_user<T>(user: UserInfo, handle: impl Future<Output = T>) 
     USER.scope(user, handle).await
 }
 
-fn current_user() -> UserInfo {
+pub(crate) fn current_user() -> UserInfo {
     USER.try_with(UserInfo::clone)
         .unwrap_or_else(|_| UserInfo::loopback())
 }
@@ -66,7 +66,7 @@ pub(crate) struct Attributes<'a> {
 }
 
 impl Attributes<'_> {
-    fn target(&self) -> Target<'_> {
+    pub(crate) fn target(&self) -> Target<'_> {
         Target {
             operation: self.operation,
             group: self.rt.group,
@@ -124,14 +124,18 @@ impl Attributes<'_> {
 /// schema does not express), as its strategy's validation does.
 fn check_configuration(attrs: &Attributes<'_>, object: Option<&Value>) -> Result<(), ApiError> {
     let mutating = match attrs.rt.kind {
-        "MutatingWebhookConfiguration" => true,
-        "ValidatingWebhookConfiguration" => false,
+        "MutatingWebhookConfiguration" => Some(true),
+        "ValidatingWebhookConfiguration" => Some(false),
+        "ValidatingAdmissionPolicy" => None,
         _ => return Ok(()),
     };
     let Some(object) = object.filter(|_| attrs.operation != Operation::Delete) else {
         return Ok(());
     };
-    let causes = validation::check(object, mutating);
+    let causes = match mutating {
+        Some(mutating) => validation::check(object, mutating),
+        None => crate::policy::check_policy(object),
+    };
     if causes.is_empty() {
         return Ok(());
     }
@@ -553,6 +557,8 @@ impl App {
         if matching::exempt(attrs.rt.group, attrs.rt.plural) {
             return check_configuration(attrs, object);
         }
+        // Upstream's ValidatingAdmissionPolicy plugin runs before the webhooks.
+        self.validate_by_policies(attrs, object, old).await?;
         let hooks = self.webhooks(false).await?;
         if hooks.is_empty() {
             return Ok(());
