@@ -310,12 +310,13 @@ impl App {
             *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
             return response;
         }
-        let text: String = self
+        let mut text: String = self
             .config
             .metrics
             .iter()
             .map(MetricsSource::render)
             .collect();
+        text.push_str(&crate::request_metrics::render());
         let mut response = Response::new(full(text));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -324,8 +325,34 @@ impl App {
         response
     }
 
-    /// Handles one request whose body has been read.
+    /// Handles one request whose body has been read, recording it in the request metrics.
     pub async fn handle(
+        self: &Arc<Self>,
+        parts: http::request::Parts,
+        body: Bytes,
+        caller: Caller,
+    ) -> Response<Body> {
+        let started = std::time::Instant::now();
+        let query = Query::parse(parts.uri.query());
+        let info = request::parse(&parts.method, parts.uri.path(), &query);
+        let apply = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/apply-patch"));
+        let dry_run = query.get("dryRun").is_some_and(|d| !d.is_empty());
+        let response = self.handle_request(parts, body, caller).await;
+        crate::request_metrics::record(
+            &info,
+            apply,
+            dry_run,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    async fn handle_request(
         self: &Arc<Self>,
         parts: http::request::Parts,
         body: Bytes,

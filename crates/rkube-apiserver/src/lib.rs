@@ -30,6 +30,7 @@ mod policy;
 mod priority;
 mod quota;
 pub mod request;
+pub mod request_metrics;
 mod rest;
 mod reviews;
 mod runtimeclass;

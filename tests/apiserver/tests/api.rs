@@ -756,3 +756,47 @@ async fn server_side_apply_tracks_owners_and_reports_conflicts() {
         .unwrap();
     assert_eq!(after.data.unwrap_or_default().get("b"), None);
 }
+
+#[tokio::test]
+async fn requests_are_counted_and_timed_on_metrics_in_upstreams_names() {
+    let t = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "counted"}})).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    cms.get("counted").await.unwrap();
+    assert_eq!(api_error(cms.get("missing").await.unwrap_err()).code, 404);
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = t.client.request_text(request).await.unwrap();
+    let labels = |verb: &str, scope: &str| {
+        format!(
+            "component=\"apiserver\",dry_run=\"\",group=\"\",resource=\"configmaps\",scope=\"{scope}\",subresource=\"\",verb=\"{verb}\",version=\"v1\""
+        )
+    };
+    for line in [
+        format!(
+            "apiserver_request_total{{code=\"201\",{}}} 1",
+            labels("POST", "namespace")
+        ),
+        format!(
+            "apiserver_request_total{{code=\"200\",{}}} 1",
+            labels("GET", "resource")
+        ),
+        format!(
+            "apiserver_request_total{{code=\"404\",{}}} 1",
+            labels("GET", "resource")
+        ),
+        format!(
+            "apiserver_request_duration_seconds_count{{{}}} 2",
+            labels("GET", "resource")
+        ),
+        format!(
+            "apiserver_request_duration_seconds_bucket{{{},le=\"+Inf\"}} 1",
+            labels("POST", "namespace")
+        ),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+}
