@@ -141,6 +141,9 @@ impl Drop for Cluster {
     }
 }
 
+/// The eviction thresholds of the tests' nodes.
+const TEST_EVICTION_HARD: &str = "memory.available<100Mi,nodefs.available<3%,nodefs.inodesFree<5%,imagefs.available<3%,imagefs.inodesFree<5%";
+
 fn unique() -> String {
     format!("{:06x}", rand_u32() & 0xff_ffff)
 }
@@ -197,6 +200,11 @@ impl Cluster {
             format!("/rkube-test-{id}"),
             "--registries-config".to_owned(),
             registries.display().to_string(),
+            // The host's disk is shared with everything else it runs: the tests' nodes report
+            // disk pressure only when it is nearly full (upstream's memory and inode
+            // thresholds kept).
+            "--eviction-hard".to_owned(),
+            TEST_EVICTION_HARD.to_owned(),
         ];
         let mut cluster = Self {
             child: None,
@@ -1454,15 +1462,10 @@ spec:
     // The same node, now told that any use of the image filesystem is too much.
     let base = cluster.args.clone();
     cluster.stop();
-    cluster.args.extend(
-        [
-            "--eviction-hard",
-            "imagefs.available<100%",
-            "--minimum-image-ttl-duration",
-            "0s",
-        ]
-        .map(String::from),
-    );
+    cluster.set_arg("--eviction-hard", "imagefs.available<100%");
+    cluster
+        .args
+        .extend(["--minimum-image-ttl-duration", "0s"].map(String::from));
     cluster.run_server();
     let condition = |c: &Cluster, type_: &str| {
         c.jsonpath(
@@ -1544,15 +1547,10 @@ spec:
     // Memory now: BestEffort pods are refused, others admitted and then evicted.
     cluster.stop();
     cluster.args = base;
-    cluster.args.extend(
-        [
-            "--eviction-hard",
-            "memory.available<100%",
-            "--eviction-pressure-transition-period",
-            "0s",
-        ]
-        .map(String::from),
-    );
+    cluster.set_arg("--eviction-hard", "memory.available<100%");
+    cluster
+        .args
+        .extend(["--eviction-pressure-transition-period", "0s"].map(String::from));
     cluster.run_server();
     cluster.eventually("MemoryPressure only", Duration::from_secs(60), || {
         (condition(&cluster, "MemoryPressure") == "KubeletHasInsufficientMemory"
@@ -2006,6 +2004,11 @@ impl Cluster {
         self.args[at + 1].clone()
     }
 
+    fn set_arg(&mut self, flag: &str, value: &str) {
+        let at = self.args.iter().position(|a| a == flag).unwrap();
+        self.args[at + 1] = value.to_owned();
+    }
+
     fn join_agent(&self) -> JoinedAgent {
         let dir = tempfile::tempdir().unwrap();
         let id = unique();
@@ -2028,6 +2031,7 @@ impl Cluster {
             .args(["--cluster-cidr", &self.arg("--cluster-cidr")])
             .args(["--service-cidr", &self.arg("--service-cidr")])
             .args(["--registries-config", &self.arg("--registries-config")])
+            .args(["--eviction-hard", TEST_EVICTION_HARD])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
