@@ -1,6 +1,31 @@
 //! The rkube API server: the Kubernetes REST API over the rkube store, served over HTTPS to
 //! kubectl and every other client, and in-process to components sharing the server's process.
 
+/// The `serde::de::Visitor` methods of a visitor that looks only at the shape of a document
+/// (maps and sequences) and passes over its scalars.
+macro_rules! ignore_scalars {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    };
+}
+
 mod admission;
 mod alloc;
 mod app;

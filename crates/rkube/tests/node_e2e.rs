@@ -39,7 +39,9 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    fn start() -> Self {
+    /// Runs `registry.py serve` with `extra` arguments over a new directory and waits until
+    /// it listens.
+    fn serve(extra: &[&std::ffi::OsStr]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let child = Command::new("python3")
@@ -47,6 +49,7 @@ impl Registry {
             .args(["serve", "--root"])
             .arg(dir.path())
             .args(["--port", &port.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -58,11 +61,15 @@ impl Registry {
             assert!(Instant::now() < deadline, "the registry did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let registry = Self {
+        Self {
             child,
             address,
             _dir: dir,
-        };
+        }
+    }
+
+    fn start() -> Self {
+        let registry = Self::serve(&[]);
         registry.push("rkube-test/busybox:1", 1);
         registry.push("rkube-test/busybox:2", 2);
         registry
@@ -93,31 +100,13 @@ impl Registry {
 
     /// A second registry serving the same images, letting in only `user:password`.
     fn with_password(&self, user_password: &str) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new("python3")
-            .arg(tools().join("registry.py"))
-            .args(["serve", "--root"])
-            .arg(dir.path())
-            .arg("--storage")
-            .arg(self._dir.path().join("storage"))
-            .args(["--port", &port.to_string(), "--htpasswd", user_password])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("start the registry");
-        let address = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Registry {
-            child,
-            address,
-            _dir: dir,
-        }
+        let storage = self._dir.path().join("storage");
+        Self::serve(&[
+            "--storage".as_ref(),
+            storage.as_os_str(),
+            "--htpasswd".as_ref(),
+            user_password.as_ref(),
+        ])
     }
 }
 
