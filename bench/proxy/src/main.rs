@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use rkube_proxy::dataplane::Nft;
+use rkube_proxy::dataplane::{Nft, Recorder};
 use rkube_proxy::model::{Endpoint, Protocol, ServicePort, TrafficPolicy};
 use rkube_proxy::proxier::{Metrics, Proxier};
 use rkube_proxy::rules::RulesConfig;
@@ -150,23 +150,43 @@ fn program(ns: &Netns, count: usize) -> anyhow::Result<Proxier> {
         started.elapsed().as_secs_f64() * 1e3,
         "ms",
     );
+    // The pure part alone: the same syncs against a dataplane that only records the script.
+    let mut planner = Proxier::new(
+        config.clone(),
+        Arc::new(Recorder::default()),
+        Duration::from_secs(3600),
+        Arc::new(Metrics::default()),
+    );
+    planner.sync(&ports, Instant::now())?;
     let mut changes = Vec::new();
     let mut computes = Vec::new();
+    let mut scales = Vec::new();
     for generation in 1..=7u8 {
+        // A rolling update: the same number of endpoints at new addresses.
         let changed = count / 2;
-        let before = rkube_proxy::rules::build(&config, &ports);
         ports[changed] = service(changed, generation);
-        // The pure part alone: the rule set and the difference script.
         let started = Instant::now();
-        let after = rkube_proxy::rules::build(&config, &ports);
-        let _ = rkube_proxy::rules::diff_script(&config, &before, &after);
+        planner.sync(&ports, Instant::now())?;
         computes.push(started.elapsed().as_secs_f64() * 1e3);
         let started = Instant::now();
         proxier.sync(&ports, Instant::now())?;
         changes.push(started.elapsed().as_secs_f64() * 1e3);
     }
+    for round in 0..7usize {
+        // Scaling: one endpoint more or fewer.
+        let changed = count / 3;
+        let mut sp = service(changed, 0);
+        if round % 2 == 0 {
+            sp.endpoints.pop();
+        }
+        ports[changed] = sp;
+        let started = Instant::now();
+        proxier.sync(&ports, Instant::now())?;
+        scales.push(started.elapsed().as_secs_f64() * 1e3);
+    }
     line(&case, "incremental_sync_p50", median(changes), "ms");
     line(&case, "incremental_compute_p50", median(computes), "ms");
+    line(&case, "incremental_scale_sync_p50", median(scales), "ms");
     Ok(proxier)
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -21,6 +22,9 @@ use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_ready;
+
+/// The manager of the nodes' cluster DNS endpoint slices (the agents).
+const DNS_MANAGER: &str = "rkube-agent";
 use crate::events::{EventType, Recorder};
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 
@@ -319,6 +323,9 @@ impl NodeLifecycleController {
         let ready = condition_status(&node, "Ready")
             .unwrap_or("Unknown")
             .to_owned();
+        if previous_ready.as_deref() != Some(ready.as_str()) {
+            self.dns_endpoint_follows(name, ready == "True").await?;
+        }
         if ready != "True" {
             // One event per change away from Ready, as upstream records it.
             if previous_ready.as_deref() == Some("True") || marked_unknown {
@@ -351,6 +358,47 @@ impl NodeLifecycleController {
             entry.ready = Some(ready);
         }
         Ok(Next::After(self.monitor_period))
+    }
+
+    /// The node's own cluster DNS endpoint (the `kube-dns-<node>` EndpointSlice its agent
+    /// publishes) is ready only while the node is, so that queries go to live nodes' servers
+    /// (as upstream's DNS pods on a lost node become not ready with the node's other pods).
+    async fn dns_endpoint_follows(&self, node: &str, ready: bool) -> Result<(), kube::Error> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "kube-system");
+        let Some(mut slice) = api.get_opt(&format!("kube-dns-{node}")).await? else {
+            return Ok(());
+        };
+        let labels = slice.metadata.labels.clone().unwrap_or_default();
+        if labels
+            .get(crate::endpointslice::MANAGED_BY_LABEL)
+            .map(String::as_str)
+            != Some(DNS_MANAGER)
+        {
+            return Ok(());
+        }
+        let mut changed = false;
+        for endpoint in &mut slice.endpoints {
+            let conditions = endpoint.conditions.get_or_insert_with(Default::default);
+            if conditions.ready != Some(ready) || conditions.serving != Some(ready) {
+                conditions.ready = Some(ready);
+                conditions.serving = Some(ready);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(());
+        }
+        match api
+            .replace(
+                slice.metadata.name.as_deref().unwrap_or_default(),
+                &PostParams::default(),
+                &slice,
+            )
+            .await
+        {
+            Err(err) if is_not_found(&err) => Ok(()),
+            other => other.map(drop),
+        }
     }
 
     /// Sets Ready=False on the pods bound to `node` that still claim to be ready.

@@ -2,7 +2,7 @@
 //! difference from the last one applied (the whole table on start, after a failure and
 //! periodically), with stale UDP flows cleared.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,11 +157,150 @@ impl Metrics {
     }
 }
 
+/// Who claims a map key: the claiming ports in order (the first one's element is served).
+type Claims = BTreeMap<(u8, String), BTreeMap<ClaimOrder, (&'static str, String)>>;
+
+/// Ports in the order the rule set is built: Services by namespace and name.
+type ClaimOrder = (String, String, String);
+
+/// What each applied service port contributed, to change one port's part without looking at
+/// the others.
+#[derive(Default)]
+struct Parts {
+    /// Port key to its input and its part.
+    ports: HashMap<String, (ServicePort, Ruleset)>,
+    claims: Claims,
+    /// Set elements with the number of parts that need them.
+    needed: BTreeMap<(&'static str, String), usize>,
+}
+
+impl Parts {
+    fn add(&mut self, sp: &ServicePort, key: String, part: Ruleset) {
+        let order = (sp.namespace.clone(), sp.name.clone(), key.clone());
+        for (map, elements) in &part.maps {
+            for (k, v) in elements {
+                self.claims
+                    .entry((rules::key_space(map), k.clone()))
+                    .or_default()
+                    .insert(order.clone(), (*map, v.clone()));
+            }
+        }
+        for (set, elements) in &part.sets {
+            for e in elements {
+                *self.needed.entry((*set, e.clone())).or_default() += 1;
+            }
+        }
+        self.ports.insert(key, (sp.clone(), part));
+    }
+
+    fn remove(&mut self, key: &str) -> Option<(ServicePort, Ruleset)> {
+        let (sp, part) = self.ports.remove(key)?;
+        let order = (sp.namespace.clone(), sp.name.clone(), key.to_owned());
+        for (map, elements) in &part.maps {
+            for k in elements.keys() {
+                let space = (rules::key_space(map), k.clone());
+                if let Some(claimants) = self.claims.get_mut(&space) {
+                    claimants.remove(&order);
+                    if claimants.is_empty() {
+                        self.claims.remove(&space);
+                    }
+                }
+            }
+        }
+        for (set, elements) in &part.sets {
+            for e in elements {
+                let k = (*set, e.clone());
+                if let Some(n) = self.needed.get_mut(&k) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.needed.remove(&k);
+                    }
+                }
+            }
+        }
+        Some((sp, part))
+    }
+
+    fn from_scratch(config: &RulesConfig, ports: &[ServicePort]) -> (Parts, Ruleset) {
+        let mut parts = Parts::default();
+        let mut blocks = rules::Blocks::new(BTreeMap::new(), BTreeSet::new());
+        let mut ruleset = rules::empty(config);
+        for sp in ports {
+            let part = rules::port_part(config, &mut blocks, sp);
+            parts.add(sp, sp.key(), part);
+        }
+        // The same assembly as `rules::build`: chains, sets and the first claim of each key.
+        for (_, part) in parts.ports.values() {
+            ruleset.chains.extend(part.chains.clone());
+            ruleset.affinity.extend(part.affinity.clone());
+            ruleset.blocks.extend(part.blocks.clone());
+        }
+        for (set, e) in parts.needed.keys() {
+            ruleset.sets.entry(*set).or_default().insert(e.clone());
+        }
+        for ((_, k), claimants) in &parts.claims {
+            if let Some((map, v)) = claimants.values().next() {
+                ruleset
+                    .maps
+                    .entry(*map)
+                    .or_default()
+                    .insert(k.clone(), v.clone());
+            }
+        }
+        (parts, ruleset)
+    }
+}
+
+/// A change to the applied rule set: the affected chains, elements and sets before and after,
+/// as two small rule sets [`rules::diff_script`] turns into a script.
+struct Change {
+    before: Ruleset,
+    after: Ruleset,
+}
+
+impl Change {
+    /// Makes `applied` what it is after the change.
+    fn apply_to(self, applied: &mut Ruleset) {
+        for name in self.before.chains.keys() {
+            applied.chains.remove(name);
+        }
+        applied.chains.extend(self.after.chains);
+        for name in self.before.affinity.keys() {
+            applied.affinity.remove(name);
+        }
+        applied.affinity.extend(self.after.affinity);
+        for name in self.before.blocks.keys() {
+            applied.blocks.remove(name);
+        }
+        applied.blocks.extend(self.after.blocks);
+        for (map, elements) in self.before.maps {
+            if let Some(m) = applied.maps.get_mut(map) {
+                for k in elements.keys() {
+                    m.remove(k);
+                }
+            }
+        }
+        for (map, elements) in self.after.maps {
+            applied.maps.entry(map).or_default().extend(elements);
+        }
+        for (set, elements) in self.before.sets {
+            if let Some(s) = applied.sets.get_mut(set) {
+                for e in &elements {
+                    s.remove(e);
+                }
+            }
+        }
+        for (set, elements) in self.after.sets {
+            applied.sets.entry(set).or_default().extend(elements);
+        }
+    }
+}
+
 /// The sync state: what was last applied.
 pub struct Proxier {
     config: RulesConfig,
     dataplane: Arc<dyn Dataplane>,
-    applied: Option<Ruleset>,
+    applied: Option<(Parts, Ruleset)>,
     udp: UdpServing,
     last_full: Option<Instant>,
     full_every: Duration,
@@ -188,16 +327,26 @@ impl Proxier {
     }
 
     /// Makes the packet filter serve `ports`: the whole table when nothing is known to be
-    /// applied or a periodic resync is due, else only the difference.
+    /// applied or a periodic resync is due, else only what changed, computed from the ports
+    /// that changed alone.
     pub fn sync(&mut self, ports: &[ServicePort], now: Instant) -> Result<(), Error> {
         let started = Instant::now();
-        let ruleset = rules::build(&self.config, ports);
         let due = self
             .last_full
             .is_none_or(|at| now.duration_since(at) >= self.full_every);
-        let script = match (&self.applied, due) {
-            (Some(applied), false) => rules::diff_script(&self.config, applied, &ruleset),
-            _ => Some(rules::full_script(&self.config, &ruleset)),
+        let applied = if due { None } else { self.applied.take() };
+        let (script, parts, ruleset) = match applied {
+            Some((mut parts, mut ruleset)) => {
+                let change = self.change(&mut parts, &ruleset, ports);
+                let script = rules::diff_script(&self.config, &change.before, &change.after);
+                change.apply_to(&mut ruleset);
+                (script, parts, ruleset)
+            }
+            None => {
+                let (parts, ruleset) = Parts::from_scratch(&self.config, ports);
+                let script = rules::full_script(&self.config, &ruleset);
+                (Some(script), parts, ruleset)
+            }
         };
         if let Some(script) = script
             && let Err(e) = self.dataplane.apply(&script)
@@ -216,8 +365,107 @@ impl Proxier {
         }
         self.udp = udp;
         self.metrics.observe(started.elapsed(), ruleset.size());
-        self.applied = Some(ruleset);
+        self.applied = Some((parts, ruleset));
         Ok(())
+    }
+
+    /// Brings `parts` to `ports`, rebuilding only the ports that changed, and says what that
+    /// changes in `applied`.
+    fn change(&self, parts: &mut Parts, applied: &Ruleset, ports: &[ServicePort]) -> Change {
+        let mut before = Ruleset::default();
+        let mut after = Ruleset::default();
+        let mut keys = HashSet::with_capacity(ports.len());
+        let mut changed = Vec::new();
+        for sp in ports {
+            let key = sp.key();
+            if parts.ports.get(&key).is_none_or(|(old, _)| old != sp) {
+                changed.push((sp, key.clone()));
+            }
+            keys.insert(key);
+        }
+        let gone: Vec<String> = parts
+            .ports
+            .keys()
+            .filter(|k| !keys.contains(*k))
+            .cloned()
+            .collect();
+        let mut claims = BTreeSet::new();
+        let mut elements = BTreeSet::new();
+        let mut reuse = BTreeMap::new();
+        let mut taken: BTreeSet<u32> = applied.blocks.values().copied().collect();
+        let removing = gone.iter().chain(changed.iter().map(|(_, key)| key));
+        for key in removing {
+            let Some((_, part)) = parts.remove(key) else {
+                continue;
+            };
+            note(&part, &mut claims, &mut elements);
+            reuse.extend(part.blocks.clone());
+            before.chains.extend(part.chains);
+            before.affinity.extend(part.affinity);
+            before.blocks.extend(part.blocks);
+        }
+        taken.extend(reuse.values().copied());
+        let mut blocks = rules::Blocks::new(reuse, taken);
+        for (sp, key) in changed {
+            let part = rules::port_part(&self.config, &mut blocks, sp);
+            note(&part, &mut claims, &mut elements);
+            after.chains.extend(part.chains.clone());
+            after.affinity.extend(part.affinity.clone());
+            after.blocks.extend(part.blocks.clone());
+            parts.add(sp, key, part);
+        }
+        for (space, key) in claims {
+            let was = applied
+                .maps
+                .iter()
+                .filter(|(m, _)| rules::key_space(m) == space)
+                .find_map(|(m, elements)| Some((*m, elements.get(&key)?)));
+            if let Some((map, value)) = was {
+                before
+                    .maps
+                    .entry(map)
+                    .or_default()
+                    .insert(key.clone(), value.clone());
+            }
+            if let Some((map, value)) = parts
+                .claims
+                .get(&(space, key.clone()))
+                .and_then(|c| c.values().next())
+            {
+                after
+                    .maps
+                    .entry(*map)
+                    .or_default()
+                    .insert(key, value.clone());
+            }
+        }
+        for (set, e) in elements {
+            if applied.sets.get(set).is_some_and(|s| s.contains(&e)) {
+                before.sets.entry(set).or_default().insert(e.clone());
+            }
+            if parts.needed.contains_key(&(set, e.clone())) {
+                after.sets.entry(set).or_default().insert(e);
+            }
+        }
+        Change { before, after }
+    }
+}
+
+/// Records the map keys and set elements `part` has, whose serving may change.
+fn note(
+    part: &Ruleset,
+    claims: &mut BTreeSet<(u8, String)>,
+    elements: &mut BTreeSet<(&'static str, String)>,
+) {
+    for (map, entries) in &part.maps {
+        for k in entries.keys() {
+            claims.insert((rules::key_space(map), k.clone()));
+        }
+    }
+    for (set, entries) in &part.sets {
+        for e in entries {
+            elements.insert((*set, e.clone()));
+        }
     }
 }
 
@@ -284,6 +532,60 @@ mod tests {
         assert!(scripts[0].starts_with("add table ip t\ndelete table ip t\n"));
         assert!(!scripts[1].contains("delete table"));
         assert!(p.metrics.render().contains("rkube_proxy_rules "));
+    }
+
+    fn tcp_port(name: &str, cluster_ip: &str, endpoints: &[&str]) -> ServicePort {
+        let mut sp = udp_port(endpoints);
+        sp.namespace = "ns".to_owned();
+        sp.name = name.to_owned();
+        sp.protocol = Protocol::Tcp;
+        sp.cluster_ip = Some(cluster_ip.parse().unwrap());
+        sp
+    }
+
+    #[test]
+    fn changes_computed_from_the_changed_ports_equal_a_rebuild() {
+        let recorder = Arc::new(Recorder::default());
+        let mut p = proxier(&recorder);
+        let now = Instant::now();
+        let mut a = tcp_port("a", "10.43.0.20", &["10.42.0.5", "10.42.0.6"]);
+        a.external_ips = vec!["192.0.2.50".parse().unwrap()];
+        let mut b = tcp_port("b", "10.43.0.21", &["10.42.0.6"]);
+        b.external_ips = a.external_ips.clone();
+        b.node_port = Some(30080);
+        let c = tcp_port("c", "10.43.0.22", &[]);
+        let mut steps = vec![vec![a.clone(), b.clone(), c.clone()]];
+        let mut a2 = a.clone();
+        a2.endpoints.pop();
+        steps.push(vec![a2.clone(), b.clone(), c.clone()]);
+        // The first claimant of the contested address goes: the second one gets it.
+        steps.push(vec![b.clone(), c.clone()]);
+        let mut c2 = c.clone();
+        c2.endpoints = b.endpoints.clone();
+        c2.affinity_timeout = Some(30);
+        steps.push(vec![a2, b, c2]);
+        steps.push(vec![c]);
+        for ports in &steps {
+            p.sync(ports, now).unwrap();
+            let (_, applied) = p.applied.as_ref().unwrap();
+            assert_eq!(
+                *applied,
+                rules::build_from(&p.config, ports, applied),
+                "{ports:?}"
+            );
+        }
+        let scripts = recorder.scripts.lock().unwrap();
+        assert_eq!(scripts.len(), steps.len());
+        assert!(
+            scripts[2].contains("192.0.2.50 . tcp . 53 : goto ext-ns/b/tcp/dns"),
+            "{}",
+            scripts[2]
+        );
+        assert!(
+            scripts[2].contains("delete element ip t hairpin { 10.42.0.5 . 10.42.0.5 }"),
+            "{}",
+            scripts[2]
+        );
     }
 
     #[test]

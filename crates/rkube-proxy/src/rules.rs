@@ -3,10 +3,19 @@
 //!
 //! The layout follows upstream's nftables proxy: verdict maps keyed by
 //! `address . protocol . port` (and `protocol . node port`) send new connections to one chain
-//! per service port, which picks an endpoint chain at random (`numgen`) or by client affinity;
-//! each endpoint chain DNATs. Service ports without usable endpoints are in the
-//! `no-endpoint-*` maps, which reject (or drop, for a Local traffic policy) before NAT is
-//! tried. Traffic to a cluster IP on a port that is not served is rejected, and to an address
+//! per service port, which picks an endpoint at random and DNATs to it through the
+//! `endpoints` map: each balancing chain owns a block of the map's keys and draws
+//! `numgen random mod n offset <block start>`, so an endpoint that changes is a map element
+//! that changes, and only a change in the number of endpoints rewrites the chain. Block numbers
+//! stay with their chain from one build to the next. Ports with client affinity instead have a
+//! chain per endpoint (it records the client in the endpoint's affinity set) picked by rules
+//! that each take the connection with probability `1/(n-k)`. The table thus holds about one
+//! chain per service port and no anonymous sets, which keeps each `nft` run's cost (it reads
+//! the table's chains and sets first) low in big clusters. A pod reaching itself through a
+//! service (hairpin) is
+//! masqueraded by the `hairpin` set of `endpoint . endpoint` pairs. Service ports without
+//! usable endpoints are in the `no-endpoint-*` maps, which reject (or drop, for a Local
+//! traffic policy) before NAT is tried. Traffic to a cluster IP on a port that is not served is rejected, and to an address
 //! of the service range that no Service holds, dropped, so it never leaves the node.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,12 +38,19 @@ pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 pub const CLUSTER_IPS: &str = "cluster-ips";
 /// The node addresses node ports are served on.
 pub const NODEPORT_IPS: &str = "nodeport-ips";
+/// Balancing key (block start + endpoint index) to `endpoint address . port`.
+pub const ENDPOINTS: &str = "endpoints";
+/// Keys per balancing chain in [`ENDPOINTS`].
+pub const BLOCK: u32 = 1 << 16;
+/// `endpoint . endpoint` for every endpoint: a connection DNATed back to its own source.
+pub const HAIRPIN: &str = "hairpin";
 
-const VERDICT_MAPS: [&str; 4] = [
+const ALL_MAPS: [&str; 5] = [
     SERVICE_IPS,
     SERVICE_NODEPORTS,
     NO_ENDPOINT_SERVICES,
     NO_ENDPOINT_NODEPORTS,
+    ENDPOINTS,
 ];
 
 /// What the rules depend on besides the services.
@@ -66,6 +82,8 @@ pub struct Ruleset {
     pub sets: BTreeMap<&'static str, BTreeSet<String>>,
     /// Client affinity sets: name to timeout in seconds.
     pub affinity: BTreeMap<String, u32>,
+    /// Balancing chain to its block of [`ENDPOINTS`] keys.
+    pub blocks: BTreeMap<String, u32>,
 }
 
 impl Ruleset {
@@ -87,19 +105,113 @@ fn affinity_set(key: &str, e: &Endpoint) -> String {
 
 /// The rule set serving `ports`.
 pub fn build(config: &RulesConfig, ports: &[ServicePort]) -> Ruleset {
+    build_from(config, ports, &Ruleset::default())
+}
+
+/// The rule set serving `ports`, its balancing chains keeping the [`ENDPOINTS`] blocks they
+/// had in `previous`.
+pub fn build_from(config: &RulesConfig, ports: &[ServicePort], previous: &Ruleset) -> Ruleset {
+    let mut rs = empty(config);
+    let mut blocks = Blocks::new(
+        previous.blocks.clone(),
+        previous.blocks.values().copied().collect(),
+    );
+    for port in ports {
+        merge(&mut rs, port_part(config, &mut blocks, port));
+    }
+    rs
+}
+
+/// A rule set with nothing but the fixed sets and maps.
+pub fn empty(config: &RulesConfig) -> Ruleset {
     let mut rs = Ruleset::default();
-    for map in VERDICT_MAPS {
+    for map in ALL_MAPS {
         rs.maps.insert(map, BTreeMap::new());
     }
     rs.sets.insert(CLUSTER_IPS, BTreeSet::new());
+    rs.sets.insert(HAIRPIN, BTreeSet::new());
     rs.sets.insert(
         NODEPORT_IPS,
         config.nodeport_addresses.iter().cloned().collect(),
     );
-    for port in ports {
-        add_service_port(config, &mut rs, port);
-    }
     rs
+}
+
+/// One service port's part of a rule set: its chains, affinity sets and blocks (named after
+/// the port, so no other part has them), the map elements it claims and the set elements it
+/// needs (which other parts may share).
+pub fn port_part(config: &RulesConfig, blocks: &mut Blocks, sp: &ServicePort) -> Ruleset {
+    let mut part = Ruleset::default();
+    add_service_port(config, &mut part, blocks, sp);
+    part
+}
+
+/// Which keys of `map` compete with which: a map key is served by one Service only.
+pub fn key_space(map: &str) -> u8 {
+    match map {
+        SERVICE_IPS | NO_ENDPOINT_SERVICES => 0,
+        SERVICE_NODEPORTS | NO_ENDPOINT_NODEPORTS => 1,
+        _ => 2,
+    }
+}
+
+/// Whether some map of `map`'s key space already has `key`.
+fn claimed(rs: &Ruleset, map: &str, key: &str) -> bool {
+    let space = key_space(map);
+    rs.maps
+        .iter()
+        .filter(|(m, _)| key_space(m) == space)
+        .any(|(_, elements)| elements.contains_key(key))
+}
+
+/// Adds `part` to `rs`; map keys another part already claimed stay with it.
+fn merge(rs: &mut Ruleset, part: Ruleset) {
+    rs.chains.extend(part.chains);
+    rs.affinity.extend(part.affinity);
+    rs.blocks.extend(part.blocks);
+    for (set, elements) in part.sets {
+        rs.sets.entry(set).or_default().extend(elements);
+    }
+    for (map, elements) in part.maps {
+        for (key, value) in elements {
+            if !claimed(rs, map, &key) {
+                rs.maps.entry(map).or_default().insert(key, value);
+            }
+        }
+    }
+}
+
+/// Hands out [`ENDPOINTS`] blocks: the block a chain had, else the lowest one not taken.
+#[derive(Debug)]
+pub struct Blocks {
+    reuse: BTreeMap<String, u32>,
+    taken: BTreeSet<u32>,
+    next: u32,
+}
+
+impl Blocks {
+    /// Chains in `reuse` keep their blocks; new ones get blocks outside `taken`.
+    pub fn new(reuse: BTreeMap<String, u32>, taken: BTreeSet<u32>) -> Blocks {
+        Blocks {
+            reuse,
+            taken,
+            next: 0,
+        }
+    }
+
+    fn get(&mut self, chain: &str) -> Option<u32> {
+        if let Some(block) = self.reuse.get(chain) {
+            return Some(*block);
+        }
+        while self.taken.contains(&self.next) {
+            self.next = self.next.checked_add(1)?;
+        }
+        if self.next >= u32::MAX / BLOCK {
+            return None;
+        }
+        self.taken.insert(self.next);
+        Some(self.next)
+    }
 }
 
 /// Where traffic for a service port goes: a chain, or a verdict for the no-endpoint maps.
@@ -109,14 +221,35 @@ enum Target {
     Drop,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn balance(
     rs: &mut Ruleset,
+    blocks: &mut Blocks,
     key: &str,
     chain: &str,
     endpoints: &[&Endpoint],
     affinity: Option<u32>,
+    proto: &str,
     mut rules: Vec<String>,
 ) {
+    let n = endpoints.len();
+    let block = match u32::try_from(n) {
+        Ok(count) if affinity.is_none() && count <= BLOCK => blocks.get(chain),
+        _ => None,
+    };
+    if let Some(block) = block {
+        let start = block * BLOCK;
+        let map = rs.maps.entry(ENDPOINTS).or_default();
+        for (k, e) in (start..).zip(endpoints) {
+            map.insert(k.to_string(), format!("{} . {}", e.ip, e.port));
+        }
+        rules.push(format!(
+            "meta l4proto {proto} dnat ip addr . port to numgen random mod {n} offset {start} map @{ENDPOINTS}"
+        ));
+        rs.blocks.insert(chain.to_owned(), block);
+        rs.chains.insert(chain.to_owned(), rules);
+        return;
+    }
     if affinity.is_some() {
         for e in endpoints {
             rules.push(format!(
@@ -126,20 +259,26 @@ fn balance(
             ));
         }
     }
-    let arms: Vec<String> = endpoints
-        .iter()
-        .enumerate()
-        .map(|(i, e)| format!("{i} : goto {}", endpoint_chain(key, e)))
-        .collect();
-    rules.push(format!(
-        "numgen random mod {} vmap {{ {} }}",
-        endpoints.len(),
-        arms.join(", ")
-    ));
+    for (k, e) in endpoints.iter().enumerate() {
+        let action = if affinity.is_some() {
+            format!("goto {}", endpoint_chain(key, e))
+        } else {
+            dnat(proto, e)
+        };
+        rules.push(if k + 1 < n {
+            format!("numgen random mod {} 0 {action}", n - k)
+        } else {
+            action
+        });
+    }
     rs.chains.insert(chain.to_owned(), rules);
 }
 
-fn add_service_port(config: &RulesConfig, rs: &mut Ruleset, sp: &ServicePort) {
+fn dnat(proto: &str, e: &Endpoint) -> String {
+    format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port)
+}
+
+fn add_service_port(config: &RulesConfig, rs: &mut Ruleset, blocks: &mut Blocks, sp: &ServicePort) {
     let key = sp.key();
     let proto = sp.protocol.nft();
     let cluster = sp.cluster_endpoints();
@@ -152,14 +291,16 @@ fn add_service_port(config: &RulesConfig, rs: &mut Ruleset, sp: &ServicePort) {
         used.extend(local.iter().copied());
     }
     for e in &used {
-        let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
+        rs.sets
+            .entry(HAIRPIN)
+            .or_default()
+            .insert(format!("{} . {}", e.ip, e.ip));
         if let Some(timeout) = sp.affinity_timeout {
             let set = affinity_set(&key, e);
-            rules.push(format!("update @{set} {{ ip saddr }}"));
+            let rules = vec![format!("update @{set} {{ ip saddr }}"), dnat(proto, e)];
+            rs.chains.insert(endpoint_chain(&key, e), rules);
             rs.affinity.insert(set, timeout);
         }
-        rules.push(format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
-        rs.chains.insert(endpoint_chain(&key, e), rules);
     }
     let svc_chain = format!("svc-{key}");
     if !cluster.is_empty() {
@@ -170,16 +311,27 @@ fn add_service_port(config: &RulesConfig, rs: &mut Ruleset, sp: &ServicePort) {
                 sp.port
             ));
         }
-        balance(rs, &key, &svc_chain, &cluster, sp.affinity_timeout, rules);
+        balance(
+            rs,
+            blocks,
+            &key,
+            &svc_chain,
+            &cluster,
+            sp.affinity_timeout,
+            proto,
+            rules,
+        );
     }
     let local_chain = format!("local-{key}");
     if needs_local && !local.is_empty() {
         balance(
             rs,
+            blocks,
             &key,
             &local_chain,
             &local,
             sp.affinity_timeout,
+            proto,
             Vec::new(),
         );
     }
@@ -254,12 +406,8 @@ fn insert(rs: &mut Ruleset, key: &str, target: &Target, node_port: bool) {
         (Target::Drop, false) => (NO_ENDPOINT_SERVICES, "drop".to_owned()),
         (Target::Drop, true) => (NO_ENDPOINT_NODEPORTS, "drop".to_owned()),
     };
-    // The first Service to claim an address and port keeps it (services are in name order).
-    let taken = VERDICT_MAPS
-        .iter()
-        .filter(|m| (**m == SERVICE_NODEPORTS || **m == NO_ENDPOINT_NODEPORTS) == node_port)
-        .any(|m| rs.maps.get(m).is_some_and(|e| e.contains_key(key)));
-    if !taken {
+    // Within one port the first claim stands; between ports, the first port's (see `merge`).
+    if !claimed(rs, map, key) {
         rs.maps
             .entry(map)
             .or_default()
@@ -286,10 +434,18 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
             "add map {t} {map} {{ type inet_proto . inet_service : verdict ; }}"
         );
     }
+    let _ = writeln!(
+        s,
+        "add map {t} {ENDPOINTS} {{ typeof numgen random mod 1 : ip daddr . tcp dport ; }}"
+    );
     let _ = writeln!(s, "add set {t} {CLUSTER_IPS} {{ type ipv4_addr ; }}");
     let _ = writeln!(
         s,
         "add set {t} {NODEPORT_IPS} {{ type ipv4_addr ; flags interval ; }}"
+    );
+    let _ = writeln!(
+        s,
+        "add set {t} {HAIRPIN} {{ type ipv4_addr . ipv4_addr ; }}"
     );
     for (set, timeout) in &rs.affinity {
         add_affinity_set(&mut s, &t, set, *timeout);
@@ -304,6 +460,7 @@ pub fn full_script(config: &RulesConfig, rs: &Ruleset) -> String {
             "masquerading",
             None,
             vec![
+                format!("ct status dnat ip saddr . ip daddr @{HAIRPIN} jump mark-for-masquerade"),
                 format!("meta mark & {MASQUERADE_MARK:#x} == 0 return"),
                 format!("meta mark set meta mark ^ {MASQUERADE_MARK:#x}"),
                 "masquerade fully-random".to_owned(),
@@ -496,7 +653,7 @@ pub fn diff_script(config: &RulesConfig, old: &Ruleset, new: &Ruleset) -> Option
         }
     }
     let empty_map = BTreeMap::new();
-    for map in VERDICT_MAPS {
+    for map in ALL_MAPS {
         let before = old.maps.get(map).unwrap_or(&empty_map);
         let after = new.maps.get(map).unwrap_or(&empty_map);
         let gone: Vec<&String> = before
@@ -512,7 +669,7 @@ pub fn diff_script(config: &RulesConfig, old: &Ruleset, new: &Ruleset) -> Option
         add_elements(&mut s, &t, map, added);
     }
     let empty_set = BTreeSet::new();
-    for set in [CLUSTER_IPS, NODEPORT_IPS] {
+    for set in [CLUSTER_IPS, NODEPORT_IPS, HAIRPIN] {
         let before = old.sets.get(set).unwrap_or(&empty_set);
         let after = new.sets.get(set).unwrap_or(&empty_set);
         let gone: Vec<&String> = before.difference(after).collect();

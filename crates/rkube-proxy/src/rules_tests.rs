@@ -59,15 +59,13 @@ fn a_cluster_ip_balances_over_its_ready_endpoints() {
     );
     assert_eq!(
         svc[1],
-        "numgen random mod 2 vmap { 0 : goto ep-ns/web/tcp/http/10.42.0.5/8080, 1 : goto ep-ns/web/tcp/http/10.42.1.5/8080 }"
+        "meta l4proto tcp dnat ip addr . port to numgen random mod 2 offset 0 map @endpoints"
     );
-    assert_eq!(
-        rs.chains["ep-ns/web/tcp/http/10.42.0.5/8080"],
-        [
-            "ip saddr 10.42.0.5 jump mark-for-masquerade",
-            "meta l4proto tcp dnat to 10.42.0.5:8080"
-        ]
-    );
+    assert_eq!(rs.maps[ENDPOINTS]["0"], "10.42.0.5 . 8080");
+    assert_eq!(rs.maps[ENDPOINTS]["1"], "10.42.1.5 . 8080");
+    assert_eq!(rs.chains.len(), 1, "no endpoint chains without affinity");
+    assert!(rs.sets[HAIRPIN].contains("10.42.0.5 . 10.42.0.5"));
+    assert!(rs.sets[HAIRPIN].contains("10.42.1.5 . 10.42.1.5"));
     assert!(rs.maps[NO_ENDPOINT_SERVICES].is_empty());
 }
 
@@ -99,7 +97,7 @@ fn internal_traffic_policy_local_without_local_endpoints_drops() {
     );
     assert_eq!(
         rs.chains["local-ns/web/tcp/http"],
-        ["numgen random mod 1 vmap { 0 : goto ep-ns/web/tcp/http/10.42.0.9/8080 }"]
+        ["meta l4proto tcp dnat ip addr . port to numgen random mod 1 offset 65536 map @endpoints"]
     );
 }
 
@@ -153,8 +151,15 @@ fn client_affinity_remembers_the_endpoint_per_source() {
         format!("ip saddr @{set} goto ep-ns/web/tcp/http/10.42.0.5/8080")
     );
     assert_eq!(
-        rs.chains["ep-ns/web/tcp/http/10.42.0.5/8080"][1],
-        format!("update @{set} {{ ip saddr }}")
+        rs.chains["svc-ns/web/tcp/http"][2],
+        "goto ep-ns/web/tcp/http/10.42.0.5/8080"
+    );
+    assert_eq!(
+        rs.chains["ep-ns/web/tcp/http/10.42.0.5/8080"],
+        [
+            format!("update @{set} {{ ip saddr }}"),
+            "meta l4proto tcp dnat to 10.42.0.5:8080".to_owned()
+        ]
     );
 }
 
@@ -180,7 +185,7 @@ fn a_change_to_one_service_touches_only_its_chains_and_elements() {
     let old = build(&config(), &[api.clone(), web.clone()]);
     let mut web2 = web.clone();
     web2.endpoints = vec![endpoint("10.42.0.6", true)];
-    let new = build(&config(), &[api, web2]);
+    let new = build_from(&config(), &[api.clone(), web2.clone()], &old);
     let script = diff_script(&config(), &old, &new).unwrap();
     assert!(!script.contains("api"), "{script}");
     let lines: Vec<&str> = script.lines().collect();
@@ -188,25 +193,39 @@ fn a_change_to_one_service_touches_only_its_chains_and_elements() {
     assert_eq!(
         lines,
         [
-            format!("add chain {t} ep-ns/web/tcp/http/10.42.0.6/8080"),
-            format!(
-                "add rule {t} ep-ns/web/tcp/http/10.42.0.6/8080 ip saddr 10.42.0.6 jump mark-for-masquerade"
-            ),
-            format!(
-                "add rule {t} ep-ns/web/tcp/http/10.42.0.6/8080 meta l4proto tcp dnat to 10.42.0.6:8080"
-            ),
-            format!("flush chain {t} svc-ns/web/tcp/http"),
-            format!(
-                "add rule {t} svc-ns/web/tcp/http ip daddr 10.43.0.10 tcp dport 80 ip saddr != 10.42.0.0/16 jump mark-for-masquerade"
-            ),
-            format!(
-                "add rule {t} svc-ns/web/tcp/http numgen random mod 1 vmap {{ 0 : goto ep-ns/web/tcp/http/10.42.0.6/8080 }}"
-            ),
-            format!("flush chain {t} ep-ns/web/tcp/http/10.42.0.5/8080"),
-            format!("delete chain {t} ep-ns/web/tcp/http/10.42.0.5/8080"),
+            format!("delete element {t} endpoints {{ 65536 }}"),
+            format!("add element {t} endpoints {{ 65536 : 10.42.0.6 . 8080 }}"),
+            format!("delete element {t} hairpin {{ 10.42.0.5 . 10.42.0.5 }}"),
+            format!("add element {t} hairpin {{ 10.42.0.6 . 10.42.0.6 }}"),
         ]
     );
     assert_eq!(diff_script(&config(), &new, &new), None);
+    // A change in the number of endpoints rewrites the chain; its block stays.
+    let mut web3 = web2;
+    web3.endpoints.push(endpoint("10.42.0.8", true));
+    let newer = build_from(&config(), &[api, web3], &new);
+    let script = diff_script(&config(), &new, &newer).unwrap();
+    assert!(
+        script.contains(&format!(
+            "add rule {t} svc-ns/web/tcp/http meta l4proto tcp dnat ip addr . port to numgen random mod 2 offset 65536 map @endpoints"
+        )),
+        "{script}"
+    );
+    assert!(script.contains(&format!(
+        "add element {t} endpoints {{ 65537 : 10.42.0.8 . 8080 }}"
+    )));
+}
+
+#[test]
+fn new_chains_never_take_a_block_the_previous_rule_set_used() {
+    let web = port("web", vec![endpoint("10.42.0.5", true)]);
+    let mut api = port("api", vec![endpoint("10.42.0.7", true)]);
+    api.cluster_ip = Some("10.43.0.11".parse().unwrap());
+    let old = build(&config(), &[web]);
+    assert_eq!(old.blocks["svc-ns/web/tcp/http"], 0);
+    let new = build_from(&config(), &[api], &old);
+    assert_eq!(new.blocks["svc-ns/api/tcp/http"], 1);
+    assert!(!new.blocks.contains_key("svc-ns/web/tcp/http"));
 }
 
 #[test]

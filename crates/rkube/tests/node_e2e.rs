@@ -118,12 +118,30 @@ struct Cluster {
     registry: Registry,
     /// Registries the test started beside the open one.
     _others: Vec<Registry>,
+    /// The network namespace the server runs in (as a host of its own), if not the test's.
+    netns: Option<String>,
+    /// The API server's URL when the kubeconfig's loopback one does not reach it.
+    server_url: Option<String>,
+}
+
+/// `rkube` in network namespace `netns`, or in the test's own. Only the network namespace
+/// changes (`ip netns exec` would also mount a sysfs of its own over the host's cgroups).
+fn rkube_in(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{ns}"))
+                .args(["--", env!("CARGO_BIN_EXE_rkube")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_rkube")),
+    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
-        let _ = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        let _ = rkube_in(self.netns.as_deref())
             .args(["killall", "--data-dir"])
             .arg(self.dir.path())
             .status();
@@ -151,6 +169,35 @@ impl Cluster {
 
     /// A cluster whose registries.yaml also has `mirrors` and `configs` (YAML entries).
     fn start_with(registry: Registry, others: Vec<Registry>, mirrors: &str, configs: &str) -> Self {
+        let mut cluster = Self::configure(registry, others, mirrors, configs);
+        cluster.run_server();
+        cluster
+    }
+
+    /// A cluster whose server runs on host `i` of `net`, listening on its address, with
+    /// `extra` arguments.
+    fn start_on(
+        net: &TestNet,
+        i: usize,
+        registry: Registry,
+        others: Vec<Registry>,
+        extra: &[&str],
+    ) -> Self {
+        let mut cluster = Self::configure(registry, others, "", "");
+        let ip = net.host_ip(i);
+        cluster.set_arg("--bind-address", "0.0.0.0");
+        cluster.set_arg("--node-ip", &ip);
+        cluster.args.extend(extra.iter().map(|a| (*a).to_owned()));
+        cluster.server_url = Some(format!(
+            "https://{ip}:{}",
+            cluster.arg("--https-listen-port")
+        ));
+        cluster.netns = Some(net.hosts[i].clone());
+        cluster.run_server();
+        cluster
+    }
+
+    fn configure(registry: Registry, others: Vec<Registry>, mirrors: &str, configs: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let id = unique();
         let octet = 100 + rand_u32() % 150;
@@ -195,15 +242,15 @@ impl Cluster {
             "--eviction-hard".to_owned(),
             TEST_EVICTION_HARD.to_owned(),
         ];
-        let mut cluster = Self {
+        Self {
             child: None,
             dir,
             args,
             registry,
             _others: others,
-        };
-        cluster.run_server();
-        cluster
+            netns: None,
+            server_url: None,
+        }
     }
 
     fn run_server(&mut self) {
@@ -212,7 +259,7 @@ impl Cluster {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        let child = rkube_in(self.netns.as_deref())
             .args(&self.args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -257,6 +304,9 @@ impl Cluster {
 
     fn kubectl_command(&self, version: &str, args: &[&str]) -> Command {
         let mut command = Command::new(kubectl_binary(version));
+        if let Some(url) = &self.server_url {
+            command.arg(format!("--server={url}"));
+        }
         command
             .args(args)
             .env("KUBECONFIG", self.dir.path().join("kubeconfig.yaml"))
@@ -1964,6 +2014,7 @@ struct JoinedAgent {
     child: Child,
     dir: tempfile::TempDir,
     name: String,
+    netns: Option<String>,
 }
 
 impl Drop for JoinedAgent {
@@ -1980,7 +2031,7 @@ impl Drop for JoinedAgent {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        let _ = rkube_in(self.netns.as_deref())
             .args(["killall", "--data-dir"])
             .arg(self.dir.path())
             .status();
@@ -1999,20 +2050,30 @@ impl Cluster {
     }
 
     fn join_agent(&self) -> JoinedAgent {
+        self.join_agent_as(None, "127.0.0.1")
+    }
+
+    /// An agent joined from host `i` of `net`.
+    fn join_agent_on(&self, net: &TestNet, i: usize) -> JoinedAgent {
+        self.join_agent_as(Some(&net.hosts[i]), &net.host_ip(i))
+    }
+
+    fn join_agent_as(&self, netns: Option<&str>, ip: &str) -> JoinedAgent {
         let dir = tempfile::tempdir().unwrap();
         let id = unique();
         let name = format!("node-b-{id}");
         let token = std::fs::read_to_string(self.dir.path().join("node-token")).unwrap();
         let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+        let server = self
+            .server_url
+            .clone()
+            .unwrap_or_else(|| format!("https://127.0.0.1:{}", self.arg("--https-listen-port")));
+        let child = rkube_in(netns)
             .args(["agent", "--server"])
-            .arg(format!(
-                "https://127.0.0.1:{}",
-                self.arg("--https-listen-port")
-            ))
+            .arg(server)
             .args(["--token", token.trim(), "--data-dir"])
             .arg(dir.path())
-            .args(["--node-name", &name, "--node-ip", "127.0.0.1"])
+            .args(["--node-name", &name, "--node-ip", ip])
             .args(["--kubelet-port", &free_port().to_string()])
             .args(["--proxy-metrics-port", &free_port().to_string()])
             .args(["--pod-bridge", &format!("rkb{id}")])
@@ -2025,7 +2086,12 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("start rkube agent");
-        let agent = JoinedAgent { child, dir, name };
+        let agent = JoinedAgent {
+            child,
+            dir,
+            name,
+            netns: netns.map(str::to_owned),
+        };
         self.eventually("the second node Ready", Duration::from_secs(90), || {
             let ready = self.jsonpath(
                 &["node", &agent.name],
@@ -2152,4 +2218,328 @@ spec:
         },
     );
     assert!(answer.contains(&cluster_ip), "{answer}");
+}
+
+/// Network namespaces standing in for hosts: each has one interface, with an address of its
+/// own in a /24 of 100.64.0.0/10, on a bridge the test makes in its own namespace. All of it
+/// goes when the value is dropped (declare it before the clusters that use it).
+struct TestNet {
+    bridge: String,
+    prefix: String,
+    hosts: Vec<String>,
+}
+
+impl TestNet {
+    fn new(count: usize) -> TestNet {
+        let id = unique();
+        let r = rand_u32();
+        let net = TestNet {
+            bridge: format!("rkn{id}"),
+            prefix: format!("100.{}.{}", 64 + (r >> 8) % 64, r % 256),
+            hosts: (0..count).map(|i| format!("rkn{id}-{i}")).collect(),
+        };
+        let run = |args: &[&str]| {
+            let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+            assert!(status.success(), "{args:?}");
+        };
+        run(&["ip", "link", "add", &net.bridge, "type", "bridge"]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}.1/24", net.prefix),
+            "dev",
+            &net.bridge,
+        ]);
+        run(&["ip", "link", "set", &net.bridge, "up"]);
+        for i in 0..count {
+            let ns = &net.hosts[i];
+            let (host_end, inner) = (net.link(i), format!("{}p{i}", net.bridge));
+            run(&["ip", "netns", "add", ns]);
+            run(&[
+                "ip", "link", "add", &host_end, "type", "veth", "peer", "name", &inner, "netns", ns,
+            ]);
+            run(&["ip", "link", "set", &host_end, "master", &net.bridge, "up"]);
+            let exec = |args: &[&str]| {
+                let mut all = vec!["ip", "netns", "exec", ns];
+                all.extend_from_slice(args);
+                run(&all);
+            };
+            exec(&["ip", "link", "set", "lo", "up"]);
+            exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", net.host_ip(i)),
+                "dev",
+                &inner,
+            ]);
+            exec(&["ip", "link", "set", &inner, "up"]);
+            exec(&[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{}.1", net.prefix),
+            ]);
+        }
+        net
+    }
+
+    fn host_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.prefix, 11 + i)
+    }
+
+    /// Host `i`'s link on the bridge: down, the host is cut off.
+    fn link(&self, i: usize) -> String {
+        format!("{}v{i}", self.bridge)
+    }
+
+    /// A registry on host `i`'s loopback, at the same port as `shared` and serving its
+    /// images, so image names are the same on every host.
+    fn registry(&self, i: usize, shared: &Registry) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = shared.address.rsplit(':').next().unwrap().to_owned();
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i], "python3"])
+            .arg(tools().join("registry.py"))
+            .args(["serve", "--root"])
+            .arg(dir.path())
+            .args(["--port", &port, "--storage"])
+            .arg(shared._dir.path().join("storage"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start a registry");
+        // It prints its address once it answers.
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), shared.address, "the registry on host {i}");
+        Registry {
+            child,
+            address: shared.address.clone(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for ns in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+#[test]
+fn nodes_in_their_own_network_namespaces_serve_services_and_route_around_a_node_cut_off() {
+    let net = TestNet::new(3);
+    let registry = Registry::start();
+    let local: Vec<Registry> = (0..3).map(|i| net.registry(i, &registry)).collect();
+    let cluster = Cluster::start_on(
+        &net,
+        0,
+        registry,
+        local,
+        &["--node-monitor-grace-period", "20s"],
+    );
+    let node_a = cluster.jsonpath(
+        &["nodes", "-l", "node-role.kubernetes.io/control-plane"],
+        "{.items[0].metadata.name}",
+    );
+    let b = cluster.join_agent_on(&net, 1);
+    let c = cluster.join_agent_on(&net, 2);
+    let image = cluster.registry.image(1);
+    cluster.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: client}}
+spec:
+  nodeName: {node_a}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {image}
+    command: ["sleep", "3600"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      tolerations:
+      - {{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 2}}
+      - {{key: node.kubernetes.io/not-ready, operator: Exists, effect: NoExecute, tolerationSeconds: 2}}
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              labelSelector: {{matchLabels: {{app: web}}}}
+              topologyKey: kubernetes.io/hostname
+      containers:
+      - name: httpd
+        image: {image}
+        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  type: LoadBalancer
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+    ));
+    cluster.eventually("a web pod on every node", Duration::from_secs(180), || {
+        (cluster.jsonpath(&["deployment", "web"], "{.status.availableReplicas}") == "3")
+            .then_some(())
+    });
+    cluster.wait_running("client");
+    let nodes = cluster.jsonpath(&["pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
+    for node in [&node_a, &b.name, &c.name] {
+        assert!(nodes.contains(node.as_str()), "{nodes}");
+    }
+    let cluster_ip = cluster.jsonpath(&["service", "web"], "{.spec.clusterIP}");
+    let through_service = |seen: &mut std::collections::BTreeSet<String>| {
+        if let Ok(body) = cluster.wget_in("client", &format!("http://{cluster_ip}:80/")) {
+            seen.insert(body.trim().to_owned());
+        }
+    };
+    // Each pod answers through the ClusterIP from the first host: two of them on other hosts.
+    let mut seen = std::collections::BTreeSet::new();
+    cluster.eventually(
+        "all three pods through the service",
+        Duration::from_secs(60),
+        || {
+            through_service(&mut seen);
+            (seen.len() == 3).then_some(())
+        },
+    );
+    // From outside the cluster's hosts: the node port on every host, and the load balancer
+    // at the hosts' addresses.
+    let node_port = cluster.jsonpath(&["service", "web"], "{.spec.ports[0].nodePort}");
+    for i in 0..3 {
+        let address = format!("{}:{node_port}", net.host_ip(i));
+        let body = cluster.eventually(
+            &format!("the node port at {address}"),
+            Duration::from_secs(30),
+            || http_get(&address),
+        );
+        assert!(body.contains("web-"), "{body}");
+    }
+    let ingress = cluster.eventually("load balancer ingress", Duration::from_secs(30), || {
+        let ips = cluster.jsonpath(&["service", "web"], "{.status.loadBalancer.ingress[*].ip}");
+        (ips.split_whitespace().count() == 3).then_some(ips)
+    });
+    for i in 0..3 {
+        assert!(ingress.contains(&net.host_ip(i)), "{ingress}");
+    }
+    let body = cluster.eventually("the load balancer", Duration::from_secs(30), || {
+        http_get(&format!("{}:80", net.host_ip(1)))
+    });
+    assert!(body.contains("web-"), "{body}");
+    let lookup = || {
+        cluster.try_kubectl(
+            "1.33",
+            &[
+                "exec",
+                "client",
+                "--",
+                "nslookup",
+                "-type=a",
+                "web.default.svc.cluster.local",
+            ],
+        )
+    };
+    let answer = cluster.eventually("the service's name", Duration::from_secs(30), lookup);
+    assert!(answer.contains(&cluster_ip), "{answer}");
+
+    // The third host is cut off: its node goes Unknown, its pod is replaced on the others and
+    // the service (and cluster DNS) answer from what is left.
+    let cut_pod = cluster.jsonpath(
+        &[
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            &format!("spec.nodeName={}", c.name),
+        ],
+        "{.items[0].metadata.name}",
+    );
+    let status = Command::new("ip")
+        .args(["link", "set", &net.link(2), "down"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    cluster.eventually(
+        "the cut-off node not Ready",
+        Duration::from_secs(60),
+        || {
+            let ready = cluster.jsonpath(
+                &["node", &c.name],
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            );
+            (ready == "Unknown").then_some(())
+        },
+    );
+    cluster.eventually(
+        "three ready pods on the other hosts",
+        Duration::from_secs(120),
+        || {
+            let pods: serde_json::Value = serde_json::from_str(
+                &cluster.try_kubectl("1.33", &["get", "pods", "-l", "app=web", "-o", "json"])?,
+            )
+            .ok()?;
+            let ready = pods["items"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .filter(|p| p["spec"]["nodeName"] != c.name.as_str())
+                .filter(|p| {
+                    p["status"]["conditions"].as_array().is_some_and(|cs| {
+                        cs.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+                })
+                .count();
+            (ready == 3).then_some(())
+        },
+    );
+    // Routed around: every request answers, never from the pod on the cut-off host.
+    cluster.eventually(
+        "the service without the cut-off pod",
+        Duration::from_secs(60),
+        || {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..8 {
+                match cluster.wget_in("client", &format!("http://{cluster_ip}:80/")) {
+                    Ok(body) => seen.insert(body.trim().to_owned()),
+                    Err(_) => return None,
+                };
+            }
+            (!seen.contains(&cut_pod)).then_some(())
+        },
+    );
+    for _ in 0..5 {
+        let answer = lookup().expect("cluster DNS with a host cut off");
+        assert!(answer.contains(&cluster_ip), "{answer}");
+    }
+    drop((b, c));
 }
