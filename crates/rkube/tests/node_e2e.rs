@@ -2470,6 +2470,48 @@ spec:
     };
     let answer = cluster.eventually("the service's name", Duration::from_secs(30), lookup);
     assert!(answer.contains(&cluster_ip), "{answer}");
+    // Pods reach the API server through the `kubernetes` Service, also from another host.
+    let api_ip = cluster.jsonpath(&["service", "kubernetes"], "{.spec.clusterIP}");
+    let web_b = cluster.jsonpath(
+        &[
+            "pods",
+            "-l",
+            "app=web",
+            "--field-selector",
+            &format!("spec.nodeName={}", b.name),
+        ],
+        "{.items[0].metadata.name}",
+    );
+    for pod in ["client", web_b.as_str()] {
+        // A TCP connection to the Service's port (busybox's TLS cannot talk to the server).
+        let out = cluster
+            .kubectl_command(
+                "1.33",
+                &[
+                    "exec", pod, "--", "timeout", "5", "nc", "-w", "3", &api_ip, "443", "-e",
+                    "true",
+                ],
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{pod} to the API server: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Not a connection to anything: the same to an unserved port is refused.
+    let out = cluster
+        .kubectl_command(
+            "1.33",
+            &[
+                "exec", "client", "--", "timeout", "5", "nc", "-w", "3", &api_ip, "444", "-e",
+                "true",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 
     // The third host is cut off: its node goes Unknown, its pod is replaced on the others and
     // the service (and cluster DNS) answer from what is left.
