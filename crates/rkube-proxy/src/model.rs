@@ -105,13 +105,27 @@ pub struct ServicePort {
 impl ServicePort {
     /// `namespace/name/protocol/port-name`, upstream's name for a service port.
     pub fn key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.namespace,
-            self.name,
+        let mut key = String::new();
+        self.write_key(&mut key);
+        key
+    }
+
+    /// Appends [`ServicePort::key`] to `out`.
+    pub fn write_key(&self, out: &mut String) {
+        for (i, part) in [
+            self.namespace.as_str(),
+            self.name.as_str(),
             self.protocol.nft(),
-            self.port_name
-        )
+            self.port_name.as_str(),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if i > 0 {
+                out.push('/');
+            }
+            out.push_str(part);
+        }
     }
 
     /// The endpoints traffic routed "cluster-wide" goes to: the ready ones, else the serving

@@ -172,6 +172,8 @@ struct Parts {
     claims: Claims,
     /// Set elements with the number of parts that need them.
     needed: BTreeMap<(&'static str, String), usize>,
+    /// The [`rules::ENDPOINTS`] blocks the parts hold.
+    blocks: BTreeSet<u32>,
 }
 
 impl Parts {
@@ -235,6 +237,7 @@ impl Parts {
             ruleset.affinity.extend(part.affinity.clone());
             ruleset.blocks.extend(part.blocks.clone());
         }
+        parts.blocks = ruleset.blocks.values().copied().collect();
         for (set, e) in parts.needed.keys() {
             ruleset.sets.entry(*set).or_default().insert(e.clone());
         }
@@ -374,25 +377,37 @@ impl Proxier {
     fn change(&self, parts: &mut Parts, applied: &Ruleset, ports: &[ServicePort]) -> Change {
         let mut before = Ruleset::default();
         let mut after = Ruleset::default();
-        let mut keys = HashSet::with_capacity(ports.len());
         let mut changed = Vec::new();
+        let mut found = 0;
+        let mut key = String::new();
         for sp in ports {
-            let key = sp.key();
-            if parts.ports.get(&key).is_none_or(|(old, _)| old != sp) {
-                changed.push((sp, key.clone()));
+            key.clear();
+            sp.write_key(&mut key);
+            match parts.ports.get(key.as_str()) {
+                Some((old, _)) => {
+                    found += 1;
+                    if old != sp {
+                        changed.push((sp, key.clone()));
+                    }
+                }
+                None => changed.push((sp, key.clone())),
             }
-            keys.insert(key);
         }
-        let gone: Vec<String> = parts
-            .ports
-            .keys()
-            .filter(|k| !keys.contains(*k))
-            .cloned()
-            .collect();
+        // Ports that went: only looked for when fewer than all known ones were found.
+        let gone: Vec<String> = if found == parts.ports.len() {
+            Vec::new()
+        } else {
+            let keys: HashSet<String> = ports.iter().map(ServicePort::key).collect();
+            parts
+                .ports
+                .keys()
+                .filter(|k| !keys.contains(*k))
+                .cloned()
+                .collect()
+        };
         let mut claims = BTreeSet::new();
         let mut elements = BTreeSet::new();
         let mut reuse = BTreeMap::new();
-        let mut taken: BTreeSet<u32> = applied.blocks.values().copied().collect();
         let removing = gone.iter().chain(changed.iter().map(|(_, key)| key));
         for key in removing {
             let Some((_, part)) = parts.remove(key) else {
@@ -404,14 +419,24 @@ impl Proxier {
             before.affinity.extend(part.affinity);
             before.blocks.extend(part.blocks);
         }
-        taken.extend(reuse.values().copied());
-        let mut blocks = rules::Blocks::new(reuse, taken);
+        let held = std::mem::take(&mut parts.blocks);
+        let mut blocks = rules::Blocks::new(reuse, BTreeSet::new()).avoiding(&held);
+        let mut new_parts = Vec::with_capacity(changed.len());
         for (sp, key) in changed {
             let part = rules::port_part(&self.config, &mut blocks, sp);
             note(&part, &mut claims, &mut elements);
             after.chains.extend(part.chains.clone());
             after.affinity.extend(part.affinity.clone());
             after.blocks.extend(part.blocks.clone());
+            new_parts.push((sp, key, part));
+        }
+        drop(blocks);
+        parts.blocks = held;
+        for block in before.blocks.values() {
+            parts.blocks.remove(block);
+        }
+        parts.blocks.extend(after.blocks.values().copied());
+        for (sp, key, part) in new_parts {
             parts.add(sp, key, part);
         }
         for (space, key) in claims {

@@ -183,27 +183,39 @@ fn merge(rs: &mut Ruleset, part: Ruleset) {
 
 /// Hands out [`ENDPOINTS`] blocks: the block a chain had, else the lowest one not taken.
 #[derive(Debug)]
-pub struct Blocks {
+pub struct Blocks<'a> {
     reuse: BTreeMap<String, u32>,
     taken: BTreeSet<u32>,
+    also_taken: Option<&'a BTreeSet<u32>>,
     next: u32,
 }
 
-impl Blocks {
+impl<'a> Blocks<'a> {
     /// Chains in `reuse` keep their blocks; new ones get blocks outside `taken`.
-    pub fn new(reuse: BTreeMap<String, u32>, taken: BTreeSet<u32>) -> Blocks {
+    pub fn new(reuse: BTreeMap<String, u32>, taken: BTreeSet<u32>) -> Blocks<'a> {
         Blocks {
             reuse,
             taken,
+            also_taken: None,
             next: 0,
         }
+    }
+
+    /// New chains also avoid the blocks in `also`.
+    pub fn avoiding(mut self, also: &'a BTreeSet<u32>) -> Blocks<'a> {
+        self.also_taken = Some(also);
+        self
+    }
+
+    fn is_taken(&self, block: u32) -> bool {
+        self.taken.contains(&block) || self.also_taken.is_some_and(|t| t.contains(&block))
     }
 
     fn get(&mut self, chain: &str) -> Option<u32> {
         if let Some(block) = self.reuse.get(chain) {
             return Some(*block);
         }
-        while self.taken.contains(&self.next) {
+        while self.is_taken(self.next) {
             self.next = self.next.checked_add(1)?;
         }
         if self.next >= u32::MAX / BLOCK {
