@@ -35,6 +35,7 @@ mod cache;
 pub mod certs;
 mod componentstatus;
 mod crd;
+mod crd_conversion;
 mod crd_rules;
 mod csr;
 mod decode;
