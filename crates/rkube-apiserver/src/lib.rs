@@ -272,8 +272,12 @@ impl ApiServer {
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
+        let registered = rkube_api::registry::custom_generation();
+        app.register_local_api_services(false)
+            .await
+            .map_err(StartError::Bootstrap)?;
         let definitions_task = tokio::spawn(app.clone().run_definitions());
-        let api_services_task = tokio::spawn(app.clone().run_local_api_services());
+        let api_services_task = tokio::spawn(app.clone().run_local_api_services(registered));
         let acceptor = serve::tls_acceptor(&certs)?;
         let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");

@@ -94,43 +94,53 @@ fn served_group_versions() -> BTreeSet<(String, String, bool)> {
 }
 
 impl App {
-    /// Keeps the local APIServices in step with what is served, until the process ends.
-    pub async fn run_local_api_services(self: Arc<Self>) {
-        let mut registered = None;
+    /// Keeps the local APIServices in step with what is served, until the process ends
+    /// (the server registers them once before it is ready: see
+    /// [`App::register_local_api_services`]).
+    pub async fn run_local_api_services(self: Arc<Self>, registered: u64) {
+        let mut registered = Some(registered);
         loop {
+            tokio::time::sleep(CHECK_EVERY).await;
             let generation = registry::custom_generation();
             if registered != Some(generation) {
-                match self.register_local_api_services().await {
+                match self.register_local_api_services(true).await {
                     Ok(()) => registered = Some(generation),
                     Err(err) => tracing::warn!(error = %err, "registering local APIServices"),
                 }
             }
-            tokio::time::sleep(CHECK_EVERY).await;
         }
     }
 
     /// Creates the missing local APIServices, marks them Available, and deletes those of
-    /// custom group versions no longer served.
-    async fn register_local_api_services(&self) -> Result<(), ApiError> {
+    /// custom group versions no longer served (with `prune`: at start the definitions are
+    /// not served yet). Independent writes go together, so they share commits.
+    pub async fn register_local_api_services(&self, prune: bool) -> Result<(), ApiError> {
         let rt = self.resource("apiregistration.k8s.io", "APIService")?;
         let served = served_group_versions();
-        let info = RequestInfo::default();
-        let mut names = BTreeSet::new();
-        for (group, version, custom) in &served {
-            let service = local_api_service(group, version, *custom);
+        let names: BTreeSet<String> = served
+            .iter()
+            .map(|(group, version, _)| format!("{version}.{group}"))
+            .collect();
+        let creates = served.iter().map(|(group, version, custom)| async move {
             let name = format!("{version}.{group}");
-            names.insert(name.clone());
             match self.lookup(rt, None, &name).await {
-                Ok(_) => {}
+                Ok(_) => Ok(()),
                 Err(ApiError::NotFound { .. }) => {
+                    let service = local_api_service(group, version, *custom);
+                    let info = RequestInfo::default();
                     match self.create(rt, &info, &Query::default(), service).await {
-                        Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
-                        Err(err) => return Err(err),
+                        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+                        Err(err) => Err(err),
                     }
                 }
-                Err(err) => return Err(err),
+                Err(err) => Err(err),
             }
-            self.set_local_available(rt, &name).await?;
+        });
+        futures::future::try_join_all(creates).await?;
+        let statuses = names.iter().map(|name| self.set_local_available(rt, name));
+        futures::future::try_join_all(statuses).await?;
+        if !prune {
+            return Ok(());
         }
         for existing in self.list_current(rt, None).await? {
             let name = existing["metadata"]["name"].as_str().unwrap_or_default();
