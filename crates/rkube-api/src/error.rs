@@ -96,6 +96,10 @@ pub enum ApiError {
     /// 500 InternalError.
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// 500 without a reason: what upstream answers for a failure that is no API status
+    /// (a custom resource that cannot be converted to the version read).
+    #[error("{0}")]
+    Unclassified(String),
     /// 503 ServiceUnavailable.
     #[error("{0}")]
     Unavailable(String),

@@ -15,6 +15,7 @@ use k8s_openapi::api::{
     policy::v1 as policy, rbac::v1 as rbac, scheduling::v1 as scheduling, storage::v1 as storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration;
 use k8s_openapi::{ListableResource, NamespaceResourceScope, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -266,6 +267,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
             &["api-extensions"],
             &["status"],
         ),
+        // apiregistration.k8s.io/v1
+        stored::<apiregistration::APIService>(NONE, &["api-extensions"], &["status"]),
         // apps/v1
         stored::<apps::ControllerRevision>(NONE, NONE, NONE),
         stored::<apps::DaemonSet>(&["ds"], ALL, &["status"]),

@@ -506,6 +506,17 @@ impl App {
                 rt.qualified_plural()
             )));
         }
+        if rt.custom.is_some() {
+            let request = crate::crd_conversion::CustomRequest {
+                rt,
+                info,
+                query,
+                content_type,
+                body,
+                accept,
+            };
+            return self.serve_custom(request).await;
+        }
         if let Some(conversion) = rt.conversion {
             let request = crate::served::ServedRequest {
                 served: rt,

@@ -27,6 +27,7 @@ macro_rules! ignore_scalars {
 }
 
 mod admission;
+mod aggregator;
 mod alloc;
 mod app;
 pub mod auth;
@@ -35,6 +36,7 @@ mod cache;
 pub mod certs;
 mod componentstatus;
 mod crd;
+mod crd_conversion;
 mod crd_rules;
 mod csr;
 mod decode;
@@ -203,6 +205,7 @@ pub struct ApiServer {
     accept_task: tokio::task::JoinHandle<()>,
     cache_task: tokio::task::JoinHandle<()>,
     definitions_task: tokio::task::JoinHandle<()>,
+    api_services_task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -269,7 +272,12 @@ impl ApiServer {
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
+        let registered = rkube_api::registry::custom_generation();
+        app.register_local_api_services(false)
+            .await
+            .map_err(StartError::Bootstrap)?;
         let definitions_task = tokio::spawn(app.clone().run_definitions());
+        let api_services_task = tokio::spawn(app.clone().run_local_api_services(registered));
         let acceptor = serve::tls_acceptor(&certs)?;
         let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");
@@ -285,6 +293,7 @@ impl ApiServer {
             accept_task,
             cache_task,
             definitions_task,
+            api_services_task,
         })
     }
 
@@ -330,5 +339,6 @@ impl ApiServer {
         self.accept_task.abort();
         self.cache_task.abort();
         self.definitions_task.abort();
+        self.api_services_task.abort();
     }
 }

@@ -124,6 +124,19 @@ pub enum Created {
 }
 
 impl Created {
+    /// The created object.
+    pub(crate) fn into_value(self) -> Result<Value, ApiError> {
+        match self {
+            Created::Stored {
+                object: Some(object),
+                ..
+            }
+            | Created::DryRun(object) => Ok(object),
+            Created::Stored { json, object: None } => serde_json::from_slice(&json)
+                .map_err(|e| ApiError::Internal(format!("decoding the created object: {e}"))),
+        }
+    }
+
     /// The 201 response: the stored JSON as it is for JSON clients, else the object encoded.
     pub(crate) fn response(self, accept: Accept) -> Response<Body> {
         let object = match self {
@@ -685,6 +698,7 @@ impl App {
                 "create not allowed while custom resource definition is terminating".into(),
             ));
         }
+        let mut object = self.to_storage_version(rt, object).await?;
         self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object, false).await?;
         // A generated name that is taken is generated again, as upstream's
@@ -775,13 +789,14 @@ impl App {
         ))
     }
 
-    async fn list_from_cache(
+    /// A page of the watch cache for a list request, when the cache can serve it: the page,
+    /// its continue token and the count of what is left.
+    async fn cached_page(
         &self,
         rt: &ResourceType,
         info: &RequestInfo,
         query: &Query,
-        accept: Accept,
-    ) -> Result<Option<Response<Body>>, ApiError> {
+    ) -> Result<Option<(crate::cache::CachedPage, Option<String>, Option<i64>)>, ApiError> {
         let exact = list_revision(query)?;
         let limit = parse_limit(query)?;
         let rv = query.get("resourceVersion").filter(|rv| !rv.is_empty());
@@ -821,6 +836,19 @@ impl App {
         // Like upstream, the count is only given without a filter.
         let remaining =
             (token.is_some() && filter.is_empty() && page.remaining > 0).then_some(page.remaining);
+        Ok(Some((page, token, remaining)))
+    }
+
+    async fn list_from_cache(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+        accept: Accept,
+    ) -> Result<Option<Response<Body>>, ApiError> {
+        let Some((page, token, remaining)) = self.cached_page(rt, info, query).await? else {
+            return Ok(None);
+        };
         if accept == Accept::Json {
             let body = list_json(
                 rt.list_kind,
@@ -836,27 +864,22 @@ impl App {
             );
             return Ok(Some(response));
         }
-        let mut meta = json!({"resourceVersion": page.revision.to_string()});
-        if let Some(token) = token {
-            meta["continue"] = json!(token);
-        }
-        if let Some(remaining) = remaining {
-            meta["remainingItemCount"] = json!(remaining);
-        }
-        let items = page
-            .items
-            .iter()
-            .map(|object| {
-                let mut item = object.to_value(object.revision)?;
-                if let Some(o) = item.as_object_mut() {
-                    o.remove("apiVersion");
-                    o.remove("kind");
-                }
-                Ok(item)
-            })
-            .collect::<Result<Vec<Value>, ApiError>>()?;
-        let list = json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items});
+        let list = page_value(rt, &page, token, remaining)?;
         Ok(Some(crate::tables::respond(accept, rt, list, query)))
+    }
+
+    /// GET a collection as a value: from the watch cache under the rules
+    /// [`App::list_response`] follows, else from the store.
+    pub(crate) async fn list_value(
+        &self,
+        rt: &ResourceType,
+        info: &RequestInfo,
+        query: &Query,
+    ) -> Result<Value, ApiError> {
+        match self.cached_page(rt, info, query).await? {
+            Some((page, token, remaining)) => page_value(rt, &page, token, remaining),
+            None => self.list(rt, info, query).await,
+        }
     }
 
     /// GET a collection.
@@ -888,11 +911,7 @@ impl App {
             .items
             .into_iter()
             .map(|mut item| {
-                // Upstream's list items carry no type meta.
-                if let Some(o) = item.as_object_mut() {
-                    o.remove("apiVersion");
-                    o.remove("kind");
-                }
+                strip_item_type(rt, &mut item);
                 item
             })
             .collect();
@@ -973,6 +992,8 @@ impl App {
         for _ in 0..16 {
             let (current, cached) = self.current_for_update(rt, ns, name, first).await?;
             first = false;
+            // A custom resource is changed in the version the request names.
+            let current = self.stored_in_request_version(rt, current).await?;
             let current_rv = objects::resource_version(&current).unwrap_or(0);
             if let Some(wanted) = wanted_rv
                 && wanted != current_rv
@@ -1054,6 +1075,13 @@ impl App {
                 Err(_) if cached => continue,
                 Err(err) => return Err(err),
             };
+            let new = match self.to_storage_version(rt, new).await {
+                Ok(new) => new,
+                Err(err) => {
+                    self.abandon_update(claims).await;
+                    return Err(err);
+                }
+            };
             match self.objects.update(rt, ns, name, new, current_rv).await {
                 Ok(updated) => {
                     self.finish_update(claims).await;
@@ -1108,6 +1136,45 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Upstream's list items of built-in kinds carry no type meta; custom resources keep theirs
+/// (each item says the version it is in).
+fn strip_item_type(rt: &ResourceType, item: &mut Value) {
+    if rt.custom.is_none()
+        && let Some(o) = item.as_object_mut()
+    {
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+}
+
+/// A page of the watch cache as a list value.
+fn page_value(
+    rt: &ResourceType,
+    page: &crate::cache::CachedPage,
+    token: Option<String>,
+    remaining: Option<i64>,
+) -> Result<Value, ApiError> {
+    let mut meta = json!({"resourceVersion": page.revision.to_string()});
+    if let Some(token) = token {
+        meta["continue"] = json!(token);
+    }
+    if let Some(remaining) = remaining {
+        meta["remainingItemCount"] = json!(remaining);
+    }
+    let items = page
+        .items
+        .iter()
+        .map(|object| {
+            let mut item = object.to_value(object.revision)?;
+            strip_item_type(rt, &mut item);
+            Ok(item)
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(
+        json!({"kind": rt.list_kind, "apiVersion": rt.api_version(), "metadata": meta, "items": items}),
+    )
 }
 
 fn parse_limit(query: &Query) -> Result<Option<usize>, ApiError> {

@@ -134,7 +134,11 @@ impl App {
         info: &RequestInfo,
         name: &str,
     ) -> Result<Value, ApiError> {
-        Ok(scale_of(rt, &self.get(rt, info, name).await?))
+        let object = self.get(rt, info, name).await?;
+        Ok(scale_of(
+            rt,
+            &self.stored_in_request_version(rt, object).await?,
+        ))
     }
 
     /// PUT or PATCH …/scale: changes the workload's `spec.replicas`.
@@ -192,6 +196,7 @@ impl App {
                 },
             )
             .await?;
+        let updated = self.stored_in_request_version(rt, updated).await?;
         Ok(scale_of(rt, &updated))
     }
 }

@@ -20,6 +20,7 @@ pub fn code_and_reason(err: &ApiError) -> (u16, &'static str) {
         ApiError::Invalid { .. } => (422, "Invalid"),
         ApiError::TooManyRequests { .. } => (429, "TooManyRequests"),
         ApiError::Internal(_) => (500, "InternalError"),
+        ApiError::Unclassified(_) => (500, ""),
         ApiError::Unavailable(_) => (503, "ServiceUnavailable"),
         ApiError::Timeout(_) => (504, "Timeout"),
         ApiError::Rejected { code, .. } => (*code, reason_for_code(*code)),
@@ -103,6 +104,11 @@ pub fn status(err: &ApiError) -> Value {
     });
     if let Some(details) = details {
         status["details"] = details;
+    }
+    if reason.is_empty()
+        && let Some(o) = status.as_object_mut()
+    {
+        o.remove("reason");
     }
     status
 }

@@ -1369,6 +1369,107 @@ fn kubectl_1_32_manages_custom_resources() {
     custom_resource_workflow(&Cluster::start("1.32", None));
 }
 
+/// A definition served in two versions: v1 stored, v2 converted by strategy None.
+const TWO_VERSION_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: backups.stable.example.com
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names:
+    plural: backups
+    kind: Backup
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+  - name: v2
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+"#;
+
+/// A resource written in one version of its definition is read in the other, and `kubectl
+/// get apiservices` shows the local APIServices of built-in and custom group versions.
+fn versions_and_api_services_workflow(c: &Cluster) {
+    let crd = c.write("backup-crd.yaml", TWO_VERSION_CRD);
+    c.ok(&["apply", "-f", &crd]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/backups.stable.example.com",
+        "--timeout=20s",
+    ]);
+    let cr = c.write(
+        "backup.yaml",
+        "apiVersion: stable.example.com/v1\nkind: Backup\nmetadata:\n  name: nightly\nspec:\n  at: \"0 3 * * *\"\n",
+    );
+    c.ok(&["apply", "-f", &cr]);
+    let out = c.ok(&[
+        "get",
+        "backups.v2.stable.example.com",
+        "nightly",
+        "-o",
+        "jsonpath={.apiVersion} {.spec.at}",
+    ]);
+    assert_eq!(out, "stable.example.com/v2 0 3 * * *");
+    let out = c.ok(&[
+        "get",
+        "backups.v2.stable.example.com",
+        "-o",
+        "jsonpath={.items[*].apiVersion}",
+    ]);
+    assert_eq!(out, "stable.example.com/v2");
+    let out = c.ok(&[
+        "get",
+        "backups.v1.stable.example.com",
+        "nightly",
+        "-o",
+        "jsonpath={.apiVersion}",
+    ]);
+    assert_eq!(out, "stable.example.com/v1");
+
+    let out = eventually(c, &["get", "apiservices"], |o| {
+        o.contains("v2.stable.example.com")
+    });
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "SERVICE", "AVAILABLE", "AGE"]);
+    for name in [
+        "v1.",
+        "v1.apps",
+        "v1.stable.example.com",
+        "v2.stable.example.com",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("{name}: {out}"));
+        assert_eq!(&row[1..3], ["Local", "True"], "{out}");
+    }
+}
+
+#[test]
+fn kubectl_1_33_reads_custom_resources_in_every_version_and_lists_api_services() {
+    versions_and_api_services_workflow(&Cluster::start("1.33", None));
+}
+
 const HPA_V1: &str = "apiVersion: autoscaling/v1
 kind: HorizontalPodAutoscaler
 metadata:

@@ -39,6 +39,42 @@ pub struct Version {
     pub storage_version: String,
     /// The warning sent with every request to a deprecated version.
     pub warning: Option<String>,
+    /// How objects convert between the definition's versions.
+    pub conversion: Conversion,
+}
+
+/// `spec.conversion`: how a custom resource changes version.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conversion {
+    /// Only `apiVersion` changes.
+    None,
+    /// A `ConversionReview` is sent to a webhook.
+    Webhook {
+        /// `clientConfig` (url or service, caBundle).
+        client_config: Value,
+        /// `conversionReviewVersions`, in the definition's order of preference.
+        review_versions: Vec<String>,
+    },
+}
+
+impl Conversion {
+    /// From a definition's `spec.conversion` (absent or unknown: None).
+    pub fn from_spec(conversion: &Value) -> Self {
+        if conversion["strategy"].as_str() != Some("Webhook") {
+            return Self::None;
+        }
+        let webhook = &conversion["webhook"];
+        Self::Webhook {
+            client_config: webhook["clientConfig"].clone(),
+            review_versions: webhook["conversionReviewVersions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 /// Where the scale subresource finds replicas and the selector.
@@ -143,6 +179,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
     let namespaced = spec["scope"].as_str() != Some("Cluster");
     let crd_name = crd["metadata"]["name"].as_str().unwrap_or_default();
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    let conversion = Conversion::from_spec(&spec["conversion"]);
     let storage = versions
         .iter()
         .find(|v| v["storage"].as_bool() == Some(true))
@@ -214,6 +251,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                     .collect(),
                 storage_version: storage.clone(),
                 warning,
+                conversion: conversion.clone(),
             };
             ResourceType {
                 group,
@@ -251,6 +289,13 @@ impl Version {
         let unknown = schema::prune(&self.schema, object);
         schema::default(&self.schema, object);
         unknown
+    }
+
+    /// Applies the schema's defaults (as upstream does to objects read from storage).
+    pub fn default(&self, object: &mut Value) {
+        if self.has_schema() {
+            schema::default(&self.schema, object);
+        }
     }
 
     /// Validates a custom resource by the schema.

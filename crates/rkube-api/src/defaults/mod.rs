@@ -76,6 +76,16 @@ fn defaults(group: &str, kind: &str, object: &mut Value, all: bool) {
         ("batch", "CronJob") => workloads::cron_job(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => others::horizontal_pod_autoscaler(obj),
         ("discovery.k8s.io", "EndpointSlice") => others::endpoint_slice(obj),
+        ("apiregistration.k8s.io", "APIService") => {
+            // A service reference's port defaults to 443.
+            if let Some(service) = obj
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("service"))
+                .and_then(Value::as_object_mut)
+            {
+                service.entry("port").or_insert(Value::from(443));
+            }
+        }
         ("networking.k8s.io", "NetworkPolicy") => others::network_policy(obj),
         ("networking.k8s.io", "IngressClass") => others::ingress_class(obj),
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {

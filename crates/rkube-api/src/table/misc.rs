@@ -67,6 +67,49 @@ pub(super) fn lease(lease: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
+/// `kubectl get apiservices`.
+pub(super) const API_SERVICE: &[Column] = &[
+    NAME,
+    col(
+        "Service",
+        "string",
+        "The reference to the service that hosts this API endpoint.",
+    ),
+    col("Available", "string", "Whether this service is available."),
+    AGE,
+];
+
+/// One APIService's row: its service (`Local` without one) and its Available condition
+/// (`False (reason)` when it is not true and has a reason).
+pub(super) fn api_service(service: &Value, now: Timestamp) -> Vec<Value> {
+    let target = match opt_text(service, &["spec", "service", "name"]) {
+        Some(name) => format!(
+            "{}/{name}",
+            text(service, &["spec", "service", "namespace"])
+        ),
+        None => "Local".to_owned(),
+    };
+    let available = list(service, &["status", "conditions"])
+        .iter()
+        .find(|c| text(c, &["type"]) == "Available")
+        .map(|c| {
+            let status = text(c, &["status"]);
+            match opt_text(c, &["reason"]) {
+                Some(reason) if status != "True" && !reason.is_empty() => {
+                    format!("{status} ({reason})")
+                }
+                _ => status.to_owned(),
+            }
+        })
+        .unwrap_or_else(|| "Unknown".to_owned());
+    vec![
+        name(service),
+        Value::from(target),
+        Value::from(available),
+        age(service, now),
+    ]
+}
+
 /// `kubectl get endpointslices`.
 pub(super) const ENDPOINT_SLICE: &[Column] = &[
     NAME,

@@ -214,6 +214,12 @@ const PRINTERS: &[(&str, &str, &[Column], Printer)] = &[
     ),
     ("coordination.k8s.io", "Lease", misc::LEASE, misc::lease),
     (
+        "apiregistration.k8s.io",
+        "APIService",
+        misc::API_SERVICE,
+        misc::api_service,
+    ),
+    (
         "discovery.k8s.io",
         "EndpointSlice",
         misc::ENDPOINT_SLICE,

@@ -7,6 +7,7 @@
 //! ([`crate::defaults::apply_defaults`]), as upstream validates after defaulting.
 
 mod affinity;
+mod apiservice;
 mod apps;
 mod batch;
 mod core;
@@ -37,7 +38,8 @@ fn name_rule(group: &str, kind: &str) -> NameRule {
         (
             "rbac.authorization.k8s.io",
             "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding",
-        ) => NameRule::PathSegment,
+        )
+        | ("apiregistration.k8s.io", "APIService") => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }
@@ -165,6 +167,7 @@ fn kind_checks(
             }
         }
         ("discovery.k8s.io", "EndpointSlice") => discovery::endpoint_slice(object, old, errs),
+        ("apiregistration.k8s.io", "APIService") => apiservice::api_service(object, errs),
         _ => others::validate(group, kind, object, old, errs),
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 pub(crate) use object::{BindEdit, CachedObject, bind_stored, raw_member, stamp_version};
-pub(crate) use read::{CachedList, list_json};
+pub(crate) use read::{CachedList, CachedPage, list_json};
 use rkube_api::ApiError;
 use rkube_api::registry::{self, ResourceType};
 use rkube_store::{KeyValue, ListOptions, Revision, Store, WatchEvent, WatchOptions};

@@ -7,7 +7,7 @@
 //! The configurations are read from the watch cache and compiled again only when the cache's
 //! copy of them changes (or from the store when the cache is not serving).
 
-mod client;
+pub(crate) mod client;
 pub(crate) mod conditions;
 pub(crate) mod matching;
 mod validation;
@@ -315,7 +315,7 @@ impl App {
 
     /// Where a webhook's client configuration points: its URL, or its Service's first ready
     /// endpoint (upstream's endpoint routing), verified as `<service>.<namespace>.svc`.
-    async fn endpoint(
+    pub(crate) async fn endpoint(
         &self,
         config: &k8s_openapi::api::admissionregistration::v1::WebhookClientConfig,
     ) -> Result<client::Endpoint, String> {
