@@ -77,6 +77,10 @@ class Api:
         with urllib.request.urlopen(req, timeout=60) as r:
             return json.loads(r.read() or b"{}")
 
+    def text(self, path):
+        with urllib.request.urlopen(self.base + path, timeout=60) as r:
+            return r.read().decode()
+
 
 class PodWatch:
     """One watch of every pod in the namespace: when each was first seen, bound, Running."""
@@ -105,6 +109,44 @@ class PodWatch:
     def counts(self):
         with self.lock:
             return len(self.seen), len(self.running), len(self.gone)
+
+
+def api_p99(text):
+    """p99 latency (ms) of each mutating verb and resource from the server's
+    apiserver_request_duration_seconds histogram, interpolated within buckets as Prometheus's
+    histogram_quantile does."""
+    buckets = {}
+    for row in text.splitlines():
+        if not row.startswith("apiserver_request_duration_seconds_bucket{"):
+            continue
+        labels, value = row[row.index("{") + 1:].rsplit("} ", 1)
+        fields = dict(part.split("=", 1) for part in labels.split('",'))
+        fields = {k: v.strip('"') for k, v in fields.items()}
+        if fields["verb"] not in ("POST", "PUT", "PATCH", "APPLY", "DELETE"):
+            continue
+        resource = fields["resource"] + ("_" + fields["subresource"] if fields["subresource"] else "")
+        le = float("inf") if fields["le"] == "+Inf" else float(fields["le"])
+        key = (fields["verb"], resource)
+        buckets.setdefault(key, {})
+        buckets[key][le] = buckets[key].get(le, 0) + float(value)
+    out = []
+    for key, counts in sorted(buckets.items()):
+        bounds = sorted(counts)
+        total = counts[bounds[-1]]
+        if total == 0:
+            continue
+        rank, lower, below = 0.99 * total, 0.0, 0.0
+        for bound in bounds:
+            if counts[bound] >= rank:
+                if bound == float("inf"):
+                    value = lower
+                else:
+                    within = counts[bound] - below
+                    value = lower + (bound - lower) * ((rank - below) / within if within else 1)
+                out.append((key, 1000 * value))
+                break
+            lower, below = bound, counts[bound]
+    return out
 
 
 def deployment(name, replicas):
@@ -184,8 +226,12 @@ def main():
 
         wait_for("the API", answers, 120)
         started = time.monotonic()
+        # The simulator joins as `rkube sim --help` documents: the server's URL and join token.
+        with open(f"{work}/server/node-token") as f:
+            token = f.read().strip()
         sim = subprocess.Popen(
-            [args.rkube, "sim", "--kubeconfig", kubeconfig, "--nodes", str(args.nodes),
+            [args.rkube, "sim", "--server", f"https://127.0.0.1:{port}", "--token", token,
+             "--nodes", str(args.nodes),
              "--startup-delay", args.startup_delay, "--state-dir", f"{work}/sim"],
             stdout=open(f"{work}/sim.log", "w"), stderr=subprocess.STDOUT)
         procs.append(sim)
@@ -233,6 +279,8 @@ def main():
         if len(bound) > 1:
             line("scheduling_throughput", (len(bound) - 1) / (bound[-1] - bound[0]), "pods/s")
         line("all_running", time.monotonic() - t0, "s")
+        for (verb, resource), p99 in api_p99(api.text("/metrics")):
+            line(f"api_p99_{verb}_{resource}", p99, "ms")
         line("server_cpu_busy", cpu, "%")
         line("server_rss_peak", rss, "MiB")
         line("sim_cpu_busy", sim_cpu, "%")

@@ -317,6 +317,9 @@ impl App {
             .map(MetricsSource::render)
             .collect();
         text.push_str(&crate::request_metrics::render());
+        if let Some(counts) = self.cache.object_counts() {
+            text.push_str(&crate::request_metrics::render_object_counts(&counts));
+        }
         let mut response = Response::new(full(text));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -349,6 +352,17 @@ impl App {
             response.status().as_u16(),
             started.elapsed(),
         );
+        if info.verb == "watch" && response.status() == StatusCode::OK {
+            // Counted open for as long as its body streams.
+            let open = crate::request_metrics::LongRunning::watch(&info);
+            return response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _ = &open;
+                    frame
+                })
+                .boxed_unsync()
+            });
+        }
         response
     }
 

@@ -1,7 +1,9 @@
 //! Request metrics in upstream's names, on `/metrics`: `apiserver_request_total` (by verb,
 //! dry run, group, version, resource, subresource, scope, component and code) and
 //! `apiserver_request_duration_seconds` (a histogram with upstream's buckets, the same labels
-//! but code; long-running requests — watches and connections — are counted, not timed).
+//! but code; long-running requests — watches and connections — are counted, not timed),
+//! `apiserver_longrunning_requests` (the watches open now) and `apiserver_storage_objects`
+//! (objects per resource, from the watch cache's counts).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,6 +40,36 @@ struct Series {
 static SERIES: LazyLock<Mutex<BTreeMap<Labels, Series>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
+/// Open long-running requests by their labels (those of [`Labels`], dry run always off).
+static LONG_RUNNING: LazyLock<Mutex<BTreeMap<Labels, i64>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// One open watch, counted in `apiserver_longrunning_requests` until dropped (with the
+/// response body that streams it).
+#[derive(Debug)]
+pub struct LongRunning(Labels);
+
+impl LongRunning {
+    /// Counts a watch that starts now.
+    pub fn watch(info: &RequestInfo) -> Self {
+        let labels = labels(info, false, false);
+        if let Ok(mut open) = LONG_RUNNING.lock() {
+            *open.entry(labels.clone()).or_default() += 1;
+        }
+        Self(labels)
+    }
+}
+
+impl Drop for LongRunning {
+    fn drop(&mut self) {
+        if let Ok(mut open) = LONG_RUNNING.lock()
+            && let Some(n) = open.get_mut(&self.0)
+        {
+            *n -= 1;
+        }
+    }
+}
+
 /// Upstream's verb label: the HTTP-ish verb, APPLY for server-side apply, CONNECT for
 /// exec/attach/port-forward/proxy.
 fn verb(info: &RequestInfo, apply: bool) -> String {
@@ -67,9 +99,8 @@ fn scope(info: &RequestInfo) -> &'static str {
     }
 }
 
-/// Records one answered request.
-pub fn record(info: &RequestInfo, apply: bool, dry_run: bool, code: u16, took: Duration) {
-    let labels = Labels {
+fn labels(info: &RequestInfo, apply: bool, dry_run: bool) -> Labels {
+    Labels {
         verb: verb(info, apply),
         dry_run,
         group: info.group.clone(),
@@ -77,7 +108,12 @@ pub fn record(info: &RequestInfo, apply: bool, dry_run: bool, code: u16, took: D
         resource: info.resource.clone(),
         subresource: info.subresource.clone().unwrap_or_default(),
         scope: scope(info),
-    };
+    }
+}
+
+/// Records one answered request.
+pub fn record(info: &RequestInfo, apply: bool, dry_run: bool, code: u16, took: Duration) {
+    let labels = labels(info, apply, dry_run);
     let long_running = labels.verb == "WATCH"
         || labels.verb == "CONNECT"
         || (labels.subresource == "log" && code == 200);
@@ -152,6 +188,43 @@ pub fn render() -> String {
             s.count
         );
     }
+    drop(series);
+    if let Ok(open) = LONG_RUNNING.lock() {
+        out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way.\n# TYPE apiserver_longrunning_requests gauge\n");
+        for (l, n) in open.iter() {
+            let _ = writeln!(
+                out,
+                "apiserver_longrunning_requests{{component=\"apiserver\",group=\"{}\",resource=\"{}\",scope=\"{}\",subresource=\"{}\",verb=\"{}\",version=\"{}\"}} {n}",
+                l.group, l.resource, l.scope, l.subresource, l.verb, l.version
+            );
+        }
+    }
+    out
+}
+
+/// `apiserver_storage_objects` (labelled `resource.group`, as upstream's) and
+/// `apiserver_resource_objects` (group and resource apart) from `(group, plural, count)`.
+pub fn render_object_counts(counts: &[(&str, &str, usize)]) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP apiserver_storage_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_storage_objects gauge\n");
+    for (group, plural, n) in counts {
+        let resource = if group.is_empty() {
+            (*plural).to_owned()
+        } else {
+            format!("{plural}.{group}")
+        };
+        let _ = writeln!(
+            out,
+            "apiserver_storage_objects{{resource=\"{resource}\"}} {n}"
+        );
+    }
+    out.push_str("# HELP apiserver_resource_objects Number of stored objects at the time of last check split by kind.\n# TYPE apiserver_resource_objects gauge\n");
+    for (group, plural, n) in counts {
+        let _ = writeln!(
+            out,
+            "apiserver_resource_objects{{group=\"{group}\",resource=\"{plural}\"}} {n}"
+        );
+    }
     out
 }
 
@@ -206,5 +279,34 @@ mod tests {
             text.contains("scope=\"cluster\",subresource=\"\",verb=\"WATCH\",version=\"v1\"} 1")
         );
         assert!(!text.contains("apiserver_request_duration_seconds_count{component=\"apiserver\",dry_run=\"\",group=\"apps\",resource=\"rmtestdeployments\",scope=\"cluster\""));
+    }
+
+    #[test]
+    fn open_watches_are_a_gauge_that_falls_when_they_end() {
+        let watch = info("watch", "rmtestreplicasets", Some("default"), None);
+        let gauge = |n: i64| {
+            format!(
+                "apiserver_longrunning_requests{{component=\"apiserver\",group=\"apps\",resource=\"rmtestreplicasets\",scope=\"namespace\",subresource=\"\",verb=\"WATCH\",version=\"v1\"}} {n}\n"
+            )
+        };
+        let first = LongRunning::watch(&watch);
+        let second = LongRunning::watch(&watch);
+        assert!(render().contains(&gauge(2)), "{}", render());
+        drop(first);
+        assert!(render().contains(&gauge(1)));
+        drop(second);
+        assert!(render().contains(&gauge(0)));
+    }
+
+    #[test]
+    fn object_counts_are_labelled_by_group_resource() {
+        let text = render_object_counts(&[("", "pods", 3), ("apps", "deployments", 1)]);
+        assert!(text.contains("apiserver_storage_objects{resource=\"pods\"} 3\n"));
+        assert!(text.contains("apiserver_storage_objects{resource=\"deployments.apps\"} 1\n"));
+        assert!(
+            text.contains(
+                "apiserver_resource_objects{group=\"apps\",resource=\"deployments\"} 1\n"
+            )
+        );
     }
 }

@@ -277,7 +277,9 @@ impl NodeLifecycleController {
             self.health().remove(name);
             return Ok(Next::Wait);
         };
-        let mut node = (*node).clone();
+        // The cached Node is shared, not copied: most passes only read it, and a pass runs
+        // for every node each monitor period and for every Lease renewal.
+        let mut node = node;
         let lease_renew = caches
             .leases
             .get(&ObjectRef::new(name).within(NODE_LEASE_NAMESPACE))
@@ -314,10 +316,15 @@ impl NodeLifecycleController {
                 node = name,
                 "node stopped posting status; marking it Unknown"
             );
-            node.status.get_or_insert_with(Default::default).conditions = Some(conditions);
-            node = api
-                .replace_status(name, &PostParams::default(), &node)
-                .await?;
+            let mut unknown = (*node).clone();
+            unknown
+                .status
+                .get_or_insert_with(Default::default)
+                .conditions = Some(conditions);
+            node = std::sync::Arc::new(
+                api.replace_status(name, &PostParams::default(), &unknown)
+                    .await?,
+            );
             marked_unknown = true;
         }
         let ready = condition_status(&node, "Ready")
@@ -331,7 +338,7 @@ impl NodeLifecycleController {
             if previous_ready.as_deref() == Some("True") || marked_unknown {
                 self.recorder
                     .publish(
-                        &node,
+                        node.as_ref(),
                         EventType::Normal,
                         "NodeNotReady",
                         &format!("Node {name} status is now: NodeNotReady"),

@@ -221,8 +221,9 @@ impl HollowNode {
     pub async fn heartbeat(&self, mut node: Node) {
         let leases: Api<Lease> = Api::namespaced(self.shared.client.clone(), "kube-node-lease");
         let mut reported = tokio::time::Instant::now();
+        let mut lease = node::NodeLease::default();
         loop {
-            if let Err(e) = node::renew_lease(&leases, &node).await {
+            if let Err(e) = lease.renew(&leases, &node).await {
                 tracing::warn!(node = self.name(), error = %e, "renewing the node lease");
             }
             tokio::time::sleep(LEASE_RENEW).await;

@@ -67,6 +67,19 @@ fn client(
     token: Option<&str>,
     cert: Option<(&str, &str)>,
 ) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(config(
+        server, ca_pem, token, cert,
+    )?)?)
+}
+
+/// A client configuration for `server`: trusting `ca_pem` (anything when `None`), with a
+/// bearer token or a client certificate and key (PEM).
+pub fn config(
+    server: &str,
+    ca_pem: Option<&str>,
+    token: Option<&str>,
+    cert: Option<(&str, &str)>,
+) -> anyhow::Result<kube::Config> {
     let mut config = kube::Config::new(server.parse().context("the server URL")?);
     match ca_pem {
         Some(ca) => {
@@ -83,7 +96,7 @@ fn client(
         config.auth_info.client_certificate_data = Some(base64_of(cert));
         config.auth_info.client_key_data = Some(base64_of(key).into());
     }
-    Ok(kube::Client::try_from(config)?)
+    Ok(config)
 }
 
 fn base64_of(text: &str) -> String {
@@ -120,6 +133,19 @@ pub async fn join(
     data_dir: &Path,
     node: &str,
 ) -> anyhow::Result<kube::Client> {
+    Ok(kube::Client::try_from(
+        join_config(server, token, data_dir, node).await?,
+    )?)
+}
+
+/// [`join`]'s client configuration: the cluster CA (checked against the token's hash) and the
+/// certificate of `system:node:<node>`, both kept under `<data_dir>/agent/`.
+pub async fn join_config(
+    server: &str,
+    token: &str,
+    data_dir: &Path,
+    node: &str,
+) -> anyhow::Result<kube::Config> {
     let token = JoinToken::parse(token).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
     let dir = data_dir.join("agent");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -161,7 +187,7 @@ pub async fn join(
         std::fs::read_to_string(&key_path),
     ) && still_valid(&cert)
     {
-        return client(server, Some(&ca), None, Some((&cert, &key)));
+        return config(server, Some(&ca), None, Some((&cert, &key)));
     }
     let bootstrap = client(server, Some(&ca), Some(&token.secret), None)?;
     let key = rcgen::KeyPair::generate().context("making the node key")?;
@@ -179,7 +205,7 @@ pub async fn join(
     std::fs::write(&cert_path, &cert)
         .with_context(|| format!("writing {}", cert_path.display()))?;
     write_private(&key_path, &key_pem)?;
-    client(server, Some(&ca), None, Some((&cert, &key_pem)))
+    config(server, Some(&ca), None, Some((&cert, &key_pem)))
 }
 
 /// Certificate parameters for `system:node:<node>` in `system:nodes`, with subject

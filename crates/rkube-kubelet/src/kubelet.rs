@@ -360,6 +360,7 @@ fn hostname() -> String {
 async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
     let nodes: Api<Node> = Api::all(shared.client.clone());
     let leases: Api<Lease> = Api::namespaced(shared.client.clone(), "kube-node-lease");
+    let mut lease = node::NodeLease::default();
     let mut cni_written = false;
     loop {
         if !cni_written && let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
@@ -407,7 +408,7 @@ async fn heartbeat(shared: Arc<Shared>, config: NodeConfig, mut node: Node) {
             }
             Err(e) => tracing::warn!(error = %e, "updating the node status"),
         }
-        if let Err(e) = node::renew_lease(&leases, &node).await {
+        if let Err(e) = lease.renew(&leases, &node).await {
             tracing::warn!(error = %e, "renewing the node lease");
         }
         let wait = if cni_written { 10 } else { 1 };

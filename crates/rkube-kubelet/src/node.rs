@@ -406,46 +406,77 @@ pub async fn register(nodes: &Api<Node>, config: &NodeConfig) -> Result<Node, ku
     }
 }
 
-/// The node's Lease, created or renewed.
-pub async fn renew_lease(leases: &Api<Lease>, node: &Node) -> Result<(), kube::Error> {
-    let name = node.metadata.name.clone().unwrap_or_default();
-    let now = MicroTime(Timestamp::now());
-    let spec = LeaseSpec {
-        holder_identity: Some(name.clone()),
-        lease_duration_seconds: Some(40),
-        renew_time: Some(now),
+/// How long the Lease holds without renewal, as upstream's kubelet sets it.
+const LEASE_DURATION_SECONDS: i32 = 40;
+
+/// The node's Lease in kube-node-lease, renewed as upstream's kubelet renews it: from the
+/// copy its last write returned, with one PUT; the Lease is read again (and created when
+/// missing) only at the start and when that PUT fails on a conflict or a missing Lease.
+#[derive(Debug, Default)]
+pub struct NodeLease {
+    latest: Option<Lease>,
+}
+
+impl NodeLease {
+    /// Renews the Lease of `node` (creating it the first time, owned by the node).
+    pub async fn renew(&mut self, leases: &Api<Lease>, node: &Node) -> Result<(), kube::Error> {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if let Some(latest) = &self.latest {
+            let mut lease = latest.clone();
+            lease.spec = Some(renewed(&name, lease.spec.take()));
+            match leases.replace(&name, &PostParams::default(), &lease).await {
+                Ok(updated) => {
+                    self.latest = Some(updated);
+                    return Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
+                    self.latest = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.latest = Some(ensure_lease(leases, node, &name).await?);
+        Ok(())
+    }
+}
+
+/// A Lease spec held by `name` and renewed now, keeping when it was acquired.
+fn renewed(name: &str, old: Option<LeaseSpec>) -> LeaseSpec {
+    LeaseSpec {
+        holder_identity: Some(name.to_owned()),
+        lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+        renew_time: Some(MicroTime(Timestamp::now())),
+        acquire_time: old.and_then(|s| s.acquire_time),
         ..Default::default()
-    };
-    match leases.get_opt(&name).await? {
+    }
+}
+
+/// Reads the Lease and renews it, or creates it.
+async fn ensure_lease(leases: &Api<Lease>, node: &Node, name: &str) -> Result<Lease, kube::Error> {
+    match leases.get_opt(name).await? {
         Some(mut lease) => {
-            lease.spec = Some(LeaseSpec {
-                acquire_time: lease.spec.as_ref().and_then(|s| s.acquire_time.clone()),
-                ..spec
-            });
-            leases
-                .replace(&name, &PostParams::default(), &lease)
-                .await?;
+            lease.spec = Some(renewed(name, lease.spec.take()));
+            leases.replace(name, &PostParams::default(), &lease).await
         }
         None => {
             let lease = Lease {
                 metadata: ObjectMeta {
-                    name: Some(name.clone()),
+                    name: Some(name.to_owned()),
                     namespace: Some("kube-node-lease".to_owned()),
                     owner_references: Some(vec![OwnerReference {
                         api_version: "v1".to_owned(),
                         kind: "Node".to_owned(),
-                        name,
+                        name: name.to_owned(),
                         uid: node.metadata.uid.clone().unwrap_or_default(),
                         ..Default::default()
                     }]),
                     ..Default::default()
                 },
-                spec: Some(spec),
+                spec: Some(renewed(name, None)),
             };
-            leases.create(&PostParams::default(), &lease).await?;
+            leases.create(&PostParams::default(), &lease).await
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -46,19 +46,38 @@ enum Command {
     /// The nodes are deleted when the simulation stops (SIGINT/SIGTERM) unless --keep-nodes.
     /// The server needs pod CIDRs for every node: `--cluster-cidr` large enough for --nodes
     /// subnets of `--node-cidr-mask-size`.
+    ///
+    /// Joining with the server's join token, as an agent would:
+    ///   rkube sim --server https://SERVER:6443 --token "$(cat <data-dir>/node-token)" --nodes 1000
+    /// or with a kubeconfig:
+    ///   rkube sim --kubeconfig <data-dir>/kubeconfig.yaml --nodes 1000
     #[command(verbatim_doc_comment)]
     Sim(SimArgs),
 }
 
 #[derive(clap::Args)]
 struct SimArgs {
-    /// The kubeconfig to reach the cluster with (the server writes an administrator's one to
-    /// <data-dir>/kubeconfig.yaml).
-    #[arg(long, env = "KUBECONFIG")]
-    kubeconfig: PathBuf,
-    /// The API server's URL, instead of the kubeconfig's.
+    /// The API server's URL (https://HOST:6443), instead of the kubeconfig's. Needed with
+    /// --token.
     #[arg(long)]
     server: Option<String>,
+    /// A token to reach the server with, instead of a kubeconfig. The join token agents use
+    /// (the server's <data-dir>/node-token, K10<ca-hash>::node:<secret>): the cluster CA is
+    /// fetched and checked against the token's hash, and the simulator obtains a node client
+    /// certificate (system:node:<name-prefix>sim in system:nodes) through the
+    /// CertificateSigningRequest API, kept under --state-dir, as `rkube agent` does. Any
+    /// other token is sent as a bearer token (a service account token from `kubectl create
+    /// token`, or one of the server's --token-auth-file) and needs --certificate-authority.
+    #[arg(long, requires = "server", verbatim_doc_comment)]
+    token: Option<String>,
+    /// The cluster CA certificate (PEM) that verifies the server with a bearer --token (the
+    /// server keeps it in <data-dir>/tls/ca.crt).
+    #[arg(long, requires = "token")]
+    certificate_authority: Option<PathBuf>,
+    /// The kubeconfig to reach the cluster with, when no --token is given (the server writes
+    /// an administrator's one to <data-dir>/kubeconfig.yaml).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
     /// How many hollow nodes to run.
     #[arg(long)]
     nodes: usize,
@@ -595,22 +614,6 @@ fn parse_delay(text: &str) -> Result<std::time::Duration, String> {
 }
 
 async fn sim(args: SimArgs) -> anyhow::Result<()> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)
-        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
-    let mut config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .with_context(|| format!("loading {}", args.kubeconfig.display()))?;
-    if let Some(server) = &args.server {
-        config.cluster_url = server.parse().context("the server URL")?;
-    }
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_str(&user_agent("kubelet"))?,
-    ));
-    let client = kube::Client::try_from(config).context("the API client")?;
     let mut labels = std::collections::BTreeMap::new();
     for label in &args.node_labels {
         let (k, v) = label
@@ -627,6 +630,12 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| temporary.as_ref().map(|t| t.path().to_owned()))
         .context("the state directory")?;
+    let mut config = sim_client_config(&args, &state_dir).await?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&user_agent("kubelet"))?,
+    ));
+    let client = kube::Client::try_from(config).context("the API client")?;
     let config = rkube_kubelet::hollow::SimConfig {
         nodes: args.nodes,
         name_prefix: args.name_prefix,
@@ -642,6 +651,43 @@ async fn sim(args: SimArgs) -> anyhow::Result<()> {
         let _ = shutdown_signal().await;
     };
     rkube_kubelet::hollow::run(client, config, stop).await
+}
+
+/// How `rkube sim` reaches the server: a join token, a bearer token, or a kubeconfig.
+async fn sim_client_config(
+    args: &SimArgs,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<kube::Config> {
+    if let (Some(token), Some(server)) = (&args.token, &args.server) {
+        if JoinToken::parse(token).is_ok() {
+            let identity = format!("{}sim", args.name_prefix);
+            return rkube_kubelet::join::join_config(server, token, state_dir, &identity)
+                .await
+                .with_context(|| format!("joining {server}"));
+        }
+        let path = args.certificate_authority.as_ref().context(
+            "--token is not a join token (K10...): give the cluster CA with --certificate-authority",
+        )?;
+        let ca =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return rkube_kubelet::join::config(server, Some(&ca), Some(token.trim()), None);
+    }
+    let path = args
+        .kubeconfig
+        .as_ref()
+        .context("give --server and --token, or --kubeconfig")?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading {}", path.display()))?;
+    if let Some(server) = &args.server {
+        config.cluster_url = server.parse().context("the server URL")?;
+    }
+    Ok(config)
 }
 
 /// The cluster's address ranges, as the node's networking needs them.

@@ -800,3 +800,74 @@ async fn requests_are_counted_and_timed_on_metrics_in_upstreams_names() {
         );
     }
 }
+
+#[tokio::test]
+async fn stored_objects_and_open_watches_are_gauges_on_metrics() {
+    use k8s_openapi::api::core::v1::PodTemplate;
+
+    let t = start().await;
+    let templates: Api<PodTemplate> = Api::namespaced(t.client.clone(), "default");
+    for name in ["one", "two"] {
+        let template: PodTemplate =
+            serde_json::from_value(json!({"metadata": {"name": name}, "template": {"spec": {
+                "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]}}}))
+            .unwrap();
+        templates
+            .create(&PostParams::default(), &template)
+            .await
+            .unwrap();
+    }
+    // A consistent list has waited for the watch cache to hold both.
+    assert_eq!(
+        templates
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let metrics = || async {
+        let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        t.client.request_text(request).await.unwrap()
+    };
+    let watching = |n: usize| {
+        format!(
+            "apiserver_longrunning_requests{{component=\"apiserver\",group=\"\",resource=\"podtemplates\",scope=\"namespace\",subresource=\"\",verb=\"WATCH\",version=\"v1\"}} {n}"
+        )
+    };
+    let stream = templates
+        .watch(&kube::api::WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let text = metrics().await;
+    for line in [
+        "apiserver_storage_objects{resource=\"podtemplates\"} 2".to_owned(),
+        "apiserver_resource_objects{group=\"\",resource=\"podtemplates\"} 2".to_owned(),
+        "apiserver_storage_objects{resource=\"deployments.apps\"} 0".to_owned(),
+        watching(1),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    drop(stream);
+    templates.delete("one", &Default::default()).await.unwrap();
+    templates.list(&Default::default()).await.unwrap();
+    // The server sees the closed watch when it next writes to it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = metrics().await;
+        let closed = text.lines().any(|l| l == watching(0));
+        let counted = text
+            .lines()
+            .any(|l| l == "apiserver_storage_objects{resource=\"podtemplates\"} 1");
+        if closed && counted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

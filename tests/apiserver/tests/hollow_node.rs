@@ -175,3 +175,50 @@ async fn hollow_node_runs_a_pod_to_ready_and_finishes_its_graceful_delete() {
     sim.await.unwrap().unwrap();
     assert!(nodes.get_opt("hollow-0").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn the_node_lease_is_read_once_then_renewed_with_one_put_each_time() {
+    let t = start().await;
+    let nodes: Api<Node> = Api::all(t.client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "leased"}})).unwrap();
+    let node = nodes.create(&PostParams::default(), &node).await.unwrap();
+    let leases: Api<Lease> = Api::namespaced(t.client.clone(), "kube-node-lease");
+    let mut lease = rkube_kubelet::node::NodeLease::default();
+    for _ in 0..3 {
+        lease.renew(&leases, &node).await.unwrap();
+    }
+    // Another writer: the next renewal conflicts, reads the Lease again and takes it back.
+    let mut other = leases.get("leased").await.unwrap();
+    other.spec.as_mut().unwrap().holder_identity = Some("someone-else".to_owned());
+    leases
+        .replace("leased", &PostParams::default(), &other)
+        .await
+        .unwrap();
+    lease.renew(&leases, &node).await.unwrap();
+    let renewed = leases.get("leased").await.unwrap().spec.unwrap();
+    assert_eq!(renewed.holder_identity.as_deref(), Some("leased"));
+    assert_eq!(renewed.lease_duration_seconds, Some(40));
+
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = t.client.request_text(request).await.unwrap();
+    let count = |verb: &str, scope: &str, code: u16| {
+        format!(
+            "apiserver_request_total{{code=\"{code}\",component=\"apiserver\",dry_run=\"\",group=\"coordination.k8s.io\",resource=\"leases\",scope=\"{scope}\",subresource=\"\",verb=\"{verb}\",version=\"v1\"}}"
+        )
+    };
+    // The renewals: a GET (404) and a POST the first time, a PUT each later time, and after
+    // the conflict a GET and a PUT; the test's own two GETs and one PUT are among them.
+    for (series, n) in [
+        (count("GET", "resource", 404), 1),
+        (count("POST", "namespace", 201), 1),
+        (count("PUT", "resource", 200), 4),
+        (count("PUT", "resource", 409), 1),
+        (count("GET", "resource", 200), 3),
+    ] {
+        let line = format!("{series} {n}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+}

@@ -129,6 +129,9 @@ pub(crate) enum Freshness {
 
 /// One resource's part of the cache.
 pub(crate) struct ResourceCache {
+    /// The resource's API group ("" for the core group) and plural name.
+    group: &'static str,
+    plural: &'static str,
     state: RwLock<ResourceState>,
     /// The revision of the resource's latest event, for its watchers to wait on.
     changed: watch::Sender<Revision>,
@@ -215,6 +218,8 @@ impl WatchCache {
                 .entry(crate::objects::prefix(rt, None))
                 .or_insert_with(|| {
                     Arc::new(ResourceCache {
+                        group: rt.group,
+                        plural: rt.plural,
                         state: RwLock::default(),
                         changed: watch::Sender::new(0),
                     })
@@ -238,6 +243,22 @@ impl WatchCache {
     /// Whether the cache has loaded and serves reads.
     pub fn is_ready(&self) -> bool {
         self.config.enabled && self.ready.load(Ordering::Acquire)
+    }
+
+    /// How many objects each resource has, as `(group, plural, count)`; `None` while the
+    /// cache does not serve reads. One lock and one length per resource, whatever the number
+    /// of objects.
+    pub fn object_counts(&self) -> Option<Vec<(&'static str, &'static str, usize)>> {
+        if !self.is_ready() {
+            return None;
+        }
+        let mut counts: Vec<_> = self
+            .resources
+            .values()
+            .map(|r| (r.group, r.plural, r.read().objects.len()))
+            .collect();
+        counts.sort_unstable();
+        Some(counts)
     }
 
     /// The revision up to which the cache has applied every event.
