@@ -34,32 +34,10 @@ impl WebhookServer {
     /// `webhook.default.svc`.
     async fn start(decide: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
         let decide: Decide = Arc::new(decide);
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "webhook-ca");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(ca_params, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![
-            "127.0.0.1".to_owned(),
-            "webhook.default.svc".to_owned(),
-        ])
-        .unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (acceptor, ca_pem) = rkube_apiserver_tests::tls_acceptor(
+            "webhook-ca",
+            &["127.0.0.1", "webhook.default.svc"],
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -95,10 +73,7 @@ impl WebhookServer {
                 });
             }
         });
-        Self {
-            addr,
-            ca_pem: ca.pem(),
-        }
+        Self { addr, ca_pem }
     }
 
     fn ca_bundle(&self) -> String {
