@@ -2103,6 +2103,21 @@ impl Cluster {
     }
 }
 
+/// The containers of the tests' web Deployments: httpd serving the pod's name, ready once it
+/// answers (a pod template's `containers` at six spaces).
+fn web_containers(image: &str) -> String {
+    format!(
+        r#"      containers:
+      - name: httpd
+        image: {image}
+        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
+        readinessProbe:
+          httpGet: {{path: /, port: 8080}}
+          periodSeconds: 1
+"#
+    )
+}
+
 #[test]
 fn pods_on_two_nodes_reach_each_other_directly_through_services_and_by_name() {
     let cluster = Cluster::start();
@@ -2112,6 +2127,7 @@ fn pods_on_two_nodes_reach_each_other_directly_through_services_and_by_name() {
         "{.items[0].metadata.name}",
     );
     let image = cluster.registry.image(1);
+    let containers = web_containers(&image);
     let client = |name: &str, node: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n---\n"
@@ -2134,14 +2150,7 @@ spec:
           requiredDuringSchedulingIgnoredDuringExecution:
           - labelSelector: {{matchLabels: {{app: web}}}}
             topologyKey: kubernetes.io/hostname
-      containers:
-      - name: httpd
-        image: {image}
-        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
-        readinessProbe:
-          httpGet: {{path: /, port: 8080}}
-          periodSeconds: 1
----
+{containers}---
 apiVersion: v1
 kind: Service
 metadata: {{name: web}}
@@ -2358,6 +2367,7 @@ fn nodes_in_their_own_network_namespaces_serve_services_and_route_around_a_node_
     let b = cluster.join_agent_on(&net, 1);
     let c = cluster.join_agent_on(&net, 2);
     let image = cluster.registry.image(1);
+    let containers = web_containers(&image);
     cluster.apply(&format!(
         r#"apiVersion: v1
 kind: Pod
@@ -2390,14 +2400,7 @@ spec:
             podAffinityTerm:
               labelSelector: {{matchLabels: {{app: web}}}}
               topologyKey: kubernetes.io/hostname
-      containers:
-      - name: httpd
-        image: {image}
-        command: ["sh", "-c", "hostname > /var/www/index.html; exec httpd -f -p 8080 -h /var/www"]
-        readinessProbe:
-          httpGet: {{path: /, port: 8080}}
-          periodSeconds: 1
----
+{containers}---
 apiVersion: v1
 kind: Service
 metadata: {{name: web}}
