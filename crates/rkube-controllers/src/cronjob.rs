@@ -23,9 +23,9 @@ use serde_json::json;
 
 use crate::cron_schedule::{MAX_MISSED, Schedule, most_recent_unmet};
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::workload_pods::{
-    Error, Result, controller_reference, drain, informer, is_conflict, is_controlled_by,
-    is_not_found,
+    Error, Result, controller_reference, drain, is_conflict, is_controlled_by, is_not_found,
 };
 
 /// The annotation a scheduled Job carries: the time it was scheduled for, in the CronJob's zone.
@@ -38,6 +38,7 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 #[derive(Clone)]
 pub struct CronJobController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
     clock: Clock,
 }
@@ -87,23 +88,25 @@ pub fn job_name(cron_job: &str, at: Timestamp) -> String {
 
 impl CronJobController {
     /// A controller acting through `client`, on the system clock.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
         Self::with_clock(client, Arc::new(Timestamp::now))
     }
 
     /// A controller reading the time from `clock`.
-    pub fn with_clock(client: kube::Client, clock: Clock) -> Self {
+    pub fn with_clock(client: impl Into<SharedInformers>, clock: Clock) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "cronjob-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "cronjob-controller"),
+            client: informers.client().clone(),
+            informers,
             clock,
         }
     }
 
     /// Watches CronJobs and their Jobs until dropped.
     pub async fn run(self) {
-        let (cron_jobs, cron_events) = informer(Api::<CronJob>::all(self.client.clone()));
-        let (jobs, job_events) = informer(Api::<Job>::all(self.client.clone()));
+        let (cron_jobs, cron_events) = self.informers.touched::<CronJob>().await;
+        let (jobs, job_events) = self.informers.touched::<Job>().await;
         let queue = stream::select(
             trigger_self(cron_events, ()),
             trigger_owners(job_events, (), ()),

@@ -25,10 +25,11 @@ use crate::daemon_nodes::{
     eligibility, scaled,
 };
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::revisions;
 use crate::workload_pods::{
-    Error, Expectations, Result, controller_reference, drain, informer, is_available,
-    is_running_and_ready, is_terminating, owned_pods, phase, pod_from_template,
+    Error, Expectations, Result, controller_reference, drain, is_available, is_running_and_ready,
+    is_terminating, owned_pods, phase, pod_from_template,
 };
 
 /// The label with the hash of the template a daemon pod was made from.
@@ -40,6 +41,7 @@ pub const GENERATION_LABEL: &str = "pod-template-generation";
 #[derive(Clone)]
 pub struct DaemonSetController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
     expectations: Expectations,
     failed_backoff: FailedBackoff,
@@ -135,10 +137,12 @@ fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
 
 impl DaemonSetController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "daemonset-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "daemonset-controller"),
+            client: informers.client().clone(),
+            informers,
             expectations: Expectations::default(),
             failed_backoff: FailedBackoff::default(),
         }
@@ -146,9 +150,9 @@ impl DaemonSetController {
 
     /// Watches DaemonSets, their pods and the nodes until dropped.
     pub async fn run(self) {
-        let (sets, set_events) = informer(Api::<DaemonSet>::all(self.client.clone()));
-        let (pods, pod_events) = informer(Api::<Pod>::all(self.client.clone()));
-        let (nodes, node_events) = informer(Api::<Node>::all(self.client.clone()));
+        let (sets, set_events) = self.informers.touched::<DaemonSet>().await;
+        let (pods, pod_events) = self.informers.touched::<Pod>().await;
+        let (nodes, node_events) = self.informers.touched::<Node>().await;
         // Any node change may change where daemons belong: every DaemonSet looks again.
         let all_sets = sets.clone();
         let node_queue = trigger_with(node_events, move |_node: Node| {

@@ -16,12 +16,12 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use rkube_api::selector::LabelSelector;
 
 use crate::endpoints::is_pod_ready;
 use crate::events::{EventType, Recorder};
-use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, key_of};
+use crate::informer::SharedInformers;
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, key_of};
 
 /// How long an eviction recorded in `disruptedPods` is waited for before it is forgotten.
 pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -121,29 +121,26 @@ pub fn allowed_condition(
 /// Keeps every PodDisruptionBudget's status true.
 pub struct DisruptionController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
 }
 
 impl DisruptionController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client, _settings: &crate::Settings) -> Self {
+    pub fn new(client: impl Into<SharedInformers>, _settings: &crate::Settings) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "controllermanager"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "controllermanager"),
+            client: informers.client().clone(),
+            informers,
         }
     }
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (pdbs, pdb_events) = informer(
-            Api::<PodDisruptionBudget>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (pods, pod_events) = informer(
-            Api::<Pod>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (pdbs, pdb_events) = self.informers.informer::<PodDisruptionBudget>().await;
+        let (pods, pod_events) = self.informers.informer::<Pod>().await;
         let reader = pdbs.clone();
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(

@@ -17,10 +17,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 
+use crate::informer::SharedInformers;
 use crate::informer::{
-    AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
+    AbortOnDrop, Change, Next, WorkQueue, feed, is_conflict, is_not_found, key_of,
 };
 
 /// Upstream's cap on addresses in one Endpoints object; beyond it the object is truncated
@@ -347,15 +347,12 @@ type PodServices = HashMap<(String, String), HashSet<ServiceKey>>;
 
 /// Starts Service and pod informers queueing a Service whenever it or a pod it selects (or
 /// selected before the change) changes. The returned guards stop the informers.
-pub fn service_informers(
-    client: &kube::Client,
+pub async fn service_informers(
+    informers: &SharedInformers,
     queue: &WorkQueue<ServiceKey>,
 ) -> (ServiceCaches, Vec<AbortOnDrop>) {
-    let (services, service_events) = informer(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (services, service_events) = informers.informer::<Service>().await;
+    let (pods, pod_events) = informers.informer::<Pod>().await;
     let services_feed = tokio::spawn(feed(
         queue.clone(),
         service_events,
@@ -395,23 +392,25 @@ pub fn service_informers(
 /// Keeps each selector Service's Endpoints object true.
 pub struct EndpointsController {
     client: kube::Client,
+    informers: SharedInformers,
 }
 
 impl EndpointsController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (caches, mut guards) = service_informers(&self.client, &queue);
+        let (caches, mut guards) = service_informers(&self.informers, &queue).await;
         // Endpoints deleted by someone else are written again.
-        let (_endpoints, endpoint_events) = informer(
-            Api::<Endpoints>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (_endpoints, endpoint_events) = self.informers.informer::<Endpoints>().await;
         guards.push(AbortOnDrop(tokio::spawn(feed(
             queue.clone(),
             endpoint_events,

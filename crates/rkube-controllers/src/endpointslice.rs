@@ -17,6 +17,7 @@ use crate::endpoints::{
     pod_hostname, pod_ip, pod_ports, pod_reference, service_informers, service_selector,
     should_pod_be_in_endpoints,
 };
+use crate::informer::SharedInformers;
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 use kube::runtime::watcher;
 
@@ -159,18 +160,23 @@ fn content_of(slice: &EndpointSlice) -> SliceContent {
 /// Keeps each selector Service's EndpointSlices true.
 pub struct EndpointSliceController {
     client: kube::Client,
+    informers: SharedInformers,
 }
 
 impl EndpointSliceController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (caches, mut guards) = service_informers(&self.client, &queue);
+        let (caches, mut guards) = service_informers(&self.informers, &queue).await;
         // Slices of this controller deleted by someone else are written again.
         let (_slices, slice_events) = informer(
             Api::<EndpointSlice>::all(self.client.clone()),

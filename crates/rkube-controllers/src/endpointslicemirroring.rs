@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 
 use crate::endpoints::{ServiceKey, service_selector};
 use crate::endpointslice::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL, SliceContent};
+use crate::informer::SharedInformers;
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
 
 /// This controller's name in [`MANAGED_BY_LABEL`].
@@ -163,6 +164,7 @@ pub fn should_mirror(endpoints: &Endpoints, service: &Service) -> bool {
 /// Keeps the mirrored slices of selector-less Services true.
 pub struct EndpointSliceMirroringController {
     client: kube::Client,
+    informers: SharedInformers,
 }
 
 fn get<K>(store: &Store<K>, key: &ServiceKey) -> Option<std::sync::Arc<K>>
@@ -174,8 +176,12 @@ where
 
 impl EndpointSliceMirroringController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until the task is dropped.
@@ -187,14 +193,8 @@ impl EndpointSliceMirroringController {
                 meta.name.clone().unwrap_or_default(),
             )]
         };
-        let (endpoints, endpoint_events) = informer(
-            Api::<Endpoints>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (services, service_events) = informer(
-            Api::<Service>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (endpoints, endpoint_events) = self.informers.informer::<Endpoints>().await;
+        let (services, service_events) = self.informers.informer::<Service>().await;
         let (_slices, slice_events) = informer(
             Api::<EndpointSlice>::all(self.client.clone()),
             watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={CONTROLLER_NAME}")),

@@ -9,6 +9,7 @@
 //! [`run_workers`]). Nothing here lists periodically: after the first list, work follows
 //! changes.
 
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
@@ -16,6 +17,8 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::channel::mpsc;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -81,6 +84,19 @@ impl<K> Change<K> {
     /// Whether the object is gone.
     pub fn is_deleted(&self) -> bool {
         matches!(self, Change::Deleted(_))
+    }
+}
+
+impl<K> Clone for Change<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Change::Added(obj) => Change::Added(obj.clone()),
+            Change::Updated { old, new } => Change::Updated {
+                old: old.clone(),
+                new: new.clone(),
+            },
+            Change::Deleted(obj) => Change::Deleted(obj.clone()),
+        }
     }
 }
 
@@ -178,6 +194,159 @@ where
         .map(move |event| futures::stream::iter(tracker.apply(event)))
         .flatten();
     (store, changes)
+}
+
+/// One informer per resource type for every controller of a process, as upstream's shared
+/// informer factory: one watch and one cache of each kind, however many controllers read it.
+/// Cheap to clone; the watches stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct SharedInformers {
+    inner: Arc<SharedInner>,
+}
+
+struct SharedInner {
+    client: kube::Client,
+    /// The informer of each resource type (a [`SharedInformer<K>`] keyed by `K`'s type).
+    informers: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+}
+
+/// The shared part of one resource type's informer.
+struct SharedInformer<K: Resource<DynamicType = ()> + 'static> {
+    store: Store<K>,
+    /// True once the first list is in the cache. (The cache's own readiness wakes only one of
+    /// several waiters, so the controllers sharing it wait on this instead.)
+    ready: tokio::sync::watch::Receiver<bool>,
+    subscribers: Subscribers<K>,
+    _watch: Arc<AbortOnDrop>,
+}
+
+/// The channels of the controllers following one informer. The lock is held while a change
+/// is applied to the cache and sent, so a new subscriber sees each object exactly once as it
+/// stands: either in its first snapshot or in a later change.
+type Subscribers<K> = Arc<Mutex<Vec<mpsc::UnboundedSender<Change<K>>>>>;
+
+impl<K: Resource<DynamicType = ()> + 'static> Clone for SharedInformer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            ready: self.ready.clone(),
+            subscribers: self.subscribers.clone(),
+            _watch: self._watch.clone(),
+        }
+    }
+}
+
+impl From<kube::Client> for SharedInformers {
+    fn from(client: kube::Client) -> Self {
+        Self::new(client)
+    }
+}
+
+impl SharedInformers {
+    /// Informers over `client`; none watches until a controller asks for it.
+    pub fn new(client: kube::Client) -> Self {
+        Self {
+            inner: Arc::new(SharedInner {
+                client,
+                informers: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The client the informers watch with, for the controllers' own requests.
+    pub fn client(&self) -> &kube::Client {
+        &self.inner.client
+    }
+
+    /// The cache of every `K` and a stream of its changes for one controller, once the cache
+    /// holds the first list: what it holds then comes first as additions, then every change
+    /// as it happens. The first call starts the watch.
+    pub async fn informer<K>(&self) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let shared = {
+            let mut informers = lock(&self.inner.informers);
+            let entry = informers
+                .entry(TypeId::of::<K>())
+                .or_insert_with(|| Box::new(start_shared::<K>(self.inner.client.clone())));
+            entry
+                .downcast_ref::<SharedInformer<K>>()
+                .expect("informers are keyed by their type")
+                .clone()
+        };
+        let mut ready = shared.ready.clone();
+        // Only an aborted watch closes the channel; the cache is then as ready as it gets.
+        let _ = ready.wait_for(|listed| *listed).await;
+        let (tx, rx) = mpsc::unbounded();
+        {
+            let mut subscribers = lock(&shared.subscribers);
+            for obj in shared.store.state() {
+                // An unbounded channel whose receiver is still here cannot refuse.
+                let _ = tx.unbounded_send(Change::Added(obj));
+            }
+            subscribers.push(tx);
+        }
+        // The stream keeps the watch alive as long as the controller follows it.
+        let keep = shared._watch;
+        (
+            shared.store,
+            rx.map(move |change| {
+                let _ = &keep;
+                change
+            }),
+        )
+    }
+
+    /// [`Self::informer`] as the stream of touched objects that kube's `applier` triggers on.
+    pub async fn touched<K>(&self) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let (store, changes) = self.informer::<K>().await;
+        (store, changes.map(|c| Ok(c.object().clone())).boxed())
+    }
+}
+
+/// Starts the one watch of `K` that every subscriber shares.
+fn start_shared<K>(client: kube::Client) -> SharedInformer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let mut tracker = Tracker {
+        writer,
+        store: store.clone(),
+        relist: None,
+    };
+    let subscribers: Subscribers<K> = Arc::default();
+    let fanout = subscribers.clone();
+    let (listed, ready) = tokio::sync::watch::channel(false);
+    let events = watch_events(watcher(Api::<K>::all(client), watcher::Config::default()));
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(events);
+        while let Some(event) = events.next().await {
+            let init_done = matches!(event, watcher::Event::InitDone);
+            let mut subscribers = lock(&fanout);
+            let changes = tracker.apply(event);
+            for change in changes {
+                subscribers.retain(|tx| tx.unbounded_send(change.clone()).is_ok());
+            }
+            if init_done {
+                listed.send_replace(true);
+            }
+        }
+    });
+    SharedInformer {
+        store,
+        ready,
+        subscribers,
+        _watch: Arc::new(AbortOnDrop(task)),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A watcher's events with failures logged and retried with upstream's backoff (0.8 s

@@ -23,11 +23,12 @@ use kube::runtime::reflector::Store;
 use serde_json::json;
 
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::job_policy::{
     FailureAction, backoff_delay, format_indexes, match_failure_policy, parse_indexes,
 };
 use crate::workload_pods::{
-    Error, Expectations, Result, controller_reference, drain, informer, is_conflict, is_not_found,
+    Error, Expectations, Result, controller_reference, drain, is_conflict, is_not_found,
     is_running_and_ready, is_terminal, is_terminating, owned_pods, phase, pod_from_template,
 };
 
@@ -44,6 +45,7 @@ pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 #[derive(Clone)]
 pub struct JobController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
     expectations: Expectations,
 }
@@ -120,18 +122,20 @@ fn sooner(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 
 impl JobController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "job-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "job-controller"),
+            client: informers.client().clone(),
+            informers,
             expectations: Expectations::default(),
         }
     }
 
     /// Watches Jobs and their pods until dropped.
     pub async fn run(self) {
-        let (jobs, job_events) = informer(Api::<Job>::all(self.client.clone()));
-        let (pods, pod_events) = informer(Api::<Pod>::all(self.client.clone()));
+        let (jobs, job_events) = self.informers.touched::<Job>().await;
+        let (pods, pod_events) = self.informers.touched::<Pod>().await;
         let queue = stream::select(
             trigger_self(job_events, ()),
             trigger_owners(pod_events, (), ()),

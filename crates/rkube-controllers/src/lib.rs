@@ -41,6 +41,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use gc::GarbageCollector;
+pub use informer::SharedInformers;
 pub use namespace::NamespaceController;
 pub use serviceaccount::ServiceAccountController;
 pub use settings::Settings;
@@ -50,6 +51,8 @@ pub use settings::Settings;
 pub struct Context {
     /// A client acting as the controller manager.
     pub client: kube::Client,
+    /// The informers every controller shares: one watch and one cache per resource.
+    pub informers: SharedInformers,
     /// The cluster CA certificate (PEM), published in every namespace.
     pub ca_cert: String,
     /// The cluster CA's private key (PEM), with which `csrsigning` issues certificates; without
@@ -74,7 +77,7 @@ pub struct ControllerDef {
 pub const CONTROLLERS: &[ControllerDef] = &[
     ControllerDef {
         name: "namespace",
-        start: |ctx| Box::pin(NamespaceController::new(ctx.client).run()),
+        start: |ctx| Box::pin(NamespaceController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "garbage-collector",
@@ -82,85 +85,95 @@ pub const CONTROLLERS: &[ControllerDef] = &[
     },
     ControllerDef {
         name: "serviceaccount",
-        start: |ctx| Box::pin(ServiceAccountController::new(ctx.client, ctx.ca_cert).run()),
+        start: |ctx| Box::pin(ServiceAccountController::new(ctx.informers, ctx.ca_cert).run()),
     },
     ControllerDef {
         name: "endpoint",
-        start: |ctx| Box::pin(endpoints::EndpointsController::new(ctx.client).run()),
+        start: |ctx| Box::pin(endpoints::EndpointsController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "endpointslice",
-        start: |ctx| Box::pin(endpointslice::EndpointSliceController::new(ctx.client).run()),
+        start: |ctx| Box::pin(endpointslice::EndpointSliceController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "endpointslicemirroring",
         start: |ctx| {
             Box::pin(
-                endpointslicemirroring::EndpointSliceMirroringController::new(ctx.client).run(),
+                endpointslicemirroring::EndpointSliceMirroringController::new(ctx.informers).run(),
             )
         },
     },
     ControllerDef {
         name: "nodeipam",
-        start: |ctx| Box::pin(nodeipam::run(ctx.client, ctx.settings)),
+        start: |ctx| Box::pin(nodeipam::run(ctx.informers, ctx.settings)),
     },
     ControllerDef {
         name: "nodelifecycle",
         start: |ctx| {
-            Box::pin(nodelifecycle::NodeLifecycleController::new(ctx.client, &ctx.settings).run())
+            Box::pin(
+                nodelifecycle::NodeLifecycleController::new(ctx.informers, &ctx.settings).run(),
+            )
         },
     },
     ControllerDef {
         name: "taint-eviction-controller",
-        start: |ctx| Box::pin(tainteviction::TaintEvictionController::new(ctx.client).run()),
+        start: |ctx| Box::pin(tainteviction::TaintEvictionController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "podgc",
-        start: |ctx| Box::pin(podgc::PodGcController::new(ctx.client, &ctx.settings).run()),
+        start: |ctx| Box::pin(podgc::PodGcController::new(ctx.informers, &ctx.settings).run()),
     },
     ControllerDef {
         name: "resourcequota",
         start: |ctx| {
-            Box::pin(resourcequota::ResourceQuotaController::new(ctx.client, &ctx.settings).run())
+            Box::pin(
+                resourcequota::ResourceQuotaController::new(ctx.informers, &ctx.settings).run(),
+            )
         },
     },
     ControllerDef {
         name: "disruption",
         start: |ctx| {
-            Box::pin(disruption::DisruptionController::new(ctx.client, &ctx.settings).run())
+            Box::pin(disruption::DisruptionController::new(ctx.informers, &ctx.settings).run())
         },
     },
     ControllerDef {
         name: "persistentvolume-binder",
-        start: |ctx| Box::pin(persistentvolume::PersistentVolumeController::new(ctx.client).run()),
+        start: |ctx| {
+            Box::pin(persistentvolume::PersistentVolumeController::new(ctx.informers).run())
+        },
     },
     ControllerDef {
         name: "cronjob",
-        start: |ctx| Box::pin(cronjob::CronJobController::new(ctx.client).run()),
+        start: |ctx| Box::pin(cronjob::CronJobController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "daemonset",
-        start: |ctx| Box::pin(daemonset::DaemonSetController::new(ctx.client).run()),
+        start: |ctx| Box::pin(daemonset::DaemonSetController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "job",
-        start: |ctx| Box::pin(job::JobController::new(ctx.client).run()),
+        start: |ctx| Box::pin(job::JobController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "statefulset",
-        start: |ctx| Box::pin(statefulset::StatefulSetController::new(ctx.client).run()),
+        start: |ctx| Box::pin(statefulset::StatefulSetController::new(ctx.informers).run()),
     },
     ControllerDef {
         name: "replicaset",
-        start: |ctx| Box::pin(replicaset::ReplicaSetController::run(ctx.client)),
+        start: |ctx| Box::pin(replicaset::ReplicaSetController::run(ctx.informers)),
     },
     ControllerDef {
         name: "deployment",
-        start: |ctx| Box::pin(deployment::DeploymentController::run(ctx.client)),
+        start: |ctx| Box::pin(deployment::DeploymentController::run(ctx.informers)),
     },
     ControllerDef {
         name: "replicationcontroller",
-        start: |ctx| Box::pin(replicaset::ReplicationControllerController::run(ctx.client)),
+        start: |ctx| {
+            Box::pin(replicaset::ReplicationControllerController::run(
+                ctx.informers,
+            ))
+        },
     },
     ControllerDef {
         name: "csrapproving",
@@ -173,7 +186,9 @@ pub const CONTROLLERS: &[ControllerDef] = &[
         start: |ctx| {
             Box::pin(async move {
                 if ctx.settings.service_lb {
-                    servicelb::ServiceLbController::new(ctx.client).run().await;
+                    servicelb::ServiceLbController::new(ctx.informers)
+                        .run()
+                        .await;
                 }
             })
         },
@@ -212,6 +227,7 @@ impl ControllerManager {
     pub fn new(client: kube::Client, ca_cert: impl Into<String>) -> Self {
         Self {
             context: Context {
+                informers: SharedInformers::new(client.clone()),
                 client,
                 ca_cert: ca_cert.into(),
                 ca_key: None,
@@ -268,6 +284,11 @@ impl ControllerManager {
         } = self;
         let client = context.client.clone();
         let start_all = move || {
+            // Each term as leader starts from fresh caches, as a newly started manager would.
+            let context = Context {
+                informers: SharedInformers::new(context.client.clone()),
+                ..context.clone()
+            };
             let tasks: Vec<_> = CONTROLLERS
                 .iter()
                 .filter(|def| {

@@ -12,10 +12,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use rkube_api::registry;
 
-use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::SharedInformers;
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed};
 
 /// The finalizer the API server puts on every namespace.
 const FINALIZER: &str = "kubernetes";
@@ -48,6 +48,7 @@ pub struct Error {
 #[derive(Clone)]
 pub struct NamespaceController {
     client: kube::Client,
+    informers: SharedInformers,
 }
 
 fn api_resource(rt: &registry::ResourceType) -> ApiResource {
@@ -59,18 +60,19 @@ fn api_resource(rt: &registry::ResourceType) -> ApiResource {
 
 impl NamespaceController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until the task is dropped: a namespace is reconciled when it changes while being
     /// deleted, and again every [`RESYNC`] while objects remain in it.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (namespaces, changes) = informer(
-            Api::<Namespace>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (namespaces, changes) = self.informers.informer::<Namespace>().await;
         let _feed = AbortOnDrop(tokio::spawn(feed(
             queue.clone(),
             changes,

@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 
 use crate::events::{EventType, Recorder};
-use crate::informer::{Change, Next, WorkQueue, feed, informer};
+use crate::informer::{Change, Next, SharedInformers, WorkQueue, feed};
 
 /// An IPv4 range in CIDR notation, e.g. `10.42.0.0/16`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,7 +177,7 @@ impl CidrSet {
 }
 
 /// Runs node IPAM with the cluster settings; does nothing when no cluster CIDR is set.
-pub async fn run(client: kube::Client, settings: crate::Settings) {
+pub async fn run(client: impl Into<SharedInformers>, settings: crate::Settings) {
     let Some(cidr) = settings.cluster_cidr else {
         return;
     };
@@ -197,6 +196,7 @@ struct Allocations {
 /// Gives each node a pod CIDR.
 pub struct NodeIpamController {
     client: kube::Client,
+    informers: SharedInformers,
     allocations: Arc<Mutex<Allocations>>,
     recorder: Recorder,
 }
@@ -212,13 +212,15 @@ fn node_cidr(node: &Node) -> Option<Ipv4Cidr> {
 impl NodeIpamController {
     /// A controller cutting `/mask_size` subnets out of `cluster_cidr`.
     pub fn new(
-        client: kube::Client,
+        client: impl Into<SharedInformers>,
         cluster_cidr: Ipv4Cidr,
         mask_size: u8,
     ) -> Result<Self, CidrError> {
+        let informers: SharedInformers = client.into();
         Ok(Self {
-            recorder: Recorder::new(client.clone(), "cidrAllocator"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "cidrAllocator"),
+            client: informers.client().clone(),
+            informers,
             allocations: Arc::new(Mutex::new(Allocations {
                 set: CidrSet::new(cluster_cidr, mask_size)?,
                 by_node: HashMap::new(),
@@ -235,10 +237,7 @@ impl NodeIpamController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, stream) = informer(
-            Api::<Node>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (nodes, stream) = self.informers.informer::<Node>().await;
         let feeder = tokio::spawn(feed(queue.clone(), stream, |change: &Change<Node>| {
             vec![change.object().metadata.name.clone().unwrap_or_default()]
         }));

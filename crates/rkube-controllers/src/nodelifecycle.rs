@@ -22,6 +22,7 @@ use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_ready;
+use crate::informer::SharedInformers;
 
 /// The manager of the nodes' cluster DNS endpoint slices (the agents).
 const DNS_MANAGER: &str = "rkube-agent";
@@ -180,6 +181,7 @@ struct Health {
 /// Watches node heartbeats; marks silent nodes Unknown and keeps node taints true.
 pub struct NodeLifecycleController {
     client: kube::Client,
+    informers: SharedInformers,
     grace_period: Duration,
     monitor_period: Duration,
     health: Mutex<HashMap<String, Health>>,
@@ -198,10 +200,12 @@ pub struct NodeCaches {
 
 impl NodeLifecycleController {
     /// A controller with the settings' grace and monitor periods.
-    pub fn new(client: kube::Client, settings: &crate::Settings) -> Self {
+    pub fn new(client: impl Into<SharedInformers>, settings: &crate::Settings) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "node-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "node-controller"),
+            client: informers.client().clone(),
+            informers,
             grace_period: settings.node_monitor_grace_period,
             monitor_period: settings.node_monitor_period,
             health: Mutex::default(),
@@ -217,18 +221,12 @@ impl NodeLifecycleController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, node_events) = informer(
-            Api::<Node>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (nodes, node_events) = self.informers.informer::<Node>().await;
         let (leases, lease_events) = informer(
             Api::<Lease>::namespaced(self.client.clone(), NODE_LEASE_NAMESPACE),
             watcher::Config::default(),
         );
-        let (pods, pod_events) = informer(
-            Api::<Pod>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (pods, pod_events) = self.informers.informer::<Pod>().await;
         let name_of =
             |change: &Change<Node>| vec![change.object().metadata.name.clone().unwrap_or_default()];
         let _guards = [

@@ -20,7 +20,6 @@ use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use rkube_api::volume::{
     ANN_BETA_STORAGE_PROVISIONER, ANN_BIND_COMPLETED, ANN_BOUND_BY_CONTROLLER,
     ANN_DYNAMICALLY_PROVISIONED, ANN_STORAGE_PROVISIONER, annotation, bind_volume_to_claim,
@@ -30,7 +29,8 @@ use rkube_api::volume::{
 };
 
 use crate::events::{EventType, Recorder};
-use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::SharedInformers;
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed};
 
 /// Upstream's resync period: every volume and claim is looked at again this often, so a
 /// claim waiting for a volume that appeared while nothing changed on it is not forgotten.
@@ -280,6 +280,7 @@ pub fn volume_step(volume: &PersistentVolume, claim: Option<&PersistentVolumeCla
 /// Keeps volumes and claims bound; see the module docs.
 pub struct PersistentVolumeController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
 }
 
@@ -310,28 +311,21 @@ fn claim_key(claim: &PersistentVolumeClaim) -> Key {
 
 impl PersistentVolumeController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "persistentvolume-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "persistentvolume-controller"),
+            client: informers.client().clone(),
+            informers,
         }
     }
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (volumes, volume_events) = informer(
-            Api::<PersistentVolume>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (claims, claim_events) = informer(
-            Api::<PersistentVolumeClaim>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (classes, class_events) = informer(
-            Api::<StorageClass>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (volumes, volume_events) = self.informers.informer::<PersistentVolume>().await;
+        let (claims, claim_events) = self.informers.informer::<PersistentVolumeClaim>().await;
+        let (classes, class_events) = self.informers.informer::<StorageClass>().await;
         let (claims_for_volumes, volumes_for_claims, claims_for_classes) =
             (claims.clone(), volumes.clone(), claims.clone());
         let resync = {

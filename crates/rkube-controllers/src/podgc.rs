@@ -11,12 +11,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_terminal;
+use crate::informer::SharedInformers;
 use crate::informer::{
-    AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
+    AbortOnDrop, Change, Next, WorkQueue, feed, is_conflict, is_not_found, key_of,
 };
 
 /// What the PodGC queue holds.
@@ -56,6 +56,7 @@ pub fn terminated_to_delete<'a>(pods: &[&'a Pod], threshold: usize) -> Vec<&'a P
 /// Deletes pods nobody will ever finish or that are too many.
 pub struct PodGcController {
     client: kube::Client,
+    informers: SharedInformers,
     threshold: usize,
     quarantine: Duration,
     /// When each missing node was first noticed missing.
@@ -64,9 +65,11 @@ pub struct PodGcController {
 
 impl PodGcController {
     /// A controller with the settings' threshold and quarantine.
-    pub fn new(client: kube::Client, settings: &crate::Settings) -> Self {
+    pub fn new(client: impl Into<SharedInformers>, settings: &crate::Settings) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            client,
+            client: informers.client().clone(),
+            informers,
             threshold: settings.terminated_pod_gc_threshold,
             quarantine: settings.orphan_pod_quarantine,
             missing_since: Mutex::default(),
@@ -82,14 +85,8 @@ impl PodGcController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, node_events) = informer(
-            Api::<Node>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (pods, pod_events) = informer(
-            Api::<Pod>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (nodes, node_events) = self.informers.informer::<Node>().await;
+        let (pods, pod_events) = self.informers.informer::<Pod>().await;
         let reader = pods.clone();
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(

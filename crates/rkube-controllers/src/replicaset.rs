@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1 as metav1;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use rkube_api::selector::LabelSelector;
 use serde::de::DeserializeOwned;
@@ -26,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::controller_ref::{self, controlled_by_kind, controller_of};
 use crate::events::{EventType, Recorder};
 use crate::expectations::Expectations;
+use crate::informer::SharedInformers;
 use crate::informer::{self, Change, Key, Next, WorkQueue};
 use crate::podutil;
 
@@ -321,11 +321,11 @@ fn owner_keys_for_pod<K: ReplicaOwner>(owners: &Store<K>, pod: &Pod) -> Vec<Key>
 
 impl<K: ReplicaOwner> ReplicaController<K> {
     /// Runs the controller through `client` until dropped.
-    pub async fn run(client: kube::Client) {
-        let (owners, owner_changes) =
-            informer::informer(Api::<K>::all(client.clone()), watcher::Config::default());
-        let (pods, pod_changes) =
-            informer::informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    pub async fn run(client: impl Into<SharedInformers>) {
+        let informers: SharedInformers = client.into();
+        let client = informers.client().clone();
+        let (owners, owner_changes) = informers.informer::<K>().await;
+        let (pods, pod_changes) = informers.informer::<Pod>().await;
         let controller = Self {
             owners,
             pods,

@@ -22,7 +22,8 @@ use kube::runtime::watcher;
 use rkube_api::quota::{Format, Milli, format_quantity, object_usage, parse_quantity};
 use serde_json::Value;
 
-use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
+use crate::informer::SharedInformers;
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed};
 
 /// How often quotas counting resources without an informer (`count/<resource>.<group>`)
 /// are recomputed.
@@ -132,6 +133,7 @@ fn as_json<K: serde::Serialize>(objects: Vec<std::sync::Arc<K>>) -> Vec<Value> {
 /// Keeps every ResourceQuota's status true.
 pub struct ResourceQuotaController {
     client: kube::Client,
+    informers: SharedInformers,
 }
 
 fn namespace<K: Resource>(obj: &K) -> Vec<String> {
@@ -163,23 +165,25 @@ fn quota_changed(change: &Change<ResourceQuota>) -> Vec<String> {
 
 impl ResourceQuotaController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client, _settings: &crate::Settings) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>, _settings: &crate::Settings) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue: WorkQueue<String> = WorkQueue::new();
-        let c = || watcher::Config::default();
-        let (quotas, quota_events) = informer(Api::<ResourceQuota>::all(self.client.clone()), c());
-        let (pods, pod_events) = informer(Api::<Pod>::all(self.client.clone()), c());
-        let (services, service_events) = informer(Api::<Service>::all(self.client.clone()), c());
-        let (claims, claim_events) =
-            informer(Api::<PersistentVolumeClaim>::all(self.client.clone()), c());
-        let (configmaps, cm_events) = informer(Api::<ConfigMap>::all(self.client.clone()), c());
-        let (secrets, secret_events) = informer(Api::<Secret>::all(self.client.clone()), c());
-        let (controllers, rc_events) =
-            informer(Api::<ReplicationController>::all(self.client.clone()), c());
+        let _c = || watcher::Config::default();
+        let (quotas, quota_events) = self.informers.informer::<ResourceQuota>().await;
+        let (pods, pod_events) = self.informers.informer::<Pod>().await;
+        let (services, service_events) = self.informers.informer::<Service>().await;
+        let (claims, claim_events) = self.informers.informer::<PersistentVolumeClaim>().await;
+        let (configmaps, cm_events) = self.informers.informer::<ConfigMap>().await;
+        let (secrets, secret_events) = self.informers.informer::<Secret>().await;
+        let (controllers, rc_events) = self.informers.informer::<ReplicationController>().await;
         let spawn = |f| AbortOnDrop(tokio::spawn(f));
         // Pods free their share when they finish, as well as when they go.
         let mut finished = std::collections::HashSet::new();

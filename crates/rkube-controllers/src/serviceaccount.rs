@@ -11,6 +11,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
+use crate::informer::SharedInformers;
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer};
 
 /// The name of the ConfigMap with the cluster CA.
@@ -20,6 +21,7 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 #[derive(Clone)]
 pub struct ServiceAccountController {
     client: kube::Client,
+    informers: SharedInformers,
     ca_cert: String,
 }
 
@@ -33,9 +35,11 @@ fn is_conflict(err: &kube::Error) -> bool {
 
 impl ServiceAccountController {
     /// A controller acting through `client`, publishing `ca_cert` (PEM).
-    pub fn new(client: kube::Client, ca_cert: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<SharedInformers>, ca_cert: impl Into<String>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            client,
+            client: informers.client().clone(),
+            informers,
             ca_cert: ca_cert.into(),
         }
     }
@@ -44,10 +48,7 @@ impl ServiceAccountController {
     /// when its `default` account is deleted, and when its CA ConfigMap changes or goes.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (namespaces, namespace_events) = informer(
-            Api::<Namespace>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (namespaces, namespace_events) = self.informers.informer::<Namespace>().await;
         let (accounts, account_events) = informer(
             Api::<ServiceAccount>::all(self.client.clone()),
             watcher::Config::default().fields("metadata.name=default"),

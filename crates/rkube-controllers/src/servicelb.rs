@@ -3,14 +3,12 @@
 //! `status.loadBalancer.ingress`, and every node's proxy serves the Service's ports on those
 //! addresses. A Service that stops being a LoadBalancer loses them.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::informer::{AbortOnDrop, Change, Next, SharedInformers, WorkQueue, feed, key_of};
 use serde_json::json;
 
 /// The addresses a node offers load-balanced Services on: its ExternalIP, else its
@@ -66,138 +64,80 @@ fn current_ingress(service: &Service) -> Vec<String> {
 /// The controller.
 pub struct ServiceLbController {
     client: kube::Client,
-}
-
-enum Change {
-    Services(Vec<Service>),
-    Service(Service),
-    ServiceGone(Service),
-    Nodes(Vec<Node>),
-    Node(Node),
-    NodeGone(Node),
-}
-
-fn key(meta: &kube::api::ObjectMeta) -> String {
-    format!(
-        "{}/{}",
-        meta.namespace.as_deref().unwrap_or(""),
-        meta.name.as_deref().unwrap_or("")
-    )
+    informers: SharedInformers,
 }
 
 impl ServiceLbController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
+        Self {
+            client: informers.client().clone(),
+            informers,
+        }
     }
 
     /// Runs until dropped.
     pub async fn run(self) {
-        let services = watcher(
-            Api::<Service>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .map(|e| (true, e.map(|e| wrap(e, |s| Kind::Service(Box::new(s))))));
-        let nodes = watcher(
-            Api::<Node>::all(self.client.clone()),
-            watcher::Config::default(),
-        )
-        .map(|e| (false, e.map(|e| wrap(e, |n| Kind::Node(Box::new(n))))));
-        let mut events = futures::stream::select(services.boxed(), nodes.boxed());
-        let mut services: BTreeMap<String, Service> = BTreeMap::new();
-        let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
-        let mut listing_services = Vec::new();
-        let mut listing_nodes = Vec::new();
-        let (mut services_listed, mut nodes_listed) = (false, false);
-        while let Some((is_service, event)) = events.next().await {
-            let change = match event {
-                Ok(watcher::Event::Init) => {
-                    if is_service {
-                        listing_services.clear();
-                    } else {
-                        listing_nodes.clear();
+        let queue = WorkQueue::new();
+        let (services, service_changes) = self.informers.informer::<Service>().await;
+        let (nodes, node_changes) = self.informers.informer::<Node>().await;
+        let load_balancers = services.clone();
+        let _feeds = [
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                service_changes,
+                |change: &Change<Service>| match change {
+                    Change::Deleted(_) => Vec::new(),
+                    Change::Added(s) | Change::Updated { new: s, .. } => vec![key_of(s.as_ref())],
+                },
+            ))),
+            // A node's address counts only while it is Ready: when that changes, every
+            // LoadBalancer Service looks again.
+            AbortOnDrop(tokio::spawn(feed(
+                queue.clone(),
+                node_changes,
+                move |change: &Change<Node>| {
+                    let moved = match change {
+                        Change::Added(n) | Change::Deleted(n) => node_address(n).is_some(),
+                        Change::Updated { old, new } => node_address(old) != node_address(new),
+                    };
+                    if !moved {
+                        return Vec::new();
                     }
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(Kind::Service(s))) => {
-                    listing_services.push(*s);
-                    continue;
-                }
-                Ok(watcher::Event::InitApply(Kind::Node(n))) => {
-                    listing_nodes.push(*n);
-                    continue;
-                }
-                Ok(watcher::Event::InitDone) if is_service => {
-                    Change::Services(std::mem::take(&mut listing_services))
-                }
-                Ok(watcher::Event::InitDone) => Change::Nodes(std::mem::take(&mut listing_nodes)),
-                Ok(watcher::Event::Apply(Kind::Service(s))) => Change::Service(*s),
-                Ok(watcher::Event::Apply(Kind::Node(n))) => Change::Node(*n),
-                Ok(watcher::Event::Delete(Kind::Service(s))) => Change::ServiceGone(*s),
-                Ok(watcher::Event::Delete(Kind::Node(n))) => Change::NodeGone(*n),
-                Err(e) => {
-                    tracing::debug!(error = %e, "servicelb watch");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
-            // Which services to look at after this change.
-            let touched: Vec<String> = match change {
-                Change::Services(list) => {
-                    services = list.into_iter().map(|s| (key(&s.metadata), s)).collect();
-                    services_listed = true;
-                    services.keys().cloned().collect()
-                }
-                Change::Service(s) => {
-                    let k = key(&s.metadata);
-                    services.insert(k.clone(), s);
-                    vec![k]
-                }
-                Change::ServiceGone(s) => {
-                    services.remove(&key(&s.metadata));
-                    Vec::new()
-                }
-                Change::Nodes(list) => {
-                    nodes = list.into_iter().map(|n| (key(&n.metadata), n)).collect();
-                    nodes_listed = true;
-                    services.keys().cloned().collect()
-                }
-                Change::Node(n) => {
-                    let k = key(&n.metadata);
-                    let before = nodes.get(&k).and_then(node_address);
-                    let after = node_address(&n);
-                    nodes.insert(k, n);
-                    if before == after {
-                        Vec::new()
-                    } else {
-                        services.keys().cloned().collect()
-                    }
-                }
-                Change::NodeGone(n) => {
-                    nodes.remove(&key(&n.metadata));
-                    services.keys().cloned().collect()
-                }
-            };
-            if !services_listed || !nodes_listed {
-                continue;
-            }
-            let node_list: Vec<&Node> = nodes.values().collect();
-            for k in touched {
-                let Some(service) = services.get(&k) else {
-                    continue;
-                };
-                let Some(want) = desired_ingress(service, &node_list) else {
-                    continue;
-                };
-                if want == current_ingress(service) {
-                    continue;
-                }
-                self.write(service, &want).await;
-            }
+                    load_balancers
+                        .state_filter(|s| {
+                            s.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+                        })
+                        .iter()
+                        .map(|s| key_of(s.as_ref()))
+                        .collect()
+                },
+            ))),
+        ];
+        if services.wait_until_ready().await.is_err() || nodes.wait_until_ready().await.is_err() {
+            return;
         }
+        let this = &self;
+        let (services, nodes) = (&services, &nodes);
+        queue
+            .run("service-lb-controller", |(ns, name)| async move {
+                let Some(service) = services.get(&ObjectRef::new(&name).within(&ns)) else {
+                    return Ok::<_, kube::Error>(Next::Wait);
+                };
+                let all = nodes.state();
+                let node_list: Vec<&Node> = all.iter().map(|n| n.as_ref()).collect();
+                if let Some(want) = desired_ingress(&service, &node_list)
+                    && want != current_ingress(&service)
+                {
+                    this.write(&service, &want).await?;
+                }
+                Ok(Next::Wait)
+            })
+            .await;
     }
 
-    async fn write(&self, service: &Service, ips: &[String]) {
+    async fn write(&self, service: &Service, ips: &[String]) -> Result<(), kube::Error> {
         let ns = service.metadata.namespace.as_deref().unwrap_or("default");
         let name = service.metadata.name.as_deref().unwrap_or("");
         let api: Api<Service> = Api::namespaced(self.client.clone(), ns);
@@ -206,27 +146,9 @@ impl ServiceLbController {
             .map(|ip| json!({"ip": ip, "ipMode": "VIP"}))
             .collect();
         let patch = json!({"status": {"loadBalancer": {"ingress": ingress}}});
-        if let Err(e) = api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::warn!(service = %format!("{ns}/{name}"), error = %e, "setting load balancer addresses");
-        }
-    }
-}
-
-enum Kind {
-    Service(Box<Service>),
-    Node(Box<Node>),
-}
-
-fn wrap<T>(event: watcher::Event<T>, kind: fn(T) -> Kind) -> watcher::Event<Kind> {
-    match event {
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(o) => watcher::Event::InitApply(kind(o)),
-        watcher::Event::InitDone => watcher::Event::InitDone,
-        watcher::Event::Apply(o) => watcher::Event::Apply(kind(o)),
-        watcher::Event::Delete(o) => watcher::Event::Delete(kind(o)),
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
     }
 }
 

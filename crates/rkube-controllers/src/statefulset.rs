@@ -21,9 +21,10 @@ use kube::runtime::reflector::Store;
 use serde_json::json;
 
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::revisions;
 use crate::workload_pods::{
-    Error, Result, controller_reference, drain, informer, is_available, is_conflict, is_not_found,
+    Error, Result, controller_reference, drain, is_available, is_conflict, is_not_found,
     is_running_and_ready, is_terminal, is_terminating, owned_pods,
 };
 
@@ -166,6 +167,7 @@ fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
 #[derive(Clone)]
 pub struct StatefulSetController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
 }
 
@@ -176,17 +178,19 @@ struct Shared {
 
 impl StatefulSetController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "statefulset-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "statefulset-controller"),
+            client: informers.client().clone(),
+            informers,
         }
     }
 
     /// Watches StatefulSets and their pods until dropped.
     pub async fn run(self) {
-        let (sets, set_events) = informer(Api::<StatefulSet>::all(self.client.clone()));
-        let (pods, pod_events) = informer(Api::<Pod>::all(self.client.clone()));
+        let (sets, set_events) = self.informers.touched::<StatefulSet>().await;
+        let (pods, pod_events) = self.informers.touched::<Pod>().await;
         let queue = stream::select(
             trigger_self(set_events, ()),
             trigger_owners(pod_events, (), ()),

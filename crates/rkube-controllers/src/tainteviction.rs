@@ -13,11 +13,11 @@ use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::informer::{
-    AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_conflict, is_not_found, key_of,
+    AbortOnDrop, Change, Next, WorkQueue, feed, is_conflict, is_not_found, key_of,
 };
 
 /// Whether `toleration` tolerates `taint` (upstream's `ToleratesTaint`): the effects match
@@ -88,6 +88,7 @@ pub fn eviction(
 /// Deletes pods from nodes whose NoExecute taints they do not tolerate (long enough).
 pub struct TaintEvictionController {
     client: kube::Client,
+    informers: SharedInformers,
     recorder: Recorder,
     /// When each pod (`namespace/name`) was first seen on a tainted node (for taints without
     /// `timeAdded`).
@@ -96,10 +97,12 @@ pub struct TaintEvictionController {
 
 impl TaintEvictionController {
     /// A controller acting through `client`.
-    pub fn new(client: kube::Client) -> Self {
+    pub fn new(client: impl Into<SharedInformers>) -> Self {
+        let informers: SharedInformers = client.into();
         Self {
-            recorder: Recorder::new(client.clone(), "taint-eviction-controller"),
-            client,
+            recorder: Recorder::new(informers.client().clone(), "taint-eviction-controller"),
+            client: informers.client().clone(),
+            informers,
             first_seen: Mutex::default(),
         }
     }
@@ -107,14 +110,8 @@ impl TaintEvictionController {
     /// Runs until the task is dropped.
     pub async fn run(self) {
         let queue = WorkQueue::new();
-        let (nodes, node_events) = informer(
-            Api::<Node>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
-        let (pods, pod_events) = informer(
-            Api::<Pod>::all(self.client.clone()),
-            watcher::Config::default(),
-        );
+        let (nodes, node_events) = self.informers.informer::<Node>().await;
+        let (pods, pod_events) = self.informers.informer::<Pod>().await;
         let reader = pods.clone();
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(

@@ -6,15 +6,12 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Resource};
-use serde::de::DeserializeOwned;
 
 /// What a workload reconcile can fail with; the work queue retries it.
 #[derive(Debug, thiserror::Error)]
@@ -32,22 +29,6 @@ pub enum Error {
 
 /// Result of a workload reconcile.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// A reflector over every object of a kind, and the stream of the objects it touched (applied
-/// or deleted); the stream must be polled for the store to fill.
-pub(crate) fn informer<K>(api: Api<K>) -> (Store<K>, BoxStream<'static, Result<K, watcher::Error>>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .touched_objects()
-    .boxed();
-    (reader, stream)
-}
 
 /// Drains a reconcile result stream, logging failures.
 pub(crate) async fn drain<S, T, E>(name: &'static str, results: S)

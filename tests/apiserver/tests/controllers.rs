@@ -264,11 +264,26 @@ fn list_path<B>(request: &http::Request<B>) -> Option<String> {
     (rest.len() == 1).then(|| path.to_owned())
 }
 
-/// A client that passes every request to `inner`, recording the LIST requests.
+/// Whether `request` asks for metadata only (PartialObjectMetadata, the garbage collector's).
+fn metadata_only<B>(request: &http::Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("as=PartialObjectMetadata"))
+}
+
+/// A client that passes every request to `inner`, recording the LIST requests (the path,
+/// with ` (metadata)` after it for metadata-only lists).
 fn counting_lists(inner: kube::Client, lists: Arc<Mutex<Vec<String>>>) -> kube::Client {
     let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
         if let Some(path) = list_path(&request) {
-            lists.lock().unwrap().push(path);
+            let what = if metadata_only(&request) {
+                format!("{path} (metadata)")
+            } else {
+                path
+            };
+            lists.lock().unwrap().push(what);
         }
         let inner = inner.clone();
         async move { inner.send(request).await }
@@ -319,6 +334,18 @@ async fn idle_controllers_do_not_list() {
     eventually("the collector has acted", || gone(&cms, "dependent-0")).await;
     let at_start = lists.lock().unwrap().len();
     assert!(at_start > 0, "the informers listed once");
+    // One informer per resource, shared by every controller that reads it: pods, nodes,
+    // namespaces and Services are each listed once, however many controllers follow them.
+    let listed = lists.lock().unwrap().clone();
+    for path in [
+        "/api/v1/pods",
+        "/api/v1/nodes",
+        "/api/v1/namespaces",
+        "/api/v1/services",
+    ] {
+        let times = listed.iter().filter(|p| *p == path).count();
+        assert_eq!(times, 1, "{path} listed {times} times: {listed:?}");
+    }
 
     tokio::time::sleep(Duration::from_secs(8)).await;
     let idle: Vec<String> = lists.lock().unwrap()[at_start..].to_vec();

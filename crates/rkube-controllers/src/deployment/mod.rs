@@ -19,11 +19,11 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use rkube_api::selector::LabelSelector;
 
 use crate::controller_ref::{self, controlled_by_kind, controller_of};
 use crate::events::{EventType, Recorder};
+use crate::informer::SharedInformers;
 use crate::informer::{self, Change, Key, Next, WorkQueue};
 use rollout::{DESIRED_REPLICAS, MAX_REPLICAS, OldReplicaSet, POD_TEMPLATE_HASH, REVISION, Sized};
 
@@ -98,15 +98,11 @@ fn selector(d: &Deployment) -> Option<LabelSelector> {
 
 impl DeploymentController {
     /// Runs the controller through `client` until dropped.
-    pub async fn run(client: kube::Client) {
-        let (deployments, d_changes) = informer::informer(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default(),
-        );
-        let (replicasets, rs_changes) = informer::informer(
-            Api::<ReplicaSet>::all(client.clone()),
-            watcher::Config::default(),
-        );
+    pub async fn run(client: impl Into<SharedInformers>) {
+        let informers: SharedInformers = client.into();
+        let client = informers.client().clone();
+        let (deployments, d_changes) = informers.informer::<Deployment>().await;
+        let (replicasets, rs_changes) = informers.informer::<ReplicaSet>().await;
         let controller = Self {
             deployments,
             replicasets,
