@@ -3,14 +3,16 @@
 //! list, create), over HTTPS on loopback. It trusts callers as upstream's request-header
 //! authenticator does: the client certificate must chain to the request-header CA and carry
 //! an allowed name, and then `X-Remote-User` / `X-Remote-Group` say who is asking. It records
-//! every request it serves, with the identity it saw.
+//! every request it serves, with the identity it saw. A list with `watch=true` streams an
+//! ADDED event for every flunder there and then one for each created later, as it happens.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
@@ -66,6 +68,12 @@ impl RequestHeaderTrust {
 
 type Flunders = Arc<Mutex<BTreeMap<(String, String), Value>>>;
 
+/// The body of every answer.
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// The flunders created, for watchers.
+type Created = tokio::sync::broadcast::Sender<Value>;
+
 /// A running server.
 pub struct Wardle {
     /// Where it listens.
@@ -87,6 +95,7 @@ impl Wardle {
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let flunders: Flunders = Arc::default();
+        let created: Created = tokio::sync::broadcast::channel(16).0;
         let trust = Arc::new(trust);
         let (seen2, flunders2) = (seen.clone(), flunders.clone());
         let task = tokio::spawn(async move {
@@ -97,7 +106,7 @@ impl Wardle {
                     return;
                 };
                 let (acceptor, trust) = (acceptor.clone(), trust.clone());
-                let (seen, flunders) = (seen2.clone(), flunders2.clone());
+                let (seen, flunders, created) = (seen2.clone(), flunders2.clone(), created.clone());
                 connections.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
@@ -110,11 +119,12 @@ impl Wardle {
                         .and_then(|c| common_name(c))
                         .unwrap_or_default();
                     let service = hyper::service::service_fn(move |request| {
-                        let (trust, seen, flunders, proxy) =
-                            (trust.clone(), seen.clone(), flunders.clone(), proxy.clone());
+                        let (trust, seen, proxy) = (trust.clone(), seen.clone(), proxy.clone());
+                        let (flunders, created) = (flunders.clone(), created.clone());
                         async move {
+                            let store = Store { flunders, created };
                             Ok::<_, hyper::Error>(
-                                serve(request, &trust, &proxy, &seen, &flunders).await,
+                                serve(request, &trust, &proxy, &seen, &store).await,
                             )
                         }
                     });
@@ -178,12 +188,15 @@ fn flunder(namespace: &str, name: &str, creator: &str) -> Value {
     })
 }
 
-fn respond(
-    code: u16,
-    body: &Value,
-    headers: &[(&'static str, String)],
-) -> hyper::Response<Full<Bytes>> {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+/// The flunders and the channel their creations are announced on.
+struct Store {
+    flunders: Flunders,
+    created: Created,
+}
+
+fn respond(code: u16, body: &Value, headers: &[(&'static str, String)]) -> hyper::Response<Body> {
+    let full = Full::new(Bytes::from(body.to_string())).map_err(|never| match never {});
+    let mut response = hyper::Response::new(BodyExt::boxed(full));
     *response.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -229,8 +242,9 @@ async fn serve(
     trust: &RequestHeaderTrust,
     proxy: &str,
     seen: &Mutex<Vec<Seen>>,
-    flunders: &Flunders,
-) -> hyper::Response<Full<Bytes>> {
+    store: &Store,
+) -> hyper::Response<Body> {
+    let flunders = &store.flunders;
     let all = |name: &str| -> Vec<String> {
         request
             .headers()
@@ -266,10 +280,18 @@ async fn serve(
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("as=Table"));
+    let watching = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let route = request.uri().path().trim_matches('/').to_owned();
     let parts: Vec<&str> = route.split('/').collect();
-    match (method.as_str(), parts.as_slice()) {
-        ("GET", ["apis", "wardle.example.com", "v1alpha1"]) => respond(
+    let Some(under) = parts.strip_prefix(&["apis", "wardle.example.com", "v1alpha1"][..]) else {
+        let message = "the server could not find the requested resource";
+        return respond(404, &status(404, "NotFound", message), &echo);
+    };
+    match (method.as_str(), under) {
+        ("GET", []) => respond(
             200,
             &json!({
                 "kind": "APIResourceList",
@@ -286,17 +308,42 @@ async fn serve(
             }),
             &echo,
         ),
-        (
-            "GET",
-            [
-                "apis",
-                "wardle.example.com",
-                "v1alpha1",
-                "namespaces",
-                ns,
-                "flunders",
-            ],
-        ) => {
+        ("GET", ["namespaces", ns, "flunders"]) if watching => {
+            let ns = (*ns).to_owned();
+            let existing: Vec<Value> = flunders
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|((n, _), _)| *n == ns)
+                .map(|(_, f)| f.clone())
+                .collect();
+            let later = store.created.subscribe();
+            let line = |f: Value| {
+                let mut line = json!({"type": "ADDED", "object": f}).to_string();
+                line.push('\n');
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(line)))
+            };
+            let first = futures::stream::iter(existing.into_iter().map(line));
+            let rest = futures::stream::unfold((later, ns), move |(mut later, ns)| async move {
+                loop {
+                    match later.recv().await {
+                        Ok(f) if f["metadata"]["namespace"] == ns.as_str() => {
+                            return Some((line(f), (later, ns)));
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+            });
+            let body = StreamBody::new(futures::StreamExt::chain(first, rest));
+            let mut response = hyper::Response::new(BodyExt::boxed(body));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        ("GET", ["namespaces", ns, "flunders"]) => {
             let items: Vec<Value> = flunders
                 .lock()
                 .unwrap()
@@ -312,18 +359,7 @@ async fn serve(
             };
             respond(200, &body, &echo)
         }
-        (
-            "GET",
-            [
-                "apis",
-                "wardle.example.com",
-                "v1alpha1",
-                "namespaces",
-                ns,
-                "flunders",
-                name,
-            ],
-        ) => {
+        ("GET", ["namespaces", ns, "flunders", name]) => {
             let found = flunders
                 .lock()
                 .unwrap()
@@ -343,17 +379,7 @@ async fn serve(
                 ),
             }
         }
-        (
-            "POST",
-            [
-                "apis",
-                "wardle.example.com",
-                "v1alpha1",
-                "namespaces",
-                ns,
-                "flunders",
-            ],
-        ) => {
+        ("POST", ["namespaces", ns, "flunders"]) => {
             let ns = (*ns).to_owned();
             let body = request.into_body().collect().await.unwrap().to_bytes();
             let Ok(object) = serde_json::from_slice::<Value>(&body) else {
@@ -367,6 +393,7 @@ async fn serve(
                 return respond(409, &status(409, "AlreadyExists", &message), &echo);
             }
             stored.insert((ns, name.to_owned()), created.clone());
+            let _ = store.created.send(created.clone());
             respond(201, &created, &echo)
         }
         _ => respond(

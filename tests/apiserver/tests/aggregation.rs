@@ -77,7 +77,14 @@ impl UserClient {
         }
     }
 
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    /// Sends a request and returns the answer's status and body as they stream.
+    async fn open(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, hyper::body::Incoming) {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
             .await
             .unwrap();
@@ -102,8 +109,12 @@ impl UserClient {
             .body(Full::new(bytes::Bytes::from(body.to_owned())))
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (response.status().as_u16(), response.into_body())
+    }
+
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+        let (status, body) = self.open(method, path, headers, body).await;
+        let bytes = body.collect().await.unwrap().to_bytes();
         Answer {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -201,6 +212,17 @@ async fn eventually<T, F: Future<Output = Option<T>>>(mut attempt: impl FnMut() 
     panic!("the condition never held");
 }
 
+/// The next watch event on a streaming body (one event per line), within five seconds.
+async fn next_event(body: &mut hyper::body::Incoming) -> Value {
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("no watch event within 5s")
+        .unwrap()
+        .unwrap();
+    let data = frame.into_data().unwrap();
+    serde_json::from_slice(data.strip_suffix(b"\n").unwrap_or(&data)).unwrap()
+}
+
 async fn get_json(client: &kube::Client, path: &str, accept: &str) -> Value {
     let request = http::Request::get(path)
         .header("Accept", accept)
@@ -291,6 +313,20 @@ async fn a_remote_api_service_is_checked_proxied_listed_and_removed() {
     assert_eq!(seen.users, ["jane"]);
     assert_eq!(seen.groups, ["devs", "system:authenticated"]);
 
+    // A watch streams each event as the backend sends it.
+    let (status, mut watch) = jane
+        .open("GET", &format!("{FLUNDERS}?watch=true"), &[], "")
+        .await;
+    assert_eq!(status, 200);
+    let first = next_event(&mut watch).await;
+    assert_eq!(
+        (
+            first["type"].as_str(),
+            first["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("ADDED"), Some("one"))
+    );
+
     // Bodies and answers pass both ways, codes included.
     let created = jane
         .send("POST", FLUNDERS, &[], r#"{"metadata": {"name": "two"}}"#)
@@ -300,6 +336,9 @@ async fn a_remote_api_service_is_checked_proxied_listed_and_removed() {
         created.body["metadata"]["annotations"]["wardle.example.com/created-by"],
         "jane"
     );
+    let second = next_event(&mut watch).await;
+    assert_eq!(second["object"]["metadata"]["name"], "two");
+    drop(watch);
     let missing = jane.get(&format!("{FLUNDERS}/three")).await;
     assert_eq!(missing.status, 404);
     assert_eq!(

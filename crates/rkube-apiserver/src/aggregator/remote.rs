@@ -133,7 +133,11 @@ impl RemoteApis {
         if group.is_empty() || version.is_empty() {
             return None;
         }
-        self.get(&format!("{version}.{group}"))
+        let by_name = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+        if by_name.is_empty() {
+            return None;
+        }
+        by_name.get(&format!("{version}.{group}")).cloned()
     }
 }
 
