@@ -503,6 +503,86 @@ mod tests {
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
     }
 
+    fn remote(group: &str, version: &str, priorities: (i64, i64)) -> Arc<Remote> {
+        let object = json!({
+            "metadata": {"name": format!("{version}.{group}")},
+            "spec": {
+                "group": group,
+                "version": version,
+                "service": {"namespace": "default", "name": "api", "port": 443},
+                "groupPriorityMinimum": priorities.0,
+                "versionPriority": priorities.1,
+            },
+            "status": {"conditions": [{"type": "Available", "status": "False"}]},
+        });
+        let resources = json!({"resources": [
+            {"name": "flunders", "singularName": "flunder", "namespaced": true,
+             "kind": "Flunder", "verbs": ["get", "list"]},
+            {"name": "flunders/status", "singularName": "", "namespaced": true,
+             "kind": "Flunder", "verbs": ["get"]},
+        ]});
+        Arc::new(Remote::from_api_service(&object, None, Some(resources)).unwrap())
+    }
+
+    #[test]
+    fn remote_groups_are_placed_by_priority_and_their_versions_by_version_priority() {
+        let remotes = [
+            remote("wardle.example.com", "v1alpha1", (2000, 100)),
+            remote("wardle.example.com", "v1beta1", (2000, 200)),
+            remote("first.example.com", "v1", (20000, 1)),
+            remote("apps", "v2alpha1", (1, 1)),
+        ];
+        let apis = serve("/apis", &config(), &remotes).unwrap();
+        let names = apis["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect::<Vec<_>>();
+        assert_eq!(names[0], "first.example.com");
+        let wardle = names
+            .iter()
+            .position(|n| *n == "wardle.example.com")
+            .unwrap();
+        let builtin_after = names[wardle + 1..]
+            .iter()
+            .filter(|n| registry::all().types().iter().any(|t| t.group == **n))
+            .count();
+        assert_eq!(builtin_after, 0, "{names:?}");
+        let wardle = &apis["groups"][wardle];
+        assert_eq!(
+            wardle["preferredVersion"]["groupVersion"],
+            "wardle.example.com/v1beta1"
+        );
+        assert_eq!(wardle["versions"][1]["version"], "v1alpha1");
+        let apps = apis["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "apps")
+            .unwrap();
+        assert_eq!(apps["versions"][0]["version"], "v1");
+        assert_eq!(apps["versions"][1]["version"], "v2alpha1");
+        let group = serve("/apis/wardle.example.com", &config(), &remotes).unwrap();
+        assert_eq!(group["kind"], "APIGroup");
+
+        let aggregated = aggregated(false, "v2", &remotes);
+        let item = aggregated["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "wardle.example.com")
+            .unwrap();
+        let v1beta1 = &item["versions"][0];
+        assert_eq!(
+            (v1beta1["version"].as_str(), v1beta1["freshness"].as_str()),
+            (Some("v1beta1"), Some("Stale"))
+        );
+        let flunders = &v1beta1["resources"][0];
+        assert_eq!(flunders["singularResource"], "flunder");
+        assert_eq!(flunders["subresources"][0]["subresource"], "status");
+    }
+
     #[test]
     fn groups_are_listed_with_their_preferred_version() {
         let apis = serve("/apis", &config(), &[]).unwrap();
