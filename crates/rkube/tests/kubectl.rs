@@ -1624,10 +1624,9 @@ spec:
 /// Available, finds its resources in discovery, lists and creates them through the server
 /// (the backend sees the admin), and sees them go when the backend stops and when the
 /// APIService is deleted.
-#[test]
-fn kubectl_1_33_uses_an_aggregated_api_server() {
+fn aggregated_api_server_workflow(version: &str) {
     use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle};
-    let c = Cluster::start("1.33", None);
+    let c = Cluster::start(version, None);
     let cm = c.ok(&[
         "get",
         "configmap",
@@ -1742,4 +1741,14 @@ fn kubectl_1_33_uses_an_aggregated_api_server() {
         err.contains("the server doesn't have a resource type \"flunders\""),
         "{err}"
     );
+}
+
+#[test]
+fn kubectl_1_33_uses_an_aggregated_api_server() {
+    aggregated_api_server_workflow("1.33");
+}
+
+#[test]
+fn kubectl_1_32_uses_an_aggregated_api_server() {
+    aggregated_api_server_workflow("1.32");
 }
