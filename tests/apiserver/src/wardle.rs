@@ -5,6 +5,7 @@
 //! an allowed name, and then `X-Remote-User` / `X-Remote-Group` say who is asking. It records
 //! every request it serves, with the identity it saw. A list with `watch=true` streams an
 //! ADDED event for every flunder there and then one for each created later, as it happens.
+//! A request asking to upgrade to the `echo` protocol is switched, and echoes what it gets.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -130,6 +131,7 @@ impl Wardle {
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tls), service)
+                        .with_upgrades()
                         .await;
                 });
             }
@@ -237,8 +239,33 @@ fn table(items: &[Value]) -> Value {
     })
 }
 
+/// Switches to the `echo` protocol: every byte read is written back.
+fn switch_to_echo(request: &mut hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+        let _ = tokio::io::copy(&mut reader, &mut writer).await;
+    });
+    let empty = http_body_util::Empty::<Bytes>::new().map_err(|never| match never {});
+    let mut response = hyper::Response::new(BodyExt::boxed(empty));
+    *response.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("echo"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    response
+}
+
 async fn serve(
-    request: hyper::Request<hyper::body::Incoming>,
+    mut request: hyper::Request<hyper::body::Incoming>,
     trust: &RequestHeaderTrust,
     proxy: &str,
     seen: &Mutex<Vec<Seen>>,
@@ -275,6 +302,13 @@ async fn serve(
         return respond(401, &status(401, "Unauthorized", "Unauthorized"), &echo);
     }
     let user = users[0].clone();
+    if request
+        .headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|u| u == "echo")
+    {
+        return switch_to_echo(&mut request);
+    }
     let wants_table = request
         .headers()
         .get(hyper::header::ACCEPT)

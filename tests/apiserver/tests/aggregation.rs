@@ -20,6 +20,7 @@ use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle};
 use rkube_apiserver_tests::{TestServer, start_with};
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const API_SERVICE: &str = "v1alpha1.wardle.example.com";
 const FLUNDERS: &str = "/apis/wardle.example.com/v1alpha1/namespaces/default/flunders";
@@ -96,7 +97,7 @@ impl UserClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .unwrap();
-        tokio::spawn(connection);
+        tokio::spawn(connection.with_upgrades());
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
@@ -119,6 +120,33 @@ impl UserClient {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
+    }
+
+    /// Asks to switch `path` to `protocol`; the status and, when switched, the connection.
+    async fn upgrade(&self, path: &str, protocol: &str) -> (u16, hyper::upgrade::Upgraded) {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = (*self.tls).clone();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection.with_upgrades());
+        let request = http::Request::get(path)
+            .header("host", "localhost")
+            .header("connection", "Upgrade")
+            .header("upgrade", protocol)
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        (status, hyper::upgrade::on(response).await.unwrap())
     }
 
     async fn get(&self, path: &str) -> Answer {
@@ -336,6 +364,19 @@ async fn a_remote_api_service_is_checked_proxied_listed_and_removed() {
         created.body["metadata"]["annotations"]["wardle.example.com/created-by"],
         "jane"
     );
+    // An upgrade request is switched through to the backend, both ways.
+    let (status, upgraded) = jane.upgrade(&format!("{FLUNDERS}/one/echo"), "echo").await;
+    assert_eq!(status, 101);
+    let mut upgraded = TokioIo::new(upgraded);
+    upgraded.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), upgraded.read_exact(&mut echoed))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echoed, b"ping");
+    drop(upgraded);
+
     let second = next_event(&mut watch).await;
     assert_eq!(second["object"]["metadata"]["name"], "two");
     drop(watch);
