@@ -146,6 +146,9 @@ impl UserClient {
             .unwrap();
         let response = sender.send_request(request).await.unwrap();
         let status = response.status().as_u16();
+        let connection = response.headers().get("connection").unwrap();
+        assert!(connection.to_str().unwrap().eq_ignore_ascii_case("upgrade"));
+        assert_eq!(response.headers()["upgrade"], protocol);
         (status, hyper::upgrade::on(response).await.unwrap())
     }
 

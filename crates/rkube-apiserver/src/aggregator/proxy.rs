@@ -106,12 +106,16 @@ async fn send(
         .map_err(|e| e.to_string())
 }
 
-/// The backend's answer for the client: hop-by-hop headers dropped, the body streamed frame
-/// by frame (an error from the backend ends the stream).
+/// The backend's answer for the client: hop-by-hop headers dropped (but for the
+/// `Connection: Upgrade` of a switch, which clients check), the body streamed frame by frame
+/// (an error from the backend ends the stream).
 fn passed_back(response: Response<Incoming>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
+    let switched = parts.status == http::StatusCode::SWITCHING_PROTOCOLS;
     for name in HOP_BY_HOP {
-        parts.headers.remove(name);
+        if !(switched && name == "connection") {
+            parts.headers.remove(name);
+        }
     }
     let frames = futures::stream::unfold(body, |mut body| async move {
         match body.frame().await {
