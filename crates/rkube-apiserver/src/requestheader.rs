@@ -90,8 +90,8 @@ impl FrontProxy {
     }
 
     /// A TLS client for an extension API server: its certificate checked against
-    /// `ca_bundle` (PEM; none: the system has no other trust, so nothing verifies) unless
-    /// `insecure`, presenting the front-proxy client certificate.
+    /// `ca_bundle` (PEM) unless `insecure`, presenting the front-proxy client certificate.
+    /// An empty bundle trusts nothing: the server has no system roots to fall back on.
     pub fn client_config(
         &self,
         ca_bundle: &[u8],

@@ -43,8 +43,9 @@ struct UserClient {
 }
 
 impl UserClient {
-    /// With a certificate `issuer_dir`'s CA (`<prefix>ca.{crt,key}`) signs for `user` in
-    /// `groups`.
+    /// With a certificate for `user` in `groups`, signed by the CA kept in the server's
+    /// `tls/<prefix>ca.{crt,key}` (`""`: the cluster CA, `"front-proxy-"`: the request-header
+    /// CA).
     fn new(t: &TestServer, prefix: &str, user: &str, groups: &[&str]) -> Self {
         let tls_dir = t.dir.path().join("tls");
         let read = |f: &str| std::fs::read_to_string(tls_dir.join(f)).unwrap();
