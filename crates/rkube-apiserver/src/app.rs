@@ -46,6 +46,9 @@ pub struct AppConfig {
     /// The cluster DNS Service's address, when the cluster has DNS (`kube-system/kube-dns`
     /// is created with it).
     pub cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The front-proxy identity: presented to extension API servers, and trusted (with the
+    /// request-header headers) from callers its CA signed.
+    pub front_proxy: Option<crate::requestheader::FrontProxy>,
 }
 
 /// Renders metrics in the Prometheus text format, for `/metrics`.
@@ -82,6 +85,7 @@ pub struct App {
     pub(crate) cache: Arc<crate::cache::WatchCache>,
     pub(crate) definitions: crate::crd::Definitions,
     pub(crate) webhooks: crate::webhook::Configurations,
+    pub(crate) remotes: crate::aggregator::remote::RemoteApis,
 }
 
 /// How the caller proved who it is, before the token is looked at.
@@ -89,6 +93,9 @@ pub struct App {
 pub enum Caller {
     /// A verified client certificate's identity, if one was presented.
     Tls(Option<UserInfo>),
+    /// A client certificate the request-header CA signed, by its common name: a front proxy,
+    /// which names the user in the request-header headers.
+    FrontProxy(String),
     /// A component inside this process.
     Loopback,
 }
@@ -253,6 +260,7 @@ impl App {
             watch_lines: Arc::default(),
             definitions: crate::crd::Definitions::default(),
             webhooks: crate::webhook::Configurations::default(),
+            remotes: crate::aggregator::remote::RemoteApis::default(),
         }
     }
 
@@ -286,6 +294,14 @@ impl App {
         caller: &Caller,
         headers: &http::HeaderMap,
     ) -> Option<UserInfo> {
+        // Upstream puts the request-header authenticator first.
+        if let Caller::FrontProxy(name) = caller
+            && let Some(proxy) = &self.config.front_proxy
+            && proxy.allows(name)
+            && let Some(user) = crate::requestheader::user_from_headers(headers)
+        {
+            return Some(user);
+        }
         if let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -299,8 +315,14 @@ impl App {
         }
         match caller {
             Caller::Tls(user) => user.clone(),
+            Caller::FrontProxy(_) => None,
             Caller::Loopback => Some(UserInfo::loopback()),
         }
+    }
+
+    /// Whether `user` may make the request `info` describes.
+    pub(crate) fn authorize(&self, user: &UserInfo, info: &RequestInfo) -> Decision {
+        self.authorizer.authorize(user, info)
     }
 
     /// `/metrics`: every registered source's text, for GET only (as upstream answers 405).
@@ -402,7 +424,7 @@ impl App {
                 .unwrap_or("unknown")
                 .to_owned(),
         };
-        if let Decision::Deny(reason) = self.authorizer.authorize(&user, &info) {
+        if let Decision::Deny(reason) = self.authorize(&user, &info) {
             return error_response(&ApiError::Forbidden(reason));
         }
         if path == "/metrics" {
@@ -423,7 +445,8 @@ impl App {
         if (path == "/api" || path == "/apis")
             && let Some(version) = crate::discovery::wants_aggregated(accept_header)
         {
-            let body = crate::discovery::aggregated(path == "/api", version);
+            let remotes = self.remotes.all();
+            let body = crate::discovery::aggregated(path == "/api", version, &remotes);
             let mut response = json_response(200, &body);
             let media = crate::discovery::AGGREGATED.replace("v=v2", &format!("v={version}"));
             if let Ok(v) = HeaderValue::from_str(&media) {
@@ -471,7 +494,8 @@ impl App {
             );
             crate::webhook::as_user(user.clone(), serving).await
         } else {
-            crate::discovery::serve(&path, &self.config).map(|v| json_response(200, &v))
+            crate::discovery::serve(&path, &self.config, &self.remotes.all())
+                .map(|v| json_response(200, &v))
         };
         match result {
             Ok(response) => response,

@@ -5,7 +5,7 @@
 //! `token,user,uid,"group1,group2"`, and tokens the embedding program adds, such as the node
 //! join secret kept in [`NodeTokenFile`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::request::RequestInfo;
@@ -19,6 +19,8 @@ pub struct UserInfo {
     pub uid: String,
     /// The groups, including `system:authenticated`.
     pub groups: Vec<String>,
+    /// Further facts about the user, by key (upstream's `user.Info.GetExtra`).
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -31,6 +33,7 @@ impl UserInfo {
             name: name.into(),
             uid: uid.into(),
             groups,
+            extra: BTreeMap::new(),
         }
     }
 

@@ -104,11 +104,11 @@ fn validity(params: &mut CertificateParams, days: i64) {
     params.not_after = now + time::Duration::days(days);
 }
 
-/// Makes a new CA.
-fn new_ca() -> Result<(String, String)> {
+/// Makes a new CA named `common_name`.
+fn new_ca(common_name: &str) -> Result<(String, String)> {
     let key = KeyPair::generate().map_err(rcgen_err("generating the CA key"))?;
     let mut params = CertificateParams::default();
-    params.distinguished_name = name("rkube-ca", None);
+    params.distinguished_name = name(common_name, None);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -185,7 +185,7 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<ClusterCerts> {
     let (ca_cert, ca_key) = match (read(&path("ca.crt"))?, read(&path("ca.key"))?) {
         (Some(c), Some(k)) => (c, k),
         _ => {
-            let (c, k) = new_ca()?;
+            let (c, k) = new_ca("rkube-ca")?;
             write(&path("ca.key"), &k, true)?;
             write(&path("ca.crt"), &c, false)?;
             (c, k)
@@ -222,6 +222,58 @@ pub fn ensure(dir: &Path, sans: &[String]) -> Result<ClusterCerts> {
         server_key,
         admin_cert,
         admin_key,
+    })
+}
+
+/// The user name of the front-proxy client certificate, the one name extension API servers
+/// are told to accept (`requestheader-allowed-names`).
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+/// The request-header ("front-proxy") PKI, kept apart from the cluster CA as upstream keeps
+/// it: the API server presents the client certificate when it proxies a request to an
+/// extension API server, which trusts the CA to vouch for the `X-Remote-*` headers.
+#[derive(Clone, Debug)]
+pub struct FrontProxyCerts {
+    /// The request-header CA certificate (PEM).
+    pub ca_cert: String,
+    /// The client certificate (PEM): CN `front-proxy-client`.
+    pub client_cert: String,
+    /// The client key (PEM).
+    pub client_key: String,
+}
+
+/// Loads the front-proxy CA and client certificate under `dir`
+/// (`front-proxy-ca.{crt,key}`, `front-proxy-client.{crt,key}`), making whatever is missing.
+pub fn ensure_front_proxy(dir: &Path) -> Result<FrontProxyCerts> {
+    let path = |f: &str| dir.join(f);
+    let (ca_cert, ca_key, made) = match (
+        read(&path("front-proxy-ca.crt"))?,
+        read(&path("front-proxy-ca.key"))?,
+    ) {
+        (Some(c), Some(k)) => (c, k, false),
+        _ => {
+            let (c, k) = new_ca("rkube-front-proxy-ca")?;
+            write(&path("front-proxy-ca.key"), &k, true)?;
+            write(&path("front-proxy-ca.crt"), &c, false)?;
+            (c, k, true)
+        }
+    };
+    let (client_cert, client_key) = match (
+        read(&path("front-proxy-client.crt"))?,
+        read(&path("front-proxy-client.key"))?,
+    ) {
+        (Some(c), Some(k)) if !made => (c, k),
+        _ => {
+            let (c, k) = client_cert(&ca_cert, &ca_key, FRONT_PROXY_CLIENT, &[])?;
+            write(&path("front-proxy-client.key"), &k, true)?;
+            write(&path("front-proxy-client.crt"), &c, false)?;
+            (c, k)
+        }
+    };
+    Ok(FrontProxyCerts {
+        ca_cert,
+        client_cert,
+        client_key,
     })
 }
 
@@ -294,6 +346,29 @@ mod tests {
             .filter_map(|a| a.as_str().ok())
             .collect();
         assert_eq!((cn, o), (vec!["system:admin"], vec!["system:masters"]));
+    }
+
+    #[test]
+    fn the_front_proxy_client_is_signed_by_its_own_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = ensure(dir.path(), &["localhost".to_owned()]).unwrap();
+        let proxy = ensure_front_proxy(dir.path()).unwrap();
+        assert_ne!(proxy.ca_cert, cluster.ca_cert);
+        assert_eq!(
+            ensure_front_proxy(dir.path()).unwrap().client_cert,
+            proxy.client_cert
+        );
+        let der = rustls_pemfile_first(&proxy.client_cert);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let ca_der = rustls_pemfile_first(&proxy.ca_cert);
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+        assert_eq!(cert.issuer().as_raw(), ca.subject().as_raw());
+        let cn: Vec<_> = cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        assert_eq!(cn, vec![FRONT_PROXY_CLIENT]);
     }
 
     fn rustls_pemfile_first(pem: &str) -> Vec<u8> {

@@ -58,6 +58,7 @@ mod priority;
 mod quota;
 pub mod request;
 pub mod request_metrics;
+pub mod requestheader;
 mod rest;
 mod reviews;
 mod runtimeclass;
@@ -116,6 +117,9 @@ pub struct ServerConfig {
     pub disable_admission_plugins: Vec<String>,
     /// The cluster DNS address: `kube-system/kube-dns` is created with it (none by default).
     pub cluster_dns: Option<std::net::Ipv4Addr>,
+    /// How often the backends of remote APIServices are checked at least (besides whenever
+    /// APIServices, Services or EndpointSlices change).
+    pub api_service_resync: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -134,6 +138,7 @@ impl ServerConfig {
             metrics: Vec::new(),
             disable_admission_plugins: Vec::new(),
             cluster_dns: None,
+            api_service_resync: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -206,6 +211,7 @@ pub struct ApiServer {
     cache_task: tokio::task::JoinHandle<()>,
     definitions_task: tokio::task::JoinHandle<()>,
     api_services_task: tokio::task::JoinHandle<()>,
+    remote_api_services_task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -226,6 +232,12 @@ impl ApiServer {
         sans.extend(config.tls_sans.iter().cloned());
         sans.dedup();
         let certs = certs::ensure(&config.data_dir.join("tls"), &sans)?;
+        let front_proxy = certs::ensure_front_proxy(&config.data_dir.join("tls"))?;
+        let front_proxy =
+            requestheader::FrontProxy::new(&front_proxy).map_err(|message| StartError::Serve {
+                what: "loading the front-proxy certificates".into(),
+                message,
+            })?;
         let mut tokens = match &config.token_auth_file {
             Some(path) => TokenAuthenticator::from_file(path)?,
             None => TokenAuthenticator::default(),
@@ -253,6 +265,7 @@ impl ApiServer {
             disable_admission_plugins: config.disable_admission_plugins.clone(),
             kubelet_tls: Some(kubelet_tls(&config.data_dir.join("tls"), &certs)?),
             cluster_dns: config.cluster_dns,
+            front_proxy: Some(front_proxy),
         };
         let app = Arc::new(App::new(
             objects::Objects::new(store, config.event_ttl),
@@ -272,13 +285,20 @@ impl ApiServer {
         bootstrap::run(&app, advertise_ip, local_addr.port())
             .await
             .map_err(StartError::Bootstrap)?;
+        app.publish_authentication(&certs.ca_cert)
+            .await
+            .map_err(StartError::Bootstrap)?;
         let registered = rkube_api::registry::custom_generation();
         app.register_local_api_services(false)
             .await
             .map_err(StartError::Bootstrap)?;
         let definitions_task = tokio::spawn(app.clone().run_definitions());
         let api_services_task = tokio::spawn(app.clone().run_local_api_services(registered));
-        let acceptor = serve::tls_acceptor(&certs)?;
+        let remote_api_services_task = tokio::spawn(
+            app.clone()
+                .run_remote_api_services(config.api_service_resync),
+        );
+        let acceptor = serve::tls_acceptor(&certs, app.config.front_proxy.as_ref())?;
         let accept_task = tokio::spawn(serve::accept_loop(listener, acceptor, app.clone()));
         let kubeconfig = config.data_dir.join("kubeconfig.yaml");
         let server_url = format!("https://127.0.0.1:{}", local_addr.port());
@@ -294,6 +314,7 @@ impl ApiServer {
             cache_task,
             definitions_task,
             api_services_task,
+            remote_api_services_task,
         })
     }
 
@@ -340,5 +361,6 @@ impl ApiServer {
         self.cache_task.abort();
         self.definitions_task.abort();
         self.api_services_task.abort();
+        self.remote_api_services_task.abort();
     }
 }

@@ -73,6 +73,14 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
     }
 }
 
+/// A verifier that accepts any server certificate (its signatures still checked), for
+/// backends whose identity is not verified (kubelets; `insecureSkipTLSVerify` APIServices).
+pub(crate) fn any_server_cert(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
+    Arc::new(AnyServerCert(provider))
+}
+
 impl KubeletTls {
     /// From the client certificate and key (PEM).
     pub fn new(cert: &str, key: &str) -> Result<Self, String> {

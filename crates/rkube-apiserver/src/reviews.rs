@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 use crate::auth::UserInfo;
 
 fn user_info(user: &UserInfo) -> Value {
-    json!({"username": user.name, "uid": user.uid, "groups": user.groups})
+    let mut info = json!({"username": user.name, "uid": user.uid, "groups": user.groups});
+    if !user.extra.is_empty() {
+        info["extra"] = json!(user.extra);
+    }
+    info
 }
 
 /// Answers a review for `user`.

@@ -18,6 +18,7 @@ use crate::StartError;
 use crate::app::{App, Body, Caller, MAX_BODY, error_response};
 use crate::auth::user_from_certificate;
 use crate::certs::ClusterCerts;
+use crate::requestheader::FrontProxy;
 
 fn serve_err(what: &str) -> impl Fn(String) -> StartError + '_ {
     move |message| StartError::Serve {
@@ -26,9 +27,13 @@ fn serve_err(what: &str) -> impl Fn(String) -> StartError + '_ {
     }
 }
 
-/// TLS with the serving certificate; client certificates signed by the cluster CA are
-/// verified when presented, and not required (tokens work too).
-pub fn tls_acceptor(certs: &ClusterCerts) -> Result<TlsAcceptor, StartError> {
+/// TLS with the serving certificate; client certificates signed by the cluster CA (or the
+/// request-header CA of `front_proxy`) are verified when presented, and not required (tokens
+/// work too).
+pub fn tls_acceptor(
+    certs: &ClusterCerts,
+    front_proxy: Option<&FrontProxy>,
+) -> Result<TlsAcceptor, StartError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let err = serve_err("setting up TLS");
     let chain: Vec<CertificateDer<'static>> =
@@ -42,6 +47,9 @@ pub fn tls_acceptor(certs: &ClusterCerts) -> Result<TlsAcceptor, StartError> {
         roots
             .add(ca.map_err(|e| err(e.to_string()))?)
             .map_err(|e| err(e.to_string()))?;
+    }
+    if let Some(ca) = front_proxy.and_then(FrontProxy::ca_der) {
+        roots.add(ca).map_err(|e| err(e.to_string()))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
@@ -65,6 +73,9 @@ where
 {
     if let Some(target) = crate::nodeproxy::target(request.uri().path()) {
         return crate::nodeproxy::handle(app, target, request, caller).await;
+    }
+    if let Some(remote) = app.remotes.route(request.uri().path()) {
+        return crate::aggregator::proxy::handle(app, remote, request, caller).await;
     }
     let (parts, body) = request.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
@@ -110,14 +121,19 @@ pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAccepto
                     return;
                 }
             };
-            let user = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| user_from_certificate(c));
+            let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let proxy_name = leaf.and_then(|c| {
+                app.config
+                    .front_proxy
+                    .as_ref()
+                    .and_then(|p| p.signed_name(c))
+            });
+            let caller = match proxy_name {
+                Some(name) => Caller::FrontProxy(name),
+                None => Caller::Tls(leaf.and_then(|c| user_from_certificate(c))),
+            };
             let service = hyper::service::service_fn(move |request| {
-                let (app, caller) = (app.clone(), Caller::Tls(user.clone()));
+                let (app, caller) = (app.clone(), caller.clone());
                 async move { Ok::<_, Infallible>(dispatch(app, request, caller).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

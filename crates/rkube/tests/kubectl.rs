@@ -1547,3 +1547,208 @@ fn kubectl_1_33_manages_autoscalers_in_both_versions() {
 fn kubectl_1_32_manages_autoscalers_in_both_versions() {
     autoscaler_workflow(&Cluster::start("1.32", None));
 }
+
+/// Polls `kubectl` until its output (stdout and stderr) satisfies `want`, for `timeout` at
+/// most; returns the last output.
+fn eventually_within(
+    c: &Cluster,
+    timeout: Duration,
+    args: &[&str],
+    want: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = c.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if want(&text) || Instant::now() > deadline {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The Service, EndpointSlice and APIService that put the wardle server at 127.0.0.1:`port`
+/// behind the group version `wardle.example.com/v1alpha1`.
+fn wardle_manifests(port: u16, ca_pem: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: api
+spec:
+  ports:
+  - name: https
+    port: 443
+    targetPort: {port}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-1
+  labels:
+    kubernetes.io/service-name: api
+addressType: IPv4
+endpoints:
+- addresses: [127.0.0.1]
+  conditions:
+    ready: true
+ports:
+- name: https
+  port: {port}
+  protocol: TCP
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1alpha1.wardle.example.com
+spec:
+  group: wardle.example.com
+  version: v1alpha1
+  service:
+    namespace: default
+    name: api
+    port: 443
+  caBundle: {ca}
+  groupPriorityMinimum: 2000
+  versionPriority: 200
+"
+    )
+}
+
+/// An extension API server registered with an APIService: kubectl waits for it to be
+/// Available, finds its resources in discovery, lists and creates them through the server
+/// (the backend sees the admin), and sees them go when the backend stops and when the
+/// APIService is deleted.
+fn aggregated_api_server_workflow(version: &str) {
+    use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle};
+    let c = Cluster::start(version, None);
+    let cm = c.ok(&[
+        "get",
+        "configmap",
+        "-n",
+        "kube-system",
+        "extension-apiserver-authentication",
+        "-o",
+        "json",
+    ]);
+    let cm: serde_json::Value = serde_json::from_str(&cm).unwrap();
+    let trust = RequestHeaderTrust::from_config_map(&cm["data"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let wardle = runtime.block_on(Wardle::start(trust, &["api.default.svc"]));
+    wardle.insert("default", "one");
+    let manifests = c.write(
+        "wardle.yaml",
+        &wardle_manifests(wardle.addr.port(), &wardle.ca_pem),
+    );
+    c.ok(&["apply", "-f", &manifests]);
+    c.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "apiservice/v1alpha1.wardle.example.com",
+        "--timeout=30s",
+    ]);
+    let out = c.ok(&["get", "apiservice", "v1alpha1.wardle.example.com"]);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        &row[..3],
+        ["v1alpha1.wardle.example.com", "default/api", "True"],
+        "{out}"
+    );
+
+    let out = c.ok(&["api-resources", "--api-group=wardle.example.com"]);
+    let row: Vec<&str> = out
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        [
+            "flunders",
+            "fl",
+            "wardle.example.com/v1alpha1",
+            "true",
+            "Flunder"
+        ],
+        "{out}"
+    );
+    let out = c.ok(&["get", "flunders"]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [vec!["NAME", "CREATED", "BY"], vec!["one", "test"]],
+        "{out}"
+    );
+
+    let flunder = c.write(
+        "flunder.yaml",
+        "apiVersion: wardle.example.com/v1alpha1\nkind: Flunder\nmetadata:\n  name: two\n",
+    );
+    c.ok(&["create", "--validate=false", "-f", &flunder]);
+    let out = c.ok(&[
+        "get",
+        "fl",
+        "two",
+        "-o",
+        "jsonpath={.metadata.annotations.wardle\\.example\\.com/created-by}",
+    ]);
+    assert_eq!(out, "system:admin");
+    let created = wardle
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "POST")
+        .unwrap();
+    assert_eq!(created.users, ["system:admin"]);
+    assert_eq!(created.groups, ["system:masters", "system:authenticated"]);
+    assert_eq!(created.proxy, "front-proxy-client");
+
+    wardle.stop();
+    let out = eventually_within(
+        &c,
+        Duration::from_secs(40),
+        &["get", "apiservice", "v1alpha1.wardle.example.com"],
+        |o| o.contains("False (FailedDiscoveryCheck)"),
+    );
+    assert!(out.contains("False (FailedDiscoveryCheck)"), "{out}");
+    let err = c.fails(&["get", "flunders"]);
+    assert!(
+        err.contains("Error from server (ServiceUnavailable)"),
+        "{err}"
+    );
+
+    c.ok(&["delete", "apiservice", "v1alpha1.wardle.example.com"]);
+    // kubectl still maps flunders from its discovery cache: the server answers 404.
+    let out = eventually_within(&c, Duration::from_secs(10), &["get", "flunders"], |o| {
+        o.contains("NotFound")
+    });
+    assert!(
+        out.contains("the server could not find the requested resource"),
+        "{out}"
+    );
+    let out = c.ok(&["api-resources", "--api-group=wardle.example.com"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let err = c.fails(&["get", "flunders"]);
+    assert!(
+        err.contains("the server doesn't have a resource type \"flunders\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn kubectl_1_33_uses_an_aggregated_api_server() {
+    aggregated_api_server_workflow("1.33");
+}
+
+#[test]
+fn kubectl_1_32_uses_an_aggregated_api_server() {
+    aggregated_api_server_workflow("1.32");
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_kubelet;
+pub mod wardle;
 
 use std::sync::Arc;
 
@@ -81,6 +82,24 @@ pub fn api_error(err: kube::Error) -> kube::core::Status {
 /// A TLS acceptor for a test's HTTPS server, its certificate (for `names`) issued by a CA of
 /// its own named `ca_name`; and that CA's PEM, for the caBundle of whoever calls the server.
 pub fn tls_acceptor(ca_name: &str, names: &[&str]) -> (tokio_rustls::TlsAcceptor, String) {
+    tls_server(ca_name, names, None)
+}
+
+/// [`tls_acceptor`] for a server that requires a client certificate signed by `client_ca`
+/// (PEM).
+pub fn tls_acceptor_requiring_clients(
+    ca_name: &str,
+    names: &[&str],
+    client_ca: &str,
+) -> (tokio_rustls::TlsAcceptor, String) {
+    tls_server(ca_name, names, Some(client_ca))
+}
+
+fn tls_server(
+    ca_name: &str,
+    names: &[&str],
+    client_ca: Option<&str>,
+) -> (tokio_rustls::TlsAcceptor, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -95,10 +114,27 @@ pub fn tls_acceptor(ca_name: &str, names: &[&str]) -> (tokio_rustls::TlsAcceptor
             .unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
+        .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            use rustls::pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(cert.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             vec![cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),

@@ -4,6 +4,16 @@
 //! `Local`): the built-in ones labelled `kube-aggregator.kubernetes.io/automanaged: onstart`,
 //! those of CustomResourceDefinitions `true` — the latter deleted when their version is no
 //! longer served.
+//!
+//! An APIService with `spec.service` names another server: requests under its group version
+//! are proxied there (`proxy`), its Available condition is kept by `available`, and its
+//! resources join discovery. `authentication` publishes what such a server needs to trust
+//! this one.
+
+mod authentication;
+mod available;
+pub(crate) mod proxy;
+pub(crate) mod remote;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,7 +35,7 @@ const CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// Upstream's discovery priorities of the built-in groups (group, version), which order
 /// `/apis`; a group it does not list gets the lowest built-in one.
-fn builtin_priority(group: &str, version: &str) -> (i64, i64) {
+pub(crate) fn builtin_priority(group: &str, version: &str) -> (i64, i64) {
     let group_priority = match group {
         "" => return (18000, 1),
         "apps" => 17800,

@@ -344,7 +344,7 @@ impl App {
 
     /// A ready address and the target port behind port `port` of a Service, from its
     /// EndpointSlices (or, without any, its Endpoints).
-    async fn service_endpoint(
+    pub(crate) async fn service_endpoint(
         &self,
         namespace: &str,
         name: &str,
