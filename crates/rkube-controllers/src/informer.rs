@@ -322,7 +322,10 @@ where
     let subscribers: Subscribers<K> = Arc::default();
     let fanout = subscribers.clone();
     let (listed, ready) = tokio::sync::watch::channel(false);
-    let events = watch_events(watcher(Api::<K>::all(client), watcher::Config::default()));
+    // No controller reads managedFields (a write without them keeps the stored ones), and
+    // they are a good part of every object: the shared caches keep objects without them.
+    let events = watch_events(watcher(Api::<K>::all(client), watcher::Config::default()))
+        .map(|event| event.modify(|obj| obj.meta_mut().managed_fields = None));
     let task = tokio::spawn(async move {
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
