@@ -233,12 +233,10 @@ impl Program {
     /// Evaluates the expression with `variables` bound, refusing it when its estimated
     /// cost for these inputs exceeds [`PER_CALL_LIMIT`].
     pub fn evaluate(&self, variables: &[(&str, Value)]) -> Result<Value, EvalError> {
-        let bound = variables
+        let bounds = variables
             .iter()
-            .map(|(_, v)| cost::largest_collection(v))
-            .max()
-            .unwrap_or(0);
-        if cost::estimate(self.program.expression(), bound) > PER_CALL_LIMIT {
+            .fold(cost::Bounds::default(), |b, (_, v)| b.include(v));
+        if cost::estimate(self.program.expression(), bounds) > PER_CALL_LIMIT {
             return Err(EvalError::CostLimitExceeded);
         }
         let mut context = cel::Context::with_env(shared_env().clone());
