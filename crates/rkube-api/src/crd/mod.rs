@@ -206,25 +206,37 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 (false, true) => &["scale"],
                 (false, false) => &[],
             };
+            // Upstream's table convertor: a column without a description is described by
+            // its path, and a version without columns gets an Age column described as
+            // metadata.creationTimestamp is.
             let mut columns: Vec<Column> = v["additionalPrinterColumns"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|c| Column {
-                    name: path_field(c, "name"),
-                    type_: path_field(c, "type"),
-                    format: path_field(c, "format"),
-                    description: path_field(c, "description"),
-                    priority: c["priority"].as_i64().unwrap_or(0),
-                    json_path: path_field(c, "jsonPath"),
+                .map(|c| {
+                    let json_path = path_field(c, "jsonPath");
+                    let description = match c["description"].as_str() {
+                        Some(d) if !d.is_empty() => d.to_owned(),
+                        _ => format!(
+                            "Custom resource definition column (in JSONPath format): {json_path}"
+                        ),
+                    };
+                    Column {
+                        name: path_field(c, "name"),
+                        type_: path_field(c, "type"),
+                        format: path_field(c, "format"),
+                        description,
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                        json_path,
+                    }
                 })
                 .collect();
-            if v.get("additionalPrinterColumns").is_none() {
+            if columns.is_empty() {
                 columns.push(Column {
                     name: "Age".into(),
                     type_: "date".into(),
                     format: String::new(),
-                    description: String::new(),
+                    description: crate::table::desc::OBJ_CREATED.to_owned(),
                     priority: 0,
                     json_path: ".metadata.creationTimestamp".into(),
                 });
@@ -443,6 +455,11 @@ mod tests {
             custom.table_cells(&cr, now),
             [json!("a"), json!("* * * * */5"), json!(3), json!("60m")]
         );
-        assert_eq!(custom.table_columns().len(), 4);
+        let columns = custom.table_columns();
+        assert_eq!(columns.len(), 4);
+        assert_eq!(
+            columns[1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.cronSpec"
+        );
     }
 }
