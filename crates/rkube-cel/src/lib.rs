@@ -245,7 +245,20 @@ impl Program {
         }
         self.program
             .execute(&context)
-            .map_err(|e| EvalError::Runtime(e.to_string()))
+            .map_err(|e| EvalError::Runtime(runtime_message(&e)))
+    }
+}
+
+/// The message cel-go gives for a failed evaluation, where the interpreter here words it
+/// differently (rule failures quote it: `no such key: options evaluating rule: …`).
+fn runtime_message(err: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match err {
+        E::NoSuchKey(key) => format!("no such key: {key}"),
+        E::DivisionByZero(_) => "division by zero".to_owned(),
+        E::RemainderByZero(_) => "modulus by zero".to_owned(),
+        E::Overflow(..) => "integer overflow".to_owned(),
+        other => other.to_string(),
     }
 }
 

@@ -252,3 +252,15 @@ fn a_loop_over_a_small_map_with_a_long_value_is_within_the_cost_limit() {
     let annotations = json!({"example.com/a": "v".repeat(4096), "example.com/b": "x"});
     assert!(holds(rule, annotations));
 }
+
+#[test]
+fn runtime_errors_read_as_cel_go_words_them() {
+    let err = |rule: &str| match eval_with(rule, json!({"a": 1})) {
+        Err(EvalError::Runtime(message)) => message,
+        other => panic!("{rule}: {other:?}"),
+    };
+    assert_eq!(err("self.missing == 1"), "no such key: missing");
+    assert_eq!(err("self.a / 0 == 1"), "division by zero");
+    assert_eq!(err("self.a % 0 == 1"), "modulus by zero");
+    assert_eq!(err("9223372036854775807 + self.a > 0"), "integer overflow");
+}

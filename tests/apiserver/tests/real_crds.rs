@@ -752,3 +752,160 @@ async fn the_largest_objects_the_schemas_allow_stay_within_the_cel_cost_limit() 
     .await
     .unwrap();
 }
+
+/// The note upstream adds when schema errors keep the CEL rules from running.
+const RULES_NOT_CHECKED: &str = "<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+#[tokio::test]
+async fn schema_errors_and_rules_are_reported_together_as_upstream() {
+    let t = server_with_real_definitions().await;
+    let gateways = resources(&t, "gateway.networking.k8s.io/v1", "Gateway", "gateways");
+    let gateway = |name: &str, listeners: Value| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+               "metadata": {"name": name},
+               "spec": {"gatewayClassName": "example", "listeners": listeners}})
+    };
+    // A duplicate key of a map list does not keep the rules from running.
+    let err = create(
+        &gateways,
+        gateway(
+            "twice",
+            json!([{"name": "tcp", "port": 9000, "protocol": "TCP"},
+                   {"name": "tcp", "port": 9000, "protocol": "TCP"}]),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        invalid_causes(&err),
+        [
+            "spec.listeners[1]: Duplicate value: {\"name\":\"tcp\"}",
+            "spec.listeners: Invalid value: \"array\": Listener name must be unique within the Gateway",
+            "spec.listeners: Invalid value: \"array\": Combination of port, protocol and hostname must be unique for each listener"
+        ]
+    );
+    // Neither does a pattern.
+    let err = create(
+        &gateways,
+        gateway(
+            "pattern",
+            json!([{"name": "Web_", "port": 80, "protocol": "HTTP", "tls": {"mode": "Terminate", "certificateRefs": [{"name": "c"}]}}]),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        invalid_causes(&err),
+        [
+            "spec.listeners[0].name: Invalid value: \"Web_\": spec.listeners[0].name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$'",
+            "spec.listeners: Invalid value: \"array\": tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']"
+        ]
+    );
+    // A wrong type, a size limit passed or an enum violation does, and the answer says so.
+    let err = create(
+        &gateways,
+        gateway(
+            "typed",
+            json!([{"name": "web", "port": "eighty", "protocol": "HTTP"}]),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        invalid_causes(&err),
+        [
+            "spec.listeners[0].port: Invalid value: \"string\": spec.listeners[0].port in body must be of type integer: \"string\"",
+            RULES_NOT_CHECKED
+        ]
+    );
+    assert_eq!(
+        err.details.as_ref().unwrap().causes[0].reason,
+        "FieldValueTypeInvalid"
+    );
+    let many: Vec<Value> = (0..65)
+        .map(|i| json!({"name": format!("l{i}"), "port": 8000 + i, "protocol": "HTTP"}))
+        .collect();
+    let err = create(&gateways, gateway("many", json!(many)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        invalid_causes(&err),
+        [
+            "spec.listeners: Too many: 65: must have at most 64 items",
+            RULES_NOT_CHECKED
+        ]
+    );
+    let issuers = resources(&t, "cert-manager.io/v1", "ClusterIssuer", "clusterissuers");
+    let err = create(
+        &issuers,
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+               "metadata": {"name": "ari"},
+               "spec": {"acme": {"server": "https://acme.example/directory",
+                                 "privateKeySecretRef": {"name": "k"},
+                                 "renewalInformationSource": "Calendar"}}}),
+    )
+    .await
+    .unwrap_err();
+    let causes = invalid_causes(&err);
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert!(
+        causes[0]
+            .starts_with("spec.acme.renewalInformationSource: Unsupported value: \"Calendar\""),
+        "{causes:?}"
+    );
+    assert_eq!(causes[1], RULES_NOT_CHECKED);
+
+    // A rule reading a field that is not there fails with cel-go's words.
+    let err = create(
+        &gateways,
+        gateway(
+            "no-options",
+            json!([{"name": "https", "port": 443, "protocol": "HTTPS",
+                    "tls": {"mode": "Terminate", "certificateRefs": []}}]),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        invalid_causes(&err),
+        [
+            "spec.listeners[0].tls: Invalid value: \"object\": no such key: options evaluating rule: certificateRefs or options must be specified when mode is Terminate"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn status_is_dropped_on_create_and_free_form_fields_are_kept() {
+    let t = server_with_real_definitions().await;
+    let certs = resources(&t, "cert-manager.io/v1", "Certificate", "certificates");
+    let cert = create(
+        &certs,
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+               "metadata": {"name": "web"},
+               "spec": {"secretName": "web-tls", "issuerRef": {"name": "ca"}},
+               "status": {"notAfter": "2027-01-01T00:00:00Z"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cert.get("status"), None, "{cert}");
+    // A DNS01 webhook solver's config is x-kubernetes-preserve-unknown-fields.
+    let issuers = resources(&t, "cert-manager.io/v1", "Issuer", "issuers");
+    let config = json!({"apiKeySecretRef": {"name": "dns", "key": "token"},
+                        "zones": ["example.com"], "ttl": 60, "nested": [{"a": true}]});
+    let issuer = create(
+        &issuers,
+        json!({"apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+               "metadata": {"name": "dns"},
+               "spec": {"acme": {"server": "https://acme.example/directory",
+                                 "privateKeySecretRef": {"name": "account"},
+                                 "solvers": [{"dns01": {"webhook": {
+                                     "groupName": "acme.example.com", "solverName": "example",
+                                     "config": config.clone(), "unknown": 1}}}]}}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        issuer["spec"]["acme"]["solvers"][0]["dns01"]["webhook"],
+        json!({"groupName": "acme.example.com", "solverName": "example", "config": config})
+    );
+}

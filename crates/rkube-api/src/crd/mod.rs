@@ -27,6 +27,8 @@ pub struct Version {
     pub crd: String,
     /// The structural schema (`openAPIV3Schema`), `{}` when the version has none.
     pub schema: Value,
+    /// Whether the schema has CEL rules (`x-kubernetes-validations`) anywhere.
+    pub has_rules: bool,
     /// Whether the status subresource is enabled.
     pub status: bool,
     /// The scale subresource's paths, if enabled.
@@ -103,6 +105,23 @@ pub struct Column {
     pub priority: i64,
     /// Where the value is.
     pub json_path: String,
+}
+
+/// Whether `schema` or any schema below it has `x-kubernetes-validations`.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => {
+            map.contains_key("x-kubernetes-validations")
+                || map.iter().any(|(key, child)| match key.as_str() {
+                    "properties" => child
+                        .as_object()
+                        .is_some_and(|props| props.values().any(has_rules)),
+                    "items" | "additionalProperties" => has_rules(child),
+                    _ => false,
+                })
+        }
+        _ => false,
+    }
 }
 
 fn leak(s: &str) -> &'static str {
@@ -248,9 +267,11 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("{group}/{version_name} {kind} is deprecated"))
             });
+            let open_api = v["schema"]["openAPIV3Schema"].clone();
             let custom = Version {
                 crd: crd_name.to_owned(),
-                schema: v["schema"]["openAPIV3Schema"].clone(),
+                has_rules: has_rules(&open_api),
+                schema: open_api,
                 status,
                 scale,
                 columns,
