@@ -909,3 +909,31 @@ async fn status_is_dropped_on_create_and_free_form_fields_are_kept() {
         json!({"groupName": "acme.example.com", "solverName": "example", "config": config})
     );
 }
+
+#[tokio::test]
+async fn pruned_fields_are_reported_as_warnings_by_default() {
+    let t = server_with_real_definitions().await;
+    let body = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                      "metadata": {"name": "web"},
+                      "spec": {"secretName": "web-tls", "issuerRef": {"name": "ca", "weight": 1},
+                               "privateKey": {"algorithm": "RSA", "bits": 4096}}});
+    let request = http::Request::post("/apis/cert-manager.io/v1/namespaces/default/certificates")
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+    let response = t.client.send(request.map(Into::into)).await.unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let warnings: Vec<&str> = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"spec.issuerRef.weight\"""#,
+            r#"299 - "unknown field \"spec.privateKey.bits\"""#
+        ]
+    );
+}
