@@ -201,6 +201,9 @@ impl Run {
         };
         let type_ = schema.get("type").and_then(Value::as_str).unwrap_or("");
         let here = path.clone().unwrap_or_else(|| "<nil>".to_owned());
+        // The node and its old value as CEL values, converted once for all its rules.
+        let this = from_json(value);
+        let mut previous: Option<Cel> = None;
         for rule in rules {
             let source = rule.get("rule").and_then(Value::as_str).unwrap_or("");
             let Some(program) = compiled(source) else {
@@ -209,11 +212,20 @@ impl Run {
             };
             let optional_old = rule.get("optionalOldSelf").and_then(Value::as_bool) == Some(true);
             let transition = program.references("oldSelf");
-            let mut variables = vec![("self", from_json(value))];
+            let mut variables = vec![("self", this.clone())];
             if transition {
                 match (old, optional_old) {
-                    (Some(o), false) => variables.push(("oldSelf", from_json(o))),
-                    (o, true) => variables.push(("oldSelf", optional(o.map(from_json)))),
+                    (Some(o), false) => {
+                        variables.push((
+                            "oldSelf",
+                            previous.get_or_insert_with(|| from_json(o)).clone(),
+                        ));
+                    }
+                    (Some(o), true) => {
+                        let o = previous.get_or_insert_with(|| from_json(o)).clone();
+                        variables.push(("oldSelf", optional(Some(o))));
+                    }
+                    (None, true) => variables.push(("oldSelf", optional(None))),
                     // A transition rule only runs on an update that has the old value.
                     (None, false) => continue,
                 }
