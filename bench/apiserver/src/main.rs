@@ -1,12 +1,17 @@
 //! The API server benchmark: the real server on a synced sqlite store, driven through
 //! `kube::Api` over the in-process transport (every request takes the full path: routing,
 //! decoding, defaulting, validation, storage, encoding; only TLS and sockets are left out).
+//! The custom-resource cases ([`custom`]) add a real CRD with CEL rules and a validating
+//! webhook on loopback.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that fails should stop loudly
 
 /// The allocator: the server's work is many small allocations (JSON values, strings).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod custom;
+mod webhook;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -174,7 +179,7 @@ async fn watch_delivery(api: &Api<Pod>, from: usize, events: usize) -> f64 {
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut small, mut large) = (10_000usize, 100_000usize);
+    let (mut small, mut large, mut custom) = (10_000usize, 100_000usize, 2_000usize);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -184,7 +189,8 @@ async fn main() {
         match arg.as_str() {
             "--small" => small = value(),
             "--large" => large = value(),
-            other => panic!("unknown option {other}; known: --small --large"),
+            "--custom" => custom = value(),
+            other => panic!("unknown option {other}; known: --small --large --custom"),
         }
     }
     let dir = tempfile::Builder::new()
@@ -223,6 +229,10 @@ async fn main() {
     let watch = watch_delivery(&api, small, 2000).await;
     line("100-watchers", "events_per_s", watch, "1/s");
     let stored = small + 2000;
+
+    if custom > 0 {
+        custom::run(&server.client(), custom).await;
+    }
 
     if large > stored {
         create_pods(&api, stored, large, 64).await;

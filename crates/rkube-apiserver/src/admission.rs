@@ -1,7 +1,8 @@
 //! Admission: defaulting, then validation, on every object before it is stored.
 
+use rkube_api::error::FieldErrorKind;
 use rkube_api::registry::ResourceType;
-use rkube_api::{ApiError, defaults, validation};
+use rkube_api::{ApiError, FieldError, defaults, validation};
 use serde_json::Value;
 
 /// Defaults `object`, then validates it (against `old` on update); 422 with field causes if
@@ -54,9 +55,29 @@ fn admit_custom(
     custom.prune_and_default(object);
     let mut causes = validation::validate(rt.group, rt.kind, object, old);
     causes.extend(custom.validate(object));
-    // Rules run on objects the schema accepts: they assume its types.
-    if causes.is_empty() && custom.schema.is_object() {
-        causes.extend(crate::crd_rules::validate(&custom.schema, object, old));
+    if custom.has_rules {
+        // Upstream's customResourceStrategy: the rules assume the schema's shape, so a
+        // wrong type, a missing required field, an unsupported enum value or a size limit
+        // passed keeps them from running, and says so; other schema errors do not.
+        let blocked = causes.iter().any(|c| {
+            matches!(
+                c.kind,
+                FieldErrorKind::NotSupported
+                    | FieldErrorKind::Required
+                    | FieldErrorKind::TooLong
+                    | FieldErrorKind::TooMany
+                    | FieldErrorKind::TypeInvalid
+            )
+        });
+        if blocked {
+            causes.push(FieldError::invalid(
+                "<nil>",
+                Value::Null,
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
+            causes.extend(crate::crd_rules::validate(&custom.schema, object, old));
+        }
     }
     if causes.is_empty() {
         Ok(())

@@ -6,7 +6,7 @@
 //! (evaluation and messages) and pkg/apis/apiextensions/validation (compilation).
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rkube_api::FieldError;
 use rkube_api::error::FieldErrorKind;
@@ -101,8 +101,6 @@ fn check_schema(schema: &Value, path: &str, errs: &mut Vec<FieldError>) {
 /// Evaluates the rules of `schema` on a custom resource (and, on update, the stored `old`).
 pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut run = Run {
-        env: environment(),
-        programs: HashMap::new(),
         errs: Vec::new(),
         stopped: false,
     };
@@ -110,12 +108,36 @@ pub fn validate(schema: &Value, object: &Value, old: Option<&Value>) -> Vec<Fiel
     run.errs
 }
 
+/// How many compiled expressions [`compiled`] keeps before it starts over.
+const COMPILED_LIMIT: usize = 20_000;
+
+/// The compiled program of a rule or message expression; `None` for one that does not
+/// compile. Upstream compiles a definition's rules once, when the definition is loaded, not
+/// on every write of a custom resource; here the programs are kept by their source (every
+/// rule has the same variables), so each is compiled once however many definitions and
+/// writes use it.
+fn compiled(source: &str) -> Option<Arc<Program>> {
+    type Cache = Mutex<HashMap<String, Option<Arc<Program>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(known) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(source)
+    {
+        return known.clone();
+    }
+    let program = environment().compile(source).ok().map(Arc::new);
+    let mut programs = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    if programs.len() >= COMPILED_LIMIT {
+        programs.clear();
+    }
+    programs.insert(source.to_owned(), program.clone());
+    program
+}
+
 /// One evaluation over an object: the errors so far, and whether the cost limit stopped it.
 struct Run {
-    env: Environment,
-    /// Each expression compiled once per run (a rule on list items runs once per item);
-    /// `None` for one that does not compile.
-    programs: HashMap<String, Option<Rc<Program>>>,
     errs: Vec<FieldError>,
     stopped: bool,
 }
@@ -134,15 +156,6 @@ fn index(path: &Option<String>, key: &str) -> String {
 }
 
 impl Run {
-    fn program(&mut self, source: &str) -> Option<Rc<Program>> {
-        if let Some(known) = self.programs.get(source) {
-            return known.clone();
-        }
-        let compiled = self.env.compile(source).ok().map(Rc::new);
-        self.programs.insert(source.to_owned(), compiled.clone());
-        compiled
-    }
-
     fn node(&mut self, schema: &Value, value: &Value, old: Option<&Value>, path: Option<String>) {
         if self.stopped {
             return;
@@ -188,19 +201,31 @@ impl Run {
         };
         let type_ = schema.get("type").and_then(Value::as_str).unwrap_or("");
         let here = path.clone().unwrap_or_else(|| "<nil>".to_owned());
+        // The node and its old value as CEL values, converted once for all its rules.
+        let this = from_json(value);
+        let mut previous: Option<Cel> = None;
         for rule in rules {
             let source = rule.get("rule").and_then(Value::as_str).unwrap_or("");
-            let Some(program) = self.program(source) else {
+            let Some(program) = compiled(source) else {
                 // Definitions with rules that do not compile are refused when written.
                 continue;
             };
             let optional_old = rule.get("optionalOldSelf").and_then(Value::as_bool) == Some(true);
             let transition = program.references("oldSelf");
-            let mut variables = vec![("self", from_json(value))];
+            let mut variables = vec![("self", this.clone())];
             if transition {
                 match (old, optional_old) {
-                    (Some(o), false) => variables.push(("oldSelf", from_json(o))),
-                    (o, true) => variables.push(("oldSelf", optional(o.map(from_json)))),
+                    (Some(o), false) => {
+                        variables.push((
+                            "oldSelf",
+                            previous.get_or_insert_with(|| from_json(o)).clone(),
+                        ));
+                    }
+                    (Some(o), true) => {
+                        let o = previous.get_or_insert_with(|| from_json(o)).clone();
+                        variables.push(("oldSelf", optional(Some(o))));
+                    }
+                    (None, true) => variables.push(("oldSelf", optional(None))),
                     // A transition rule only runs on an update that has the old value.
                     (None, false) => continue,
                 }
@@ -260,7 +285,7 @@ impl Run {
     fn message(&mut self, rule: &Value, variables: &[(&str, Cel)]) -> String {
         let expression = rule.get("messageExpression").and_then(Value::as_str);
         if let Some(expression) = expression.filter(|e| !e.trim().is_empty())
-            && let Some(program) = self.program(expression)
+            && let Some(program) = compiled(expression)
             && let Ok(Cel::String(s)) = program.evaluate(variables)
             && !s.trim().is_empty()
             && !s.contains('\n')

@@ -233,12 +233,10 @@ impl Program {
     /// Evaluates the expression with `variables` bound, refusing it when its estimated
     /// cost for these inputs exceeds [`PER_CALL_LIMIT`].
     pub fn evaluate(&self, variables: &[(&str, Value)]) -> Result<Value, EvalError> {
-        let bound = variables
+        let bounds = variables
             .iter()
-            .map(|(_, v)| cost::largest_collection(v))
-            .max()
-            .unwrap_or(0);
-        if cost::estimate(self.program.expression(), bound) > PER_CALL_LIMIT {
+            .fold(cost::Bounds::default(), |b, (_, v)| b.include(v));
+        if cost::estimate(self.program.expression(), bounds) > PER_CALL_LIMIT {
             return Err(EvalError::CostLimitExceeded);
         }
         let mut context = cel::Context::with_env(shared_env().clone());
@@ -247,7 +245,20 @@ impl Program {
         }
         self.program
             .execute(&context)
-            .map_err(|e| EvalError::Runtime(e.to_string()))
+            .map_err(|e| EvalError::Runtime(runtime_message(&e)))
+    }
+}
+
+/// The message cel-go gives for a failed evaluation, where the interpreter here words it
+/// differently (rule failures quote it: `no such key: options evaluating rule: …`).
+fn runtime_message(err: &cel::ExecutionError) -> String {
+    use cel::ExecutionError as E;
+    match err {
+        E::NoSuchKey(key) => format!("no such key: {key}"),
+        E::DivisionByZero(_) => "division by zero".to_owned(),
+        E::RemainderByZero(_) => "modulus by zero".to_owned(),
+        E::Overflow(..) => "integer overflow".to_owned(),
+        other => other.to_string(),
     }
 }
 

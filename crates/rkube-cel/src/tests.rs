@@ -243,3 +243,24 @@ fn json_round_trips_through_cel_values() {
     let doc = json!({"a": [1, 2.5, "x", true, null], "b": {"c": 1}});
     assert_eq!(to_json(&from_json(&doc)), Some(doc));
 }
+
+#[test]
+fn a_loop_over_a_small_map_with_a_long_value_is_within_the_cost_limit() {
+    // Gateway API's rule on `spec.infrastructure.annotations` (at most 16 keys, values of
+    // up to 4096 characters): the loop runs once per key, whatever the values hold.
+    let rule = r#"self.all(key, key.matches(r"""^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"""))"#;
+    let annotations = json!({"example.com/a": "v".repeat(4096), "example.com/b": "x"});
+    assert!(holds(rule, annotations));
+}
+
+#[test]
+fn runtime_errors_read_as_cel_go_words_them() {
+    let err = |rule: &str| match eval_with(rule, json!({"a": 1})) {
+        Err(EvalError::Runtime(message)) => message,
+        other => panic!("{rule}: {other:?}"),
+    };
+    assert_eq!(err("self.missing == 1"), "no such key: missing");
+    assert_eq!(err("self.a / 0 == 1"), "division by zero");
+    assert_eq!(err("self.a % 0 == 1"), "modulus by zero");
+    assert_eq!(err("9223372036854775807 + self.a > 0"), "integer overflow");
+}

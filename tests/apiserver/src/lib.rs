@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fake_kubelet;
+pub mod real_crds;
 pub mod wardle;
 
 use std::sync::Arc;

@@ -27,6 +27,8 @@ pub struct Version {
     pub crd: String,
     /// The structural schema (`openAPIV3Schema`), `{}` when the version has none.
     pub schema: Value,
+    /// Whether the schema has CEL rules (`x-kubernetes-validations`) anywhere.
+    pub has_rules: bool,
     /// Whether the status subresource is enabled.
     pub status: bool,
     /// The scale subresource's paths, if enabled.
@@ -103,6 +105,23 @@ pub struct Column {
     pub priority: i64,
     /// Where the value is.
     pub json_path: String,
+}
+
+/// Whether `schema` or any schema below it has `x-kubernetes-validations`.
+fn has_rules(schema: &Value) -> bool {
+    match schema {
+        Value::Object(map) => {
+            map.contains_key("x-kubernetes-validations")
+                || map.iter().any(|(key, child)| match key.as_str() {
+                    "properties" => child
+                        .as_object()
+                        .is_some_and(|props| props.values().any(has_rules)),
+                    "items" | "additionalProperties" => has_rules(child),
+                    _ => false,
+                })
+        }
+        _ => false,
+    }
 }
 
 fn leak(s: &str) -> &'static str {
@@ -206,25 +225,37 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 (false, true) => &["scale"],
                 (false, false) => &[],
             };
+            // Upstream's table convertor: a column without a description is described by
+            // its path, and a version without columns gets an Age column described as
+            // metadata.creationTimestamp is.
             let mut columns: Vec<Column> = v["additionalPrinterColumns"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|c| Column {
-                    name: path_field(c, "name"),
-                    type_: path_field(c, "type"),
-                    format: path_field(c, "format"),
-                    description: path_field(c, "description"),
-                    priority: c["priority"].as_i64().unwrap_or(0),
-                    json_path: path_field(c, "jsonPath"),
+                .map(|c| {
+                    let json_path = path_field(c, "jsonPath");
+                    let description = match c["description"].as_str() {
+                        Some(d) if !d.is_empty() => d.to_owned(),
+                        _ => format!(
+                            "Custom resource definition column (in JSONPath format): {json_path}"
+                        ),
+                    };
+                    Column {
+                        name: path_field(c, "name"),
+                        type_: path_field(c, "type"),
+                        format: path_field(c, "format"),
+                        description,
+                        priority: c["priority"].as_i64().unwrap_or(0),
+                        json_path,
+                    }
                 })
                 .collect();
-            if v.get("additionalPrinterColumns").is_none() {
+            if columns.is_empty() {
                 columns.push(Column {
                     name: "Age".into(),
                     type_: "date".into(),
                     format: String::new(),
-                    description: String::new(),
+                    description: crate::table::desc::OBJ_CREATED.to_owned(),
                     priority: 0,
                     json_path: ".metadata.creationTimestamp".into(),
                 });
@@ -236,9 +267,11 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                     .map(str::to_owned)
                     .unwrap_or_else(|| format!("{group}/{version_name} {kind} is deprecated"))
             });
+            let open_api = v["schema"]["openAPIV3Schema"].clone();
             let custom = Version {
                 crd: crd_name.to_owned(),
-                schema: v["schema"]["openAPIV3Schema"].clone(),
+                has_rules: has_rules(&open_api),
+                schema: open_api,
                 status,
                 scale,
                 columns,
@@ -443,6 +476,11 @@ mod tests {
             custom.table_cells(&cr, now),
             [json!("a"), json!("* * * * */5"), json!(3), json!("60m")]
         );
-        assert_eq!(custom.table_columns().len(), 4);
+        let columns = custom.table_columns();
+        assert_eq!(columns.len(), 4);
+        assert_eq!(
+            columns[1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.cronSpec"
+        );
     }
 }

@@ -12,7 +12,7 @@
 mod admission;
 mod apps;
 mod core;
-mod desc;
+pub(crate) mod desc;
 mod event;
 mod extra;
 mod format;
