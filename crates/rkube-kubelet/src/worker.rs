@@ -298,7 +298,7 @@ async fn refresh_volumes(
     if !refreshable || !due {
         return;
     }
-    let sources = fetch_sources(shared, pod, pod_ips.to_vec()).await;
+    let sources = fetch_sources(shared, pod, pod_ips.to_vec(), false).await;
     match shared.volumes.setup(pod, &sources).await {
         Ok(v) => *entry.volumes.lock().await = v,
         Err(message) => tracing::debug!(pod = meta(pod).0, %message, "refreshing volumes"),
@@ -410,7 +410,14 @@ fn fill_termination_messages(shared: &Shared, pod: &Pod, runtime: &mut RuntimePo
     }
 }
 
-async fn fetch_sources(shared: &Shared, pod: &Pod, pod_ips: Vec<String>) -> Sources {
+/// What a pod's volumes and environment are made from: the ConfigMaps and Secrets it names
+/// and, with `services` (only a container's environment needs them), its Service variables.
+async fn fetch_sources(
+    shared: &Shared,
+    pod: &Pod,
+    pod_ips: Vec<String>,
+    services: bool,
+) -> Sources {
     let ns = meta(pod).1;
     let (cms, secrets) = crate::env::referenced(pod);
     let mut sources = Sources {
@@ -431,7 +438,9 @@ async fn fetch_sources(shared: &Shared, pod: &Pod, pod_ips: Vec<String>) -> Sour
             sources.secrets.insert(name, s);
         }
     }
-    sources.service_env = service_env(shared, ns).await;
+    if services {
+        sources.service_env = service_env(shared, ns).await;
+    }
     sources
 }
 
@@ -504,7 +513,7 @@ async fn create_sandbox(
     pod: &Pod,
     attempt: u32,
 ) -> Result<(), String> {
-    let sources = fetch_sources(shared, pod, Vec::new()).await;
+    let sources = fetch_sources(shared, pod, Vec::new(), false).await;
     let volumes = match shared.volumes.setup(pod, &sources).await {
         Ok(v) => v,
         Err(message) => {
@@ -682,7 +691,7 @@ async fn start_container(
                 )
                 .await;
             let started = std::time::Instant::now();
-            let secrets = fetch_sources(shared, pod, Vec::new()).await.secrets;
+            let secrets = fetch_sources(shared, pod, Vec::new(), false).await.secrets;
             let pull_secrets: Vec<&Secret> = pod
                 .spec
                 .as_ref()
@@ -761,7 +770,7 @@ async fn start_container(
         Duration::from_secs(5)
     };
     let pod_ips = sandbox_ips(shared, &sandbox.id).await;
-    let sources = fetch_sources(shared, pod, pod_ips.clone()).await;
+    let sources = fetch_sources(shared, pod, pod_ips.clone(), true).await;
     let envs = match crate::env::resolve(pod, c, &sources) {
         Ok(e) => e,
         Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
