@@ -1,29 +1,32 @@
-//! The API server's request handling, independent of how requests arrive (TLS socket or the
-//! in-process transport): authentication, authorization, routing to discovery, health and the
-//! REST verbs, and turning results and errors into responses.
+//! The API server's request pipeline, independent of how requests arrive (TLS socket or the
+//! in-process transport). Every request passes the same stages in one order, each a module
+//! with one entry point taking what the stage before produced:
+//!
+//! 1. decode the head ([`crate::request`]): what the request asks for;
+//! 2. authenticate ([`crate::authn`]): who asks;
+//! 3. authorize ([`Authorizer`]): whether they may;
+//! 4. route: to a kubelet ([`crate::nodeproxy`]), to an extension API server
+//!    ([`crate::aggregator::proxy`]), to a non-resource endpoint ([`crate::endpoints`]), or to
+//!    the resource's handler, which decodes the body ([`crate::decode`]), admits it
+//!    ([`crate::admission`]: built-in plugins, webhooks and policies alike) and stores it
+//!    ([`crate::rest`] over [`Objects`]);
+//! 5. encode the result or error ([`crate::encode`]).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http::{Response, header};
+use http_body_util::{BodyExt, Limited};
 use rkube_api::ApiError;
 use rkube_api::registry::{self, ResourceType};
 use serde_json::{Value, json};
 
 use crate::auth::{Authorizer, Decision, TokenAuthenticator, UserInfo};
+use crate::authn::{Authentication, Caller};
+use crate::encode::{Accept, Body, error_response, object_response};
 use crate::objects::Objects;
-use crate::request::{self, Query, RequestInfo};
-
-/// The body of every response.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-/// A complete body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed_unsync()
-}
+use crate::request::ApiRequest;
 
 /// The largest request body accepted (upstream's limit is 3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -73,12 +76,12 @@ impl std::fmt::Debug for MetricsSource {
     }
 }
 
-/// The request handler.
+/// The request handler: the stages' parts, assembled once.
 pub struct App {
     pub(crate) objects: Objects,
     pub(crate) config: AppConfig,
-    tokens: TokenAuthenticator,
-    pub(crate) issuer: crate::satokens::TokenIssuer,
+    authentication: Authentication,
+    pub(crate) issuer: Arc<crate::satokens::TokenIssuer>,
     authorizer: Arc<dyn Authorizer>,
     ready: AtomicBool,
     pub(crate) watch_lines: Arc<crate::watch::LineMemo>,
@@ -86,156 +89,6 @@ pub struct App {
     pub(crate) definitions: crate::crd::Definitions,
     pub(crate) webhooks: crate::webhook::Configurations,
     pub(crate) remotes: crate::aggregator::remote::RemoteApis,
-}
-
-/// How the caller proved who it is, before the token is looked at.
-#[derive(Clone, Debug)]
-pub enum Caller {
-    /// A verified client certificate's identity, if one was presented.
-    Tls(Option<UserInfo>),
-    /// A client certificate the request-header CA signed, by its common name: a front proxy,
-    /// which names the user in the request-header headers.
-    FrontProxy(String),
-    /// A component inside this process.
-    Loopback,
-}
-
-fn json_response(code: u16, value: &Value) -> Response<Body> {
-    json_bytes_response(
-        code,
-        serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()),
-    )
-}
-
-/// A response carrying JSON already encoded.
-pub(crate) fn json_bytes_response(code: u16, body: Vec<u8>) -> Response<Body> {
-    let mut response = Response::new(full(body));
-    *response.status_mut() =
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The response for an error.
-pub fn error_response(err: &ApiError) -> Response<Body> {
-    let status = crate::status::status(err);
-    let code = crate::status::code_and_reason(err).0;
-    let mut response = json_response(code, &status);
-    if let ApiError::TooManyRequests {
-        retry_after_seconds: Some(s),
-        ..
-    } = err
-        && let Ok(v) = HeaderValue::from_str(&s.to_string())
-    {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    response
-}
-
-fn text_response(code: u16, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(full(text));
-    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// What the client accepts, from its Accept header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Accept {
-    Json,
-    Table,
-    Protobuf,
-    Yaml,
-    /// `as=PartialObjectMetadata[List];g=meta.k8s.io`: metadata only.
-    Metadata,
-}
-
-/// Whether the endpoint a request names can answer as a Table. Upstream offers Tables only
-/// where the storage converts to them (`RequestScope.AllowsMediaTypeTransform`): every stored
-/// resource and its status, but not the reviews, which are answered without being stored, nor
-/// the token, binding and eviction subresources. Elsewhere a Table is skipped in the client's
-/// list, and refused with 406 when nothing else is listed.
-fn serves_tables(info: &RequestInfo) -> bool {
-    if !info.is_resource {
-        return true;
-    }
-    let Some(rt) = registry::all().by_path(&info.group, &info.version, &info.resource) else {
-        return true;
-    };
-    rt.is_stored()
-        && !matches!(
-            info.subresource.as_deref(),
-            Some("token" | "binding" | "eviction")
-        )
-}
-
-/// The client's first acceptable format, in the order it lists them; a Table only where the
-/// endpoint `tables` can give one.
-fn negotiate(accept: Option<&str>, tables: bool) -> Result<Accept, ApiError> {
-    let Some(accept) = accept else {
-        return Ok(Accept::Json);
-    };
-    for part in accept.split(',') {
-        let mut params = part.split(';').map(str::trim);
-        let media = params.next().unwrap_or("");
-        let params: Vec<&str> = params.collect();
-        let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
-        match (media, as_) {
-            ("application/json" | "*/*" | "application/*", Some("Table"))
-                if tables && params.contains(&"g=meta.k8s.io") =>
-            {
-                return Ok(Accept::Table);
-            }
-            (
-                "application/json" | "*/*" | "application/*",
-                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
-            ) if params.contains(&"g=meta.k8s.io") => {
-                return Ok(Accept::Metadata);
-            }
-            (rkube_proto::MEDIA_TYPE, None) => return Ok(Accept::Protobuf),
-            ("application/yaml", None) => return Ok(Accept::Yaml),
-            ("application/json" | "*/*" | "application/*", None) => return Ok(Accept::Json),
-            _ => {}
-        }
-    }
-    Err(ApiError::NotAcceptable(
-        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
-            .into(),
-    ))
-}
-
-/// An object in the negotiated format: protobuf when asked for and the kind has a message,
-/// JSON otherwise (errors, and Tables, are always JSON).
-pub(crate) fn object_response(accept: Accept, code: u16, value: &Value) -> Response<Body> {
-    if accept == Accept::Protobuf
-        && let Ok(bytes) = rkube_proto::encode(value)
-    {
-        let mut response = Response::new(full(bytes));
-        *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(rkube_proto::MEDIA_TYPE),
-        );
-        return response;
-    }
-    if accept == Accept::Yaml
-        && let Ok(text) = serde_norway::to_string(value)
-    {
-        let mut response = Response::new(full(text));
-        *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/yaml"),
-        );
-        return response;
-    }
-    json_response(code, value)
 }
 
 impl App {
@@ -249,11 +102,18 @@ impl App {
     ) -> Self {
         let cache =
             crate::cache::WatchCache::new(objects.store().clone(), config.watch_cache.clone());
+        let issuer = Arc::new(issuer);
+        let authentication = Authentication::new(
+            config.front_proxy.clone(),
+            tokens,
+            issuer.clone(),
+            objects.clone(),
+        );
         Self {
             objects,
             cache,
             config,
-            tokens,
+            authentication,
             issuer,
             authorizer,
             ready: AtomicBool::new(false),
@@ -279,6 +139,11 @@ impl App {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// Whether the server is ready.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
     pub(crate) fn resource(
         &self,
         group: &str,
@@ -289,84 +154,25 @@ impl App {
         })
     }
 
-    pub(crate) async fn authenticate(
-        &self,
-        caller: &Caller,
-        headers: &http::HeaderMap,
-    ) -> Option<UserInfo> {
-        // Upstream puts the request-header authenticator first.
-        if let Caller::FrontProxy(name) = caller
-            && let Some(proxy) = &self.config.front_proxy
-            && proxy.allows(name)
-            && let Some(user) = crate::requestheader::user_from_headers(headers)
-        {
-            return Some(user);
-        }
-        if let Some(token) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            let token = token.trim();
-            if let Some(user) = self.tokens.authenticate(token) {
-                return Some(user);
-            }
-            return self.service_account_user(token).await;
-        }
-        match caller {
-            Caller::Tls(user) => user.clone(),
-            Caller::FrontProxy(_) => None,
-            Caller::Loopback => Some(UserInfo::loopback()),
-        }
-    }
-
-    /// Whether `user` may make the request `info` describes.
-    pub(crate) fn authorize(&self, user: &UserInfo, info: &RequestInfo) -> Decision {
-        self.authorizer.authorize(user, info)
-    }
-
-    /// `/metrics`: every registered source's text, for GET only (as upstream answers 405).
-    fn metrics_response(&self, method: &http::Method) -> Response<Body> {
-        if method != http::Method::GET {
-            let mut response = Response::new(full("method not allowed"));
-            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-            return response;
-        }
-        let mut text: String = self
-            .config
-            .metrics
-            .iter()
-            .map(MetricsSource::render)
-            .collect();
-        text.push_str(&crate::request_metrics::render());
-        if let Some(counts) = self.cache.object_counts() {
-            text.push_str(&crate::request_metrics::render_object_counts(&counts));
-        }
-        let mut response = Response::new(full(text));
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        response
-    }
-
-    /// Handles one request whose body has been read, recording it in the request metrics.
-    pub async fn handle(
-        self: &Arc<Self>,
-        parts: http::request::Parts,
-        body: Bytes,
+    /// Serves one request through every stage, recording it in the request metrics.
+    pub(crate) async fn serve<B>(
+        self: Arc<Self>,
+        request: http::Request<B>,
         caller: Caller,
-    ) -> Response<Body> {
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let started = std::time::Instant::now();
-        let query = Query::parse(parts.uri.query());
-        let info = request::parse(&parts.method, parts.uri.path(), &query);
-        let apply = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/apply-patch"));
-        let dry_run = query.get("dryRun").is_some_and(|d| !d.is_empty());
-        let response = self.handle_request(parts, body, caller).await;
+        let (head, body) = request.into_parts();
+        let request = ApiRequest::decode(head);
+        let (info, apply, dry_run) = (
+            request.info.clone(),
+            request.is_apply(),
+            request.is_dry_run(),
+        );
+        let response = self.serve_decoded(request, body, caller).await;
         crate::request_metrics::record(
             &info,
             apply,
@@ -374,7 +180,7 @@ impl App {
             response.status().as_u16(),
             started.elapsed(),
         );
-        if info.verb == "watch" && response.status() == StatusCode::OK {
+        if info.verb == "watch" && response.status() == http::StatusCode::OK {
             // Counted open for as long as its body streams.
             let open = crate::request_metrics::LongRunning::watch(&info);
             return response.map(|body| {
@@ -388,137 +194,89 @@ impl App {
         response
     }
 
-    async fn handle_request(
-        self: &Arc<Self>,
-        parts: http::request::Parts,
-        body: Bytes,
+    /// The stages after decoding.
+    async fn serve_decoded<B>(
+        self: Arc<Self>,
+        request: ApiRequest,
+        body: B,
         caller: Caller,
-    ) -> Response<Body> {
-        let query = Query::parse(parts.uri.query());
-        let path = parts.uri.path().to_owned();
+    ) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         // Health and version answer everyone, as upstream's default RBAC allows.
-        match path.as_str() {
-            "/healthz" | "/livez" => return text_response(200, "ok"),
-            "/readyz" => {
-                return if self.ready.load(Ordering::Acquire) {
-                    text_response(200, "ok")
-                } else {
-                    text_response(503, "not ready")
-                };
-            }
-            "/version" => return json_response(200, &crate::discovery::version()),
-            _ => {}
-        }
-        let Some(user) = self.authenticate(&caller, &parts.headers).await else {
-            return error_response(&ApiError::Unauthorized);
-        };
-        let mut info = request::parse(&parts.method, &path, &query);
-        info.field_manager = match query.get("fieldManager") {
-            Some(manager) => manager.to_owned(),
-            None => parts
-                .headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|ua| ua.split('/').next())
-                .filter(|m| !m.is_empty())
-                .unwrap_or("unknown")
-                .to_owned(),
-        };
-        if let Decision::Deny(reason) = self.authorize(&user, &info) {
-            return error_response(&ApiError::Forbidden(reason));
-        }
-        if path == "/metrics" {
-            return self.metrics_response(&parts.method);
-        }
-        let accept_header = parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        if path == "/openapi/v2" || path == "/swagger-2.0.0.pb-v1" {
-            let form = if path == "/openapi/v2" {
-                crate::openapi_v2::negotiate(accept_header)
-            } else {
-                Some(crate::openapi_v2::Form::Protobuf)
-            };
-            return openapi_v2_response(form, &parts.headers);
-        }
-        if (path == "/api" || path == "/apis")
-            && let Some(version) = crate::discovery::wants_aggregated(accept_header)
-        {
-            let remotes = self.remotes.all();
-            let body = crate::discovery::aggregated(path == "/api", version, &remotes);
-            let mut response = json_response(200, &body);
-            let media = crate::discovery::AGGREGATED.replace("v=v2", &format!("v={version}"));
-            if let Ok(v) = HeaderValue::from_str(&media) {
-                response.headers_mut().insert(header::CONTENT_TYPE, v);
-            }
+        if let Some(response) = crate::endpoints::public(request.path(), self.is_ready()) {
             return response;
         }
-        let accept = match negotiate(
-            parts
-                .headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok()),
-            serves_tables(&info),
-        ) {
-            Ok(a) => a,
+        let Some(user) = self
+            .authentication
+            .authenticate(&caller, &request.head.headers)
+            .await
+        else {
+            return error_response(&ApiError::Unauthorized);
+        };
+        if let Decision::Deny(reason) = self.authorizer.authorize(&user, &request.info) {
+            return error_response(&ApiError::Forbidden(reason));
+        }
+        if let Some(target) = crate::nodeproxy::target(request.path()) {
+            let request = http::Request::from_parts(request.head, body);
+            return crate::nodeproxy::handle(self, target, request).await;
+        }
+        if let Some(remote) = self.remotes.route(request.path()) {
+            let request = http::Request::from_parts(request.head, body);
+            return crate::aggregator::proxy::handle(self, remote, request, &user).await;
+        }
+        let body = match read_body(body).await {
+            Ok(body) => body,
             Err(err) => return error_response(&err),
         };
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
-            return match crate::openapi::serve(&path) {
-                Ok(bytes) => {
-                    let mut response = Response::new(full(bytes.as_ref().clone()));
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    response
-                }
-                Err(err) => error_response(&err),
-            };
+        // Boxed where it is made: the handler's future is kilobytes, and every future wrapping
+        // it (here, the warnings' scope, the connection's or client's layers) would hold and
+        // move a copy of it otherwise.
+        crate::warnings::collect(Box::pin(self.serve_local(request, body, user))).await
+    }
+
+    /// A request this server answers itself: a non-resource endpoint, or a resource's handler
+    /// (as the caller, whom webhooks are told about).
+    async fn serve_local(
+        self: Arc<Self>,
+        request: ApiRequest,
+        body: Bytes,
+        user: UserInfo,
+    ) -> Response<Body> {
+        if !request.info.is_resource {
+            return crate::endpoints::serve(&self, &request);
         }
-        let result = if info.is_resource {
-            let serving = self.serve_resource(
-                &info,
-                &query,
-                &parts.method,
-                content_type.as_deref(),
-                &body,
-                accept,
-                &user,
-            );
-            crate::webhook::as_user(user.clone(), serving).await
-        } else {
-            crate::discovery::serve(&path, &self.config, &self.remotes.all())
-                .map(|v| json_response(200, &v))
+        let accept = match crate::encode::negotiate(
+            request.header(header::ACCEPT),
+            crate::encode::serves_tables(&request.info),
+        ) {
+            Ok(accept) => accept,
+            Err(err) => return error_response(&err),
         };
-        match result {
+        let serving = self.serve_resource(&request, &body, accept, &user);
+        match crate::webhook::as_user(user.clone(), serving).await {
             Ok(response) => response,
             Err(err) => {
                 if matches!(err, ApiError::Internal(_)) {
-                    tracing::error!(error = %err, path, "request failed");
+                    tracing::error!(error = %err, path = request.path(), "request failed");
                 }
                 error_response(&err)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The handler of the resource the request names, by verb and subresource.
     async fn serve_resource(
         self: &Arc<Self>,
-        info: &RequestInfo,
-        query: &Query,
-        method: &Method,
-        content_type: Option<&str>,
+        request: &ApiRequest,
         body: &[u8],
         accept: Accept,
         user: &UserInfo,
     ) -> Result<Response<Body>, ApiError> {
+        let (info, query, method) = (&request.info, &request.query, &request.head.method);
+        let content_type = request.header(header::CONTENT_TYPE);
         let rt = registry::all()
             .by_path(&info.group, &info.version, &info.resource)
             .ok_or(ApiError::NoSuchPath)?;
@@ -704,119 +462,26 @@ impl App {
             ))),
         }
     }
-
-    /// Defaulting then validation: what admission does to every object before it is stored
-    /// (`scheme_defaulted`: the scheme's defaults were applied already).
-    pub(crate) fn admit(
-        &self,
-        rt: &ResourceType,
-        object: &mut Value,
-        old: Option<&Value>,
-        scheme_defaulted: bool,
-    ) -> Result<(), ApiError> {
-        crate::admission::admit(rt, object, old, scheme_defaulted)
-    }
 }
 
-/// `/openapi/v2` in the negotiated form, tagged with the document's `ETag`; 304 when the
-/// client's `If-None-Match` names it, 406 when the client takes neither form.
-fn openapi_v2_response(
-    form: Option<crate::openapi_v2::Form>,
-    headers: &http::HeaderMap,
-) -> Response<Body> {
-    let mut response = match form {
-        None => {
-            let mut response = Response::new(full(Vec::new()));
-            *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
-            response
+/// Reads a request body whole, up to the limit (upstream's 413 beyond it).
+async fn read_body<B>(body: B) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::RequestEntityTooLarge(format!(
+                "the request body is larger than {MAX_BODY} bytes"
+            )))
         }
-        Some(form) => {
-            let if_none_match = headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok());
-            let mut response = if crate::openapi_v2::not_modified(if_none_match) {
-                let mut response = Response::new(full(Vec::new()));
-                *response.status_mut() = StatusCode::NOT_MODIFIED;
-                response
-            } else {
-                Response::new(full(form.bytes()))
-            };
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(form.content_type()),
-            );
-            response.headers_mut().insert(
-                header::ETAG,
-                HeaderValue::from_str(&crate::openapi_v2::etag())
-                    .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
-            );
-            response
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept"));
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubectl_accept_headers_pick_table_or_json() {
-        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(kubectl), true).unwrap(), Accept::Table);
-        assert_eq!(
-            negotiate(Some("application/json"), true).unwrap(),
-            Accept::Json
-        );
-        assert_eq!(negotiate(None, true).unwrap(), Accept::Json);
-        assert_eq!(
-            negotiate(Some("application/vnd.kubernetes.protobuf, */*"), true).unwrap(),
-            Accept::Protobuf
-        );
-        assert_eq!(
-            negotiate(
-                Some("application/json, application/vnd.kubernetes.protobuf"),
-                true
-            )
-            .unwrap(),
-            Accept::Json
-        );
-        assert!(matches!(
-            negotiate(Some("text/html"), true),
-            Err(ApiError::NotAcceptable(_))
-        ));
-    }
-
-    #[test]
-    fn a_table_is_skipped_where_the_endpoint_has_none() {
-        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-        assert_eq!(negotiate(Some(kubectl), false).unwrap(), Accept::Json);
-        assert!(matches!(
-            negotiate(Some("application/json;as=Table;v=v1;g=meta.k8s.io"), false),
-            Err(ApiError::NotAcceptable(_))
-        ));
-        let info =
-            |path: &str, method: &http::Method| request::parse(method, path, &Query::parse(None));
-        let post = http::Method::POST;
-        let get = http::Method::GET;
-        assert!(!serves_tables(&info(
-            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-            &post
-        )));
-        assert!(!serves_tables(&info(
-            "/api/v1/namespaces/default/serviceaccounts/default/token",
-            &post
-        )));
-        assert!(serves_tables(&info(
-            "/api/v1/namespaces/default/pods",
-            &get
-        )));
-        assert!(serves_tables(&info(
-            "/apis/apps/v1/namespaces/default/deployments/web/status",
-            &get
-        )));
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "reading the request body: {e}"
+        ))),
     }
 }

@@ -5,11 +5,11 @@ use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use serde_json::{Value, json};
 
+use crate::admission::{Attributes, Operation};
 use crate::app::App;
 use crate::objects::{self, meta_str};
 use crate::request::{Query, RequestInfo};
 use crate::rest::{dry_run, metadata_mut, same_object};
-use crate::webhook::{Attributes, Operation};
 
 impl App {
     /// DELETE one object.
@@ -58,16 +58,21 @@ impl App {
             let current = self.objects.get(rt, ns, name).await?;
             let rv = objects::resource_version(&current);
             check_preconditions(rt, name, &options["preconditions"], &current)?;
-            let webhook_attributes = Attributes {
-                rt,
-                subresource: None,
-                namespace: ns,
-                name,
-                operation: Operation::Delete,
-                dry_run: dry,
+            let admission = crate::admission::Request {
+                attrs: Attributes {
+                    rt,
+                    subresource: None,
+                    namespace: ns,
+                    name,
+                    operation: Operation::Delete,
+                    dry_run: dry,
+                },
+                admitted_as: name,
+                old: Some(&current),
+                scheme_defaulted: false,
+                validated: true,
             };
-            self.admit_delete_by_webhooks(&webhook_attributes, &current)
-                .await?;
+            self.admit(&admission, None).await?;
             let mut marked = current.clone();
             let mut needs_mark = false;
             {

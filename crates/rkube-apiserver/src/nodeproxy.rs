@@ -11,7 +11,8 @@ use http_body_util::BodyExt;
 use rkube_api::ApiError;
 use serde_json::Value;
 
-use crate::app::{App, Body, Caller, error_response};
+use crate::app::App;
+use crate::encode::{Body, error_response};
 
 /// How the API server reaches kubelets: its client certificate (CN
 /// kube-apiserver-kubelet-client, group system:masters), and no check of the kubelets'
@@ -231,11 +232,7 @@ pub(crate) async fn handle<B>(
     app: Arc<App>,
     target: Target,
     mut request: Request<B>,
-    caller: Caller,
 ) -> Response<Body> {
-    if app.authenticate(&caller, request.headers()).await.is_none() {
-        return error_response(&ApiError::Unauthorized);
-    }
     let query = request.uri().query().map(str::to_owned);
     let (node_name, path) = match &target {
         Target::Pod {

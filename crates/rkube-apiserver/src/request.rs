@@ -144,6 +144,59 @@ pub fn parse(method: &Method, path: &str, query: &Query) -> RequestInfo {
     info
 }
 
+/// The decode stage's result: a request's head with what it asks for read once, for every
+/// later stage.
+pub(crate) struct ApiRequest {
+    /// The method, URI and headers as received.
+    pub(crate) head: http::request::Parts,
+    /// The query string.
+    pub(crate) query: Query,
+    /// What the request asks for, with its field manager.
+    pub(crate) info: RequestInfo,
+}
+
+impl ApiRequest {
+    /// Reads the request head. The field manager is the `fieldManager` parameter, else the
+    /// user agent's program name, as upstream.
+    pub(crate) fn decode(head: http::request::Parts) -> Self {
+        let query = Query::parse(head.uri.query());
+        let mut info = parse(&head.method, head.uri.path(), &query);
+        info.field_manager = match query.get("fieldManager") {
+            Some(manager) => manager.to_owned(),
+            None => head
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ua| ua.split('/').next())
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+                .to_owned(),
+        };
+        Self { head, query, info }
+    }
+
+    /// The request path.
+    pub(crate) fn path(&self) -> &str {
+        self.head.uri.path()
+    }
+
+    /// A header's value, when it is text.
+    pub(crate) fn header(&self, name: http::header::HeaderName) -> Option<&str> {
+        self.head.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the body is a server-side apply patch.
+    pub(crate) fn is_apply(&self) -> bool {
+        self.header(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.starts_with("application/apply-patch"))
+    }
+
+    /// Whether the request asks for a dry run.
+    pub(crate) fn is_dry_run(&self) -> bool {
+        self.query.get("dryRun").is_some_and(|d| !d.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

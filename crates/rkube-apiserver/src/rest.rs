@@ -7,12 +7,13 @@ use serde_json::{Map, Value, json};
 
 use http::{HeaderValue, Response, header};
 
-use crate::app::{Accept, App, Body, full};
+use crate::admission::{Attributes, Operation};
+use crate::app::App;
 use crate::cache::{CachedList, Freshness, list_json};
 use crate::decode::{FieldValidation, Incoming, normalize, normalize_yaml, report_unknown};
+use crate::encode::{Accept, Body, full};
 use crate::objects::{self, ListParams, MODIFIED, meta_str};
 use crate::request::{Query, RequestInfo};
-use crate::webhook::{Attributes, Operation};
 
 /// Kinds whose strategy sets and bumps `metadata.generation`.
 const GENERATION_KINDS: &[&str] = &[
@@ -141,7 +142,7 @@ impl Created {
     pub(crate) fn response(self, accept: Accept) -> Response<Body> {
         let object = match self {
             Created::Stored { json, .. } if accept == Accept::Json => {
-                return crate::app::json_bytes_response(201, json);
+                return crate::encode::json_bytes_response(201, json);
             }
             Created::Stored {
                 object: Some(object),
@@ -151,13 +152,13 @@ impl Created {
             Created::Stored { json, object: None } => match serde_json::from_slice(&json) {
                 Ok(object) => object,
                 Err(e) => {
-                    return crate::app::error_response(&ApiError::Internal(format!(
+                    return crate::encode::error_response(&ApiError::Internal(format!(
                         "decoding the created object: {e}"
                     )));
                 }
             },
         };
-        crate::app::object_response(accept, 201, &object)
+        crate::encode::object_response(accept, 201, &object)
     }
 }
 
@@ -355,7 +356,7 @@ fn prepare_for_update(
 /// update may not (its containers' resources), so it is validated against the stored pod
 /// with the requested resources: the rest of the pod is unchanged, and the new resources
 /// still go through the pod's own checks.
-fn validation_base<'a>(
+pub(crate) fn validation_base<'a>(
     subresource: Option<&str>,
     new: &Value,
     current: &'a Value,
@@ -535,26 +536,6 @@ impl App {
 
     /// Refuses writes into a namespace that does not exist or is being deleted (upstream's
     /// lifecycle admission).
-    async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
-        let namespaces = self.resource("", "Namespace")?;
-        // The cached bytes answer without decoding the namespace.
-        let terminating = match self.cached_entry(namespaces, None, ns).await {
-            Some(cached) => {
-                crate::cache::raw_member(&cached.value, &["status", "phase"])
-                    == Some(&b"\"Terminating\""[..])
-            }
-            None => {
-                self.objects.get(namespaces, None, ns).await?["status"]["phase"] == "Terminating"
-            }
-        };
-        if terminating {
-            return Err(ApiError::Forbidden(format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            )));
-        }
-        Ok(())
-    }
-
     /// POST: create an object.
     pub(crate) async fn create(
         &self,
@@ -657,49 +638,34 @@ impl App {
             object
         };
         finish_create(rt, &mut object);
-        // Upstream's admission chain opens with the namespace's lifecycle: content for a
-        // missing or terminating namespace is refused before anything looks further.
-        if let Some(ns) = ns
-            && !(rt.group.is_empty() && rt.kind == "Namespace")
-        {
-            self.check_namespace_open(ns).await?;
-        }
-        self.limit_ranger_defaults(rt, ns, &mut object, track)
-            .await?;
-        self.admit_service_account(rt, ns, &admitted_as, &mut object)
-            .await?;
-        self.admit_priority(rt, &admitted_as, &mut object, None)
-            .await?;
-        self.admit_runtime_class(rt, &admitted_as, &mut object)
-            .await?;
-        let webhook_attributes = Attributes {
-            rt,
-            subresource: None,
-            namespace: ns,
-            // As upstream, a name yet to be generated is empty in admission.
-            name: if name == admitted_as { &name } else { "" },
-            operation: Operation::Create,
-            dry_run: dry_run(query)?,
-        };
-        self.mutate_by_webhooks(&webhook_attributes, Some(&mut object), None)
-            .await?;
-        self.admit(rt, &mut object, None, track)?;
-        self.limit_ranger_validate(rt, ns, &admitted_as, &object)
-            .await?;
-        self.validate_by_webhooks(&webhook_attributes, Some(&object), None)
-            .await?;
-        if dry_run(query)? {
-            // Upstream's dry run fills in addresses and ports that are free, claiming none.
-            self.allocate(rt, &mut object, true).await?;
-            return Ok(Created::DryRun(object));
-        }
         if self.terminating_definition(rt) {
             return Err(ApiError::MethodNotAllowed(
                 "create not allowed while custom resource definition is terminating".into(),
             ));
         }
+        let dry = dry_run(query)?;
+        let admission = crate::admission::Request {
+            attrs: Attributes {
+                rt,
+                subresource: None,
+                namespace: ns,
+                // As upstream, a name yet to be generated is empty in admission.
+                name: if name == admitted_as { &name } else { "" },
+                operation: Operation::Create,
+                dry_run: dry,
+            },
+            admitted_as: &admitted_as,
+            old: None,
+            scheme_defaulted: track,
+            validated: false,
+        };
+        self.admit(&admission, Some(&mut object)).await?;
+        if dry {
+            // Upstream's dry run fills in addresses and ports that are free, claiming none.
+            self.allocate(rt, &mut object, true).await?;
+            return Ok(Created::DryRun(object));
+        }
         let mut object = self.to_storage_version(rt, object).await?;
-        self.charge_quota(rt, ns, &name, &object).await?;
         self.allocate(rt, &mut object, false).await?;
         // A generated name that is taken is generated again, as upstream's
         // RetryGenerateName does (up to eight attempts in all).
@@ -1022,7 +988,7 @@ impl App {
                     new = track_update(rt, subresource, manager, Some(&current), new)?;
                 }
                 let base = validation_base(subresource, &new, &current);
-                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
+                self.admit_by_strategy(rt, &mut new, Some(&base), manager.is_some())?;
                 Ok::<_, ApiError>(new)
             })();
             let mut new = match prepared {
@@ -1031,33 +997,21 @@ impl App {
                 Err(_) if cached => continue,
                 Err(err) => return Err(err),
             };
-            if subresource.is_none() {
-                self.admit_priority(rt, name, &mut new, Some(&current))
-                    .await?;
-            }
-            let webhook_attributes = Attributes {
-                rt,
-                subresource,
-                namespace: ns,
-                name,
-                operation: Operation::Update,
-                dry_run: dry,
+            let admission = crate::admission::Request {
+                attrs: Attributes {
+                    rt,
+                    subresource,
+                    namespace: ns,
+                    name,
+                    operation: Operation::Update,
+                    dry_run: dry,
+                },
+                admitted_as: name,
+                old: Some(&current),
+                scheme_defaulted: manager.is_some(),
+                validated: true,
             };
-            let limited = crate::limitranger::on_update(rt, subresource);
-            let defaulted = limited && self.limit_ranger_update_defaults(rt, ns, &mut new).await?;
-            if self
-                .mutate_by_webhooks(&webhook_attributes, Some(&mut new), Some(&current))
-                .await?
-                || defaulted
-            {
-                let base = validation_base(subresource, &new, &current);
-                self.admit(rt, &mut new, Some(&base), manager.is_some())?;
-            }
-            if limited {
-                self.limit_ranger_validate(rt, ns, name, &new).await?;
-            }
-            self.validate_by_webhooks(&webhook_attributes, Some(&new), Some(&current))
-                .await?;
+            self.admit(&admission, Some(&mut new)).await?;
             if same_object(&new, &current) || dry {
                 if cached {
                     // A no-op against a copy that may be stale proves nothing: ask the store.

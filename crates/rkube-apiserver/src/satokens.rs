@@ -149,30 +149,33 @@ fn now_seconds() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-impl crate::app::App {
-    /// The user a service account token speaks for, if its account still exists as issued.
-    pub(crate) async fn service_account_user(&self, token: &str) -> Option<crate::auth::UserInfo> {
-        let claims = self.issuer.verify(token, now_seconds())?;
-        let accounts = self.resource("", "ServiceAccount").ok()?;
-        let account = self
-            .objects
-            .get(accounts, Some(&claims.namespace), &claims.name)
-            .await
-            .ok()?;
-        if account["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
-            return None;
-        }
-        let ns = &claims.namespace;
-        Some(crate::auth::UserInfo::new(
-            format!("system:serviceaccount:{ns}:{}", claims.name),
-            claims.uid.clone(),
-            vec![
-                "system:serviceaccounts".to_owned(),
-                format!("system:serviceaccounts:{ns}"),
-            ],
-        ))
+/// The user a service account token speaks for, if its account still exists as issued.
+pub(crate) async fn service_account_user(
+    issuer: &TokenIssuer,
+    objects: &crate::objects::Objects,
+    token: &str,
+) -> Option<crate::auth::UserInfo> {
+    let claims = issuer.verify(token, now_seconds())?;
+    let accounts = rkube_api::registry::all().by_kind("", "ServiceAccount")?;
+    let account = objects
+        .get(accounts, Some(&claims.namespace), &claims.name)
+        .await
+        .ok()?;
+    if account["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
+        return None;
     }
+    let ns = &claims.namespace;
+    Some(crate::auth::UserInfo::new(
+        format!("system:serviceaccount:{ns}:{}", claims.name),
+        claims.uid.clone(),
+        vec![
+            "system:serviceaccounts".to_owned(),
+            format!("system:serviceaccounts:{ns}"),
+        ],
+    ))
+}
 
+impl crate::app::App {
     /// POST serviceaccounts/{name}/token: a TokenRequest answered with a signed token.
     pub(crate) async fn request_token(
         &self,

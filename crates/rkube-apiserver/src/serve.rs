@@ -5,18 +5,17 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{Request, Response};
-use http_body_util::{BodyExt, Limited};
+use http::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rkube_api::ApiError;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
 use crate::StartError;
-use crate::app::{App, Body, Caller, MAX_BODY, error_response};
+use crate::app::App;
 use crate::auth::user_from_certificate;
+use crate::authn::Caller;
 use crate::certs::ClusterCerts;
 use crate::requestheader::FrontProxy;
 
@@ -65,41 +64,6 @@ pub fn tls_acceptor(
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Reads a request body (up to the limit) and hands the request to the app.
-async fn dispatch<B>(app: Arc<App>, request: Request<B>, caller: Caller) -> Response<Body>
-where
-    B: http_body::Body<Data = bytes::Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    if let Some(target) = crate::nodeproxy::target(request.uri().path()) {
-        return crate::nodeproxy::handle(app, target, request, caller).await;
-    }
-    if let Some(remote) = app.remotes.route(request.uri().path()) {
-        return crate::aggregator::proxy::handle(app, remote, request, caller).await;
-    }
-    let (parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            let err = if e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::RequestEntityTooLarge(format!(
-                    "the request body is larger than {MAX_BODY} bytes"
-                ))
-            } else {
-                ApiError::BadRequest(format!("reading the request body: {e}"))
-            };
-            return error_response(&err);
-        }
-    };
-    // Boxed where it is made: the handler's future is kilobytes, and every future wrapping
-    // it (here, the warnings' scope, the connection's or client's layers) would hold and
-    // move a copy of it otherwise.
-    crate::warnings::collect(Box::pin(app.handle(parts, bytes, caller))).await
-}
-
 /// Accepts TLS connections until aborted.
 pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, app: Arc<App>) {
     loop {
@@ -134,7 +98,7 @@ pub async fn accept_loop(listener: tokio::net::TcpListener, acceptor: TlsAccepto
             };
             let service = hyper::service::service_fn(move |request| {
                 let (app, caller) = (app.clone(), caller.clone());
-                async move { Ok::<_, Infallible>(dispatch(app, request, caller).await) }
+                async move { Ok::<_, Infallible>(app.serve(request, caller).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(err) = builder
@@ -165,7 +129,7 @@ pub fn in_process_client_as(app: Arc<App>, user_agent: Option<&str>) -> kube::Cl
                 .entry(http::header::USER_AGENT)
                 .or_insert_with(|| agent.clone());
         }
-        async move { Ok::<_, Infallible>(dispatch(app, request, Caller::Loopback).await) }
+        async move { Ok::<_, Infallible>(app.serve(request, Caller::Loopback).await) }
     });
     kube::Client::new(service, "default")
 }

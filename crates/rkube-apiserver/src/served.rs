@@ -12,8 +12,9 @@ use rkube_api::convert::Conversion;
 use rkube_api::registry::{self, ResourceType};
 use serde_json::Value;
 
-use crate::app::{Accept, App, Body, object_response};
+use crate::app::App;
 use crate::decode::{FieldValidation, Incoming};
+use crate::encode::{Accept, Body, object_response};
 use crate::request::{Query, RequestInfo};
 
 /// One request to a version served from another's storage.

@@ -6,7 +6,7 @@ use rkube_api::registry::ResourceType;
 use rkube_api::table;
 use serde_json::{Value, json};
 
-use crate::app::{Accept, Body, full};
+use crate::encode::{Accept, Body, full};
 use crate::request::Query;
 
 /// The JSON response for a get or list, as a Table when the client asked for one.
@@ -14,7 +14,9 @@ pub fn respond(accept: Accept, rt: &ResourceType, value: Value, query: &Query) -
     let body = match accept {
         Accept::Table => table_value(rt, value, query),
         Accept::Metadata => metadata_value(value),
-        Accept::Protobuf | Accept::Yaml => return crate::app::object_response(accept, 200, &value),
+        Accept::Protobuf | Accept::Yaml => {
+            return crate::encode::object_response(accept, 200, &value);
+        }
         Accept::Json => value,
     };
     let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));

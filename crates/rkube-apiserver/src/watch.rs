@@ -18,8 +18,9 @@ use rkube_store::{WatchEvent, WatchOptions};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::app::{Accept, App, Body};
+use crate::app::App;
 use crate::cache::{CachedEvent, CachedObject, EventKind, Freshness, ResourceCache, WatchCache};
+use crate::encode::{Accept, Body};
 use crate::filter::ObjectFilter;
 use crate::objects::{self, ListParams};
 use crate::request::{Query, RequestInfo};

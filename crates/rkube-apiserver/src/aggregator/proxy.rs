@@ -20,9 +20,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::remote::Remote;
-use crate::app::{App, Body, Caller, MAX_BODY, error_response};
-use crate::auth::{Decision, UserInfo};
-use crate::request::{self, Query};
+use crate::app::{App, MAX_BODY};
+use crate::auth::UserInfo;
+use crate::encode::{Body, error_response};
 
 /// Headers about one hop of a connection, never passed on (either way).
 const HOP_BY_HOP: [&str; 8] = [
@@ -138,20 +138,12 @@ pub(crate) async fn handle<B>(
     app: Arc<App>,
     remote: Arc<Remote>,
     mut request: Request<B>,
-    caller: Caller,
+    user: &UserInfo,
 ) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let Some(user) = app.authenticate(&caller, request.headers()).await else {
-        return error_response(&ApiError::Unauthorized);
-    };
-    let query = Query::parse(request.uri().query());
-    let info = request::parse(request.method(), request.uri().path(), &query);
-    if let Decision::Deny(reason) = app.authorize(&user, &info) {
-        return error_response(&ApiError::Forbidden(reason));
-    }
     if !remote.available {
         return unavailable("service unavailable");
     }
@@ -175,7 +167,7 @@ where
         .to_owned();
     let authority = format!("{}:{}", remote.server_name(), remote.port);
     if rkube_forward::is_upgrade(request.headers()) {
-        let headers = backend_headers(request.headers(), &user, true);
+        let headers = backend_headers(request.headers(), user, true);
         let upgrade = request
             .extensions_mut()
             .remove::<hyper::upgrade::OnUpgrade>();
@@ -198,7 +190,7 @@ where
     };
     let mut builder = Request::builder().method(parts.method).uri(path);
     if let Some(headers) = builder.headers_mut() {
-        *headers = backend_headers(&parts.headers, &user, false);
+        *headers = backend_headers(&parts.headers, user, false);
         if let Ok(host) = http::HeaderValue::from_str(&authority) {
             headers.insert(header::HOST, host);
         }

@@ -15,7 +15,8 @@ use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use serde_json::{Value, json};
 
-use crate::app::{Accept, App, Body, object_response};
+use crate::app::App;
+use crate::encode::{Accept, Body, object_response};
 use crate::request::{Query, RequestInfo};
 
 /// One request for a custom resource.

@@ -535,17 +535,6 @@ impl App {
         Ok(changes > 0)
     }
 
-    /// Admission of a delete by webhooks: the mutating ones are told (they have nothing to
-    /// patch), then the validating ones decide.
-    pub(crate) async fn admit_delete_by_webhooks(
-        &self,
-        attrs: &Attributes<'_>,
-        old: &Value,
-    ) -> Result<(), ApiError> {
-        self.mutate_by_webhooks(attrs, None, Some(old)).await?;
-        self.validate_by_webhooks(attrs, None, Some(old)).await
-    }
-
     /// Validating admission by webhooks: every webhook for the request is called at once;
     /// the first refusal (in configuration order) refuses the request.
     pub(crate) async fn validate_by_webhooks(
@@ -557,8 +546,6 @@ impl App {
         if matching::exempt(attrs.rt.group, attrs.rt.plural) {
             return check_configuration(attrs, object);
         }
-        // Upstream's ValidatingAdmissionPolicy plugin runs before the webhooks.
-        self.validate_by_policies(attrs, object, old).await?;
         let hooks = self.webhooks(false).await?;
         if hooks.is_empty() {
             return Ok(());

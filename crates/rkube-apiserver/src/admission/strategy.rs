@@ -1,4 +1,5 @@
-//! Admission: defaulting, then validation, on every object before it is stored.
+//! The resource's own defaulting and validation (upstream's REST strategy), run inside the
+//! admission chain after the mutating plugins and before the validating ones.
 
 use rkube_api::error::FieldErrorKind;
 use rkube_api::registry::ResourceType;
