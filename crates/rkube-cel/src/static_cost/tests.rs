@@ -158,3 +158,18 @@ fn a_resource_root_always_shows_its_name() {
     let root = SchemaType::from_schema(&schema, true);
     assert_eq!(root.map(|r| program.static_cost(&r)), Some(4));
 }
+
+#[test]
+fn nested_loops_over_unbounded_lists_with_matches_multiply() {
+    // 1,048,575 objects (at least `{}` each), each with up to 1,048,575 strings:
+    // `y.matches('^a$')` is ceil(3,145,727 × 0.1) × 1 + 1 = 314,574; the inner loop
+    // `x.names` 2 + result 1 + N × (3 + 314,574); the outer one 2 + N × (3 + inner).
+    let schema = json!({"type": "array", "items": {"type": "object", "properties": {
+        "names": {"type": "array", "items": {"type": "string"}}}}});
+    let n: u64 = 1_048_575;
+    let inner = 3 + n * (3 + 314_574);
+    assert_eq!(
+        cost("self.all(x, x.names.all(y, y.matches('^a$')))", schema),
+        2 + n * (3 + inner)
+    );
+}
