@@ -321,8 +321,6 @@ async fn rules_that_together_exceed_the_definition_budget_refuse_it() {
 
 #[tokio::test]
 async fn an_update_keeps_an_over_budget_rule_it_had_but_may_not_add_one() {
-    use rkube_store::Store as _;
-
     // A definition stored before its rule's cost was checked: one string match per item of
     // an unbounded list is 5.6 times the budget of a rule, but within a schema's budget.
     let items = json!({"type": "string", "maxLength": 64,
