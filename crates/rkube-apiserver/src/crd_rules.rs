@@ -18,18 +18,31 @@ fn environment() -> Environment {
     Environment::new(&["self", "oldSelf"])
 }
 
-/// Compiles every rule of every version's schema of a definition; the failures as upstream
-/// reports them (`spec.versions[0].schema.openAPIV3Schema.properties[spec]
-/// .x-kubernetes-validations[0].rule: Invalid value: …: compilation failed: …`).
-pub fn validate_definition(crd: &Value) -> Vec<FieldError> {
+/// Compiles every rule of every version's schema of a definition and checks their estimated
+/// cost; the failures as upstream reports them (`spec.versions[0].schema.openAPIV3Schema
+/// .properties[spec].x-kubernetes-validations[0].rule: Invalid value: …: compilation failed:
+/// …`). On update, `old` is the stored definition: a version whose schema it already had is
+/// not refused for the cost of one of its rules.
+pub fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(versions) = crd.pointer("/spec/versions").and_then(Value::as_array) else {
         return errs;
     };
+    let old_versions = old
+        .and_then(|o| o.pointer("/spec/versions"))
+        .and_then(Value::as_array);
     for (i, version) in versions.iter().enumerate() {
         if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
             let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
             check_schema(schema, &path, &mut errs);
+            // Upstream's versionsWithUnchangedSchemas: the same version name with a
+            // semantically equal schema.
+            let unchanged = old_versions.is_some_and(|olds| {
+                olds.iter().any(|o| {
+                    o.get("name") == version.get("name") && o.get("schema") == version.get("schema")
+                })
+            });
+            crate::crd_rule_cost::check_version(schema, &path, unchanged, &mut errs);
         }
     }
     errs
@@ -116,7 +129,7 @@ const COMPILED_LIMIT: usize = 20_000;
 /// on every write of a custom resource; here the programs are kept by their source (every
 /// rule has the same variables), so each is compiled once however many definitions and
 /// writes use it.
-fn compiled(source: &str) -> Option<Arc<Program>> {
+pub(crate) fn compiled(source: &str) -> Option<Arc<Program>> {
     type Cache = Mutex<HashMap<String, Option<Arc<Program>>>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
@@ -434,7 +447,7 @@ mod tests {
             "type": "object",
             "properties": {"spec": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a == other"}]}}
         }}}]}});
-        let errs = validate_definition(&crd);
+        let errs = validate_definition(&crd, None);
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].field,

@@ -38,6 +38,7 @@ pub mod certs;
 mod componentstatus;
 mod crd;
 mod crd_conversion;
+mod crd_rule_cost;
 mod crd_rules;
 mod csr;
 mod decode;

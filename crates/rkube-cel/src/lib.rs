@@ -5,11 +5,14 @@
 //! Kubernetes apiserver adds on top (the `lists`, `regex`, `url`, `ip`/`cidr` and `quantity`
 //! libraries and the strings extension), checks at compile time that an expression only
 //! names the variables and functions its environment declares, converts JSON objects to CEL
-//! values and back, and refuses expressions whose cost exceeds the per-call limit.
+//! values and back, and refuses expressions whose cost exceeds the per-call limit. It also
+//! estimates an expression's worst-case cost statically from the schema of the node it runs
+//! on, as upstream does when a CustomResourceDefinition is written.
 
 mod convert;
 mod cost;
 mod library;
+mod static_cost;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -20,6 +23,7 @@ use thiserror::Error;
 pub use cel::Value;
 pub use convert::{from_json, optional, to_json};
 pub use cost::PER_CALL_LIMIT;
+pub use static_cost::SchemaType;
 
 /// Why an expression did not compile.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -228,6 +232,13 @@ impl Program {
     /// transition rule).
     pub fn references(&self, name: &str) -> bool {
         self.program.references().has_variable(name)
+    }
+
+    /// The largest cost upstream's static estimate gives this expression when it runs on a
+    /// node of type `node` (as `self`, and as `oldSelf` in a transition rule): what a
+    /// CustomResourceDefinition's rules are checked against when it is written.
+    pub fn static_cost(&self, node: &SchemaType) -> u64 {
+        static_cost::estimate(self.program.expression(), node)
     }
 
     /// Evaluates the expression with `variables` bound, refusing it when its estimated

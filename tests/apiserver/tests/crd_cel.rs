@@ -50,7 +50,7 @@ fn rules() -> Value {
         {"rule": "self.minReplicas <= self.replicas && self.replicas <= self.maxReplicas",
          "message": "replicas should be in the range minReplicas..maxReplicas."},
         {"rule": "self.replicas >= oldSelf.replicas",
-         "messageExpression": "'replicas may not decrease, was ' + string(oldSelf.replicas)"},
+         "messageExpression": "'replicas may not decrease, was %d'.format([oldSelf.replicas])"},
         {"rule": "self.maxReplicas <= 100", "fieldPath": ".maxReplicas", "reason": "FieldValueForbidden"},
     ])
 }
@@ -211,5 +211,169 @@ async fn a_rule_that_does_not_compile_refuses_the_definition() {
         ),
         "{}",
         cause.message
+    );
+}
+
+/// A definition whose `spec` has the given properties, for the cost checks.
+fn definition_with_spec(properties: Value) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("gadgets.{GROUP}")},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"plural": "gadgets", "kind": "Gadget"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": properties},
+                }}},
+            }],
+        },
+    })
+}
+
+const QUADRATIC: &str = "self.all(x, self.all(y, x == y))";
+const TAGS_RULE: &str = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule";
+const ADVICE: &str = "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
+
+async fn create_definition(
+    client: &kube::Client,
+    crd: Value,
+) -> Result<CustomResourceDefinition, kube::core::Status> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .map_err(api_error)
+}
+
+/// The causes of a 422 as `field: message`.
+fn causes(status: &kube::core::Status) -> Vec<String> {
+    assert_eq!(status.code, 422, "{status:?}");
+    status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_rule_over_the_cost_budget_refuses_the_definition() {
+    let t = start().await;
+    let spec = json!({"tags": {"type": "array", "items": {"type": "string"},
+        "x-kubernetes-validations": [{"rule": QUADRATIC}]}});
+    let status = create_definition(&t.client, definition_with_spec(spec))
+        .await
+        .unwrap_err();
+    let causes = causes(&status);
+    assert!(
+        causes.contains(&format!(
+            "{TAGS_RULE}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x {ADVICE}"
+        )),
+        "{causes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn bounds_on_the_list_and_its_strings_let_the_same_rule_through() {
+    let t = start().await;
+    let spec = json!({"tags": {"type": "array", "maxItems": 10,
+        "items": {"type": "string", "maxLength": 10},
+        "x-kubernetes-validations": [{"rule": QUADRATIC}]}});
+    create_definition(&t.client, definition_with_spec(spec))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rules_that_together_exceed_the_definition_budget_refuse_it() {
+    let t = start().await;
+    // Each match on an unbounded string is estimated at 8,808,045, under the budget of one
+    // rule; twelve of them are 105,696,540, over the budget of a schema.
+    let pattern = format!("^{}$", "a".repeat(110));
+    let rules: Vec<Value> = (0..12)
+        .map(|_| json!({"rule": format!("self.matches('{pattern}')")}))
+        .collect();
+    let spec = json!({"name": {"type": "string", "x-kubernetes-validations": rules}});
+    let status = create_definition(&t.client, definition_with_spec(spec))
+        .await
+        .unwrap_err();
+    let causes = causes(&status);
+    assert!(
+        causes.contains(&format!(
+            "spec.versions[0].schema.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of 1.056965x {ADVICE}"
+        )),
+        "{causes:#?}"
+    );
+    let contributors = causes
+        .iter()
+        .filter(|c| c.ends_with("Forbidden: contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema"))
+        .count();
+    assert_eq!(contributors, 4, "{causes:#?}");
+}
+
+#[tokio::test]
+async fn an_update_keeps_an_over_budget_rule_it_had_but_may_not_add_one() {
+    // A definition stored before its rule's cost was checked: one string match per item of
+    // an unbounded list is 5.6 times the budget of a rule, but within a schema's budget.
+    let items = json!({"type": "string", "maxLength": 64,
+        "x-kubernetes-validations": [{"rule": "self.matches('^[a-z]+$')"}]});
+    let spec = json!({"tags": {"type": "array", "items": items}});
+    let mut stored = definition_with_spec(spec);
+    stored["metadata"]["uid"] = json!("5f0c7d52-0000-4000-8000-000000000001");
+    stored["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+    stored["metadata"]["generation"] = json!(1);
+    stored["spec"]["conversion"] = json!({"strategy": "None"});
+    let dir = tempfile::tempdir().unwrap();
+    let store = rkube_apiserver_tests::open_store(dir.path()).await;
+    store
+        .create(
+            &format!("/registry/apiextensions.k8s.io/customresourcedefinitions/gadgets.{GROUP}"),
+            serde_json::to_vec(&stored).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let server =
+        rkube_apiserver::ApiServer::start(rkube_apiserver_tests::test_config(dir.path()), store)
+            .await
+            .unwrap();
+
+    let crds: Api<CustomResourceDefinition> = Api::all(server.client());
+    let name = format!("gadgets.{GROUP}");
+    let labelled = json!({"metadata": {"labels": {"team": "a"}}});
+    crds.patch(&name, &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .unwrap();
+
+    let mut crd = serde_json::to_value(crds.get(&name).await.unwrap()).unwrap();
+    let rules = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["tags"]["items"]["x-kubernetes-validations"];
+    rules
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"rule": "self.matches('^[a-z0-9]+$')"}));
+    // A patch rather than a replace: the definition controller may update the status
+    // between the read and the write.
+    let versions = json!({"spec": {"versions": crd["spec"]["versions"]}});
+    let status = api_error(
+        crds.patch(&name, &PatchParams::default(), &Patch::Merge(&versions))
+            .await
+            .unwrap_err(),
+    );
+    let added = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].items.x-kubernetes-validations[1].rule";
+    let causes = causes(&status);
+    assert!(
+        causes.iter().any(|c| c.starts_with(&format!(
+            "{added}: Forbidden: estimated rule cost exceeds budget by factor of"
+        ))),
+        "{causes:#?}"
     );
 }

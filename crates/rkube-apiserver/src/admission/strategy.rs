@@ -32,7 +32,7 @@ pub fn admit(
     let mut causes = validation::validate(rt.group, rt.kind, object, old);
     if is_crd {
         causes.extend(rkube_api::crd::definition::validate(object, old));
-        causes.extend(crate::crd_rules::validate_definition(object));
+        causes.extend(crate::crd_rules::validate_definition(object, old));
     }
     if causes.is_empty() {
         Ok(())
