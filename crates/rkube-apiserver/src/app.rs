@@ -435,12 +435,7 @@ impl App {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         if path == "/openapi/v2" || path == "/swagger-2.0.0.pb-v1" {
-            let form = if path == "/openapi/v2" {
-                crate::openapi_v2::negotiate(accept_header)
-            } else {
-                Some(crate::openapi_v2::Form::Protobuf)
-            };
-            return openapi_v2_response(form, &parts.headers);
+            return crate::openapi_v2::response(&path, &parts.headers, &self.remotes.openapi);
         }
         if (path == "/api" || path == "/apis")
             && let Some(version) = crate::discovery::wants_aggregated(accept_header)
@@ -470,7 +465,7 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
-            return match crate::openapi::serve(&path) {
+            return match crate::openapi::serve(&path, &self.remotes.openapi.v3_documents()) {
                 Ok(bytes) => {
                     let mut response = Response::new(full(bytes.as_ref().clone()));
                     response.headers_mut().insert(
@@ -716,47 +711,6 @@ impl App {
     ) -> Result<(), ApiError> {
         crate::admission::admit(rt, object, old, scheme_defaulted)
     }
-}
-
-/// `/openapi/v2` in the negotiated form, tagged with the document's `ETag`; 304 when the
-/// client's `If-None-Match` names it, 406 when the client takes neither form.
-fn openapi_v2_response(
-    form: Option<crate::openapi_v2::Form>,
-    headers: &http::HeaderMap,
-) -> Response<Body> {
-    let mut response = match form {
-        None => {
-            let mut response = Response::new(full(Vec::new()));
-            *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
-            response
-        }
-        Some(form) => {
-            let if_none_match = headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok());
-            let mut response = if crate::openapi_v2::not_modified(if_none_match) {
-                let mut response = Response::new(full(Vec::new()));
-                *response.status_mut() = StatusCode::NOT_MODIFIED;
-                response
-            } else {
-                Response::new(full(form.bytes()))
-            };
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(form.content_type()),
-            );
-            response.headers_mut().insert(
-                header::ETAG,
-                HeaderValue::from_str(&crate::openapi_v2::etag())
-                    .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
-            );
-            response
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept"));
-    response
 }
 
 #[cfg(test)]
