@@ -496,6 +496,26 @@ mod tests {
     }
 
     #[test]
+    fn remote_group_versions_are_listed_and_served_but_never_replace_local_ones() {
+        let remote = BTreeMap::from([
+            (
+                "apis/wardle.example.com/v1alpha1".to_owned(),
+                Arc::new(br#"{"openapi":"3.0.0"}"#.to_vec()),
+            ),
+            ("apis/apps/v1".to_owned(), Arc::new(b"{}".to_vec())),
+        ]);
+        let root: Value = serde_json::from_slice(&serve("/openapi/v3", &remote).unwrap()).unwrap();
+        let url = root["paths"]["apis/wardle.example.com/v1alpha1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert!(url.starts_with("/openapi/v3/apis/wardle.example.com/v1alpha1?hash="));
+        let wardle = serve("/openapi/v3/apis/wardle.example.com/v1alpha1", &remote).unwrap();
+        assert_eq!(wardle.as_slice(), br#"{"openapi":"3.0.0"}"#);
+        let apps = serve("/openapi/v3/apis/apps/v1", &remote).unwrap();
+        assert_ne!(apps.as_slice(), b"{}");
+    }
+
+    #[test]
     fn patch_operations_carry_the_kind_and_field_validation() {
         let doc: Value =
             serde_json::from_slice(&serve("/openapi/v3/apis/apps/v1", &BTreeMap::new()).unwrap())
