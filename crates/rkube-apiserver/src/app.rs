@@ -172,7 +172,13 @@ impl App {
             request.is_apply(),
             request.is_dry_run(),
         );
+        // As upstream, what the aggregator proxies is the extension server's to count (what
+        // the proxy itself refuses is counted as a termination).
+        let proxied = self.remotes.route(request.path()).is_some();
         let response = self.serve_decoded(request, body, caller).await;
+        if proxied {
+            return response;
+        }
         crate::request_metrics::record(
             &info,
             apply,
@@ -224,8 +230,9 @@ impl App {
             return crate::nodeproxy::handle(self, target, request).await;
         }
         if let Some(remote) = self.remotes.route(request.path()) {
-            let request = http::Request::from_parts(request.head, body);
-            return crate::aggregator::proxy::handle(self, remote, request, &user).await;
+            let ApiRequest { head, info, .. } = request;
+            let request = http::Request::from_parts(head, body);
+            return crate::aggregator::proxy::handle(self, remote, request, &user, &info).await;
         }
         let body = match read_body(body).await {
             Ok(body) => body,

@@ -26,17 +26,8 @@ pub(crate) fn serve(app: &App, request: &ApiRequest) -> Response<Body> {
     let accept = request.header(header::ACCEPT);
     match path {
         "/metrics" => return metrics(app, &request.head.method),
-        "/openapi/v2" => {
-            return openapi_v2_response(
-                crate::openapi_v2::negotiate(accept),
-                &request.head.headers,
-            );
-        }
-        "/swagger-2.0.0.pb-v1" => {
-            return openapi_v2_response(
-                Some(crate::openapi_v2::Form::Protobuf),
-                &request.head.headers,
-            );
+        "/openapi/v2" | "/swagger-2.0.0.pb-v1" => {
+            return crate::openapi_v2::response(path, &request.head.headers, &app.remotes.openapi);
         }
         _ => {}
     }
@@ -56,7 +47,7 @@ pub(crate) fn serve(app: &App, request: &ApiRequest) -> Response<Body> {
         return error_response(&err);
     }
     if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
-        return match crate::openapi::serve(path) {
+        return match crate::openapi::serve(path, &app.remotes.openapi.v3_documents()) {
             Ok(bytes) => {
                 let mut response = Response::new(full(bytes.as_ref().clone()));
                 response.headers_mut().insert(
@@ -96,46 +87,5 @@ fn metrics(app: &App, method: &http::Method) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    response
-}
-
-/// `/openapi/v2` in the negotiated form, tagged with the document's `ETag`; 304 when the
-/// client's `If-None-Match` names it, 406 when the client takes neither form.
-fn openapi_v2_response(
-    form: Option<crate::openapi_v2::Form>,
-    headers: &http::HeaderMap,
-) -> Response<Body> {
-    let mut response = match form {
-        None => {
-            let mut response = Response::new(full(Vec::new()));
-            *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
-            response
-        }
-        Some(form) => {
-            let if_none_match = headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok());
-            let mut response = if crate::openapi_v2::not_modified(if_none_match) {
-                let mut response = Response::new(full(Vec::new()));
-                *response.status_mut() = StatusCode::NOT_MODIFIED;
-                response
-            } else {
-                Response::new(full(form.bytes()))
-            };
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(form.content_type()),
-            );
-            response.headers_mut().insert(
-                header::ETAG,
-                HeaderValue::from_str(&crate::openapi_v2::etag())
-                    .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
-            );
-            response
-        }
-    };
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept"));
     response
 }

@@ -1,7 +1,8 @@
 //! OpenAPI v3: `/openapi/v3` lists one document per group version; each document has the
 //! paths and operations of its resources (with `x-kubernetes-group-version-kind` and the
 //! query parameters the server honours, which is how kubectl learns it validates fields
-//! server-side) and the schemas of its kinds, built from k8s-openapi's.
+//! server-side) and the schemas of its kinds, built from k8s-openapi's. Extension API
+//! servers' group versions are listed and served beside them (`aggregator::openapi`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
@@ -84,14 +85,24 @@ pub(crate) fn custom_v3_documents() -> impl Iterator<Item = Value> {
         .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
 }
 
-/// Answers `/openapi/v3` and `/openapi/v3/<group-version>`.
-pub fn serve(path: &str) -> Result<Arc<Vec<u8>>, ApiError> {
+/// Answers `/openapi/v3` and `/openapi/v3/<group-version>`: this server's group versions,
+/// then the `remote` ones (extension API servers' documents, by group-version path) it does
+/// not serve itself.
+pub fn serve(
+    path: &str,
+    remote: &BTreeMap<String, Arc<Vec<u8>>>,
+) -> Result<Arc<Vec<u8>>, ApiError> {
     let rest = path.trim_start_matches("/openapi/v3").trim_matches('/');
-    let custom = custom_documents();
+    let mut all = custom_documents();
+    for (gv, doc) in documents() {
+        all.insert(gv.clone(), doc.clone());
+    }
+    for (gv, doc) in remote {
+        all.entry(gv.clone()).or_insert_with(|| doc.clone());
+    }
     if rest.is_empty() {
-        let paths: Map<String, Value> = documents()
+        let paths: Map<String, Value> = all
             .iter()
-            .chain(custom.iter())
             .map(|(gv, bytes)| {
                 (
                     gv.clone(),
@@ -103,11 +114,7 @@ pub fn serve(path: &str) -> Result<Arc<Vec<u8>>, ApiError> {
             serde_json::to_vec(&json!({"paths": paths})).unwrap_or_default(),
         ));
     }
-    documents()
-        .get(rest)
-        .or_else(|| custom.get(rest))
-        .cloned()
-        .ok_or(ApiError::NoSuchPath)
+    all.remove(rest).ok_or(ApiError::NoSuchPath)
 }
 
 /// The schema name upstream publishes a custom kind under: the group reversed, the version,
@@ -477,7 +484,8 @@ mod tests {
 
     #[test]
     fn the_root_lists_every_group_version() {
-        let root: Value = serde_json::from_slice(&serve("/openapi/v3").unwrap()).unwrap();
+        let root: Value =
+            serde_json::from_slice(&serve("/openapi/v3", &BTreeMap::new()).unwrap()).unwrap();
         assert!(
             root["paths"]["api/v1"]["serverRelativeURL"]
                 .as_str()
@@ -488,9 +496,30 @@ mod tests {
     }
 
     #[test]
+    fn remote_group_versions_are_listed_and_served_but_never_replace_local_ones() {
+        let remote = BTreeMap::from([
+            (
+                "apis/wardle.example.com/v1alpha1".to_owned(),
+                Arc::new(br#"{"openapi":"3.0.0"}"#.to_vec()),
+            ),
+            ("apis/apps/v1".to_owned(), Arc::new(b"{}".to_vec())),
+        ]);
+        let root: Value = serde_json::from_slice(&serve("/openapi/v3", &remote).unwrap()).unwrap();
+        let url = root["paths"]["apis/wardle.example.com/v1alpha1"]["serverRelativeURL"]
+            .as_str()
+            .unwrap();
+        assert!(url.starts_with("/openapi/v3/apis/wardle.example.com/v1alpha1?hash="));
+        let wardle = serve("/openapi/v3/apis/wardle.example.com/v1alpha1", &remote).unwrap();
+        assert_eq!(wardle.as_slice(), br#"{"openapi":"3.0.0"}"#);
+        let apps = serve("/openapi/v3/apis/apps/v1", &remote).unwrap();
+        assert_ne!(apps.as_slice(), b"{}");
+    }
+
+    #[test]
     fn patch_operations_carry_the_kind_and_field_validation() {
         let doc: Value =
-            serde_json::from_slice(&serve("/openapi/v3/apis/apps/v1").unwrap()).unwrap();
+            serde_json::from_slice(&serve("/openapi/v3/apis/apps/v1", &BTreeMap::new()).unwrap())
+                .unwrap();
         let patch =
             &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(

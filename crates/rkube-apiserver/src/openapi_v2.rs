@@ -7,11 +7,15 @@
 //! of the client's `Accept` (by quality) that names either, both forms tagged with one
 //! `ETag` (the SHA-512 of the JSON, in upper-case hex) and answered 304 when the client
 //! already holds it. The protobuf form is also served at the legacy `/swagger-2.0.0.pb-v1`
-//! that old clients fall back to.
+//! that old clients fall back to. The documents of available extension API servers are
+//! merged in (`aggregator::openapi`), which changes the tag.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
+
+use crate::aggregator::openapi::RemoteSpecs;
+use crate::encode::{Body, full};
 
 /// The media type client-go asks for (the deprecated spelling, still accepted).
 pub const PROTOBUF_DEPRECATED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
@@ -33,21 +37,6 @@ impl Form {
         match self {
             Form::Json => "application/json",
             Form::Protobuf => PROTOBUF,
-        }
-    }
-
-    /// The document's bytes in this form.
-    pub fn bytes(self) -> bytes::Bytes {
-        let doc = current();
-        match self {
-            Form::Json => doc.json.clone(),
-            Form::Protobuf => doc
-                .protobuf
-                .get_or_init(|| {
-                    let value: Value = serde_json::from_slice(&doc.json).unwrap_or(Value::Null);
-                    bytes::Bytes::from(crate::gnostic::encode(&value))
-                })
-                .clone(),
         }
     }
 }
@@ -87,51 +76,136 @@ pub fn negotiate(accept: Option<&str>) -> Option<Form> {
     })
 }
 
-/// One build of the document: for the built-in resources and the custom resources served
-/// when it was built.
-struct Built {
-    /// Which set of custom resources it describes (`registry::custom_generation`).
-    generation: u64,
+/// One build of the document.
+pub(crate) struct Built {
     json: bytes::Bytes,
     protobuf: OnceLock<bytes::Bytes>,
     etag: String,
 }
 
-/// The document for what is served now, built again only when custom resources change.
-fn current() -> Arc<Built> {
-    static CURRENT: Mutex<Option<Arc<Built>>> = Mutex::new(None);
+impl Built {
+    fn new(doc: &Value) -> Self {
+        let json = bytes::Bytes::from(serde_json::to_vec(doc).unwrap_or_default());
+        let digest = ring::digest::digest(&ring::digest::SHA512, &json);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+        Self {
+            json,
+            protobuf: OnceLock::new(),
+            etag: format!("\"{hex}\""),
+        }
+    }
+
+    /// The document's bytes in `form`.
+    pub fn bytes(&self, form: Form) -> bytes::Bytes {
+        match form {
+            Form::Json => self.json.clone(),
+            Form::Protobuf => self
+                .protobuf
+                .get_or_init(|| {
+                    let value: Value = serde_json::from_slice(&self.json).unwrap_or(Value::Null);
+                    bytes::Bytes::from(crate::gnostic::encode(&value))
+                })
+                .clone(),
+        }
+    }
+
+    /// The `ETag` both forms carry, quoted: the SHA-512 of the JSON.
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+
+    /// Whether an `If-None-Match` header names this document's tag (or `*`).
+    pub fn not_modified(&self, if_none_match: Option<&str>) -> bool {
+        if_none_match.is_some_and(|header| {
+            header.split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag
+            })
+        })
+    }
+}
+
+/// The document of what this server serves itself, built again only when custom resources
+/// change; with the custom-resource generation it describes.
+fn local() -> (u64, Arc<Built>) {
+    static CURRENT: Mutex<Option<(u64, Arc<Built>)>> = Mutex::new(None);
     let generation = rkube_api::registry::custom_generation();
     let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(built) = current.as_ref().filter(|b| b.generation == generation) {
-        return built.clone();
+    if let Some((built_for, built)) = current.as_ref()
+        && *built_for == generation
+    {
+        return (generation, built.clone());
     }
-    let json = bytes::Bytes::from(serde_json::to_vec(&build()).unwrap_or_default());
-    let digest = ring::digest::digest(&ring::digest::SHA512, &json);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    let built = Arc::new(Built {
-        generation,
-        json,
-        protobuf: OnceLock::new(),
-        etag: format!("\"{hex}\""),
-    });
-    *current = Some(built.clone());
-    built
+    let built = Arc::new(Built::new(&build()));
+    *current = Some((generation, built.clone()));
+    (generation, built)
 }
 
-/// The `ETag` both forms carry, quoted.
-pub fn etag() -> String {
-    current().etag.clone()
-}
-
-/// Whether an `If-None-Match` header names the current tag (or `*`).
-pub fn not_modified(if_none_match: Option<&str>) -> bool {
-    let etag = etag();
-    if_none_match.is_some_and(|header| {
-        header.split(',').any(|tag| {
-            let tag = tag.trim();
-            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-        })
+/// The document now: this server's, with the remote APIServices' merged in after it as
+/// upstream's aggregator merges them (see `aggregator::spec_merge`).
+pub(crate) fn current(remote: &RemoteSpecs) -> Arc<Built> {
+    let (local_generation, local) = local();
+    let (remote_generation, remote_docs) = remote.v2_documents();
+    if remote_docs.is_empty() {
+        return local;
+    }
+    remote.merged_v2(local_generation, remote_generation, || {
+        let mut merged: Value = serde_json::from_slice(&local.json).unwrap_or(Value::Null);
+        for doc in &remote_docs {
+            crate::aggregator::spec_merge::merge_into(&mut merged, doc);
+        }
+        Built::new(&merged)
     })
+}
+
+/// Answers `/openapi/v2` (and the legacy `/swagger-2.0.0.pb-v1`, always protobuf) in the
+/// negotiated form, tagged with the document's `ETag`; 304 when the client's `If-None-Match`
+/// names it, 406 when the client takes neither form.
+pub(crate) fn response(
+    path: &str,
+    headers: &http::HeaderMap,
+    remote: &RemoteSpecs,
+) -> http::Response<Body> {
+    use http::{HeaderValue, StatusCode, header};
+    let form = if path == "/openapi/v2" {
+        negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+    } else {
+        Some(Form::Protobuf)
+    };
+    let mut response = match form {
+        None => {
+            let mut response = http::Response::new(full(Vec::new()));
+            *response.status_mut() = StatusCode::NOT_ACCEPTABLE;
+            response
+        }
+        Some(form) => {
+            let doc = current(remote);
+            let if_none_match = headers
+                .get(header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok());
+            let mut response = if doc.not_modified(if_none_match) {
+                let mut response = http::Response::new(full(Vec::new()));
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response
+            } else {
+                http::Response::new(full(doc.bytes(form)))
+            };
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(form.content_type()),
+            );
+            response.headers_mut().insert(
+                header::ETAG,
+                HeaderValue::from_str(doc.etag())
+                    .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
+            );
+            response
+        }
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 fn build() -> Value {
@@ -287,7 +361,7 @@ mod tests {
 
     #[test]
     fn the_v2_document_has_definitions_kinds_and_patch_strategies() {
-        let doc: Value = serde_json::from_slice(&Form::Json.bytes()).unwrap();
+        let doc: Value = serde_json::from_slice(&local().1.bytes(Form::Json)).unwrap();
         assert_eq!(doc["swagger"], "2.0");
         let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
         assert_eq!(
@@ -298,7 +372,7 @@ mod tests {
             &doc["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        let json = Form::Json.bytes();
+        let json = local().1.bytes(Form::Json);
         let text = String::from_utf8_lossy(&json);
         assert!(!text.contains("#/components/schemas/"));
         let patch =
@@ -336,12 +410,13 @@ mod tests {
 
     #[test]
     fn the_etag_is_the_quoted_sha512_of_the_json() {
-        let tag = etag();
+        let doc = local().1;
+        let tag = doc.etag();
         assert_eq!(tag.len(), 128 + 2);
         assert!(tag.starts_with('"') && tag.ends_with('"'));
-        assert!(not_modified(Some(&tag)));
-        assert!(not_modified(Some(&format!("\"x\", W/{tag}"))));
-        assert!(!not_modified(Some("\"x\"")));
-        assert!(!not_modified(None));
+        assert!(doc.not_modified(Some(tag)));
+        assert!(doc.not_modified(Some(&format!("\"x\", W/{tag}"))));
+        assert!(!doc.not_modified(Some("\"x\"")));
+        assert!(!doc.not_modified(None));
     }
 }

@@ -2,8 +2,10 @@
 //! dry run, group, version, resource, subresource, scope, component and code) and
 //! `apiserver_request_duration_seconds` (a histogram with upstream's buckets, the same labels
 //! but code; long-running requests — watches and connections — are counted, not timed),
-//! `apiserver_longrunning_requests` (the watches open now) and `apiserver_storage_objects`
-//! (objects per resource, from the watch cache's counts).
+//! `apiserver_longrunning_requests` (the watches open now), `apiserver_storage_objects`
+//! (objects per resource, from the watch cache's counts) and
+//! `apiserver_request_terminations_total` (requests a component ended before they were
+//! served: the aggregator's proxy refusing a request for an extension API server).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -42,6 +44,13 @@ static SERIES: LazyLock<Mutex<BTreeMap<Labels, Series>>> =
 
 /// Open long-running requests by their labels (those of [`Labels`], dry run always off).
 static LONG_RUNNING: LazyLock<Mutex<BTreeMap<Labels, i64>>> =
+    LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// A request ended early: its labels, the component that ended it and the code.
+type Termination = (Labels, &'static str, u16);
+
+/// Requests ended early, counted.
+static TERMINATIONS: LazyLock<Mutex<BTreeMap<Termination, u64>>> =
     LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
 /// One open watch, counted in `apiserver_longrunning_requests` until dropped (with the
@@ -134,6 +143,31 @@ pub fn record(info: &RequestInfo, apply: bool, dry_run: bool, code: u16, took: D
     }
 }
 
+/// Records a request `component` ended with `code` before it was served, as upstream's
+/// `RecordRequestTermination` does: a non-resource request is labelled by its path (in the
+/// subresource label), a delete of a collection is a DELETE.
+pub fn record_termination(
+    info: &RequestInfo,
+    path: &str,
+    apply: bool,
+    component: &'static str,
+    code: u16,
+) {
+    let mut labels = labels(info, apply, false);
+    if labels.verb == "DELETECOLLECTION" {
+        labels.verb = "DELETE".to_owned();
+    }
+    if !info.is_resource {
+        labels.group.clear();
+        labels.version.clear();
+        labels.resource.clear();
+        labels.subresource = path.to_owned();
+    }
+    if let Ok(mut ended) = TERMINATIONS.lock() {
+        *ended.entry((labels, component, code)).or_default() += 1;
+    }
+}
+
 fn label_text(l: &Labels) -> String {
     format!(
         "component=\"apiserver\",dry_run=\"{}\",group=\"{}\",resource=\"{}\",scope=\"{}\",subresource=\"{}\",verb=\"{}\",version=\"{}\"",
@@ -189,6 +223,16 @@ pub fn render() -> String {
         );
     }
     drop(series);
+    if let Ok(ended) = TERMINATIONS.lock() {
+        out.push_str("# HELP apiserver_request_terminations_total Number of requests which apiserver terminated in self-defense.\n# TYPE apiserver_request_terminations_total counter\n");
+        for ((l, component, code), n) in ended.iter() {
+            let _ = writeln!(
+                out,
+                "apiserver_request_terminations_total{{code=\"{code}\",component=\"{component}\",group=\"{}\",resource=\"{}\",scope=\"{}\",subresource=\"{}\",verb=\"{}\",version=\"{}\"}} {n}",
+                l.group, l.resource, l.scope, l.subresource, l.verb, l.version
+            );
+        }
+    }
     if let Ok(open) = LONG_RUNNING.lock() {
         out.push_str("# HELP apiserver_longrunning_requests Gauge of all active long-running apiserver requests broken out by verb, group, version, resource, scope and component. Not all requests are tracked this way.\n# TYPE apiserver_longrunning_requests gauge\n");
         for (l, n) in open.iter() {
@@ -296,6 +340,27 @@ mod tests {
         assert!(render().contains(&gauge(1)));
         drop(second);
         assert!(render().contains(&gauge(0)));
+    }
+
+    #[test]
+    fn requests_the_aggregator_refuses_are_counted_as_its_terminations() {
+        let mut list = info("list", "rmtestflunders", Some("default"), None);
+        list.group = "wardle.example.com".to_owned();
+        list.version = "v1alpha1".to_owned();
+        record_termination(&list, "/ignored", false, "aggregator", 503);
+        record_termination(&list, "/ignored", false, "aggregator", 503);
+        let mut discovery = info("get", "", None, None);
+        discovery.is_resource = false;
+        record_termination(
+            &discovery,
+            "/apis/wardle.example.com/v1alpha1",
+            false,
+            "aggregator",
+            503,
+        );
+        let text = render();
+        assert!(text.contains("apiserver_request_terminations_total{code=\"503\",component=\"aggregator\",group=\"wardle.example.com\",resource=\"rmtestflunders\",scope=\"namespace\",subresource=\"\",verb=\"LIST\",version=\"v1alpha1\"} 2\n"), "{text}");
+        assert!(text.contains("apiserver_request_terminations_total{code=\"503\",component=\"aggregator\",group=\"\",resource=\"\",scope=\"\",subresource=\"/apis/wardle.example.com/v1alpha1\",verb=\"GET\",version=\"\"} 1\n"), "{text}");
     }
 
     #[test]

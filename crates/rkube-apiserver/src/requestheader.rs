@@ -1,7 +1,7 @@
 //! Request-header authentication, both ways. As the front proxy, the server tells an
 //! extension API server who asked in `X-Remote-User`, `X-Remote-Group` and
-//! `X-Remote-Extra-<key>`, presenting the front-proxy client certificate that vouches for
-//! them. As a backend, it believes those headers from a caller whose client certificate the
+//! `X-Remote-Extra-<key>` (and `X-Remote-Uid` when the user has one), presenting the
+//! front-proxy client certificate that vouches for them. As a backend, it believes those headers from a caller whose client certificate the
 //! request-header CA signed and whose name is allowed, as upstream's `headerrequest`
 //! authenticator does. Whatever `X-Remote-*` headers a client sends itself are removed before
 //! a request is passed on.
@@ -22,7 +22,9 @@ pub const USER_HEADER: &str = "X-Remote-User";
 pub const GROUP_HEADER: &str = "X-Remote-Group";
 /// The prefix of the headers carrying the user's extra values, by key.
 pub const EXTRA_PREFIX: &str = "X-Remote-Extra-";
-/// The header with the user's uid (newer servers send it; it is only ever removed here).
+/// The header with the user's uid. Sent as upstream's aggregator sends it since 1.33
+/// (`RemoteRequestHeaderUID`, on by default); never believed from a front proxy, as upstream
+/// reads it only when `--requestheader-uid-headers` names it.
 const UID_HEADER: &str = "x-remote-uid";
 
 /// The front-proxy identity of this server, and what it accepts from other front proxies.
@@ -148,8 +150,8 @@ pub fn strip(headers: &mut HeaderMap) {
     }
 }
 
-/// Writes `user` into the request-header headers (after [`strip`]); extra keys are
-/// percent-encoded, as upstream's `SetAuthProxyHeaders` escapes them.
+/// Writes `user` into the request-header headers (after [`strip`]): the uid only when there
+/// is one, extra keys percent-encoded, as upstream's `SetAuthProxyHeaders` writes them.
 pub fn set(headers: &mut HeaderMap, user: &UserInfo) {
     let append = |headers: &mut HeaderMap, name: HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -161,6 +163,9 @@ pub fn set(headers: &mut HeaderMap, user: &UserInfo) {
         HeaderName::from_static("x-remote-user"),
         &user.name,
     );
+    if !user.uid.is_empty() {
+        append(headers, HeaderName::from_static(UID_HEADER), &user.uid);
+    }
     for group in &user.groups {
         append(headers, HeaderName::from_static("x-remote-group"), group);
     }
@@ -273,6 +278,21 @@ mod tests {
         assert_eq!(read.name, "jane");
         assert_eq!(read.groups, vec!["devs", "system:authenticated"]);
         assert_eq!(read.extra["example.org/team"], vec!["a", "b"]);
+    }
+
+    #[test]
+    fn the_uid_is_sent_when_there_is_one_and_never_believed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-remote-uid", HeaderValue::from_static("forged"));
+        strip(&mut headers);
+        assert!(headers.is_empty());
+        set(&mut headers, &UserInfo::new("jane", "", Vec::new()));
+        assert!(headers.get("x-remote-uid").is_none());
+        let mut headers = HeaderMap::new();
+        set(&mut headers, &UserInfo::new("sam", "uid-1", Vec::new()));
+        assert_eq!(headers["x-remote-uid"], "uid-1");
+        let read = user_from_headers(&headers).unwrap();
+        assert_eq!(read.uid, "");
     }
 
     #[test]

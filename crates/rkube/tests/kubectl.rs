@@ -1689,11 +1689,29 @@ fn aggregated_api_server_workflow(version: &str) {
         "{out}"
     );
 
+    // Client-side validation is on (kubectl's default): kubectl reads the group version's
+    // OpenAPI documents, which the server took from the backend.
     let flunder = c.write(
         "flunder.yaml",
-        "apiVersion: wardle.example.com/v1alpha1\nkind: Flunder\nmetadata:\n  name: two\n",
+        "apiVersion: wardle.example.com/v1alpha1\nkind: Flunder\nmetadata:\n  name: two\nspec:\n  reference: one\n",
     );
-    c.ok(&["create", "--validate=false", "-f", &flunder]);
+    let out = c.ok(&["apply", "-f", &flunder]);
+    assert_eq!(out.trim(), "flunder.wardle.example.com/two created");
+    let out = c.ok(&["explain", "flunders"]);
+    for expected in [
+        "KIND:       Flunder",
+        "VERSION:    v1alpha1",
+        "Flunder is an example type with a spec and a status.",
+        "spec\t<FlunderSpec>",
+        "metadata\t<ObjectMeta>",
+    ] {
+        assert!(out.contains(expected), "{expected:?} in {out}");
+    }
+    let out = c.ok(&["explain", "flunders.spec.reference"]);
+    assert!(
+        out.contains("A name of another flunder or fischer"),
+        "{out}"
+    );
     let out = c.ok(&[
         "get",
         "fl",

@@ -6,6 +6,9 @@
 //! every request it serves, with the identity it saw. A list with `watch=true` streams an
 //! ADDED event for every flunder there and then one for each created later, as it happens.
 //! A request asking to upgrade to the `echo` protocol is switched, and echoes what it gets.
+//! It publishes OpenAPI documents for flunders as upstream's generic API server does: a
+//! Swagger 2.0 one at `/openapi/v2`, and at `/openapi/v3` a root listing its group version's
+//! OpenAPI 3 document (`openapi` has them).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +19,8 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+
+pub mod openapi;
 
 /// The group and version served.
 pub const GROUP_VERSION: &str = "wardle.example.com/v1alpha1";
@@ -33,6 +38,8 @@ pub struct Seen {
     pub users: Vec<String>,
     /// `X-Remote-Group` values.
     pub groups: Vec<String>,
+    /// `X-Remote-Uid` values.
+    pub uids: Vec<String>,
 }
 
 /// What an extension API server reads from `kube-system/extension-apiserver-authentication`
@@ -148,6 +155,14 @@ impl Wardle {
     /// The requests served so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests served so far under the group version (the OpenAPI downloads, which
+    /// come whenever the aggregator refreshes them, left out).
+    pub fn seen_api(&self) -> Vec<Seen> {
+        let mut seen = self.seen();
+        seen.retain(|s| !s.path.starts_with("/openapi/"));
+        seen
     }
 
     /// Stores a flunder as if it had been created.
@@ -281,6 +296,7 @@ async fn serve(
             .collect()
     };
     let (users, groups) = (all("x-remote-user"), all("x-remote-group"));
+    let uids = all("x-remote-uid");
     let method = request.method().to_string();
     let path = request
         .uri()
@@ -293,6 +309,7 @@ async fn serve(
         proxy: proxy.to_owned(),
         users: users.clone(),
         groups: groups.clone(),
+        uids,
     });
     let echo = [
         ("x-wardle-user", users.join(",")),
@@ -319,6 +336,14 @@ async fn serve(
         .query()
         .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let route = request.uri().path().trim_matches('/').to_owned();
+    match (method.as_str(), route.as_str()) {
+        ("GET", "openapi/v2") => return respond(200, &openapi::v2(), &echo),
+        ("GET", "openapi/v3") => return respond(200, &openapi::v3_root(), &echo),
+        ("GET", "openapi/v3/apis/wardle.example.com/v1alpha1") => {
+            return respond(200, &openapi::v3(), &echo);
+        }
+        _ => {}
+    }
     let parts: Vec<&str> = route.split('/').collect();
     let Some(under) = parts.strip_prefix(&["apis", "wardle.example.com", "v1alpha1"][..]) else {
         let message = "the server could not find the requested resource";

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, DeleteParams, PostParams};
-use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle};
+use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle, openapi};
 use rkube_apiserver_tests::{TestServer, start_with};
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -263,6 +264,27 @@ async fn get_json(client: &kube::Client, path: &str, accept: &str) -> Value {
     serde_json::from_str(&client.request_text(request).await.unwrap()).unwrap()
 }
 
+/// `/openapi/v2` in JSON, and its ETag.
+async fn openapi_v2(client: &kube::Client) -> (String, Value) {
+    let request = http::Request::get("/openapi/v2")
+        .header("Accept", "application/json")
+        .body(kube::client::Body::from(Vec::new()))
+        .unwrap();
+    let response = client.send(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let body = response.into_body().collect_bytes().await.unwrap();
+    (etag, serde_json::from_slice(&body).unwrap())
+}
+
+/// What `/openapi/v3` says of the wardle group version: its `serverRelativeURL`.
+async fn wardle_v3_url(client: &kube::Client) -> Option<String> {
+    let root = get_json(client, "/openapi/v3", "application/json").await;
+    root["paths"]["apis/wardle.example.com/v1alpha1"]["serverRelativeURL"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 fn group_names(apis: &Value) -> Vec<String> {
     apis["groups"]
         .as_array()
@@ -339,7 +361,7 @@ async fn a_remote_api_service_is_checked_proxied_listed_and_removed() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.body["kind"], "FlunderList");
     assert_eq!(answer.body["items"][0]["metadata"]["name"], "one");
-    let seen = wardle.seen().pop().unwrap();
+    let seen = wardle.seen_api().pop().unwrap();
     assert_eq!(seen.path, format!("{FLUNDERS}"));
     assert_eq!(seen.proxy, "front-proxy-client");
     assert_eq!(seen.users, ["jane"]);
@@ -393,7 +415,7 @@ async fn a_remote_api_service_is_checked_proxied_listed_and_removed() {
     // Components in the server's process are proxied too, as system:apiserver.
     let listed = get_json(&t.client, FLUNDERS, "application/json").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
-    assert_eq!(wardle.seen().pop().unwrap().users, ["system:apiserver"]);
+    assert_eq!(wardle.seen_api().pop().unwrap().users, ["system:apiserver"]);
 
     // Discovery lists the group, ahead of the custom resource groups' priority.
     let apis = get_json(&t.client, "/apis", "application/json").await;
@@ -560,4 +582,144 @@ async fn a_front_proxy_certificate_vouches_for_the_request_header_user() {
     let jane = UserClient::new(&t, "", "jane", &[]);
     let answer = jane.send("POST", path, &headers, review).await;
     assert_eq!(answer.body["status"]["userInfo"]["username"], "jane");
+}
+
+#[tokio::test]
+async fn a_remote_group_versions_openapi_joins_the_servers_documents_while_it_is_registered() {
+    let t = start().await;
+    let (local_etag, local) = openapi_v2(&t.client).await;
+    assert!(local["definitions"].get(openapi::FLUNDER).is_none());
+    let trust = RequestHeaderTrust::read(&t.client).await;
+    let wardle = Wardle::start(trust, &["api.default.svc"]).await;
+    route_service(&t.client, wardle.addr.port()).await;
+    register(&t.client, &wardle.ca_pem).await;
+    available(&t.client, "True", "Passed").await;
+
+    // The v3 root lists the backend's group version (and not its other paths), and the
+    // document it points to is the backend's own.
+    let url = eventually(|| wardle_v3_url(&t.client)).await;
+    assert!(
+        url.starts_with("/openapi/v3/apis/wardle.example.com/v1alpha1?hash="),
+        "{url}"
+    );
+    let root = get_json(&t.client, "/openapi/v3", "application/json").await;
+    assert!(root["paths"].get("version").is_none());
+    assert!(root["paths"].get("apis/apps/v1").is_some());
+    let doc = get_json(&t.client, &url, "application/json").await;
+    assert_eq!(doc, openapi::v3());
+    // Fetched as upstream's aggregator fetches them: as system:aggregator, through the
+    // front proxy.
+    let downloads: Vec<_> = wardle
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/openapi/"))
+        .collect();
+    let paths: BTreeSet<&str> = downloads.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from([
+            "/openapi/v2",
+            "/openapi/v3",
+            "/openapi/v3/apis/wardle.example.com/v1alpha1?hash=WARDLE1"
+        ])
+    );
+    for download in &downloads {
+        assert_eq!(download.users, ["system:aggregator"]);
+        assert!(download.groups.is_empty(), "{download:?}");
+        assert_eq!(download.proxy, "front-proxy-client");
+    }
+
+    // The v2 document has the backend's paths and definitions; its own ObjectMeta, which
+    // differs from this server's, is renamed as upstream renames it.
+    let (etag, merged) = openapi_v2(&t.client).await;
+    assert_ne!(etag, local_etag);
+    let flunder = &merged["definitions"][openapi::FLUNDER];
+    assert_eq!(
+        flunder["x-kubernetes-group-version-kind"][0]["kind"],
+        "Flunder"
+    );
+    assert_eq!(
+        flunder["properties"]["metadata"]["$ref"],
+        format!("#/definitions/{}_v2", openapi::OBJECT_META)
+    );
+    assert_eq!(
+        merged["definitions"][openapi::OBJECT_META],
+        local["definitions"][openapi::OBJECT_META]
+    );
+    let patch = &merged["paths"]["/apis/wardle.example.com/v1alpha1/namespaces/{namespace}/flunders/{name}"]
+        ["patch"];
+    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Flunder");
+    assert!(merged["definitions"]["io.k8s.api.apps.v1.Deployment"].is_object());
+
+    // While the backend cannot be reached, what it published last stays, as upstream keeps
+    // its last success.
+    wardle.stop();
+    available(&t.client, "False", "FailedDiscoveryCheck").await;
+    assert_eq!(wardle_v3_url(&t.client).await, Some(url.clone()));
+    assert_eq!(openapi_v2(&t.client).await.0, etag);
+
+    // Deleting the APIService takes its documents away.
+    let api: Api<APIService> = Api::all(t.client.clone());
+    api.delete(API_SERVICE, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(|| async { wardle_v3_url(&t.client).await.is_none().then_some(()) }).await;
+    let (etag, doc) = openapi_v2(&t.client).await;
+    assert!(doc["definitions"].get(openapi::FLUNDER).is_none());
+    assert_eq!(etag, local_etag);
+    let request = http::Request::get("/openapi/v3/apis/wardle.example.com/v1alpha1")
+        .body(Vec::new())
+        .unwrap();
+    let err = t.client.request_text(request).await.unwrap_err();
+    assert_eq!(rkube_apiserver_tests::api_error(err).code, 404);
+}
+
+#[tokio::test]
+async fn a_users_uid_reaches_the_extension_server() {
+    let t = start().await;
+    let trust = RequestHeaderTrust::read(&t.client).await;
+    let wardle = Wardle::start(trust, &["api.default.svc"]).await;
+    route_service(&t.client, wardle.addr.port()).await;
+    register(&t.client, &wardle.ca_pem).await;
+    available(&t.client, "True", "Passed").await;
+    // A service account's token names its uid.
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(t.client.clone(), "default");
+    let account = accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "reader"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let token = accounts
+        .create_token_request(
+            "reader",
+            &PostParams::default(),
+            &serde_json::from_value(json!({"spec": {"audiences": []}})).unwrap(),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let url = format!("https://127.0.0.1:{}", t.server.local_addr().port());
+    let mut config = kube::Config::new(url.parse().unwrap());
+    let ca =
+        rustls::pki_types::CertificateDer::from_pem_slice(t.server.ca_cert().as_bytes()).unwrap();
+    config.root_cert = Some(vec![ca.to_vec()]);
+    config.auth_info.token = Some(token.into());
+    let reader = kube::Client::try_from(config).unwrap();
+    let request = http::Request::get(FLUNDERS).body(Vec::new()).unwrap();
+    // Forbidden or not, the answer does not matter: only a request that reached the backend.
+    let _ = reader.request_text(request).await;
+    let uid = account.metadata.uid.unwrap();
+    eventually(|| async {
+        wardle
+            .seen_api()
+            .iter()
+            .any(|s| s.uids == [uid.as_str()])
+            .then_some(())
+    })
+    .await;
 }

@@ -60,10 +60,18 @@ struct Probe {
 }
 
 impl App {
-    /// Keeps the Available condition, the proxy's table and the discovery of remote
-    /// APIServices current, until the process ends; backends are probed again at least
-    /// every `resync`.
+    /// Keeps the Available condition, the proxy's table, the discovery and the OpenAPI
+    /// documents of remote APIServices current, until the process ends; backends are probed
+    /// again at least every `resync`.
     pub async fn run_remote_api_services(self: Arc<Self>, resync: Duration) {
+        futures::join!(
+            self.clone().run_availability(resync),
+            self.run_remote_openapi()
+        );
+    }
+
+    /// The availability loop.
+    async fn run_availability(self: Arc<Self>, resync: Duration) {
         let mut probes: HashMap<String, Probe> = HashMap::new();
         let mut changes = None;
         loop {

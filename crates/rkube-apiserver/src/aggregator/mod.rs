@@ -7,13 +7,16 @@
 //!
 //! An APIService with `spec.service` names another server: requests under its group version
 //! are proxied there (`proxy`), its Available condition is kept by `available`, and its
-//! resources join discovery. `authentication` publishes what such a server needs to trust
+//! resources join discovery, its server's OpenAPI documents join `/openapi/v2` and
+//! `/openapi/v3` (`openapi`). `authentication` publishes what such a server needs to trust
 //! this one.
 
 mod authentication;
 mod available;
+pub(crate) mod openapi;
 pub(crate) mod proxy;
 pub(crate) mod remote;
+pub(crate) mod spec_merge;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use super::remote::Remote;
 use crate::app::{App, MAX_BODY};
 use crate::auth::UserInfo;
 use crate::encode::{Body, error_response};
+use crate::request::RequestInfo;
 
 /// Headers about one hop of a connection, never passed on (either way).
 const HOP_BY_HOP: [&str; 8] = [
@@ -139,22 +140,34 @@ pub(crate) async fn handle<B>(
     remote: Arc<Remote>,
     mut request: Request<B>,
     user: &UserInfo,
+    info: &RequestInfo,
 ) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // What upstream's proxy refuses itself is counted as the aggregator's termination.
+    let apply = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/apply-patch"));
+    let request_path = request.uri().path().to_owned();
+    let refused = |response: Response<Body>| {
+        let code = response.status().as_u16();
+        crate::request_metrics::record_termination(info, &request_path, apply, "aggregator", code);
+        response
+    };
     if !remote.available {
-        return unavailable("service unavailable");
+        return refused(unavailable("service unavailable"));
     }
     let stream = match connect(&app, &remote).await {
         Ok(stream) => stream,
         Err(ConnectError::Transport(message)) => {
-            return error_response(&ApiError::Internal(message));
+            return refused(error_response(&ApiError::Internal(message)));
         }
         Err(ConnectError::Resolve(message)) => {
             tracing::warn!(apiservice = %remote.name, "{message}");
-            return unavailable("service unavailable");
+            return refused(unavailable("service unavailable"));
         }
         Err(ConnectError::Dial(message)) => {
             return unavailable(format!("error trying to reach service: {message}"));
@@ -214,6 +227,18 @@ pub(crate) async fn get(
     user: &UserInfo,
     timeout: Duration,
 ) -> Result<(u16, Bytes), String> {
+    get_limited(app, remote, path, user, timeout, MAX_BODY).await
+}
+
+/// [`get`] with a body of at most `limit` bytes.
+pub(crate) async fn get_limited(
+    app: &App,
+    remote: &Remote,
+    path: &str,
+    user: &UserInfo,
+    timeout: Duration,
+    limit: usize,
+) -> Result<(u16, Bytes), String> {
     let exchange = async {
         let stream = connect(app, remote).await.map_err(|e| match e {
             ConnectError::Resolve(m) | ConnectError::Transport(m) | ConnectError::Dial(m) => m,
@@ -237,7 +262,7 @@ pub(crate) async fn get(
             .map_err(|e| e.to_string())?;
         let response = send(stream, request).await?;
         let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_BODY)
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
             .map_err(|e| e.to_string())?

@@ -1,12 +1,13 @@
-//! The APIServices another server answers (`spec.service` set), as the proxy and discovery
-//! read them: kept in memory, rebuilt from the APIService objects whenever the availability
-//! loop runs (see `available`).
+//! The APIServices another server answers (`spec.service` set), as the proxy, discovery and
+//! OpenAPI read them: kept in memory, rebuilt from the APIService objects whenever the
+//! availability loop runs (see `available`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+use super::openapi::RemoteSpecs;
 use crate::requestheader::FrontProxy;
 
 /// One remote group version.
@@ -93,16 +94,27 @@ impl Remote {
     }
 }
 
-/// The remote group versions, by APIService name.
+/// The remote group versions, by APIService name, and the OpenAPI documents their servers
+/// publish.
 #[derive(Default)]
 pub(crate) struct RemoteApis {
     by_name: RwLock<BTreeMap<String, Arc<Remote>>>,
+    /// Wakes the OpenAPI loop when the table is replaced.
+    replaced: tokio::sync::Notify,
+    /// The remote servers' OpenAPI documents.
+    pub openapi: RemoteSpecs,
 }
 
 impl RemoteApis {
     /// Replaces the table.
     pub fn replace(&self, remotes: BTreeMap<String, Arc<Remote>>) {
         *self.by_name.write().unwrap_or_else(|p| p.into_inner()) = remotes;
+        self.replaced.notify_one();
+    }
+
+    /// Waits until the table is next replaced (or was, since the last wait).
+    pub async fn changed(&self) {
+        self.replaced.notified().await;
     }
 
     /// Every remote group version, ordered by name.
