@@ -86,6 +86,49 @@ pub fn tls_acceptor(ca_name: &str, names: &[&str]) -> (tokio_rustls::TlsAcceptor
     tls_server(ca_name, names, None)
 }
 
+/// An HTTPS server on 127.0.0.1 (certificate for `names` from its own CA `ca_name`) that
+/// answers every JSON request body with `answer`'s JSON, as webhooks do: its address and the
+/// CA's PEM.
+pub async fn json_server(
+    ca_name: &str,
+    names: &[&str],
+    answer: impl Fn(&serde_json::Value) -> serde_json::Value + Send + Sync + 'static,
+) -> (std::net::SocketAddr, String) {
+    use http_body_util::BodyExt;
+    let answer = Arc::new(answer);
+    let (acceptor, ca_pem) = tls_acceptor(ca_name, names);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, answer) = (acceptor.clone(), answer.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let answer = answer.clone();
+                        async move {
+                            let body = request.into_body().collect().await?.to_bytes();
+                            let question: serde_json::Value =
+                                serde_json::from_slice(&body).unwrap();
+                            let body = serde_json::to_vec(&answer(&question)).unwrap();
+                            Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(body),
+                            )))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (addr, ca_pem)
+}
+
 /// [`tls_acceptor`] for a server that requires a client certificate signed by `client_ca`
 /// (PEM).
 pub fn tls_acceptor_requiring_clients(

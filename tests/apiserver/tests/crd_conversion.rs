@@ -11,8 +11,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use futures::{StreamExt, TryStreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -276,55 +274,33 @@ fn rename(object: &Value, desired: &str) -> Value {
 
 impl ConversionWebhook {
     async fn start(broken: bool) -> Self {
-        let (acceptor, ca_pem) = rkube_apiserver_tests::tls_acceptor(
+        let (addr, ca_pem) = rkube_apiserver_tests::json_server(
             "conversion-ca",
             &["127.0.0.1", "converter.default.svc"],
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
+            move |review| {
+                let request = &review["request"];
+                let desired = request["desiredAPIVersion"].as_str().unwrap();
+                let response = if broken {
+                    json!({"uid": request["uid"], "result": {
+                        "status": "Failure", "message": "the converter is broken"}})
+                } else {
+                    let converted: Vec<Value> = request["objects"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|o| rename(o, desired))
+                        .collect();
+                    json!({"uid": request["uid"], "result": {"status": "Success"},
+                           "convertedObjects": converted})
                 };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |request| async move {
-                        let body = BodyExt::collect(request.into_body()).await?.to_bytes();
-                        let review: Value = serde_json::from_slice(&body).unwrap();
-                        let request = &review["request"];
-                        let desired = request["desiredAPIVersion"].as_str().unwrap();
-                        let response = if broken {
-                            json!({"uid": request["uid"], "result": {
-                                "status": "Failure", "message": "the converter is broken"}})
-                        } else {
-                            let converted: Vec<Value> = request["objects"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .map(|o| rename(o, desired))
-                                .collect();
-                            json!({"uid": request["uid"], "result": {"status": "Success"},
-                                   "convertedObjects": converted})
-                        };
-                        let answer = json!({
-                            "apiVersion": "apiextensions.k8s.io/v1",
-                            "kind": "ConversionReview",
-                            "response": response,
-                        });
-                        Ok::<_, hyper::Error>(hyper::Response::new(Full::new(bytes::Bytes::from(
-                            serde_json::to_vec(&answer).unwrap(),
-                        ))))
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+                json!({
+                    "apiVersion": "apiextensions.k8s.io/v1",
+                    "kind": "ConversionReview",
+                    "response": response,
+                })
+            },
+        )
+        .await;
         Self { addr, ca_pem }
     }
 
@@ -635,5 +611,124 @@ async fn stored_versions_gain_the_storage_version_when_it_changes() {
             .unwrap()
             .api_version,
         "storage.example.com/v1"
+    );
+}
+
+/// A mutating webhook whose rules name only v1 is sent a v2 request's object converted to v1
+/// (under matchPolicy Equivalent, the default), told both versions, and its patch, made in
+/// v1, reaches the object in v2. One with matchPolicy Exact is not called at all.
+#[tokio::test]
+async fn an_admission_webhook_gets_the_object_in_the_version_its_rules_name() {
+    use std::sync::{Arc, Mutex};
+    let t = start().await;
+    let converter = ConversionWebhook::start(false).await;
+    let group = "equivalent.example.com";
+    establish(
+        &t.client,
+        renaming_definition(group, converter.by_url()),
+        "v2",
+    )
+    .await;
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let record = seen.clone();
+    let (addr, ca_pem) =
+        rkube_apiserver_tests::json_server("admission-ca", &["127.0.0.1"], move |review| {
+            let request = &review["request"];
+            let path = request["object"]["metadata"]["name"].to_string();
+            record.lock().unwrap().push((path, request.clone()));
+            let patch = json!([{"op": "replace", "path": "/spec/cronSpec", "value": "0 0 * * *"}]);
+            let patch = base64::engine::general_purpose::STANDARD.encode(patch.to_string());
+            let mut response = json!({"uid": request["uid"], "allowed": true});
+            if request["kind"]["version"] == "v1" {
+                response["patchType"] = json!("JSONPatch");
+                response["patch"] = json!(patch);
+            }
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "response": response})
+        })
+        .await;
+    let hook = |name: &str, policy: &str| {
+        json!({
+            "name": name,
+            "clientConfig": {"url": format!("https://127.0.0.1:{}/{name}", addr.port()),
+                             "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca_pem)},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [group], "apiVersions": ["v1"],
+                       "resources": ["crontabs"]}],
+            "matchPolicy": policy,
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+        })
+    };
+    let configs: Api<DynamicObject> = Api::all_with(
+        t.client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                "MutatingWebhookConfiguration",
+            ),
+            "mutatingwebhookconfigurations",
+        ),
+    );
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "v1-only"},
+        "webhooks": [hook("exact.example.com", "Exact"), hook("equivalent.example.com", "Equivalent")],
+    });
+    configs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(config).unwrap(),
+        )
+        .await
+        .unwrap();
+    let v2 = crontabs(&t.client, group, "v2");
+    let mut created = None;
+    for i in 0..100 {
+        let name = format!("c-{i}");
+        let object = crontab(group, "v2", &name, json!({"schedule": "* * * * *"}));
+        let made = v2.create(&PostParams::default(), &object).await.unwrap();
+        if !seen.lock().unwrap().is_empty() {
+            created = Some(made);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let created = created.expect("the webhook was never called");
+    let calls = seen.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the Equivalent webhook is called: {calls:?}"
+    );
+    let request = &calls[0].1;
+    assert_eq!(
+        request["kind"],
+        json!({"group": group, "version": "v1", "kind": "CronTab"})
+    );
+    assert_eq!(
+        request["requestKind"],
+        json!({"group": group, "version": "v2", "kind": "CronTab"})
+    );
+    assert_eq!(request["resource"]["version"], "v1");
+    assert_eq!(request["requestResource"]["version"], "v2");
+    assert_eq!(request["object"]["apiVersion"], format!("{group}/v1"));
+    assert_eq!(request["object"]["spec"]["cronSpec"], "* * * * *");
+    assert!(request["object"]["spec"].get("schedule").is_none());
+    // The patch made in v1 is in the v2 object answered and stored.
+    assert_eq!(
+        created.types.as_ref().unwrap().api_version,
+        format!("{group}/v2")
+    );
+    assert_eq!(created.data["spec"]["schedule"], "0 0 * * *");
+    let name = created.metadata.name.clone().unwrap();
+    assert_eq!(
+        v2.get(&name).await.unwrap().data["spec"]["schedule"],
+        "0 0 * * *"
+    );
+    let v1 = crontabs(&t.client, group, "v1");
+    assert_eq!(
+        v1.get(&name).await.unwrap().data["spec"]["cronSpec"],
+        "0 0 * * *"
     );
 }

@@ -4,12 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -18,10 +15,6 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
 use rkube_apiserver_tests::{api_error, start};
 use serde_json::{Value, json};
-
-/// What a test webhook answers to an `AdmissionReview` request (without the uid, which the
-/// server adds).
-type Decide = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 
 /// A webhook server: its address and the CA (PEM) its certificate chains to.
 struct WebhookServer {
@@ -33,46 +26,20 @@ impl WebhookServer {
     /// Serves `decide` at any path, with a certificate for 127.0.0.1 and
     /// `webhook.default.svc`.
     async fn start(decide: impl Fn(&Value) -> Value + Send + Sync + 'static) -> Self {
-        let decide: Decide = Arc::new(decide);
-        let (acceptor, ca_pem) = rkube_apiserver_tests::tls_acceptor(
+        let (addr, ca_pem) = rkube_apiserver_tests::json_server(
             "webhook-ca",
             &["127.0.0.1", "webhook.default.svc"],
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let (acceptor, decide) = (acceptor.clone(), decide.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |request| {
-                        let decide = decide.clone();
-                        async move {
-                            let body = BodyExt::collect(request.into_body()).await?.to_bytes();
-                            let review: Value = serde_json::from_slice(&body).unwrap();
-                            let mut response = decide(&review["request"]);
-                            response["uid"] = review["request"]["uid"].clone();
-                            let answer = json!({
-                                "apiVersion": "admission.k8s.io/v1",
-                                "kind": "AdmissionReview",
-                                "response": response,
-                            });
-                            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(
-                                bytes::Bytes::from(serde_json::to_vec(&answer).unwrap()),
-                            )))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
+            move |review| {
+                let mut response = decide(&review["request"]);
+                response["uid"] = review["request"]["uid"].clone();
+                json!({
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": response,
+                })
+            },
+        )
+        .await;
         Self { addr, ca_pem }
     }
 

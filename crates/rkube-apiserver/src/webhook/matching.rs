@@ -60,6 +60,15 @@ impl Target<'_> {
     }
 }
 
+/// Which version a webhook is called with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Matched<'v> {
+    /// The version the request names.
+    AsRequested,
+    /// Another served version of the same resource, which the object is converted to.
+    Equivalent(&'v str),
+}
+
 /// One rule of a webhook.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Rule {
@@ -175,9 +184,28 @@ impl Webhook {
         }
     }
 
-    /// Whether one of the rules covers the request.
-    pub fn matches_rules(&self, target: &Target<'_>) -> bool {
-        self.rules.iter().any(|r| r.matches(target, !self.exact))
+    /// The version of the requested resource the webhook is to be called with, if one of
+    /// its rules covers the request: the request's own when a rule names it; else, under
+    /// matchPolicy Equivalent, the first of `equivalents` (the resource's other served
+    /// versions, preferred first) a rule names — as upstream's matcher tries the equivalent
+    /// resources and converts the object for the webhook.
+    pub fn matched<'v>(&self, target: &Target<'_>, equivalents: &[&'v str]) -> Option<Matched<'v>> {
+        if self.rules.iter().any(|r| r.matches(target, false)) {
+            return Some(Matched::AsRequested);
+        }
+        if self.exact {
+            return None;
+        }
+        equivalents
+            .iter()
+            .find(|version| {
+                let other = Target {
+                    version,
+                    ..target.clone()
+                };
+                self.rules.iter().any(|r| r.matches(&other, false))
+            })
+            .map(|version| Matched::Equivalent(version))
     }
 
     /// Whether the object selector selects the new or the old object (upstream asks both,
@@ -366,6 +394,44 @@ mod tests {
         };
         assert!(!r.matches(&deployment, false));
         assert!(r.matches(&deployment, true));
+    }
+
+    #[test]
+    fn an_equivalent_match_names_the_served_version_a_rule_lists() {
+        let hook = |exact: bool| {
+            let mut hook = Webhook::new(
+                "c",
+                &serde_json::from_value(json!({
+                    "name": "h.example.com",
+                    "clientConfig": {"url": "https://127.0.0.1:1/"},
+                    "sideEffects": "None",
+                    "admissionReviewVersions": ["v1"],
+                    "rules": [{"operations": ["CREATE"], "apiGroups": ["stable.example.com"],
+                               "apiVersions": ["v1"], "resources": ["crontabs"]}],
+                }))
+                .unwrap(),
+                true,
+            );
+            hook.exact = exact;
+            hook
+        };
+        let crontab = |version| Target {
+            group: "stable.example.com",
+            version,
+            resource: "crontabs",
+            ..pod_create("")
+        };
+        assert_eq!(
+            hook(false).matched(&crontab("v1"), &["v2"]),
+            Some(Matched::AsRequested)
+        );
+        assert_eq!(
+            hook(false).matched(&crontab("v2"), &["v1"]),
+            Some(Matched::Equivalent("v1"))
+        );
+        assert_eq!(hook(true).matched(&crontab("v2"), &["v1"]), None);
+        // A version that is not served is no equivalent.
+        assert_eq!(hook(false).matched(&crontab("v2"), &[]), None);
     }
 
     #[test]

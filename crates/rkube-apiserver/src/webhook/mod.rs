@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use rkube_api::ApiError;
-use rkube_api::registry::ResourceType;
+use rkube_api::registry::{self, ResourceType};
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::auth::UserInfo;
 use crate::cache::Freshness;
 pub(crate) use matching::Operation;
-use matching::{Selected, Target, Webhook};
+use matching::{Matched, Selected, Target, Webhook};
 
 tokio::task_local! {
     /// Who is making the request being admitted.
@@ -78,21 +78,22 @@ impl Attributes<'_> {
     }
 
     /// The `AdmissionReview` for one call.
-    fn review(&self, object: Option<&Value>, old: Option<&Value>) -> (String, Value) {
+    fn review(&self, delivery: &Delivery) -> (String, Value) {
         let uid = uuid::Builder::from_random_bytes(rand::random())
             .into_uuid()
             .to_string();
         let user = current_user();
         let kind =
-            json!({"group": self.rt.group, "version": self.rt.version, "kind": self.rt.kind});
-        let resource =
-            json!({"group": self.rt.group, "version": self.rt.version, "resource": self.rt.plural});
+            |rt: &ResourceType| json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
+        let resource = |rt: &ResourceType| json!({"group": rt.group, "version": rt.version, "resource": rt.plural});
+        let sent_as = delivery.sent_as.unwrap_or(self.rt);
+        let (object, old) = delivery.objects();
         let mut request = json!({
             "uid": uid,
-            "kind": kind,
-            "resource": resource,
-            "requestKind": kind,
-            "requestResource": resource,
+            "kind": kind(sent_as),
+            "resource": resource(sent_as),
+            "requestKind": kind(self.rt),
+            "requestResource": resource(self.rt),
             "name": self.name,
             "operation": self.operation.as_str(),
             "userInfo": {"username": user.name, "groups": user.groups},
@@ -144,6 +145,27 @@ fn check_configuration(attrs: &Attributes<'_>, object: Option<&Value>) -> Result
         name: object["metadata"]["name"].as_str().unwrap_or("").to_owned(),
         causes,
     })
+}
+
+/// What one webhook is sent: the request's objects, or copies converted to the version the
+/// webhook matched.
+struct Delivery<'v> {
+    /// The version the webhook matched when not the request's own.
+    sent_as: Option<&'static ResourceType>,
+    object: Option<&'v Value>,
+    old: Option<&'v Value>,
+    /// The object and old object in `sent_as`.
+    converted: (Option<Value>, Option<Value>),
+}
+
+impl Delivery<'_> {
+    /// The objects as the webhook sees them.
+    fn objects(&self) -> (Option<&Value>, Option<&Value>) {
+        match self.sent_as {
+            Some(_) => (self.converted.0.as_ref(), self.converted.1.as_ref()),
+            None => (self.object, self.old),
+        }
+    }
 }
 
 /// Why a webhook call did not give an answer, or refused.
@@ -277,40 +299,102 @@ impl App {
         Ok(webhooks)
     }
 
-    /// Whether `hook` is for this request: its rules, namespace and object selectors, and
-    /// match conditions.
-    async fn is_for(
+    /// What `hook` is sent for this request, if it is for it: its rules (the version it
+    /// matched, the object converted to it), namespace and object selectors, and match
+    /// conditions.
+    async fn is_for<'v>(
         &self,
         hook: &Webhook,
         attrs: &Attributes<'_>,
-        object: Option<&Value>,
-        old: Option<&Value>,
-    ) -> Result<bool, String> {
+        object: Option<&'v Value>,
+        old: Option<&'v Value>,
+    ) -> Result<Option<Delivery<'v>>, Failure> {
+        let call_failed = |reason: String| Failure::Call(reason);
         let target = attrs.target();
-        if !hook.matches_rules(&target) {
-            return Ok(false);
-        }
+        let equivalents = equivalent_versions(attrs.rt);
+        let sent_as = match hook.matched(&target, &equivalents) {
+            None => return Ok(None),
+            Some(Matched::AsRequested) => None,
+            Some(Matched::Equivalent(version)) => {
+                registry::all().by_path(attrs.rt.group, version, attrs.rt.plural)
+            }
+        };
         if hook.namespace_needed(&target) {
             let namespace = if target.group.is_empty() && target.resource == "namespaces" {
                 object.or(old).cloned().unwrap_or(Value::Null)
             } else {
-                let namespaces = self.resource("", "Namespace").map_err(|e| e.to_string())?;
+                let namespaces = self
+                    .resource("", "Namespace")
+                    .map_err(|e| call_failed(e.to_string()))?;
                 self.lookup(namespaces, None, target.namespace)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| call_failed(e.to_string()))?
             };
             match hook.selects_namespace(&namespace) {
                 Selected::Yes => {}
-                Selected::No => return Ok(false),
-                Selected::Error(e) => return Err(e),
+                Selected::No => return Ok(None),
+                Selected::Error(e) => return Err(call_failed(e)),
             }
         }
         match hook.selects_object(object, old) {
             Selected::Yes => {}
-            Selected::No => return Ok(false),
-            Selected::Error(e) => return Err(e),
+            Selected::No => return Ok(None),
+            Selected::Error(e) => return Err(call_failed(e)),
         }
-        conditions::all_hold(&hook.match_conditions, attrs, object, old)
+        let mut delivery = Delivery {
+            sent_as,
+            object,
+            old,
+            converted: (None, None),
+        };
+        if let Some(to) = sent_as {
+            // Upstream refuses with 500 when the object does not convert, whatever the
+            // failure policy.
+            let mut converted = [None, None];
+            for (slot, value) in converted.iter_mut().zip([object, old]) {
+                if let Some(value) = value {
+                    let value = self
+                        .in_version(attrs.rt, to, value)
+                        .await
+                        .map_err(|e| Failure::Refused(ApiError::Internal(e)))?;
+                    *slot = Some(value);
+                }
+            }
+            let [object, old] = converted;
+            delivery.converted = (object, old);
+        }
+        let (object, old) = delivery.objects();
+        if conditions::all_hold(&hook.match_conditions, attrs, object, old).map_err(call_failed)? {
+            Ok(Some(delivery))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `object`, of `from`, as `to`: another served version of the same resource.
+    async fn in_version(
+        &self,
+        from: &ResourceType,
+        to: &ResourceType,
+        object: &Value,
+    ) -> Result<Value, String> {
+        if let Some(custom) = &from.custom {
+            let mut objects = [object.clone()];
+            self.convert_custom(custom, &mut objects, &to.api_version(), None)
+                .await?;
+            let [object] = objects;
+            return Ok(object);
+        }
+        // Built-in versions served from another's storage: admission sees the stored form.
+        match (from.conversion, to.conversion) {
+            (None, Some(c)) => (c.from_storage)(object.clone()).map_err(|e| e.to_string()),
+            (Some(c), None) => (c.to_storage)(object.clone()).map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "no conversion from {} to {}",
+                from.api_version(),
+                to.api_version()
+            )),
+        }
     }
 
     /// Where a webhook's client configuration points: its URL, or its Service's first ready
@@ -420,8 +504,7 @@ impl App {
         hook: &Webhook,
         mutating: bool,
         attrs: &Attributes<'_>,
-        object: Option<&Value>,
-        old: Option<&Value>,
+        delivery: &Delivery<'_>,
     ) -> Result<Answer, Failure> {
         if attrs.dry_run && !matches!(hook.side_effects.as_str(), "None" | "NoneOnDryRun") {
             return Err(Failure::Refused(ApiError::BadRequest(format!(
@@ -430,7 +513,7 @@ impl App {
             ))));
         }
         let endpoint = self.endpoint(&hook.client).await.map_err(Failure::Call)?;
-        let (uid, review) = attrs.review(object, old);
+        let (uid, review) = attrs.review(delivery);
         let ca_bundle = hook
             .client
             .ca_bundle
@@ -467,12 +550,13 @@ impl App {
         old: Option<&Value>,
     ) -> Result<bool, ApiError> {
         let current = object.as_deref();
-        match self.is_for(hook, attrs, current, old).await {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(reason) => return Self::call_failed(hook, &reason).map(|()| false),
-        }
-        let answer = match self.call(hook, true, attrs, current, old).await {
+        let delivery = match self.is_for(hook, attrs, current, old).await {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => return Ok(false),
+            Err(Failure::Refused(err)) => return Err(err),
+            Err(Failure::Call(reason)) => return Self::call_failed(hook, &reason).map(|()| false),
+        };
+        let answer = match self.call(hook, true, attrs, &delivery).await {
             Ok(answer) => answer,
             Err(Failure::Refused(err)) => return Err(err),
             Err(Failure::Call(reason)) => return Self::call_failed(hook, &reason).map(|()| false),
@@ -483,18 +567,31 @@ impl App {
         if !answer.allowed {
             return Err(denied(&hook.name, &answer.status));
         }
-        let (Some(patch), Some(object)) = (answer.patch, object.as_deref_mut()) else {
+        let Some(patch) = answer.patch else {
             return Ok(false);
         };
-        let patched = rkube_api::patch::json_patch(object, &patch).map_err(|e| {
+        let (sent_as, sent) = (delivery.sent_as, delivery.objects().0.cloned());
+        drop(delivery);
+        let (Some(sent), Some(object)) = (sent, object.as_deref_mut()) else {
+            return Ok(false);
+        };
+        let patched = rkube_api::patch::json_patch(&sent, &patch).map_err(|e| {
             ApiError::Internal(format!(
                 "failed calling webhook \"{}\": applying its patch: {e}",
                 hook.name
             ))
         })?;
-        if patched == *object {
+        if patched == sent {
             return Ok(false);
         }
+        // What the webhook patched in its version goes back to the request's.
+        let patched = match sent_as {
+            Some(sent_as) => self
+                .in_version(sent_as, attrs.rt, &patched)
+                .await
+                .map_err(ApiError::Internal)?,
+            None => patched,
+        };
         *object = patched;
         Ok(true)
     }
@@ -551,12 +648,13 @@ impl App {
             return Ok(());
         }
         let calls = hooks.iter().map(|hook| async move {
-            match self.is_for(hook, attrs, object, old).await {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(reason) => return Self::call_failed(hook, &reason),
-            }
-            let answer = match self.call(hook, false, attrs, object, old).await {
+            let delivery = match self.is_for(hook, attrs, object, old).await {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => return Ok(()),
+                Err(Failure::Refused(err)) => return Err(err),
+                Err(Failure::Call(reason)) => return Self::call_failed(hook, &reason),
+            };
+            let answer = match self.call(hook, false, attrs, &delivery).await {
                 Ok(answer) => answer,
                 Err(Failure::Refused(err)) => return Err(err),
                 Err(Failure::Call(reason)) => return Self::call_failed(hook, &reason),
@@ -576,6 +674,17 @@ impl App {
             .collect::<Result<Vec<()>, ApiError>>()
             .map(|_| ())
     }
+}
+
+/// The other served versions of `rt`'s resource, preferred first: the equivalents a webhook
+/// under matchPolicy Equivalent may have asked for.
+fn equivalent_versions(rt: &ResourceType) -> Vec<&'static str> {
+    let registry = registry::all();
+    registry
+        .versions_of(rt.group)
+        .into_iter()
+        .filter(|v| *v != rt.version && registry.by_path(rt.group, v, rt.plural).is_some())
+        .collect()
 }
 
 #[cfg(test)]
