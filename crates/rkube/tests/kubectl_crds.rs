@@ -5,98 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use rkube_store_tests::{free_port, kubectl_binary};
+use std::path::Path;
 
-struct Cluster {
-    child: Child,
-    dir: tempfile::TempDir,
-    kubectl: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Cluster {
-    fn start(version: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-            ])
-            .arg(free_port().to_string())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start rkube server");
-        let cluster = Self {
-            child,
-            dir,
-            kubectl: kubectl_binary(version),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(cluster.dir.path().join("kubeconfig.yaml").exists()
-            && cluster.run(&["get", "--raw", "/readyz"]).status.success())
-        {
-            assert!(Instant::now() < deadline, "the server did not get ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cluster
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig.yaml"))
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl")
-    }
-
-    /// Runs kubectl, expecting success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs kubectl, expecting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// Writes `contents` to a file in the data directory; its path.
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, contents).unwrap();
-        path.display().to_string()
-    }
-}
+use common::Cluster;
 
 /// The directory of one project's CRDs in the test data.
 fn crds(project: &str) -> String {

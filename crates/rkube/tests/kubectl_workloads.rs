@@ -4,104 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use rkube_store_tests::{free_port, kubectl_binary};
+use common::{Cluster, Kubectl};
 
-struct Cluster {
-    child: Child,
-    dir: tempfile::TempDir,
-    kubectl: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Cluster {
-    fn start(version: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-            ])
-            .arg(free_port().to_string())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start rkube server");
-        let cluster = Self {
-            child,
-            dir,
-            kubectl: kubectl_binary(version),
-        };
-        cluster.eventually("the server ready", || {
-            (cluster.dir.path().join("kubeconfig.yaml").exists()
-                && cluster.try_run(&["get", "--raw", "/readyz"]).is_some())
-            .then_some(())
-        });
-        cluster
-    }
-
-    fn try_run(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig.yaml"))
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl");
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", self.dir.path().join("kubeconfig.yaml"))
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn apply(&self, manifest: &str) {
-        let path = self.dir.path().join("manifest.yaml");
-        std::fs::write(&path, manifest).unwrap();
-        self.ok(&["apply", "-f", path.to_str().unwrap()]);
-    }
-
-    fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
+/// What a node would do for these tests.
+trait PlayNodes {
     /// Marks every pod with `label` that is not Running as Running and Ready, until all pods
     /// with it run `image`, and there are `count` of them.
+    fn run_pods(&self, label: &str, image: &str, count: usize);
+}
+
+impl PlayNodes for Kubectl {
     fn run_pods(&self, label: &str, image: &str, count: usize) {
         self.eventually(&format!("{count} pods of {label} on {image}"), || {
             let listing = self.ok(&[

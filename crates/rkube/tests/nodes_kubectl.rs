@@ -3,93 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use rkube_store_tests::free_port;
+use common::{Cluster, Kubectl};
 
-struct Cluster {
-    child: Child,
-    dir: tempfile::TempDir,
+/// What a kubelet would report.
+trait ReportReady {
+    /// Reports a pod Running and Ready, as its kubelet would.
+    fn ready(&self, pod: &str, ip: &str);
 }
 
-impl Cluster {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-            ])
-            .arg(free_port().to_string())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start rkube server");
-        let cluster = Self { child, dir };
-        cluster.eventually("the server ready", || {
-            (cluster.kubeconfig().exists()
-                && cluster.run(&["get", "--raw", "/readyz"]).status.success())
-            .then_some(())
-        });
-        cluster
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig.yaml")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run kubectl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "kubectl {args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn apply(&self, manifest: &str) {
-        let path = self.dir.path().join("manifest.yaml");
-        std::fs::write(&path, manifest).unwrap();
-        self.ok(&["apply", "-f", path.to_str().unwrap()]);
-    }
-
-    fn eventually<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(value) = check() {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Reports a pod Running and Ready, as its kubelet would.
+impl ReportReady for Kubectl {
     fn ready(&self, pod: &str, ip: &str) {
         let status = format!(
             r#"{{"status":{{"phase":"Running","podIP":"{ip}","conditions":[{{"type":"Ready","status":"True"}}]}}}}"#
@@ -103,13 +27,6 @@ impl Cluster {
             "-p",
             &status,
         ]);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -135,7 +52,7 @@ spec:
 
 #[test]
 fn kubectl_shows_endpoints_pod_cidrs_quota_usage_and_budgets() {
-    let c = Cluster::start();
+    let c = Cluster::start("1.33");
     c.apply(WEB);
     c.ready("web-1", "10.42.0.5");
 

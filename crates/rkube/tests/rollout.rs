@@ -6,59 +6,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::{EtcdServer, free_port, kubectl_binary};
+use common::Kubectl;
+use rkube_store_tests::EtcdServer;
 
-#[derive(Clone)]
-struct Kubectl {
-    binary: PathBuf,
-    dir: PathBuf,
-}
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.binary)
-            .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig.yaml"))
-            .env("HOME", &self.dir)
-            .output()
-            .expect("run kubectl")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
-    fn eventually(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !check(self) {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
+/// A server with a helper thread playing its nodes.
 struct Cluster {
-    child: Child,
-    _dir: tempfile::TempDir,
-    kubectl: Kubectl,
+    server: common::Cluster,
     nodes_stop: Arc<AtomicBool>,
     nodes: Option<std::thread::JoinHandle<()>>,
 }
@@ -69,56 +28,18 @@ impl Drop for Cluster {
         if let Some(nodes) = self.nodes.take() {
             let _ = nodes.join();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
-}
-
-/// Starts `rkube server` with `extra` arguments and waits until it is ready.
-fn start_server(extra: &[String]) -> (Child, tempfile::TempDir, Kubectl) {
-    let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-        .args([
-            "server",
-            "--disable-agent",
-            "--bind-address",
-            "127.0.0.1",
-            "--https-listen-port",
-        ])
-        .arg(free_port().to_string())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start rkube server");
-    let kubectl = Kubectl {
-        binary: kubectl_binary("1.33"),
-        dir: dir.path().to_owned(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(dir.path().join("kubeconfig.yaml").exists()
-        && kubectl.run(&["get", "--raw", "/readyz"]).status.success())
-    {
-        assert!(Instant::now() < deadline, "server not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, dir, kubectl)
 }
 
 fn start() -> Cluster {
-    let (child, dir, kubectl) = start_server(&[]);
+    let server = common::Cluster::start("1.33");
     let nodes_stop = Arc::new(AtomicBool::new(false));
     let nodes = {
-        let (kubectl, stop) = (kubectl.clone(), nodes_stop.clone());
+        let (kubectl, stop) = (server.kubectl.clone(), nodes_stop.clone());
         std::thread::spawn(move || play_nodes(&kubectl, &stop))
     };
     Cluster {
-        child,
-        _dir: dir,
-        kubectl,
+        server,
         nodes_stop,
         nodes: Some(nodes),
     }
@@ -234,7 +155,7 @@ fn revisions(k: &Kubectl) -> Vec<String> {
 #[test]
 fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
     let c = start();
-    let k = &c.kubectl;
+    let k = &c.server.kubectl;
     k.ok(&[
         "create",
         "deployment",
@@ -247,7 +168,7 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
 
     k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.26"]);
     rollout_status(k);
-    k.eventually("old pods are gone", |k| images(k) == ["nginx:1.26"; 3]);
+    k.until("old pods are gone", |k| images(k) == ["nginx:1.26"; 3]);
     assert_eq!(revisions(k), ["1", "2"]);
     let rev1 = k.ok(&["rollout", "history", "deployment/web", "--revision=1"]);
     assert!(rev1.contains("nginx:1.25"), "{rev1}");
@@ -255,7 +176,7 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
     let undo = k.ok(&["rollout", "undo", "deployment/web"]);
     assert!(undo.contains("rolled back"), "{undo}");
     rollout_status(k);
-    k.eventually("pods run the first image again", |k| {
+    k.until("pods run the first image again", |k| {
         images(k) == ["nginx:1.25"; 3]
     });
     assert_eq!(revisions(k), ["2", "3"]);
@@ -268,14 +189,14 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
 
     k.ok(&["rollout", "undo", "deployment/web", "--to-revision=2"]);
     rollout_status(k);
-    k.eventually("pods run the second image again", |k| {
+    k.until("pods run the second image again", |k| {
         images(k) == ["nginx:1.26"; 3]
     });
 
     let scaled = k.ok(&["scale", "deployment/web", "--replicas=5"]);
     assert!(scaled.contains("scaled"), "{scaled}");
     rollout_status(k);
-    k.eventually("five pods run", |k| images(k).len() == 5);
+    k.until("five pods run", |k| images(k).len() == 5);
 
     k.ok(&["rollout", "pause", "deployment/web"]);
     k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.27"]);
@@ -286,7 +207,7 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
     );
     k.ok(&["rollout", "resume", "deployment/web"]);
     rollout_status(k);
-    k.eventually("the resumed rollout finishes", |k| {
+    k.until("the resumed rollout finishes", |k| {
         images(k) == ["nginx:1.27"; 5]
     });
 
@@ -297,7 +218,7 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
         .collect();
     k.ok(&["rollout", "restart", "deployment/web"]);
     rollout_status(k);
-    k.eventually("every pod is replaced", |k| {
+    k.until("every pod is replaced", |k| {
         let now = k.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
         now.lines().count() == 5 && now.lines().all(|p| !before.iter().any(|b| b == p))
     });
@@ -310,7 +231,7 @@ fn kubectl_rolls_out_scales_undoes_and_deletes_a_deployment() {
     );
 
     k.ok(&["delete", "deployment", "web"]);
-    k.eventually("replica sets and pods are gone", |k| {
+    k.until("replica sets and pods are gone", |k| {
         let left = k.ok(&["get", "rs,pods", "-l", "app=web", "-o", "name"]);
         left.trim().is_empty()
     });
@@ -338,16 +259,16 @@ fn web_pods(k: &Kubectl) -> usize {
 #[test]
 fn of_two_servers_on_one_etcd_one_runs_the_controllers_and_the_other_takes_over() {
     let etcd = EtcdServer::start();
-    let endpoint = vec![
-        "--datastore-endpoint".to_owned(),
-        etcd.endpoint().replace("http://", "etcd://"),
-    ];
-    let (mut first, _first_dir, a) = start_server(&endpoint);
-    a.eventually("the first server leads", |k| !lease_holder(k).is_empty());
+    let endpoint = etcd.endpoint().replace("http://", "etcd://");
+    let endpoint = ["--datastore-endpoint", endpoint.as_str()];
+    let mut first = common::Cluster::start_with("1.33", &endpoint);
+    let a = first.kubectl.clone();
+    a.until("the first server leads", |k| !lease_holder(k).is_empty());
     let leader = lease_holder(&a);
-    let (mut second, _second_dir, b) = start_server(&endpoint);
+    let second = common::Cluster::start_with("1.33", &endpoint);
+    let b = &second.kubectl;
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(lease_holder(&b), leader, "the leader keeps its lease");
+    assert_eq!(lease_holder(b), leader, "the leader keeps its lease");
 
     b.ok(&[
         "create",
@@ -356,17 +277,12 @@ fn of_two_servers_on_one_etcd_one_runs_the_controllers_and_the_other_takes_over(
         "--image=nginx",
         "--replicas=2",
     ]);
-    b.eventually("two pods exist", |k| web_pods(k) == 2);
+    b.until("two pods exist", |k| web_pods(k) == 2);
 
     // A clean stop releases the lease: the other server takes over at its next try.
-    let killed = Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    first.wait().unwrap();
+    first.terminate();
     let stopped = Instant::now();
-    b.eventually("the second server leads", |k| {
+    b.until("the second server leads", |k| {
         let holder = lease_holder(k);
         !holder.is_empty() && holder != leader
     });
@@ -375,9 +291,9 @@ fn of_two_servers_on_one_etcd_one_runs_the_controllers_and_the_other_takes_over(
         "takeover took longer than the lease duration"
     );
     b.ok(&["scale", "deployment/web", "--replicas=3"]);
-    b.eventually("three pods exist", |k| web_pods(k) == 3);
+    b.until("three pods exist", |k| web_pods(k) == 3);
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(web_pods(&b), 3, "no pod created twice");
+    assert_eq!(web_pods(b), 3, "no pod created twice");
     let transitions = b.ok(&[
         "get",
         "lease",
@@ -388,13 +304,12 @@ fn of_two_servers_on_one_etcd_one_runs_the_controllers_and_the_other_takes_over(
         "jsonpath={.spec.leaseTransitions}",
     ]);
     assert_eq!(transitions.trim(), "1");
-    let _ = second.kill();
-    let _ = second.wait();
 }
 
 #[test]
 fn without_leader_election_the_controllers_run_at_once_and_take_no_lease() {
-    let (mut child, _dir, k) = start_server(&["--leader-elect=false".to_owned()]);
+    let server = common::Cluster::start_with("1.33", &["--leader-elect=false"]);
+    let k = &server.kubectl;
     k.ok(&[
         "create",
         "deployment",
@@ -402,8 +317,6 @@ fn without_leader_election_the_controllers_run_at_once_and_take_no_lease() {
         "--image=nginx",
         "--replicas=2",
     ]);
-    k.eventually("two pods exist", |k| web_pods(k) == 2);
-    assert_eq!(lease_holder(&k), "");
-    let _ = child.kill();
-    let _ = child.wait();
+    k.until("two pods exist", |k| web_pods(k) == 2);
+    assert_eq!(lease_holder(k), "");
 }

@@ -1,0 +1,206 @@
+//! The harness of the kubectl end-to-end tests: the real `rkube server` binary (without its
+//! agent) on a free loopback port with a temporary data directory, and the real kubectl of a
+//! given version pointed at it through the server's admin kubeconfig.
+
+// Each test file uses the part of the harness it needs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rkube_store_tests::{free_port, kubectl_binary};
+
+/// kubectl of one version, for one cluster; cheap to clone into helper threads.
+#[derive(Clone)]
+pub struct Kubectl {
+    binary: PathBuf,
+    dir: PathBuf,
+}
+
+impl Kubectl {
+    /// The data directory (holding `kubeconfig.yaml` and `server.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// kubectl with `args`, ready to run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env("KUBECONFIG", self.dir.join("kubeconfig.yaml"))
+            .env("HOME", &self.dir);
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run kubectl")
+    }
+
+    /// stdout when kubectl succeeds.
+    pub fn try_run(&self, args: &[&str]) -> Option<String> {
+        let out = self.run(args);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs kubectl, expecting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs kubectl, expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Runs kubectl, expecting JSON on stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Writes `contents` to `name` in the data directory; its path.
+    pub fn write(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, contents).unwrap();
+        path.display().to_string()
+    }
+
+    /// `kubectl apply -f` of a manifest.
+    pub fn apply(&self, manifest: &str) -> String {
+        let path = self.write("manifest.yaml", manifest);
+        self.ok(&["apply", "-f", &path])
+    }
+
+    /// Calls `check` until it gives a value, for at most `within`.
+    pub fn eventually_within<T>(
+        &self,
+        within: Duration,
+        what: &str,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nserver log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits (up to a minute) until `check` holds.
+    pub fn until(&self, what: &str, mut check: impl FnMut(&Self) -> bool) {
+        self.eventually_within(Duration::from_secs(60), what, || check(self).then_some(()));
+    }
+
+    /// [`Kubectl::eventually_within`] 30 seconds.
+    pub fn eventually<T>(&self, what: &str, check: impl FnMut() -> Option<T>) -> T {
+        self.eventually_within(Duration::from_secs(30), what, check)
+    }
+}
+
+/// A running `rkube server`, stopped when dropped.
+pub struct Cluster {
+    child: Child,
+    /// Removed when the cluster is dropped.
+    _dir: tempfile::TempDir,
+    pub kubectl: Kubectl,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = Kubectl;
+
+    fn deref(&self) -> &Kubectl {
+        &self.kubectl
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// Stops the server as a service manager would (SIGTERM), and waits for it to exit.
+    pub fn terminate(&mut self) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap();
+    }
+
+    /// A server driven by kubectl `version` ("1.32" or "1.33").
+    pub fn start(version: &str) -> Self {
+        Self::start_with(version, &[])
+    }
+
+    /// [`Cluster::start`] with more `rkube server` arguments.
+    pub fn start_with(version: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
+            .args([
+                "server",
+                "--disable-agent",
+                "--bind-address",
+                "127.0.0.1",
+                "--https-listen-port",
+            ])
+            .arg(free_port().to_string())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start rkube server");
+        let kubectl = Kubectl {
+            binary: kubectl_binary(version),
+            dir: dir.path().to_owned(),
+        };
+        let cluster = Self {
+            child,
+            _dir: dir,
+            kubectl,
+        };
+        cluster.eventually("the server to get ready", || {
+            (cluster.dir().join("kubeconfig.yaml").exists()
+                && cluster.run(&["get", "--raw", "/readyz"]).status.success())
+            .then_some(())
+        });
+        cluster
+    }
+}
