@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rkube_api::FieldError;
 use rkube_api::error::FieldErrorKind;
-use rkube_cel::{Environment, EvalError, Program, Value as Cel, from_json, optional};
+use rkube_cel::{Environment, EvalError, Program, Value as Cel, from_json_typed, optional};
 use serde_json::Value;
 
 /// The variables every CRD rule may name.
@@ -215,7 +215,7 @@ impl Run {
         let type_ = schema.get("type").and_then(Value::as_str).unwrap_or("");
         let here = path.clone().unwrap_or_else(|| "<nil>".to_owned());
         // The node and its old value as CEL values, converted once for all its rules.
-        let this = from_json(value);
+        let this = from_json_typed(value, schema);
         let mut previous: Option<Cel> = None;
         for rule in rules {
             let source = rule.get("rule").and_then(Value::as_str).unwrap_or("");
@@ -231,11 +231,15 @@ impl Run {
                     (Some(o), false) => {
                         variables.push((
                             "oldSelf",
-                            previous.get_or_insert_with(|| from_json(o)).clone(),
+                            previous
+                                .get_or_insert_with(|| from_json_typed(o, schema))
+                                .clone(),
                         ));
                     }
                     (Some(o), true) => {
-                        let o = previous.get_or_insert_with(|| from_json(o)).clone();
+                        let o = previous
+                            .get_or_insert_with(|| from_json_typed(o, schema))
+                            .clone();
                         variables.push(("oldSelf", optional(Some(o))));
                     }
                     (None, true) => variables.push(("oldSelf", optional(None))),

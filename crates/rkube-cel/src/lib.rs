@@ -21,7 +21,7 @@ use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use thiserror::Error;
 
 pub use cel::Value;
-pub use convert::{from_json, optional, to_json};
+pub use convert::{from_json, from_json_typed, optional, to_json};
 pub use cost::PER_CALL_LIMIT;
 pub use static_cost::SchemaType;
 

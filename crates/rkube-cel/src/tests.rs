@@ -264,3 +264,48 @@ fn runtime_errors_read_as_cel_go_words_them() {
     assert_eq!(err("self.a % 0 == 1"), "modulus by zero");
     assert_eq!(err("9223372036854775807 + self.a > 0"), "integer overflow");
 }
+
+fn holds_typed(expr: &str, object: serde_json::Value, schema: serde_json::Value) -> bool {
+    let program = Environment::new(&["self"])
+        .compile(expr)
+        .unwrap_or_else(|e| panic!("{expr}: {e}"));
+    match program.evaluate(&[("self", from_json_typed(&object, &schema))]) {
+        Ok(Value::Bool(b)) => b,
+        other => panic!("{expr}: {other:?}"),
+    }
+}
+
+#[test]
+fn formatted_strings_are_timestamps_durations_and_bytes_in_rules() {
+    let schema = json!({"type": "object", "properties": {
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "timeout": {"type": "string", "format": "duration"},
+        "data": {"type": "string", "format": "byte"},
+        "ratio": {"type": "number"},
+        "plain": {"type": "string"},
+        "windows": {"type": "array", "items": {"type": "string", "format": "duration"}},
+    }});
+    // 10:00 at +02:00 is 08:00 UTC: before 09:00 UTC, though its text sorts after it.
+    let object = json!({
+        "start": "2024-01-01T10:00:00+02:00", "end": "2024-01-01T09:00:00Z",
+        "timeout": "1h30m", "data": "YWJj", "ratio": 1, "plain": "2024-01-01T10:00:00Z",
+        "windows": ["90s", "-1.5h", "2d"],
+    });
+    for rule in [
+        "self.end > self.start",
+        "self.end - self.start == duration('1h')",
+        "self.start + self.timeout > self.end",
+        "self.timeout == duration('90m')",
+        "self.end.getHours() == 9",
+        "size(self.data) == 3 && self.data == b'abc'",
+        "self.ratio == 1.0",
+        "type(self.plain) == string",
+        "self.windows[0] == duration('1m30s') && self.windows[1] < duration('0s')",
+        "self.windows[2] == duration('48h')",
+    ] {
+        assert!(holds_typed(rule, object.clone(), schema.clone()), "{rule}");
+    }
+    // Untyped, the same document holds plain strings and integers.
+    assert!(holds("type(self.end) == string && self.ratio == 1", object));
+}

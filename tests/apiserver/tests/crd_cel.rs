@@ -377,3 +377,72 @@ async fn an_update_keeps_an_over_budget_rule_it_had_but_may_not_add_one() {
         "{causes:#?}"
     );
 }
+
+/// Date-time fields are timestamps in rules, durations durations: `end` at 09:00 UTC follows
+/// `start` at 10:00+02:00 (08:00 UTC), though its text sorts first.
+#[tokio::test]
+async fn rules_see_date_time_fields_as_timestamps_and_durations_as_durations() {
+    let t = start().await;
+    let spec = json!({
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "grace": {"type": "string", "format": "duration", "maxLength": 16},
+    });
+    let mut crd = definition_with_spec(spec);
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = json!([
+        {"rule": "self.end > self.start", "message": "end must follow start"},
+        {"rule": "!has(self.grace) || self.grace <= duration('1h')",
+         "message": "grace is at most an hour"},
+    ]);
+    create_definition(&t.client, crd).await.unwrap();
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, "v1", "Gadget"), "gadgets");
+    let gadgets: Api<DynamicObject> = Api::namespaced_with(t.client.clone(), "default", &resource);
+    let gadget = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": format!("{GROUP}/v1"), "kind": "Gadget",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap()
+    };
+    let fine = json!({"start": "2024-01-01T10:00:00+02:00", "end": "2024-01-01T09:00:00Z",
+                      "grace": "30m"});
+    let mut created = None;
+    for _ in 0..100 {
+        match gadgets
+            .create(&PostParams::default(), &gadget("fine", fine.clone()))
+            .await
+        {
+            Ok(made) => {
+                created = Some(made);
+                break;
+            }
+            // Served once the definition is established.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(created.is_some(), "the gadget was never created");
+    let late = json!({"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00+02:00"});
+    let status = api_error(
+        gadgets
+            .create(&PostParams::default(), &gadget("late", late))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        causes(&status),
+        ["spec: Invalid value: \"object\": end must follow start"]
+    );
+    let long = json!({"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z",
+                      "grace": "1h0m1s"});
+    let status = api_error(
+        gadgets
+            .create(&PostParams::default(), &gadget("long", long))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        causes(&status),
+        ["spec: Invalid value: \"object\": grace is at most an hour"]
+    );
+}
