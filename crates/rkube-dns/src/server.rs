@@ -148,9 +148,12 @@ impl Dns {
 
 /// Binds UDP on `listen` and TCP on the same address and port.
 async fn bind_both(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener)> {
-    // With port 0 the port UDP got may be taken for TCP; try a few.
-    let attempts = if listen.port() == 0 { 10 } else { 1 };
+    // With port 0 the port UDP got may be taken for TCP (by any socket on the host, e.g. an
+    // outgoing connection); try others. Sockets whose port failed stay open until the end, so
+    // that the kernel does not hand the same port back.
+    let attempts = if listen.port() == 0 { 50 } else { 1 };
     let mut last = None;
+    let mut refused = Vec::new();
     for _ in 0..attempts {
         let udp = UdpSocket::bind(listen)
             .await
@@ -158,7 +161,10 @@ async fn bind_both(listen: SocketAddr) -> anyhow::Result<(UdpSocket, TcpListener
         let address = udp.local_addr()?;
         match TcpListener::bind(address).await {
             Ok(tcp) => return Ok((udp, tcp)),
-            Err(error) => last = Some(error),
+            Err(error) => {
+                last = Some(error);
+                refused.push(udp);
+            }
         }
     }
     let error = last.map_or_else(|| anyhow::anyhow!("no attempt made"), anyhow::Error::from);

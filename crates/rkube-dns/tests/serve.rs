@@ -79,18 +79,24 @@ fn slice(namespace: &str, name: &str, service: &str, addresses: &[String]) -> En
 /// A resolver that knows `www.example.com` (192.0.2.1), answers `big.example.com` with 100
 /// addresses over TCP but only a truncated answer over UDP, and NXDOMAIN for the rest.
 async fn fake_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    // The port UDP got may be taken for TCP: try a few.
+    // The port UDP got may be taken for TCP: try others, keeping the refused ones open so
+    // that the kernel does not hand the same port back.
     let mut bound = None;
-    for _ in 0..20 {
+    let mut refused = Vec::new();
+    for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind upstream UDP");
         let address = udp.local_addr().expect("address");
-        if let Ok(tcp) = TcpListener::bind(address).await {
-            bound = Some((udp, address, tcp));
-            break;
+        match TcpListener::bind(address).await {
+            Ok(tcp) => {
+                bound = Some((udp, address, tcp));
+                break;
+            }
+            Err(_) => refused.push(udp),
         }
     }
+    drop(refused);
     let (udp, address, tcp) = bound.expect("bind upstream UDP and TCP on one port");
     let asked = Arc::new(AtomicUsize::new(0));
     let udp_asked = asked.clone();
