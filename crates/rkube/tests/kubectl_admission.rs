@@ -62,20 +62,17 @@ spec:
 fn policy_workflow(c: &Cluster) {
     c.apply(POLICY);
     // The policy reaches admission through the server's watch cache.
-    let refusal = c.eventually("the policy to refuse a deployment", || {
-        let out = c.run(&[
+    let refusal = c.refusal(
+        "the policy to refuse a deployment",
+        &[
             "create",
             "deployment",
             "big",
             "--image=nginx",
             "--replicas=5",
-        ]);
-        if out.status.success() {
-            c.ok(&["delete", "deployment", "big"]);
-            return None;
-        }
-        Some(String::from_utf8(out.stderr).unwrap())
-    });
+        ],
+        &["delete", "deployment", "big"],
+    );
     assert!(
         refusal.contains(
             "ValidatingAdmissionPolicy 'replica-limit' with binding 'replica-limit-binding' \
@@ -229,21 +226,18 @@ fn webhook_workflow(c: &Cluster) {
         ),
     );
     c.ok(&["apply", "-f", &manifests]);
-    let refusal = c.eventually("the validating webhook to refuse", || {
-        let out = c.run(&[
+    let refusal = c.refusal(
+        "the validating webhook to refuse",
+        &[
             "create",
             "configmap",
             "bad",
             "-n",
             "checked",
             "--from-literal=forbidden=x",
-        ]);
-        if out.status.success() {
-            c.ok(&["delete", "configmap", "bad", "-n", "checked"]);
-            return None;
-        }
-        Some(String::from_utf8(out.stderr).unwrap())
-    });
+        ],
+        &["delete", "configmap", "bad", "-n", "checked"],
+    );
     assert!(
         refusal.contains(
             "admission webhook \"keys.example.com\" denied the request: the key \"forbidden\" is not allowed"

@@ -122,6 +122,19 @@ impl Kubectl {
         self.eventually_within(Duration::from_secs(60), what, || check(self).then_some(()));
     }
 
+    /// Runs `args` until kubectl fails, undoing each success with `undo`; the failure's
+    /// stderr. For what takes effect through the server's caches (admission configuration).
+    pub fn refusal(&self, what: &str, args: &[&str], undo: &[&str]) -> String {
+        self.eventually(what, || {
+            let out = self.run(args);
+            if out.status.success() {
+                self.ok(undo);
+                return None;
+            }
+            Some(String::from_utf8(out.stderr).unwrap())
+        })
+    }
+
     /// [`Kubectl::eventually_within`] 30 seconds.
     pub fn eventually<T>(&self, what: &str, check: impl FnMut() -> Option<T>) -> T {
         self.eventually_within(Duration::from_secs(30), what, check)
