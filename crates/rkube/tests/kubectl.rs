@@ -4,142 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rkube_store_tests::{EtcdServer, free_port, kubectl_binary};
-
-struct Cluster {
-    child: Child,
-    dir: tempfile::TempDir,
-    kubectl: PathBuf,
-    _etcd: Option<EtcdServer>,
-}
-
-impl Cluster {
-    fn start(version: &str, etcd: Option<EtcdServer>) -> Self {
-        Self::start_with(version, etcd, &[])
-    }
-
-    fn start_with(version: &str, etcd: Option<EtcdServer>, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
-        if let Some(etcd) = &etcd {
-            args.push("--datastore-endpoint".into());
-            args.push(etcd.endpoint().replace("http://", "etcd://"));
-        }
-        let child = spawn_server(dir.path(), &args);
-        let cluster = Self {
-            child,
-            kubectl: kubectl_binary(version),
-            dir,
-            _etcd: etcd,
-        };
-        cluster.wait_ready();
-        cluster
-    }
-
-    /// Waits until the server answers readyz with the kubeconfig it wrote.
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(self.kubeconfig().exists()
-            && self.run(&["get", "--raw", "/readyz"]).status.success())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "server not ready: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig.yaml")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.kubectl);
-        c.args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run kubectl")
-    }
-
-    /// Runs kubectl, expecting success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs kubectl, expecting failure; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} should fail: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(&path, contents).unwrap();
-        path.display().to_string()
-    }
-}
-
-/// Starts `rkube server` on a free loopback port with its data in `dir`.
-fn spawn_server(dir: &Path, extra: &[String]) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_rkube"))
-        .args([
-            "server",
-            "--disable-agent",
-            "--bind-address",
-            "127.0.0.1",
-            "--https-listen-port",
-            &free_port().to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start rkube server")
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Cluster;
+use rkube_store_tests::{EtcdServer, free_port};
 
 const MANIFEST: &str = r#"apiVersion: v1
 kind: ConfigMap
@@ -601,7 +473,7 @@ fn user_workflow(c: &Cluster, server_version: &str) {
 
     // kustomize.
     c.write("kust/kustomization.yaml", "configMapGenerator:\n- name: generated\n  literals: [k=v]\ngeneratorOptions:\n  disableNameSuffixHash: true\n");
-    let dir = c.dir.path().join("kust");
+    let dir = c.dir().join("kust");
     assert!(
         c.ok(&["apply", "-k", dir.to_str().unwrap()])
             .contains("configmap/generated created")
@@ -672,19 +544,19 @@ fn user_workflow(c: &Cluster, server_version: &str) {
 
 #[test]
 fn kubectl_1_33_manages_a_cluster_on_the_embedded_store() {
-    let c = Cluster::start("1.33", None);
+    let c = Cluster::start("1.33");
     user_workflow(&c, "v1.33.0+rkube");
 }
 
 #[test]
 fn kubectl_1_32_manages_a_cluster_on_the_embedded_store() {
-    let c = Cluster::start("1.32", None);
+    let c = Cluster::start("1.32");
     user_workflow(&c, "v1.33.0+rkube");
 }
 
 #[test]
 fn kubectl_manages_a_cluster_on_etcd() {
-    let c = Cluster::start("1.33", Some(EtcdServer::start()));
+    let c = Cluster::on_etcd("1.33", EtcdServer::start());
     user_workflow(&c, "v1.33.0+rkube");
 }
 
@@ -872,7 +744,7 @@ fn imperative_workflow(c: &Cluster) {
     );
 
     // Certificate signing requests: created from a real request, approved through kubectl.
-    let key = c.dir.path().join("csr.key");
+    let key = c.dir().join("csr.key");
     let request = Command::new("openssl")
         .args([
             "req",
@@ -955,19 +827,19 @@ fn imperative_workflow(c: &Cluster) {
 
 #[test]
 fn kubectl_1_33_create_subcommands_send_protobuf() {
-    imperative_workflow(&Cluster::start("1.33", None));
+    imperative_workflow(&Cluster::start("1.33"));
 }
 
 #[test]
 fn kubectl_1_32_create_subcommands_send_protobuf() {
-    imperative_workflow(&Cluster::start("1.32", None));
+    imperative_workflow(&Cluster::start("1.32"));
 }
 
 #[test]
 fn the_official_python_client_creates_lists_and_watches_pods() {
     // The script asserts the exact watch events its own writes cause; without nodes the
     // scheduler would add one (PodScheduled=False), so it is left out here.
-    let c = Cluster::start_with("1.33", None, &["--disable-scheduler"]);
+    let c = Cluster::start_with("1.33", &["--disable-scheduler"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python_client.py");
     let out = Command::new("/usr/bin/python3")
         .arg(script)
@@ -992,7 +864,6 @@ fn bearer_tokens_from_the_token_file_authenticate() {
     std::fs::write(tokens.path(), "s3cret,alice,1001,\"dev,ops\"\n").unwrap();
     let c = Cluster::start_with(
         "1.33",
-        None,
         &["--token-auth-file", tokens.path().to_str().unwrap()],
     );
     let whoami = c.ok(&[
@@ -1092,41 +963,22 @@ fn server_side_apply_workflow(c: &Cluster) {
 
 #[test]
 fn kubectl_1_33_applies_server_side() {
-    server_side_apply_workflow(&Cluster::start("1.33", None));
+    server_side_apply_workflow(&Cluster::start("1.33"));
 }
 
 #[test]
 fn kubectl_1_32_applies_server_side() {
-    server_side_apply_workflow(&Cluster::start("1.32", None));
+    server_side_apply_workflow(&Cluster::start("1.32"));
 }
 
 #[test]
 fn the_server_shuts_down_cleanly_on_sigterm_and_keeps_its_data() {
-    let mut c = Cluster::start("1.33", None);
+    let mut c = Cluster::start("1.33");
     c.ok(&["create", "configmap", "kept", "--from-literal=k=v"]);
-    let pid = c.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = c.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = c.terminate();
     assert!(status.success(), "exit status {status}: {}", c.log());
     // The same data directory serves the same objects again.
-    c.child = spawn_server(c.dir.path(), &[]);
-    c.wait_ready();
+    c.restart();
     assert_eq!(
         c.ok(&["get", "cm", "kept", "-o", "jsonpath={.data.k}"]),
         "v"
@@ -1147,7 +999,7 @@ fn eventually(c: &Cluster, args: &[&str], want: impl Fn(&str) -> bool) -> String
 
 #[test]
 fn the_server_schedules_pods_and_kubectl_describe_shows_why_not() {
-    let c = Cluster::start("1.33", None);
+    let c = Cluster::start("1.33");
     let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: worker-1\nstatus:\n  \
                 capacity: {cpu: \"2\", memory: 4Gi, pods: \"110\"}\n  \
                 allocatable: {cpu: \"2\", memory: 4Gi, pods: \"110\"}\n";
@@ -1361,12 +1213,12 @@ fn custom_resource_workflow(c: &Cluster) {
 
 #[test]
 fn kubectl_1_33_manages_custom_resources() {
-    custom_resource_workflow(&Cluster::start("1.33", None));
+    custom_resource_workflow(&Cluster::start("1.33"));
 }
 
 #[test]
 fn kubectl_1_32_manages_custom_resources() {
-    custom_resource_workflow(&Cluster::start("1.32", None));
+    custom_resource_workflow(&Cluster::start("1.32"));
 }
 
 /// A definition served in two versions: v1 stored, v2 converted by strategy None.
@@ -1467,7 +1319,7 @@ fn versions_and_api_services_workflow(c: &Cluster) {
 
 #[test]
 fn kubectl_1_33_reads_custom_resources_in_every_version_and_lists_api_services() {
-    versions_and_api_services_workflow(&Cluster::start("1.33", None));
+    versions_and_api_services_workflow(&Cluster::start("1.33"));
 }
 
 const HPA_V1: &str = "apiVersion: autoscaling/v1
@@ -1540,12 +1392,12 @@ fn autoscaler_workflow(c: &Cluster) {
 
 #[test]
 fn kubectl_1_33_manages_autoscalers_in_both_versions() {
-    autoscaler_workflow(&Cluster::start("1.33", None));
+    autoscaler_workflow(&Cluster::start("1.33"));
 }
 
 #[test]
 fn kubectl_1_32_manages_autoscalers_in_both_versions() {
-    autoscaler_workflow(&Cluster::start("1.32", None));
+    autoscaler_workflow(&Cluster::start("1.32"));
 }
 
 /// Polls `kubectl` until its output (stdout and stderr) satisfies `want`, for `timeout` at
@@ -1626,7 +1478,7 @@ spec:
 /// APIService is deleted.
 fn aggregated_api_server_workflow(version: &str) {
     use rkube_apiserver_tests::wardle::{RequestHeaderTrust, Wardle};
-    let c = Cluster::start(version, None);
+    let c = Cluster::start(version);
     let cm = c.ok(&[
         "get",
         "configmap",

@@ -6,10 +6,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rkube_store_tests::{free_port, kubectl_binary};
+use rkube_store_tests::{EtcdServer, free_port, kubectl_binary};
 
 /// kubectl of one version, for one cluster; cheap to clone into helper threads.
 #[derive(Clone)]
@@ -24,6 +24,11 @@ impl Kubectl {
         &self.dir
     }
 
+    /// The admin kubeconfig the server wrote.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig.yaml")
+    }
+
     /// What the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
@@ -34,7 +39,7 @@ impl Kubectl {
         let mut command = Command::new(&self.binary);
         command
             .args(args)
-            .env("KUBECONFIG", self.dir.join("kubeconfig.yaml"))
+            .env("KUBECONFIG", self.kubeconfig())
             .env("HOME", &self.dir);
         command
     }
@@ -147,6 +152,10 @@ pub struct Cluster {
     /// Removed when the cluster is dropped.
     _dir: tempfile::TempDir,
     pub kubectl: Kubectl,
+    /// The server's arguments after its data directory.
+    args: Vec<String>,
+    /// The etcd the server stores in, kept as long as the server.
+    _etcd: Option<EtcdServer>,
 }
 
 impl std::ops::Deref for Cluster {
@@ -164,42 +173,56 @@ impl Drop for Cluster {
     }
 }
 
-impl Cluster {
-    /// Stops the server as a service manager would (SIGTERM), and waits for it to exit.
-    pub fn terminate(&mut self) {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        self.child.wait().unwrap();
-    }
+/// Starts `rkube server` on a free loopback port with its data in `dir`, logging to
+/// `dir/server.log` (appended to, across restarts).
+fn spawn_server(dir: &Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rkube"))
+        .args([
+            "server",
+            "--disable-agent",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+        ])
+        .arg(free_port().to_string())
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start rkube server")
+}
 
-    /// A server driven by kubectl `version` ("1.32" or "1.33").
+impl Cluster {
+    /// A server on the embedded store, driven by kubectl `version` ("1.32" or "1.33").
     pub fn start(version: &str) -> Self {
         Self::start_with(version, &[])
     }
 
     /// [`Cluster::start`] with more `rkube server` arguments.
     pub fn start_with(version: &str, extra: &[&str]) -> Self {
+        Self::launch(version, extra.iter().map(|a| a.to_string()).collect(), None)
+    }
+
+    /// A server storing in `etcd`.
+    pub fn on_etcd(version: &str, etcd: EtcdServer) -> Self {
+        let endpoint = etcd.endpoint().replace("http://", "etcd://");
+        Self::launch(
+            version,
+            vec!["--datastore-endpoint".to_owned(), endpoint],
+            Some(etcd),
+        )
+    }
+
+    fn launch(version: &str, args: Vec<String>, etcd: Option<EtcdServer>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rkube"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-            ])
-            .arg(free_port().to_string())
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start rkube server");
+        let child = spawn_server(dir.path(), &args);
         let kubectl = Kubectl {
             binary: kubectl_binary(version),
             dir: dir.path().to_owned(),
@@ -208,12 +231,39 @@ impl Cluster {
             child,
             _dir: dir,
             kubectl,
+            args,
+            _etcd: etcd,
         };
-        cluster.eventually("the server to get ready", || {
-            (cluster.dir().join("kubeconfig.yaml").exists()
-                && cluster.run(&["get", "--raw", "/readyz"]).status.success())
-            .then_some(())
-        });
+        cluster.wait_ready();
         cluster
+    }
+
+    /// Waits until the server answers readyz, with the kubeconfig it wrote.
+    fn wait_ready(&self) {
+        self.eventually("the server to get ready", || {
+            (self.kubeconfig().exists() && self.run(&["get", "--raw", "/readyz"]).status.success())
+                .then_some(())
+        });
+    }
+
+    /// Stops the server as a service manager would (SIGTERM); how it exited, within 10 s.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let kubectl = self.kubectl.clone();
+        kubectl.eventually_within(Duration::from_secs(10), "the server to exit", || {
+            self.child.try_wait().unwrap()
+        })
+    }
+
+    /// Starts the server again on the same data directory, with the same arguments.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_server(self.kubectl.dir(), &self.args);
+        self.wait_ready();
     }
 }
