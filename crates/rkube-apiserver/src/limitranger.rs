@@ -12,7 +12,7 @@ use rkube_api::quota::{Format, Milli, format_quantity, parse_quantity};
 use rkube_api::registry::ResourceType;
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
+use crate::admission::Informers;
 
 const ANNOTATION: &str = "kubernetes.io/limit-ranger";
 
@@ -387,78 +387,76 @@ pub(crate) fn on_update(rt: &ResourceType, subresource: Option<&str>) -> bool {
     }
 }
 
-impl App {
-    async fn limit_ranges(&self, ns: &str) -> Result<Vec<Value>, ApiError> {
-        let ranges = self.resource("", "LimitRange")?;
-        self.list_current(ranges, Some(ns)).await
-    }
+async fn limit_ranges(cluster: &impl Informers, ns: &str) -> Result<Vec<Value>, ApiError> {
+    let ranges = crate::admission::kind("", "LimitRange")?;
+    cluster.list(ranges, Some(ns)).await
+}
 
-    /// The mutating half, on a create: a pod's container defaults.
-    pub(crate) async fn limit_ranger_defaults(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        object: &mut Value,
-        scheme_defaulted: bool,
-    ) -> Result<(), ApiError> {
-        let (Some(ns), true) = (ns, rt.group.is_empty() && rt.kind == "Pod") else {
-            return Ok(());
+/// The mutating half, on a create: a pod's container defaults.
+pub(crate) async fn defaults(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    object: &mut Value,
+    scheme_defaulted: bool,
+) -> Result<(), ApiError> {
+    let (Some(ns), true) = (ns, rt.group.is_empty() && rt.kind == "Pod") else {
+        return Ok(());
+    };
+    let ranges = limit_ranges(cluster, ns).await?;
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    if !scheme_defaulted {
+        // Upstream defaults requests from limits while decoding, before admission.
+        rkube_api::defaults::scheme_defaults(rt.group, rt.kind, object);
+    }
+    default_pod(object, &ranges);
+    Ok(())
+}
+
+/// The mutating half, on an update LimitRanger sees ([`on_update`]): a resized pod's
+/// container defaults. Returns whether anything changed.
+pub(crate) async fn update_defaults(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    object: &mut Value,
+) -> Result<bool, ApiError> {
+    if !(rt.group.is_empty() && rt.kind == "Pod") {
+        return Ok(false);
+    }
+    let before = object.clone();
+    defaults(cluster, rt, ns, object, true).await?;
+    Ok(*object != before)
+}
+
+/// The validating half, on a create or an update LimitRanger sees: 403 with the first
+/// LimitRange's objections.
+pub(crate) async fn validate(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    object: &Value,
+) -> Result<(), ApiError> {
+    let (Some(ns), true) = (ns, applies(rt)) else {
+        return Ok(());
+    };
+    for range in limit_ranges(cluster, ns).await? {
+        let refusal = if rt.kind == "Pod" {
+            check_pod(object, &range)
+        } else {
+            check_claim(object, &range)
         };
-        let ranges = self.limit_ranges(ns).await?;
-        if ranges.is_empty() {
-            return Ok(());
+        if let Some(message) = refusal {
+            return Err(ApiError::Forbidden(format!(
+                "{} {name:?} is forbidden: {message}",
+                rt.qualified_plural()
+            )));
         }
-        if !scheme_defaulted {
-            // Upstream defaults requests from limits while decoding, before admission.
-            rkube_api::defaults::scheme_defaults(rt.group, rt.kind, object);
-        }
-        default_pod(object, &ranges);
-        Ok(())
     }
-
-    /// The mutating half, on an update LimitRanger sees ([`on_update`]): a resized pod's
-    /// container defaults. Returns whether anything changed.
-    pub(crate) async fn limit_ranger_update_defaults(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        object: &mut Value,
-    ) -> Result<bool, ApiError> {
-        if !(rt.group.is_empty() && rt.kind == "Pod") {
-            return Ok(false);
-        }
-        let before = object.clone();
-        self.limit_ranger_defaults(rt, ns, object, true).await?;
-        Ok(*object != before)
-    }
-
-    /// The validating half, on a create or an update LimitRanger sees: 403 with the first
-    /// LimitRange's objections.
-    pub(crate) async fn limit_ranger_validate(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-        object: &Value,
-    ) -> Result<(), ApiError> {
-        let (Some(ns), true) = (ns, applies(rt)) else {
-            return Ok(());
-        };
-        for range in self.limit_ranges(ns).await? {
-            let refusal = if rt.kind == "Pod" {
-                check_pod(object, &range)
-            } else {
-                check_claim(object, &range)
-            };
-            if let Some(message) = refusal {
-                return Err(ApiError::Forbidden(format!(
-                    "{} {name:?} is forbidden: {message}",
-                    rt.qualified_plural()
-                )));
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 #[cfg(test)]

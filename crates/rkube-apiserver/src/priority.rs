@@ -6,7 +6,7 @@ use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
+use crate::admission::Informers;
 
 /// The built-in classes upstream creates at start: name, value, description.
 pub(crate) const SYSTEM_CLASSES: [(&str, i64, &str); 2] = [
@@ -141,41 +141,34 @@ fn is_priority_class(rt: &ResourceType) -> bool {
     rt.group == "scheduling.k8s.io" && rt.kind == "PriorityClass"
 }
 
-impl App {
-    /// Upstream's Priority plugin on a create (`old` None) or update of the main resource.
-    pub(crate) async fn admit_priority(
-        &self,
-        rt: &ResourceType,
-        name: &str,
-        object: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
-        let applies = (is_pod(rt) && old.is_none()) || is_priority_class(rt);
-        let disabled = self
-            .config
-            .disable_admission_plugins
-            .iter()
-            .any(|p| p == "Priority");
-        if !applies || disabled {
-            return Ok(());
-        }
-        if is_priority_class(rt) && object["globalDefault"].as_bool() != Some(true) {
-            return Ok(());
-        }
-        let classes_rt = self.resource("scheduling.k8s.io", "PriorityClass")?;
-        let classes = self.list_current(classes_rt, None).await?;
-        let result = if is_pod(rt) {
-            resolve_pod(object, &classes)
-        } else {
-            check_default(object, &classes)
-        };
-        result.map_err(|message| {
-            ApiError::Forbidden(format!(
-                "{} {name:?} is forbidden: {message}",
-                rt.qualified_plural()
-            ))
-        })
+/// Upstream's Priority plugin on a create (`old` None) or update of the main resource.
+pub(crate) async fn admit(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    name: &str,
+    object: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let applies = (is_pod(rt) && old.is_none()) || is_priority_class(rt);
+    if !applies {
+        return Ok(());
     }
+    if is_priority_class(rt) && object["globalDefault"].as_bool() != Some(true) {
+        return Ok(());
+    }
+    let classes_rt = crate::admission::kind("scheduling.k8s.io", "PriorityClass")?;
+    let classes = cluster.list(classes_rt, None).await?;
+    let result = if is_pod(rt) {
+        resolve_pod(object, &classes)
+    } else {
+        check_default(object, &classes)
+    };
+    result.map_err(|message| {
+        ApiError::Forbidden(format!(
+            "{} {name:?} is forbidden: {message}",
+            rt.qualified_plural()
+        ))
+    })
 }
 
 #[cfg(test)]

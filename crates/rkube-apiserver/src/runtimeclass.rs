@@ -7,7 +7,7 @@ use rkube_api::quota::parse_quantity;
 use rkube_api::registry::ResourceType;
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::admission::Informers;
 
 /// Whether two resource lists hold the same quantities (`100m` equals `0.1`).
 fn same_resources(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
@@ -133,44 +133,42 @@ fn covers(wide: &Value, t: &Value) -> bool {
     }
 }
 
-impl App {
-    /// Upstream's RuntimeClass plugin on a pod create.
-    pub(crate) async fn admit_runtime_class(
-        &self,
-        rt: &ResourceType,
-        name: &str,
-        object: &mut Value,
-    ) -> Result<(), ApiError> {
-        if !(rt.group.is_empty() && rt.kind == "Pod") {
-            return Ok(());
-        }
-        let forbidden = |message: String| {
-            ApiError::Forbidden(format!(
-                "{} {name:?} is forbidden: {message}",
-                rt.qualified_plural()
-            ))
-        };
-        let class_name = object["spec"]["runtimeClassName"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned);
-        let class = match class_name {
-            None => None,
-            Some(class_name) => {
-                let classes_rt = self.resource("node.k8s.io", "RuntimeClass")?;
-                match self.lookup(classes_rt, None, &class_name).await {
-                    Ok(class) => Some(class),
-                    Err(ApiError::NotFound { .. }) => {
-                        return Err(forbidden(format!(
-                            "pod rejected: RuntimeClass {class_name:?} not found"
-                        )));
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-        };
-        apply_class(object, class.as_ref()).map_err(forbidden)
+/// Upstream's RuntimeClass plugin on a pod create.
+pub(crate) async fn admit(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    name: &str,
+    object: &mut Value,
+) -> Result<(), ApiError> {
+    if !(rt.group.is_empty() && rt.kind == "Pod") {
+        return Ok(());
     }
+    let forbidden = |message: String| {
+        ApiError::Forbidden(format!(
+            "{} {name:?} is forbidden: {message}",
+            rt.qualified_plural()
+        ))
+    };
+    let class_name = object["spec"]["runtimeClassName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned);
+    let class = match class_name {
+        None => None,
+        Some(class_name) => {
+            let classes_rt = crate::admission::kind("node.k8s.io", "RuntimeClass")?;
+            match cluster.get(classes_rt, None, &class_name).await {
+                Ok(class) => Some(class),
+                Err(ApiError::NotFound { .. }) => {
+                    return Err(forbidden(format!(
+                        "pod rejected: RuntimeClass {class_name:?} not found"
+                    )));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    };
+    apply_class(object, class.as_ref()).map_err(forbidden)
 }
 
 #[cfg(test)]

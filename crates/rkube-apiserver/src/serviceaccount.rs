@@ -13,7 +13,7 @@ use rkube_api::ApiError;
 use rkube_api::registry::ResourceType;
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::admission::Informers;
 
 /// The account a pod runs as when it names none.
 pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
@@ -287,86 +287,82 @@ fn admit_pod(pod: &mut Value, account: &Value, generate: impl FnOnce() -> String
     }
 }
 
-impl App {
-    /// The ServiceAccount plugin on a pod being created.
-    pub(crate) async fn admit_service_account(
-        &self,
-        rt: &ResourceType,
-        ns: Option<&str>,
-        name: &str,
-        pod: &mut Value,
-    ) -> Result<(), ApiError> {
-        let applies = rt.group.is_empty() && rt.kind == "Pod";
-        let disabled = self
-            .config
-            .disable_admission_plugins
-            .iter()
-            .any(|p| p == "ServiceAccount");
-        let (true, false, Some(ns)) = (applies, disabled, ns) else {
-            return Ok(());
-        };
-        let forbidden =
-            |message: String| ApiError::Forbidden(format!("pods {name:?} is forbidden: {message}"));
-        if is_mirror(pod) {
-            return check_mirror(pod).map_err(forbidden);
-        }
-        let spec = pod
-            .get_mut("spec")
-            .and_then(Value::as_object_mut)
-            .ok_or_else(|| ApiError::bad_request("a pod needs a spec"))?;
-        let account_name = match spec.get("serviceAccountName").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() => n.to_owned(),
-            _ => {
-                spec.insert("serviceAccountName".into(), json!(DEFAULT_SERVICE_ACCOUNT));
-                DEFAULT_SERVICE_ACCOUNT.to_owned()
-            }
-        };
-        let account = self
-            .service_account(ns, &account_name)
-            .await
-            .map_err(|err| {
-                forbidden(format!(
-                    "error looking up service account {ns}/{account_name}: {}",
-                    lookup_message(&err)
-                ))
-            })?;
-        admit_pod(pod, &account, || crate::rest::generate_name(VOLUME_PREFIX));
-        if enforces_mountable_secrets(&account) {
-            limit_secret_references(&account, pod).map_err(forbidden)?;
-        }
-        Ok(())
+/// The ServiceAccount plugin on a pod being created.
+pub(crate) async fn admit(
+    cluster: &impl Informers,
+    rt: &ResourceType,
+    ns: Option<&str>,
+    name: &str,
+    pod: &mut Value,
+) -> Result<(), ApiError> {
+    let applies = rt.group.is_empty() && rt.kind == "Pod";
+    let (true, Some(ns)) = (applies, ns) else {
+        return Ok(());
+    };
+    let forbidden =
+        |message: String| ApiError::Forbidden(format!("pods {name:?} is forbidden: {message}"));
+    if is_mirror(pod) {
+        return check_mirror(pod).map_err(forbidden);
     }
+    let spec = pod
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ApiError::bad_request("a pod needs a spec"))?;
+    let account_name = match spec.get("serviceAccountName").and_then(Value::as_str) {
+        Some(n) if !n.is_empty() => n.to_owned(),
+        _ => {
+            spec.insert("serviceAccountName".into(), json!(DEFAULT_SERVICE_ACCOUNT));
+            DEFAULT_SERVICE_ACCOUNT.to_owned()
+        }
+    };
+    let account = service_account(cluster, ns, &account_name)
+        .await
+        .map_err(|err| {
+            forbidden(format!(
+                "error looking up service account {ns}/{account_name}: {}",
+                lookup_message(&err)
+            ))
+        })?;
+    admit_pod(pod, &account, || crate::rest::generate_name(VOLUME_PREFIX));
+    if enforces_mountable_secrets(&account) {
+        limit_secret_references(&account, pod).map_err(forbidden)?;
+    }
+    Ok(())
+}
 
-    /// Looks an account up as upstream's plugin does: in the cache, then in the store; the
-    /// `default` account, which the controller creates with its namespace, up to ten times
-    /// 100–200 ms apart before it counts as missing.
-    async fn service_account(&self, ns: &str, name: &str) -> Result<Value, ApiError> {
-        let accounts = self.resource("", "ServiceAccount")?;
-        if let Some(account) = self.cached_object(accounts, Some(ns), name).await {
-            return Ok(account);
-        }
-        let attempts = if name == DEFAULT_SERVICE_ACCOUNT {
-            DEFAULT_ACCOUNT_ATTEMPTS
-        } else {
-            1
-        };
-        let interval = Duration::from_millis(100 + rand::random::<u64>() % 100);
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                tokio::time::sleep(interval).await;
-            }
-            match self.objects.get(accounts, Some(ns), name).await {
-                Ok(account) => return Ok(account),
-                Err(ApiError::NotFound { .. }) => {}
-                Err(err) => return Err(err),
-            }
-        }
-        Err(ApiError::NotFound {
-            group: String::new(),
-            resource: "serviceaccount".into(),
-            name: name.into(),
-        })
+/// Looks an account up as upstream's plugin does: in the cache, then in the store; the
+/// `default` account, which the controller creates with its namespace, up to ten times
+/// 100–200 ms apart before it counts as missing.
+async fn service_account(
+    cluster: &impl Informers,
+    ns: &str,
+    name: &str,
+) -> Result<Value, ApiError> {
+    let accounts = crate::admission::kind("", "ServiceAccount")?;
+    if let Some(account) = cluster.cached(accounts, Some(ns), name).await {
+        return Ok(account);
     }
+    let attempts = if name == DEFAULT_SERVICE_ACCOUNT {
+        DEFAULT_ACCOUNT_ATTEMPTS
+    } else {
+        1
+    };
+    let interval = Duration::from_millis(100 + rand::random::<u64>() % 100);
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(interval).await;
+        }
+        match cluster.stored(accounts, Some(ns), name).await {
+            Ok(account) => return Ok(account),
+            Err(ApiError::NotFound { .. }) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Err(ApiError::NotFound {
+        group: String::new(),
+        resource: "serviceaccount".into(),
+        name: name.into(),
+    })
 }
 
 /// The text of a lookup failure, as Go's error prints it (`serviceaccount "x" not found`).

@@ -7,10 +7,83 @@
 mod strategy;
 
 use rkube_api::ApiError;
+use rkube_api::registry::ResourceType;
 use serde_json::Value;
 
 use crate::app::App;
 pub(crate) use crate::webhook::{Attributes, Operation};
+
+/// What the built-in plugins read of the cluster, as upstream's plugins read their
+/// informers: current objects from the watch cache once it has loaded, else from the store.
+pub(crate) trait Informers: Sync {
+    /// Every object of `rt` (in `ns`).
+    fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Value>, ApiError>> + Send;
+
+    /// One object (404 when there is none).
+    fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Result<Value, ApiError>> + Send;
+
+    /// One object as the cache holds it, without asking the store.
+    fn cached(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Option<Value>> + Send;
+
+    /// One object from the store, bypassing the cache.
+    fn stored(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> impl Future<Output = Result<Value, ApiError>> + Send;
+}
+
+impl Informers for App {
+    async fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        self.list_current(rt, ns).await
+    }
+
+    async fn get(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        self.lookup(rt, ns, name).await
+    }
+
+    async fn cached(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Option<Value> {
+        self.cached_object(rt, ns, name).await
+    }
+
+    async fn stored(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        self.objects.get(rt, ns, name).await
+    }
+}
+
+/// The resource type of a built-in kind.
+pub(crate) fn kind(group: &str, kind: &str) -> Result<&'static ResourceType, ApiError> {
+    rkube_api::registry::all()
+        .by_kind(group, kind)
+        .ok_or_else(|| {
+            ApiError::Internal(format!("no resource for kind {kind} in group {group:?}"))
+        })
+}
 
 /// An admission plugin, by upstream's name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +196,14 @@ impl App {
         self::strategy::admit(rt, object, old, scheme_defaulted)
     }
 
+    /// Whether `plugin` is on (`--disable-admission-plugins` turns some off).
+    fn enabled(&self, plugin: Plugin) -> bool {
+        !self
+            .config
+            .disable_admission_plugins
+            .contains(&format!("{plugin:?}"))
+    }
+
     /// One mutating plugin; whether it changed the object.
     async fn mutate(
         &self,
@@ -157,27 +238,27 @@ impl App {
                 Ok(false)
             }
             Plugin::LimitRanger if request.is(Operation::Create) => {
-                self.limit_ranger_defaults(rt, ns, object, request.scheme_defaulted)
+                crate::limitranger::defaults(self, rt, ns, object, request.scheme_defaulted)
                     .await?;
                 Ok(false)
             }
             Plugin::LimitRanger => {
                 if crate::limitranger::on_update(rt, request.attrs.subresource) {
-                    self.limit_ranger_update_defaults(rt, ns, object).await
+                    crate::limitranger::update_defaults(self, rt, ns, object).await
                 } else {
                     Ok(false)
                 }
             }
-            Plugin::ServiceAccount if request.is(Operation::Create) => {
-                self.admit_service_account(rt, ns, name, object).await?;
+            Plugin::ServiceAccount if request.is(Operation::Create) && self.enabled(plugin) => {
+                crate::serviceaccount::admit(self, rt, ns, name, object).await?;
                 Ok(false)
             }
-            Plugin::Priority if main_resource => {
-                self.admit_priority(rt, name, object, request.old).await?;
+            Plugin::Priority if main_resource && self.enabled(plugin) => {
+                crate::priority::admit(self, rt, name, object, request.old).await?;
                 Ok(false)
             }
             Plugin::RuntimeClass if request.is(Operation::Create) => {
-                self.admit_runtime_class(rt, name, object).await?;
+                crate::runtimeclass::admit(self, rt, name, object).await?;
                 Ok(false)
             }
             Plugin::MutatingAdmissionWebhook => {
@@ -223,8 +304,7 @@ impl App {
                 if request.is(Operation::Create)
                     || crate::limitranger::on_update(rt, request.attrs.subresource) =>
             {
-                self.limit_ranger_validate(rt, ns, request.admitted_as, object)
-                    .await
+                crate::limitranger::validate(self, rt, ns, request.admitted_as, object).await
             }
             // Policies, like webhooks, never see the configuration of admission itself.
             (Plugin::ValidatingAdmissionPolicy, _)
