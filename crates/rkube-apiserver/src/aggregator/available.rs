@@ -23,6 +23,9 @@ use crate::decode::FieldValidation;
 /// How long the discovery check may take (upstream's client timeout).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many discovery checks are made at once (upstream's availability controller).
+const DISCOVERY_ATTEMPTS: usize = 5;
+
 /// How often the loop looks again while the watch cache cannot wake it.
 const POLL_WITHOUT_CACHE: Duration = Duration::from_secs(1);
 
@@ -286,15 +289,23 @@ impl App {
                 format!("failing or missing response from {url}: {reason}"),
             )
         };
-        match proxy::get(self, remote, &path, &user, CHECK_TIMEOUT).await {
-            Ok((status, body)) if (200..300).contains(&status) => {
+        // As upstream, five attempts at once: one success is enough.
+        let attempt = || async {
+            match proxy::get(self, remote, &path, &user, CHECK_TIMEOUT).await {
+                Ok((status, body)) if (200..300).contains(&status) => Ok(body),
+                Ok((status, _)) => Err(format!("bad status from {url}: {status}")),
+                Err(err) => Err(format!("Get {url:?}: {err}")),
+            }
+        };
+        let attempts = (0..DISCOVERY_ATTEMPTS).map(|_| Box::pin(attempt()));
+        match futures::future::select_ok(attempts).await {
+            Ok((body, _)) => {
                 let resources = serde_json::from_slice::<Value>(&body)
                     .ok()
                     .filter(|v| v["resources"].is_array());
                 (Availability::passed(), resources)
             }
-            Ok((status, _)) => (failing(format!("bad status from {url}: {status}")), None),
-            Err(err) => (failing(format!("Get {url:?}: {err}")), None),
+            Err(reason) => (failing(reason), None),
         }
     }
 
