@@ -108,14 +108,7 @@ impl FrontProxy {
                 .dangerous()
                 .with_custom_certificate_verifier(crate::nodeproxy::any_server_cert(provider))
         } else {
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(ca_bundle) {
-                let cert = cert.map_err(|e| format!("reading caBundle: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("reading caBundle: {e}"))?;
-            }
-            builder.with_root_certificates(roots)
+            builder.with_root_certificates(crate::webhook::client::trusted(ca_bundle)?)
         };
         let mut config = builder
             .with_client_auth_cert(self.client_chain.clone(), self.client_key.clone_key())

@@ -67,8 +67,9 @@ impl Endpoint {
     }
 }
 
-/// The TLS client for a webhook: its `caBundle` (PEM) is the only trust.
-fn tls_config(ca_bundle: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+/// The CAs a `caBundle` (PEM) names; without one, the host's trusted CAs, as upstream's
+/// clients fall back to the system roots.
+pub(crate) fn trusted(ca_bundle: &[u8]) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_bundle) {
         let cert = cert.map_err(|e| format!("reading caBundle: {e}"))?;
@@ -76,6 +77,21 @@ fn tls_config(ca_bundle: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
             .add(cert)
             .map_err(|e| format!("reading caBundle: {e}"))?;
     }
+    if roots.is_empty() {
+        if !ca_bundle.iter().all(u8::is_ascii_whitespace) {
+            return Err("reading caBundle: it holds no PEM certificate".to_owned());
+        }
+        // Certificates the host cannot read are skipped, as Go's system pool does.
+        let native = rustls_native_certs::load_native_certs().certs;
+        let (added, _) = roots.add_parsable_certificates(native);
+        tracing::debug!(added, "no caBundle: trusting the host's CAs");
+    }
+    Ok(roots)
+}
+
+/// The TLS client for a webhook: the CAs of its `caBundle`.
+fn tls_config(ca_bundle: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let roots = trusted(ca_bundle)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -171,6 +187,26 @@ async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn a_ca_bundle_is_the_only_trust_and_none_means_the_hosts() {
+        assert_eq!(trusted(ca_pem().as_bytes()).unwrap().len(), 1);
+        let mut host = rustls::RootCertStore::empty();
+        host.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        assert_eq!(trusted(b"").unwrap().len(), host.len());
+        assert_eq!(trusted(b"  \n").unwrap().len(), host.len());
+        assert_eq!(
+            trusted(b"not a certificate").unwrap_err(),
+            "reading caBundle: it holds no PEM certificate"
+        );
+    }
 
     #[test]
     fn a_url_gives_host_port_and_path() {
