@@ -226,6 +226,11 @@ impl App {
             return error_response(&ApiError::Forbidden(reason));
         }
         if let Some(target) = crate::nodeproxy::target(request.path()) {
+            let query = request.head.uri.query();
+            let admitted = self.admit_connect(&target, query);
+            if let Err(err) = crate::webhook::as_user(user.clone(), admitted).await {
+                return error_response(&err);
+            }
             let request = http::Request::from_parts(request.head, body);
             return crate::nodeproxy::handle(self, target, request).await;
         }

@@ -142,6 +142,101 @@ pub(crate) fn target(path: &str) -> Option<Target> {
     }
 }
 
+/// The options object of a connect request, as upstream decodes it from the query
+/// (PodExecOptions, PodAttachOptions, PodPortForwardOptions, NodeProxyOptions); none for a
+/// log request, which is a read.
+fn connect_options(target: &Target, query: Option<&str>) -> Option<Value> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let all = |key: &str| -> Vec<&str> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    let mut options = serde_json::Map::new();
+    let kind = match target {
+        Target::Node { rest, .. } => {
+            options.insert("path".into(), Value::from(format!("/{rest}")));
+            "NodeProxyOptions"
+        }
+        Target::Pod { subresource, .. } => {
+            let kind = match subresource.as_str() {
+                "exec" => "PodExecOptions",
+                "attach" => "PodAttachOptions",
+                "portforward" => "PodPortForwardOptions",
+                _ => return None,
+            };
+            if kind == "PodPortForwardOptions" {
+                let ports: Vec<Value> = all("ports")
+                    .iter()
+                    .flat_map(|p| p.split(','))
+                    .filter_map(|p| p.trim().parse::<u16>().ok())
+                    .map(Value::from)
+                    .collect();
+                if !ports.is_empty() {
+                    options.insert("ports".into(), Value::from(ports));
+                }
+            } else {
+                for flag in ["stdin", "stdout", "stderr", "tty"] {
+                    if all(flag).last().is_some_and(|v| matches!(*v, "true" | "1")) {
+                        options.insert(flag.into(), Value::Bool(true));
+                    }
+                }
+                if let Some(container) = all("container").last() {
+                    options.insert("container".into(), Value::from(*container));
+                }
+                if kind == "PodExecOptions" {
+                    options.insert("command".into(), Value::from(all("command")));
+                }
+            }
+            kind
+        }
+    };
+    options.insert("kind".into(), Value::from(kind));
+    options.insert("apiVersion".into(), Value::from("v1"));
+    Some(Value::Object(options))
+}
+
+impl App {
+    /// Admission of a connect request (exec, attach, port-forward, node proxy): webhooks and
+    /// policies that take CONNECT see its options, as upstream admits connects.
+    pub(crate) async fn admit_connect(
+        &self,
+        target: &Target,
+        query: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(mut options) = connect_options(target, query) else {
+            return Ok(());
+        };
+        let (kind, namespace, name, subresource) = match target {
+            Target::Pod {
+                namespace,
+                name,
+                subresource,
+            } => ("Pod", Some(namespace.as_str()), name, subresource.as_str()),
+            Target::Node { name, .. } => ("Node", None, name, "proxy"),
+        };
+        let request = crate::admission::Request {
+            attrs: crate::admission::Attributes {
+                rt: crate::admission::kind("", kind)?,
+                subresource: Some(subresource),
+                namespace,
+                name,
+                operation: crate::admission::Operation::Connect,
+                dry_run: false,
+            },
+            admitted_as: name,
+            old: None,
+            scheme_defaulted: false,
+            validated: true,
+        };
+        self.admit(&request, Some(&mut options)).await
+    }
+}
+
 fn bad_request(message: String) -> Response<Body> {
     error_response(&ApiError::BadRequest(message))
 }
@@ -351,6 +446,37 @@ pub(crate) async fn handle<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_options_are_read_from_the_query_as_upstream() {
+        let pod = |sub: &str| Target::Pod {
+            namespace: "ns".into(),
+            name: "p".into(),
+            subresource: sub.into(),
+        };
+        let exec = connect_options(
+            &pod("exec"),
+            Some("command=ls&command=-l&container=c&stdin=true&tty=false"),
+        );
+        assert_eq!(
+            exec,
+            Some(
+                serde_json::json!({"kind": "PodExecOptions", "apiVersion": "v1",
+                "stdin": true, "container": "c", "command": ["ls", "-l"]})
+            )
+        );
+        let forward = connect_options(&pod("portforward"), Some("ports=8080,9090"));
+        assert_eq!(forward.unwrap()["ports"], serde_json::json!([8080, 9090]));
+        let node = Target::Node {
+            name: "n".into(),
+            rest: "stats/summary".into(),
+        };
+        assert_eq!(
+            connect_options(&node, None).unwrap()["path"],
+            "/stats/summary"
+        );
+        assert_eq!(connect_options(&pod("log"), Some("follow=true")), None);
+    }
 
     #[test]
     fn kubelet_paths_are_recognized() {

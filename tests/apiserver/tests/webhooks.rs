@@ -572,3 +572,75 @@ async fn a_webhook_configuration_is_validated_as_upstream_does() {
          webhooks[0].clientConfig.url: Invalid value: \"http\": 'https' is the only allowed URL scheme]"
     );
 }
+
+/// A webhook for CONNECT on `pods/exec` sees the exec's options as its object and can refuse
+/// the exec before it reaches any node.
+#[tokio::test]
+async fn a_validating_webhook_can_refuse_an_exec() {
+    let t = start().await;
+    let hook = WebhookServer::start(|request| {
+        assert_eq!(request["operation"], "CONNECT");
+        assert_eq!(request["kind"]["kind"], "PodExecOptions");
+        assert_eq!(request["resource"]["resource"], "pods");
+        assert_eq!(request["subResource"], "exec");
+        assert_eq!(request["object"]["kind"], "PodExecOptions");
+        assert!(request["options"].is_null());
+        let command = request["object"]["command"].clone();
+        let shell = command[0] == "sh";
+        json!({"allowed": !shell, "status": {"code": 403, "message": format!("no shells: {command}")}})
+    })
+    .await;
+    let config = json!({"url": hook.url("/"), "caBundle": hook.ca_bundle()});
+    let connect_rule = json!({"rules": [{
+        "operations": ["CONNECT"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec"],
+    }]});
+    validating(
+        &t.client,
+        "no-shells",
+        vec![webhook("shells.example.com", config, connect_rule)],
+    )
+    .await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(t.client.clone(), "default");
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(pod).unwrap(),
+    )
+    .await
+    .unwrap();
+    let exec = |command: &'static str| {
+        let client = t.client.clone();
+        async move {
+            let path = format!(
+                "/api/v1/namespaces/default/pods/p/exec?command={command}&command=-c&container=c&stdout=true"
+            );
+            let request = http::Request::post(path).body(Vec::new()).unwrap();
+            client.request_text(request).await.unwrap_err()
+        }
+    };
+    let refused = eventually(|_| async {
+        match exec("sh").await {
+            kube::Error::Api(status) if status.message.contains("shells.example.com") => {
+                Some(status)
+            }
+            _ => None,
+        }
+    })
+    .await;
+    assert_eq!(refused.code, 403);
+    assert_eq!(
+        refused.message,
+        "admission webhook \"shells.example.com\" denied the request: no shells: [\"sh\",\"-c\"]"
+    );
+    // Another command passes admission and goes on to the node, which this pod lacks.
+    match exec("ls").await {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 400, "{status:?}");
+            assert!(
+                status.message.contains("does not have a host assigned"),
+                "{status:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

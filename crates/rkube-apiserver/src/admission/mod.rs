@@ -164,8 +164,10 @@ impl App {
         for plugin in MUTATING {
             changed |= self.mutate(*plugin, request, object.as_deref_mut()).await?;
         }
+        // A connect request's object is its options, which the resource does not validate.
         if let Some(object) = object.as_deref_mut()
             && (changed || !request.validated)
+            && !request.is(Operation::Connect)
         {
             let base = request
                 .old

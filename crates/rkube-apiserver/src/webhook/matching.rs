@@ -18,6 +18,8 @@ pub(crate) enum Operation {
     Create,
     Update,
     Delete,
+    /// exec, attach, port-forward and proxy requests.
+    Connect,
 }
 
 impl Operation {
@@ -27,6 +29,7 @@ impl Operation {
             Operation::Create => "CREATE",
             Operation::Update => "UPDATE",
             Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
         }
     }
 
@@ -36,6 +39,8 @@ impl Operation {
             Operation::Create => "CreateOptions",
             Operation::Update => "UpdateOptions",
             Operation::Delete => "DeleteOptions",
+            // Upstream sends no options with a connect: its object is the options.
+            Operation::Connect => "",
         }
     }
 }

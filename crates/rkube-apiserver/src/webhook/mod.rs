@@ -88,11 +88,19 @@ impl Attributes<'_> {
         let resource = |rt: &ResourceType| json!({"group": rt.group, "version": rt.version, "resource": rt.plural});
         let sent_as = delivery.sent_as.unwrap_or(self.rt);
         let (object, old) = delivery.objects();
+        // A connect request's object is its options (PodExecOptions, …), and so is its kind.
+        let (kind, request_kind) = match (self.operation, object) {
+            (Operation::Connect, Some(options)) => {
+                let options_kind = json!({"group": "", "version": "v1", "kind": options["kind"]});
+                (options_kind.clone(), options_kind)
+            }
+            _ => (kind(sent_as), kind(self.rt)),
+        };
         let mut request = json!({
             "uid": uid,
-            "kind": kind(sent_as),
+            "kind": kind,
             "resource": resource(sent_as),
-            "requestKind": kind(self.rt),
+            "requestKind": request_kind,
             "requestResource": resource(self.rt),
             "name": self.name,
             "operation": self.operation.as_str(),
@@ -102,6 +110,9 @@ impl Attributes<'_> {
             "dryRun": self.dry_run,
             "options": {"kind": self.operation.options_kind(), "apiVersion": "meta.k8s.io/v1"},
         });
+        if self.operation == Operation::Connect {
+            request["options"] = Value::Null;
+        }
         if !user.uid.is_empty() {
             request["userInfo"]["uid"] = json!(user.uid);
         }
