@@ -19,10 +19,11 @@ fn environment() -> Environment {
 }
 
 /// Compiles every rule of every version's schema of a definition and checks their estimated
-/// cost; the failures as upstream reports them (`spec.versions[0].schema.openAPIV3Schema
+/// cost; the failures as upstream reports them (`spec.validation.openAPIV3Schema
 /// .properties[spec].x-kubernetes-validations[0].rule: Invalid value: …: compilation failed:
-/// …`). On update, `old` is the stored definition: a version whose schema it already had is
-/// not refused for the cost of one of its rules.
+/// …`, under `spec.versions[i].schema` when the versions' schemas differ). On update, `old`
+/// is the stored definition: a version whose schema it already had is not refused for the
+/// cost of one of its rules.
 pub fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(versions) = crd.pointer("/spec/versions").and_then(Value::as_array) else {
@@ -31,9 +32,15 @@ pub fn validate_definition(crd: &Value, old: Option<&Value>) -> Vec<FieldError> 
     let old_versions = old
         .and_then(|o| o.pointer("/spec/versions"))
         .and_then(Value::as_array);
+    let hoisted = rkube_api::crd::definition::identical_in_versions(versions, "schema");
     for (i, version) in versions.iter().enumerate() {
+        // A schema every version has alike is checked once, at spec.validation.
+        if hoisted && i > 0 {
+            break;
+        }
         if let Some(schema) = version.pointer("/schema/openAPIV3Schema") {
-            let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+            let path =
+                rkube_api::crd::definition::version_field_path(versions, i, "schema", "validation");
             check_schema(schema, &path, &mut errs);
             // Upstream's versionsWithUnchangedSchemas: the same version name with a
             // semantically equal schema.
@@ -455,7 +462,7 @@ mod tests {
         assert_eq!(errs.len(), 1);
         assert_eq!(
             errs[0].field,
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
         );
         assert!(
             errs[0].detail.starts_with(

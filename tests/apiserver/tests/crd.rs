@@ -382,7 +382,7 @@ async fn bad_definitions_are_refused() {
         status.message,
         "CustomResourceDefinition.apiextensions.k8s.io \"wrong.bad.example.com\" is invalid: [\
          metadata.name: Invalid value: \"wrong.bad.example.com\": must be spec.names.plural+\".\"+spec.group, \
-         spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[color].type: Required value: \
+         spec.validation.openAPIV3Schema.properties[spec].properties[color].type: Required value: \
          must not be empty for specified object fields]"
     );
 }

@@ -203,7 +203,7 @@ async fn a_rule_that_does_not_compile_refuses_the_definition() {
     let cause = &status.details.unwrap().causes[0];
     assert_eq!(
         cause.field,
-        "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
     );
     assert!(
         cause.message.contains(
@@ -235,7 +235,7 @@ fn definition_with_spec(properties: Value) -> Value {
 }
 
 const QUADRATIC: &str = "self.all(x, self.all(y, x == y))";
-const TAGS_RULE: &str = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule";
+const TAGS_RULE: &str = "spec.validation.openAPIV3Schema.properties[spec].properties[tags].x-kubernetes-validations[0].rule";
 const ADVICE: &str = "(try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are declared)";
 
 async fn create_definition(
@@ -308,7 +308,7 @@ async fn rules_that_together_exceed_the_definition_budget_refuse_it() {
     let causes = causes(&status);
     assert!(
         causes.contains(&format!(
-            "spec.versions[0].schema.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of 1.056965x {ADVICE}"
+            "spec.validation.openAPIV3Schema: Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema exceeds budget by factor of 1.056965x {ADVICE}"
         )),
         "{causes:#?}"
     );
@@ -368,7 +368,7 @@ async fn an_update_keeps_an_over_budget_rule_it_had_but_may_not_add_one() {
             .await
             .unwrap_err(),
     );
-    let added = "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].items.x-kubernetes-validations[1].rule";
+    let added = "spec.validation.openAPIV3Schema.properties[spec].properties[tags].items.x-kubernetes-validations[1].rule";
     let causes = causes(&status);
     assert!(
         causes.iter().any(|c| c.starts_with(&format!(

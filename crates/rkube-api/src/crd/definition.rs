@@ -208,6 +208,22 @@ fn validate_versions(spec: &Value, errs: &mut Vec<FieldError>) {
             "must have at least one version marked as served",
         ));
     }
+    // Schemas, subresources and columns that every version has alike are validated once, at
+    // their top-level place, as upstream converts them to its internal form.
+    let schema_path = |i: usize| version_field_path(&versions, i, "schema", "validation");
+    if identical_in_versions(&versions, "schema") {
+        check_version_schema(&versions[0], &schema_path(0), errs);
+    }
+    let subresources_at =
+        |i: usize| version_field_path(&versions, i, "subresources", "subresources");
+    let columns_at = |i: usize| {
+        version_field_path(
+            &versions,
+            i,
+            "additionalPrinterColumns",
+            "additionalPrinterColumns",
+        )
+    };
     for (i, v) in versions.iter().enumerate() {
         let at = format!("spec.versions[{i}]");
         let name = s(v, "name");
@@ -223,17 +239,15 @@ fn validate_versions(spec: &Value, errs: &mut Vec<FieldError>) {
                 ));
             }
         }
-        match v.pointer("/schema/openAPIV3Schema") {
-            Some(schema) if schema.is_object() => {
-                structural(schema, &format!("{at}.schema.openAPIV3Schema"), true, errs);
-            }
-            _ => errs.push(FieldError::required(
-                format!("{at}.schema.openAPIV3Schema"),
-                "schemas are required",
-            )),
+        if !identical_in_versions(&versions, "schema") {
+            check_version_schema(v, &schema_path(i), errs);
         }
-        if let Some(scale) = v.pointer("/subresources/scale").filter(|s| s.is_object()) {
-            let sub = format!("{at}.subresources.scale");
+        let first_alike = |field: &str| i > 0 && identical_in_versions(&versions, field);
+        if let Some(scale) = v
+            .pointer("/subresources/scale")
+            .filter(|s| s.is_object() && !first_alike("subresources"))
+        {
+            let sub = format!("{}.scale", subresources_at(i));
             for (key, under) in [
                 ("specReplicasPath", ".spec."),
                 ("statusReplicasPath", ".status."),
@@ -269,11 +283,12 @@ fn validate_versions(spec: &Value, errs: &mut Vec<FieldError>) {
         }
         for (j, c) in v["additionalPrinterColumns"]
             .as_array()
+            .filter(|_| !first_alike("additionalPrinterColumns"))
             .into_iter()
             .flatten()
             .enumerate()
         {
-            let cat = format!("{at}.additionalPrinterColumns[{j}]");
+            let cat = format!("{}[{j}]", columns_at(i));
             if s(c, "name").is_empty() {
                 errs.push(FieldError::required(format!("{cat}.name"), ""));
             }
@@ -303,6 +318,38 @@ fn validate_versions(spec: &Value, errs: &mut Vec<FieldError>) {
 
 /// Upstream's structural rules that matter most: every specified field has a type (unless it
 /// is int-or-string or keeps unknown fields), and the root is an object.
+/// Whether every version carries `field`, all alike: upstream then holds it once at the top
+/// level of the spec, and reports its errors there.
+pub fn identical_in_versions(versions: &[Value], field: &str) -> bool {
+    let Some(first) = versions.first().and_then(|v| v.get(field)) else {
+        return false;
+    };
+    !first.is_null() && versions.iter().all(|v| v.get(field) == Some(first))
+}
+
+/// Where errors in version `i`'s `field` are reported: `spec.<top_level>` when every version
+/// has it alike, else `spec.versions[i].<field>`; a schema's path ends in `.openAPIV3Schema`.
+pub fn version_field_path(versions: &[Value], i: usize, field: &str, top_level: &str) -> String {
+    let base = if identical_in_versions(&versions, field) {
+        format!("spec.{top_level}")
+    } else {
+        format!("spec.versions[{i}].{field}")
+    };
+    if field == "schema" {
+        format!("{base}.openAPIV3Schema")
+    } else {
+        base
+    }
+}
+
+/// A version's schema: present and structural.
+fn check_version_schema(version: &Value, path: &str, errs: &mut Vec<FieldError>) {
+    match version.pointer("/schema/openAPIV3Schema") {
+        Some(schema) if schema.is_object() => structural(schema, path, true, errs),
+        _ => errs.push(FieldError::required(path, "schemas are required")),
+    }
+}
+
 fn structural(schema: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) {
     let t = s(schema, "type");
     let escapes = schema["x-kubernetes-int-or-string"].as_bool() == Some(true)
@@ -491,7 +538,35 @@ mod tests {
         assert!(text[1].ends_with("must have exactly one version marked as storage version"));
         assert_eq!(
             text[2],
-            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type: Required value: must not be empty for specified object fields"
+            "spec.validation.openAPIV3Schema.properties[spec].properties[size].type: Required value: must not be empty for specified object fields"
         );
+    }
+
+    #[test]
+    fn schema_errors_are_reported_once_at_the_top_when_every_version_has_the_schema() {
+        let mut c = crd();
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["size"] = json!({"description": "no type"});
+        let mut second = c["spec"]["versions"][0].clone();
+        second["name"] = json!("v2");
+        second["storage"] = json!(false);
+        c["spec"]["versions"]
+            .as_array_mut()
+            .unwrap()
+            .push(second.clone());
+        apply_defaults(&mut c);
+        let text: Vec<String> = validate(&c, None).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "spec.validation.openAPIV3Schema.properties[spec].properties[size].type: Required value: must not be empty for specified object fields"
+            ]
+        );
+        // Once the schemas differ, each is reported in its version.
+        c["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["description"] = json!("v2");
+        let text: Vec<String> = validate(&c, None).iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text[0].starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec]"));
+        assert!(text[1].starts_with("spec.versions[1].schema.openAPIV3Schema.properties[spec]"));
     }
 }
