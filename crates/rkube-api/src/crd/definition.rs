@@ -330,7 +330,7 @@ pub fn identical_in_versions(versions: &[Value], field: &str) -> bool {
 /// Where errors in version `i`'s `field` are reported: `spec.<top_level>` when every version
 /// has it alike, else `spec.versions[i].<field>`; a schema's path ends in `.openAPIV3Schema`.
 pub fn version_field_path(versions: &[Value], i: usize, field: &str, top_level: &str) -> String {
-    let base = if identical_in_versions(&versions, field) {
+    let base = if identical_in_versions(versions, field) {
         format!("spec.{top_level}")
     } else {
         format!("spec.versions[{i}].{field}")
