@@ -54,8 +54,6 @@ impl PodFiles for HostFiles {
                     &dir.display().to_string(),
                 ],
             )
-        } else if memory {
-            Ok(())
         } else {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))
