@@ -8,7 +8,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 /// One file of a payload: contents and mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct File {
     /// Contents.
     pub data: Vec<u8>,
@@ -31,6 +31,11 @@ fn check_path(path: &str) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Refuses a payload with a path that is absolute, empty or leaves the volume.
+pub fn check_paths(payload: &Payload) -> io::Result<()> {
+    payload.keys().try_for_each(|path| check_path(path))
 }
 
 fn read_current(dir: &Path) -> Option<Payload> {
@@ -69,9 +74,7 @@ fn read_current(dir: &Path) -> Option<Payload> {
 /// Makes `dir` hold exactly `payload`; returns whether anything changed. `group` (fsGroup)
 /// owns the files when given.
 pub fn write(dir: &Path, payload: &Payload, group: Option<u32>) -> io::Result<bool> {
-    for path in payload.keys() {
-        check_path(path)?;
-    }
+    check_paths(payload)?;
     std::fs::create_dir_all(dir)?;
     if read_current(dir).as_ref() == Some(payload) {
         return Ok(false);

@@ -20,6 +20,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use tokio::sync::Semaphore;
 
 use crate::fake::FakeRuntime;
+use crate::files::MemoryFiles;
 use crate::kubelet::{KubeletConfig, Shared};
 use crate::node::{self, Health, Machine, NodeConfig};
 
@@ -158,6 +159,7 @@ impl HollowNode {
             client,
             kubelet,
             runtime.clone(),
+            Arc::new(MemoryFiles::new()),
             &machine,
             String::new(),
         ));

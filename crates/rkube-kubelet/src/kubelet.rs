@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::backoff::Backoff;
 use crate::cri::v1;
 use crate::events::Recorder;
+use crate::files::{HostFiles, PodFiles};
 use crate::node::{self, Health, Machine, NodeConfig};
 use crate::observed::{self, RuntimePod};
 use crate::podconfig::NodeSettings;
@@ -121,6 +122,10 @@ pub struct Shared {
     pub settings: NodeSettings,
     /// Volumes.
     pub volumes: VolumeManager,
+    /// The pods' files (volumes, /etc/hosts, termination messages, log directories).
+    pub files: Arc<dyn PodFiles>,
+    /// ConfigMaps and Secrets as recently read, for refreshing running pods' volumes.
+    pub volume_sources: crate::sources::SourceCache,
     /// Events.
     pub recorder: Recorder,
     /// Known pods by uid.
@@ -144,12 +149,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The state of a node's kubelet over `runtime`, for a node with `machine`'s resources and
-    /// `host_resolv` as its /etc/resolv.conf.
+    /// The state of a node's kubelet over `runtime`, keeping pod files in `files`, for a node
+    /// with `machine`'s resources and `host_resolv` as its /etc/resolv.conf.
     pub fn new(
         client: kube::Client,
         config: KubeletConfig,
         runtime: Arc<dyn ContainerRuntime>,
+        files: Arc<dyn PodFiles>,
         machine: &Machine,
         host_resolv: String,
     ) -> Self {
@@ -178,7 +184,9 @@ impl Shared {
                 config.eviction_pressure_transition,
             ),
             image_gc: crate::imagegc::Manager::new(config.image_gc),
-            volumes: VolumeManager::new(pods_dir.clone(), client.clone()),
+            volumes: VolumeManager::new(pods_dir.clone(), files.clone(), client.clone()),
+            files,
+            volume_sources: crate::sources::SourceCache::default(),
             recorder: Recorder::new(client.clone(), config.node_name.clone()),
             node_ips: vec![config.node_ip.clone()],
             client,
@@ -210,7 +218,14 @@ impl Kubelet {
         let machine = Machine::read(&config.agent_dir);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         Self {
-            shared: Arc::new(Shared::new(client, config, runtime, &machine, host_resolv)),
+            shared: Arc::new(Shared::new(
+                client,
+                config,
+                runtime,
+                Arc::new(HostFiles),
+                &machine,
+                host_resolv,
+            )),
         }
     }
 

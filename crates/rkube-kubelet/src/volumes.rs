@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use crate::atomic::{self, File, Payload};
+use crate::atomic::{File, Payload};
 use crate::env::{Sources, pod_field, resource_field};
+use crate::files::PodFiles;
 use crate::podconfig::{Mount, meta};
 
 /// Why a volume could not be set up (the FailedMount event's message).
@@ -28,6 +29,7 @@ pub struct Tokens {
 /// Sets up and tears down pod volumes under `<pods_dir>/<uid>/volumes`.
 pub struct VolumeManager {
     pods_dir: PathBuf,
+    files: std::sync::Arc<dyn PodFiles>,
     client: kube::Client,
     tokens: tokio::sync::Mutex<Tokens>,
 }
@@ -158,9 +160,14 @@ fn downward_payload(
 
 impl VolumeManager {
     /// Volumes live under `<pods_dir>/<uid>/volumes`.
-    pub fn new(pods_dir: PathBuf, client: kube::Client) -> Self {
+    pub fn new(
+        pods_dir: PathBuf,
+        files: std::sync::Arc<dyn PodFiles>,
+        client: kube::Client,
+    ) -> Self {
         Self {
             pods_dir,
+            files,
             client,
             tokens: tokio::sync::Mutex::new(Tokens::default()),
         }
@@ -209,26 +216,9 @@ impl VolumeManager {
     ) -> Result<PathBuf, MountError> {
         if let Some(e) = &v.empty_dir {
             let dir = self.volume_dir(pod, "emptyDir", &v.name);
-            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-            if e.medium.as_deref() == Some("Memory") && !is_mountpoint(&dir) {
-                let mut options = "mode=0777".to_owned();
-                if let Some(size) = e.size_limit.as_ref().and_then(crate::podconfig::units) {
-                    options.push_str(&format!(",size={size}"));
-                }
-                run(
-                    "mount",
-                    &[
-                        "-t",
-                        "tmpfs",
-                        "-o",
-                        &options,
-                        "tmpfs",
-                        &dir.display().to_string(),
-                    ],
-                )?;
-            } else {
-                set_mode(&dir, 0o777)?;
-            }
+            let size = e.size_limit.as_ref().and_then(crate::podconfig::units);
+            self.files
+                .empty_dir(&dir, e.medium.as_deref() == Some("Memory"), size)?;
             return Ok(dir);
         }
         if let Some(cm) = &v.config_map {
@@ -245,7 +235,9 @@ impl VolumeManager {
                 None if optional => Payload::new(),
                 None => return Err(format!("configmap {:?} not found", cm.name)),
             };
-            atomic::write(&dir, &payload, fs_group).map_err(|e| e.to_string())?;
+            self.files
+                .write_volume(&dir, &payload, fs_group)
+                .map_err(|e| e.to_string())?;
             return Ok(dir);
         }
         if let Some(s) = &v.secret {
@@ -263,7 +255,9 @@ impl VolumeManager {
                 None if optional => Payload::new(),
                 None => return Err(format!("secret {name:?} not found")),
             };
-            atomic::write(&dir, &payload, fs_group).map_err(|e| e.to_string())?;
+            self.files
+                .write_volume(&dir, &payload, fs_group)
+                .map_err(|e| e.to_string())?;
             return Ok(dir);
         }
         if let Some(d) = &v.downward_api {
@@ -274,7 +268,9 @@ impl VolumeManager {
                 d.default_mode,
                 sources,
             )?;
-            atomic::write(&dir, &payload, fs_group).map_err(|e| e.to_string())?;
+            self.files
+                .write_volume(&dir, &payload, fs_group)
+                .map_err(|e| e.to_string())?;
             return Ok(dir);
         }
         if let Some(p) = &v.projected {
@@ -328,7 +324,9 @@ impl VolumeManager {
                     );
                 }
             }
-            atomic::write(&dir, &payload, fs_group).map_err(|e| e.to_string())?;
+            self.files
+                .write_volume(&dir, &payload, fs_group)
+                .map_err(|e| e.to_string())?;
             return Ok(dir);
         }
         if let Some(h) = &v.host_path {
@@ -437,16 +435,7 @@ impl VolumeManager {
 
     /// Removes the pod's volumes (memory-backed ones unmounted first) and its directory.
     pub async fn teardown(&self, uid: &str) {
-        let dir = self.pods_dir.join(uid);
-        let empty = dir.join("volumes").join(plugin_dir("emptyDir"));
-        if let Ok(entries) = std::fs::read_dir(&empty) {
-            for e in entries.flatten() {
-                if is_mountpoint(&e.path()) {
-                    let _ = run("umount", &[&e.path().display().to_string()]);
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
+        self.files.remove_pod_dir(&self.pods_dir.join(uid));
         self.tokens
             .lock()
             .await
@@ -460,7 +449,7 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), MountError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), MountError> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), MountError> {
     let out = std::process::Command::new(program)
         .args(args)
         .output()

@@ -2,7 +2,7 @@
 //! pulls, containers, kills), reports status when it changed, and finishes deletions.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -298,7 +298,28 @@ async fn refresh_volumes(
     if !refreshable || !due {
         return;
     }
-    let sources = fetch_sources(shared, pod, pod_ips.to_vec(), false).await;
+    let mut sources = Sources {
+        node_allocatable: shared.allocatable,
+        host_ips: shared.node_ips.clone(),
+        pod_ips: pod_ips.to_vec(),
+        ..Default::default()
+    };
+    // Through the node's short-lived cache: every running pod is refreshed each RESYNC, and
+    // on a full node most of them name the same ConfigMaps (kube-root-ca.crt).
+    let ns = meta(pod).1;
+    let (cms, secrets) = crate::env::referenced(pod);
+    for name in cms {
+        let api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), ns);
+        if let Some(cm) = shared.volume_sources.config_map(&api, ns, &name).await {
+            sources.config_maps.insert(name, cm);
+        }
+    }
+    for name in secrets {
+        let api: Api<Secret> = Api::namespaced(shared.client.clone(), ns);
+        if let Some(secret) = shared.volume_sources.secret(&api, ns, &name).await {
+            sources.secrets.insert(name, secret);
+        }
+    }
     match shared.volumes.setup(pod, &sources).await {
         Ok(v) => *entry.volumes.lock().await = v,
         Err(message) => tracing::debug!(pod = meta(pod).0, %message, "refreshing volumes"),
@@ -383,7 +404,9 @@ fn fill_termination_messages(shared: &Shared, pod: &Pod, runtime: &mut RuntimePo
             continue;
         }
         let path = termination_file(shared, pod, &c.name, c.attempt);
-        let mut message = std::fs::read(&path)
+        let mut message = shared
+            .files
+            .read(&path)
             .map(|mut b| {
                 b.truncate(4096);
                 String::from_utf8_lossy(&b).into_owned()
@@ -532,7 +555,9 @@ async fn create_sandbox(
         tracing::warn!(pod = %meta(pod).0, error = %e, "setting the pod's cgroup limits");
     }
     let config = podconfig::sandbox_config(&shared.settings, pod, attempt);
-    std::fs::create_dir_all(&config.log_directory)
+    shared
+        .files
+        .create_dir_all(Path::new(&config.log_directory))
         .map_err(|e| format!("creating the log directory: {e}"))?;
     let handler = pod
         .spec
@@ -793,22 +818,13 @@ async fn start_container(
     let hosts = if host_network {
         None
     } else {
-        let _ = std::fs::create_dir_all(&files);
-        let _ = std::fs::write(
-            &hosts_path,
-            etc_hosts(pod, &pod_ips, &shared.settings.cluster_domain),
-        );
+        let hosts = etc_hosts(pod, &pod_ips, &shared.settings.cluster_domain);
+        let _ = shared.files.write(&hosts_path, hosts.as_bytes(), 0o644);
         Some(hosts_path.as_path())
     };
     let term = termination_file(shared, pod, &c.name, attempt);
-    if let Some(parent) = term.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = std::fs::write(&term, b"");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&term, std::fs::Permissions::from_mode(0o666));
-    }
+    // Writable by any user the container runs as.
+    let _ = shared.files.write(&term, b"", 0o666);
     let mounts = match crate::volumes::container_mounts(c, &volumes, hosts, Some(&term)) {
         Ok(m) => m,
         Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
