@@ -1923,8 +1923,16 @@ spec:
                 .filter(|e| e.contains("refused"))
         },
     );
-    let health = http_get(&format!("127.0.0.1:{check}")).unwrap_or_default();
-    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    // The health check answers from the proxy's next sync on.
+    cluster.eventually(
+        "the health check to report no local endpoints",
+        Duration::from_secs(10),
+        || {
+            http_get(&format!("127.0.0.1:{check}"))
+                .ok()
+                .filter(|h| h.starts_with("HTTP/1.1 503"))
+        },
+    );
 }
 
 #[test]
