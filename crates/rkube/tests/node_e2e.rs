@@ -1927,11 +1927,7 @@ spec:
     cluster.eventually(
         "the health check to report no local endpoints",
         Duration::from_secs(10),
-        || {
-            http_get(&format!("127.0.0.1:{check}"))
-                .ok()
-                .filter(|h| h.starts_with("HTTP/1.1 503"))
-        },
+        || http_get(&format!("127.0.0.1:{check}")).filter(|h| h.starts_with("HTTP/1.1 503")),
     );
 }
 
