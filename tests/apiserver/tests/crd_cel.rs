@@ -10,6 +10,7 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use rkube_apiserver_tests::real_crds::invalid_causes as causes;
 use rkube_apiserver_tests::{api_error, start};
 use serde_json::{Value, json};
 
@@ -247,21 +248,6 @@ async fn create_definition(
     crds.create(&PostParams::default(), &crd)
         .await
         .map_err(api_error)
-}
-
-/// The causes of a 422 as `field: message`.
-fn causes(status: &kube::core::Status) -> Vec<String> {
-    assert_eq!(status.code, 422, "{status:?}");
-    status
-        .details
-        .as_ref()
-        .map(|d| {
-            d.causes
-                .iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test]
