@@ -1,6 +1,9 @@
 //! The rkube binary: one executable for every role.
 
-/// The allocator: the server's work is many small allocations (JSON values, strings).
+/// The allocator: the server's work is many small allocations (JSON values, strings). The
+/// `system-allocator` feature keeps the C library's, which heap profilers that hook `malloc`
+/// (heaptrack) can follow.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
