@@ -7,9 +7,10 @@
 //! update confirms it, a failed binding forgets it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Node;
+use rkube_api::selector::LabelSelector;
 
 use crate::framework::events;
 use crate::types::{NodeInfo, PodInfo, PodKey};
@@ -46,6 +47,42 @@ pub struct Snapshot {
     pods_with_affinity: usize,
     /// How many accounted pods have required anti-affinity terms.
     pods_with_required_anti_affinity: usize,
+    /// Per-node counts of the pods matching recently asked-for selectors.
+    selector_counts: Mutex<SelectorCounts>,
+}
+
+/// How many (namespace, selector) pairs keep their per-node counts.
+const COUNTED_SELECTORS: usize = 16;
+
+/// Matching pods per node for the (namespace, selector) pairs asked for most recently.
+///
+/// Spreading counts, for every pod it places, the pods its workload's selector matches on
+/// every node; pods of one workload are placed one after another, so the counts of a few
+/// recent selectors, kept up to date as pods are accounted and forgotten, answer that in
+/// one step per node instead of one per pod in the cluster.
+#[derive(Default)]
+struct SelectorCounts {
+    entries: Vec<CountedSelector>,
+    clock: u64,
+}
+
+struct CountedSelector {
+    namespace: String,
+    selector: LabelSelector,
+    /// Indexed like `Snapshot::nodes`.
+    per_node: Arc<Vec<i64>>,
+    used: u64,
+}
+
+impl CountedSelector {
+    /// Whether the selector counts `pod`: same namespace, not terminating, labels match.
+    fn counts(&self, pod: &PodInfo) -> bool {
+        pod.namespace == self.namespace && !pod.terminating && self.selector.matches(&pod.labels)
+    }
+
+    fn count(&self, info: &NodeInfo) -> i64 {
+        info.pods.iter().filter(|p| self.counts(p)).count() as i64
+    }
 }
 
 impl Snapshot {
@@ -92,6 +129,52 @@ impl Snapshot {
     /// Whether any accounted pod has required anti-affinity terms.
     pub fn any_pod_with_required_anti_affinity(&self) -> bool {
         self.pods_with_required_anti_affinity > 0
+    }
+
+    /// How many pods in `namespace` that are not terminating and match `selector` each node
+    /// holds, indexed like [`Snapshot::nodes`].
+    pub fn matching_pods(&self, namespace: &str, selector: &LabelSelector) -> Arc<Vec<i64>> {
+        let mut counts = self.counts();
+        counts.clock += 1;
+        let clock = counts.clock;
+        if let Some(entry) = counts
+            .entries
+            .iter_mut()
+            .find(|e| e.namespace == namespace && e.selector == *selector)
+        {
+            entry.used = clock;
+            return entry.per_node.clone();
+        }
+        let mut entry = CountedSelector {
+            namespace: namespace.to_owned(),
+            selector: selector.clone(),
+            per_node: Arc::default(),
+            used: clock,
+        };
+        entry.per_node = Arc::new(self.nodes.iter().map(|n| entry.count(n)).collect());
+        let per_node = entry.per_node.clone();
+        if counts.entries.len() >= COUNTED_SELECTORS
+            && let Some(oldest) = (0..counts.entries.len()).min_by_key(|i| counts.entries[*i].used)
+        {
+            counts.entries.swap_remove(oldest);
+        }
+        counts.entries.push(entry);
+        per_node
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, SelectorCounts> {
+        self.selector_counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `by` to the counts of the selectors matching `pod` on node `index`.
+    fn count_pod(&self, pod: &PodInfo, index: usize, by: i64) {
+        for entry in &mut self.counts().entries {
+            if entry.counts(pod) {
+                Arc::make_mut(&mut entry.per_node)[index] += by;
+            }
+        }
     }
 
     fn count_affinity(&mut self, pod: &PodInfo, add: bool) {
@@ -171,6 +254,10 @@ impl Snapshot {
                     info.add_pod(pod);
                 }
                 self.count_images(&info.clone_header(), 1);
+                for entry in &mut self.counts().entries {
+                    let n = entry.count(&info);
+                    Arc::make_mut(&mut entry.per_node).push(n);
+                }
                 self.index.insert(name, self.nodes.len());
                 self.nodes.push(info);
                 events::NODE_ADD
@@ -184,6 +271,9 @@ impl Snapshot {
             return;
         };
         let info = self.nodes.swap_remove(i);
+        for entry in &mut self.counts().entries {
+            Arc::make_mut(&mut entry.per_node).swap_remove(i);
+        }
         if let Some(moved) = self.nodes.get(i) {
             self.index.insert(moved.name.clone(), i);
         }
@@ -205,8 +295,11 @@ impl Snapshot {
                 assumed,
             },
         );
-        match self.index.get(node) {
-            Some(i) => self.nodes[*i].add_pod(pod),
+        match self.index.get(node).copied() {
+            Some(i) => {
+                self.count_pod(&pod, i, 1);
+                self.nodes[i].add_pod(pod);
+            }
             None => self.orphans.entry(node.to_owned()).or_default().push(pod),
         }
     }
@@ -214,8 +307,14 @@ impl Snapshot {
     /// Stops accounting a pod; returns it if it was accounted.
     pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
         let placement = self.placements.remove(key)?;
-        let pod = match self.index.get(&placement.node) {
-            Some(i) => self.nodes[*i].remove_pod(key),
+        let pod = match self.index.get(&placement.node).copied() {
+            Some(i) => {
+                let pod = self.nodes[i].remove_pod(key);
+                if let Some(pod) = &pod {
+                    self.count_pod(pod, i, -1);
+                }
+                pod
+            }
             None => {
                 let list = self.orphans.get_mut(&placement.node)?;
                 let at = list.iter().position(|p| p.key == key)?;
@@ -301,5 +400,46 @@ mod tests {
         cache.remove_node("early");
         assert_eq!(cache.node_index("late"), Some(0));
         assert_eq!(cache.node("late").unwrap().requested.milli_cpu, 1000);
+    }
+
+    #[test]
+    fn selector_counts_follow_pods_and_nodes() {
+        let labelled = |name: &str, app: &str, namespace: &str| {
+            let mut p = pod(name, "1", "1Gi");
+            p.metadata.namespace = Some(namespace.to_owned());
+            p.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
+            p
+        };
+        let info = |p| Arc::new(PodInfo::new(p));
+        let web = LabelSelector::parse("app=web").unwrap();
+        let mut cache = Snapshot::new();
+        cache.upsert_node(node("n1", "4", "8Gi"));
+        cache.upsert_node(node("n2", "4", "8Gi"));
+        cache.add_pod(info(labelled("a", "web", "default")), "n1", false);
+        assert_eq!(*cache.matching_pods("default", &web), vec![1, 0]);
+        // Kept up to date from here on, as a fresh count would give.
+        cache.add_pod(info(labelled("b", "web", "default")), "n2", true);
+        cache.add_pod(info(labelled("c", "db", "default")), "n2", false);
+        cache.add_pod(info(labelled("d", "web", "other")), "n2", false);
+        cache.add_pod(info(labelled("e", "web", "default")), "n3", false);
+        assert_eq!(*cache.matching_pods("default", &web), vec![1, 1]);
+        cache.upsert_node(node("n3", "4", "8Gi"));
+        assert_eq!(*cache.matching_pods("default", &web), vec![1, 1, 1]);
+        cache.remove_node("n1");
+        // n3 took n1's place.
+        assert_eq!(*cache.matching_pods("default", &web), vec![1, 1]);
+        let mut leaving = labelled("b", "web", "default");
+        leaving.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        cache.add_pod(info(leaving), "n2", false);
+        assert_eq!(*cache.matching_pods("default", &web), vec![1, 0]);
+        cache.remove_pod("default/e");
+        assert_eq!(*cache.matching_pods("default", &web), vec![0, 0]);
+        assert_eq!(
+            *cache.matching_pods("default", &LabelSelector::parse("app=db").unwrap()),
+            vec![0, 1]
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! the Services and controllers selecting it select; when nothing selects it, none.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Taint;
 use rkube_api::FieldError;
@@ -278,6 +279,47 @@ struct ScoreState {
     weights: Vec<f64>,
     /// Whether nodes lacking a key are left unscored (always, except for system defaults).
     require_all_keys: bool,
+    /// Per constraint, its matching pods on each node (indexed like `Snapshot::nodes`).
+    matching: Vec<Arc<Vec<i64>>>,
+}
+
+impl ScoreState {
+    /// A node's raw score; `on_node(slot, constraint)` counts a hostname constraint's
+    /// matching pods there.
+    fn score(&self, node: &NodeInfo, on_node: impl Fn(usize, &SpreadConstraint) -> i64) -> i64 {
+        if self.require_all_keys && !has_all_keys(&self.constraints, node) {
+            // Nodes without the keys are ignored, and score 0 after normalizing.
+            return i64::MIN;
+        }
+        let mut total = 0.0;
+        for (slot, c) in self.constraints.iter().enumerate() {
+            let Some(value) = node.labels.get(&c.topology_key) else {
+                continue;
+            };
+            let n = if c.topology_key == HOSTNAME {
+                on_node(slot, c)
+            } else {
+                self.counts[slot].get(value).copied().unwrap_or(0)
+            };
+            // maxSkew - 1 waters down small differences: the larger the allowed skew, the
+            // less a few pods more matter.
+            total += n as f64 * self.weights[slot] + f64::from(c.max_skew - 1);
+        }
+        total.round() as i64
+    }
+}
+
+/// Per constraint, how many pods it counts on each node: the pod's namespace, not
+/// terminating, matching the constraint's selector (from the cache's selector counts).
+fn matching_pods(
+    pod: &PodInfo,
+    constraints: &[SpreadConstraint],
+    snapshot: &Snapshot,
+) -> Vec<Arc<Vec<i64>>> {
+    constraints
+        .iter()
+        .map(|c| snapshot.matching_pods(&pod.namespace, &c.selector))
+        .collect()
 }
 
 impl Plugin for PodTopologySpread {
@@ -313,11 +355,12 @@ impl Plugin for PodTopologySpread {
         if constraints.is_empty() {
             return Ok(PreFilter::Skip);
         }
+        let matching = matching_pods(pod, &constraints, snapshot);
         let mut s = FilterState {
             counts: vec![HashMap::new(); constraints.len()],
             constraints,
         };
-        for node in &snapshot.nodes {
+        for (index, node) in snapshot.nodes.iter().enumerate() {
             if !has_all_keys(&s.constraints, node) {
                 continue;
             }
@@ -328,8 +371,7 @@ impl Plugin for PodTopologySpread {
                 let Some(value) = node.labels.get(&c.topology_key) else {
                     continue;
                 };
-                let n = node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64;
-                *s.counts[slot].entry(value.clone()).or_default() += n;
+                *s.counts[slot].entry(value.clone()).or_default() += matching[slot][index];
             }
         }
         state.write(NAME, s);
@@ -423,7 +465,8 @@ impl Plugin for PodTopologySpread {
                 ((size + 2) as f64).ln()
             })
             .collect();
-        for node in &snapshot.nodes {
+        let matching = matching_pods(pod, &constraints, snapshot);
+        for (index, node) in snapshot.nodes.iter().enumerate() {
             if require_all_keys && !has_all_keys(&constraints, node) {
                 continue;
             }
@@ -437,7 +480,7 @@ impl Plugin for PodTopologySpread {
                     .map(String::as_str)
                     .unwrap_or_default();
                 if let Some(n) = counts[slot].get_mut(value) {
-                    *n += node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64;
+                    *n += matching[slot][index];
                 }
             }
         }
@@ -448,6 +491,7 @@ impl Plugin for PodTopologySpread {
                 counts,
                 weights,
                 require_all_keys,
+                matching,
             },
         );
         true
@@ -456,25 +500,26 @@ impl Plugin for PodTopologySpread {
         let Some(s) = state.read::<ScoreState>(SCORE_STATE) else {
             return 0;
         };
-        if s.require_all_keys && !has_all_keys(&s.constraints, node) {
-            // Nodes without the keys are ignored, and score 0 after normalizing.
-            return i64::MIN;
+        s.score(node, |_, c| {
+            node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64
+        })
+    }
+    fn score_nodes(
+        &self,
+        state: &CycleState,
+        _pod: &PodInfo,
+        snapshot: &Snapshot,
+        nodes: &[usize],
+        scores: &mut [i64],
+    ) {
+        let Some(s) = state.read::<ScoreState>(SCORE_STATE) else {
+            scores.fill(0);
+            return;
+        };
+        for (slot, index) in scores.iter_mut().zip(nodes) {
+            let node = &snapshot.nodes[*index];
+            *slot = s.score(node, |at, _| s.matching[at][*index]);
         }
-        let mut total = 0.0;
-        for (slot, c) in s.constraints.iter().enumerate() {
-            let Some(value) = node.labels.get(&c.topology_key) else {
-                continue;
-            };
-            let n = if c.topology_key == HOSTNAME {
-                node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64
-            } else {
-                s.counts[slot].get(value).copied().unwrap_or(0)
-            };
-            // maxSkew - 1 waters down small differences: the larger the allowed skew, the
-            // less a few pods more matter.
-            total += n as f64 * s.weights[slot] + f64::from(c.max_skew - 1);
-        }
-        total.round() as i64
     }
     fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {
         let counted = scores.iter().copied().filter(|s| *s != i64::MIN);
