@@ -100,6 +100,135 @@ impl<K> Clone for Change<K> {
     }
 }
 
+/// The objects of one shared informer by their controller (the owner reference with
+/// `controller: true`), and those without a controller by namespace, as upstream's pod
+/// indexer by controller uid with its orphan key: a workload finds its own pods and the ones
+/// it may adopt without looking at every pod in the cluster. Kept up to date with the cache,
+/// under the lock the informer applies changes with.
+pub struct OwnerIndex<K> {
+    state: Arc<Mutex<OwnerIndexState<K>>>,
+}
+
+impl<K> Clone for OwnerIndex<K> {
+    fn clone(&self) -> Self {
+        Self {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<K> Default for OwnerIndex<K> {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(OwnerIndexState {
+                controlled: HashMap::new(),
+                orphans: HashMap::new(),
+            })),
+        }
+    }
+}
+
+struct OwnerIndexState<K> {
+    /// By the controller's uid, then the object's namespace and name.
+    controlled: HashMap<String, HashMap<Key, Arc<K>>>,
+    /// Objects without a controller, by namespace, then name.
+    orphans: HashMap<String, HashMap<String, Arc<K>>>,
+}
+
+impl<K: Resource> OwnerIndex<K> {
+    /// The objects whose controller has `uid`.
+    pub fn controlled_by(&self, uid: &str) -> Vec<Arc<K>> {
+        lock(&self.state)
+            .controlled
+            .get(uid)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The objects in `namespace` that have no controller.
+    pub fn orphans(&self, namespace: &str) -> Vec<Arc<K>> {
+        lock(&self.state)
+            .orphans
+            .get(namespace)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// What a controller with `uid` in `namespace` may own: its objects and the orphans it
+    /// could adopt.
+    pub fn claimable(&self, namespace: &str, uid: &str) -> Vec<Arc<K>> {
+        let mut objects = self.controlled_by(uid);
+        objects.extend(self.orphans(namespace));
+        objects
+    }
+
+    fn apply(&self, change: &Change<K>) {
+        let mut state = lock(&self.state);
+        match change {
+            Change::Added(new) => state.insert(new),
+            Change::Updated { old, new } => {
+                state.remove(old);
+                state.insert(new);
+            }
+            Change::Deleted(old) => state.remove(old),
+        }
+    }
+}
+
+fn controller_uid(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&str> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.as_str())
+}
+
+impl<K: Resource> OwnerIndexState<K> {
+    fn insert(&mut self, obj: &Arc<K>) {
+        let meta = obj.meta();
+        let key = Key::of(obj.as_ref());
+        match controller_uid(meta) {
+            Some(uid) => {
+                self.controlled
+                    .entry(uid.to_owned())
+                    .or_default()
+                    .insert(key, obj.clone());
+            }
+            None => {
+                self.orphans
+                    .entry(key.namespace)
+                    .or_default()
+                    .insert(key.name, obj.clone());
+            }
+        }
+    }
+
+    fn remove(&mut self, obj: &Arc<K>) {
+        let meta = obj.meta();
+        let key = Key::of(obj.as_ref());
+        match controller_uid(meta) {
+            Some(uid) => {
+                if let Some(m) = self.controlled.get_mut(uid) {
+                    m.remove(&key);
+                    if m.is_empty() {
+                        self.controlled.remove(uid);
+                    }
+                }
+            }
+            None => {
+                if let Some(m) = self.orphans.get_mut(&key.namespace) {
+                    m.remove(&key.name);
+                    if m.is_empty() {
+                        self.orphans.remove(&key.namespace);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A (re)list in progress: what the cache held before it, and the objects listed so far.
 type Relist<K> = (Vec<Arc<K>>, Vec<ObjectRef<K>>);
 
@@ -217,6 +346,7 @@ struct SharedInformer<K: Resource<DynamicType = ()> + 'static> {
     /// several waiters, so the controllers sharing it wait on this instead.)
     ready: tokio::sync::watch::Receiver<bool>,
     subscribers: Subscribers<K>,
+    index: OwnerIndex<K>,
     _watch: Arc<AbortOnDrop>,
 }
 
@@ -231,6 +361,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for SharedInformer<K> {
             store: self.store.clone(),
             ready: self.ready.clone(),
             subscribers: self.subscribers.clone(),
+            index: self.index.clone(),
             _watch: self._watch.clone(),
         }
     }
@@ -265,16 +396,7 @@ impl SharedInformers {
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
-        let shared = {
-            let mut informers = lock(&self.inner.informers);
-            let entry = informers
-                .entry(TypeId::of::<K>())
-                .or_insert_with(|| Box::new(start_shared::<K>(self.inner.client.clone())));
-            entry
-                .downcast_ref::<SharedInformer<K>>()
-                .expect("informers are keyed by their type")
-                .clone()
-        };
+        let shared = self.shared::<K>();
         let mut ready = shared.ready.clone();
         // Only an aborted watch closes the channel; the cache is then as ready as it gets.
         let _ = ready.wait_for(|listed| *listed).await;
@@ -296,6 +418,33 @@ impl SharedInformers {
                 change
             }),
         )
+    }
+
+    /// The cache of every `K` by controller ([`OwnerIndex`]), once it holds the first list;
+    /// the first call for `K` starts its watch. It follows the watch as long as an informer
+    /// of `K` is followed.
+    pub async fn owner_index<K>(&self) -> OwnerIndex<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let shared = self.shared::<K>();
+        let mut ready = shared.ready.clone();
+        let _ = ready.wait_for(|listed| *listed).await;
+        shared.index
+    }
+
+    fn shared<K>(&self) -> SharedInformer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let mut informers = lock(&self.inner.informers);
+        let entry = informers
+            .entry(TypeId::of::<K>())
+            .or_insert_with(|| Box::new(start_shared::<K>(self.inner.client.clone())));
+        entry
+            .downcast_ref::<SharedInformer<K>>()
+            .expect("informers are keyed by their type")
+            .clone()
     }
 
     /// [`Self::informer`] as the stream of touched objects that kube's `applier` triggers on.
@@ -321,6 +470,8 @@ where
     };
     let subscribers: Subscribers<K> = Arc::default();
     let fanout = subscribers.clone();
+    let index = OwnerIndex::default();
+    let indexed = index.clone();
     let (listed, ready) = tokio::sync::watch::channel(false);
     // No controller reads managedFields (a write without them keeps the stored ones), and
     // they are a good part of every object: the shared caches keep objects without them.
@@ -333,6 +484,7 @@ where
             let mut subscribers = lock(&fanout);
             let changes = tracker.apply(event);
             for change in changes {
+                indexed.apply(&change);
                 subscribers.retain(|tx| tx.unbounded_send(change.clone()).is_ok());
             }
             if init_done {
@@ -344,6 +496,7 @@ where
         store,
         ready,
         subscribers,
+        index,
         _watch: Arc::new(AbortOnDrop(task)),
     }
 }
@@ -808,5 +961,51 @@ mod tests {
         }
         assert_eq!(names(&changes), ["updated a", "added c", "deleted b"]);
         assert_eq!(store.state().len(), 2);
+    }
+
+    #[test]
+    fn the_owner_index_follows_adoption_release_and_deletion() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let object = |name: &str, ns: &str, controller: Option<&str>| {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some(name.into());
+            cm.metadata.namespace = Some(ns.into());
+            cm.metadata.owner_references = controller.map(|uid| {
+                vec![OwnerReference {
+                    uid: uid.into(),
+                    controller: Some(true),
+                    ..Default::default()
+                }]
+            });
+            Arc::new(cm)
+        };
+        let names = |objects: Vec<Arc<ConfigMap>>| {
+            let mut names: Vec<String> = objects.iter().map(|o| o.name_any()).collect();
+            names.sort();
+            names
+        };
+        let index = OwnerIndex::default();
+        index.apply(&Change::Added(object("a", "ns", Some("rs-1"))));
+        index.apply(&Change::Added(object("b", "ns", None)));
+        index.apply(&Change::Added(object("c", "other", None)));
+        index.apply(&Change::Added(object("d", "ns", Some("rs-2"))));
+        assert_eq!(names(index.claimable("ns", "rs-1")), ["a", "b"]);
+        assert_eq!(names(index.orphans("other")), ["c"]);
+        // Adopted, then the first one released.
+        index.apply(&Change::Updated {
+            old: object("b", "ns", None),
+            new: object("b", "ns", Some("rs-1")),
+        });
+        index.apply(&Change::Updated {
+            old: object("a", "ns", Some("rs-1")),
+            new: object("a", "ns", None),
+        });
+        assert_eq!(names(index.controlled_by("rs-1")), ["b"]);
+        assert_eq!(names(index.orphans("ns")), ["a"]);
+        index.apply(&Change::Deleted(object("b", "ns", Some("rs-1"))));
+        index.apply(&Change::Deleted(object("d", "ns", Some("rs-2"))));
+        assert!(index.controlled_by("rs-1").is_empty());
+        assert_eq!(names(index.claimable("ns", "rs-2")), ["a"]);
+        assert!(lock(&index.state).controlled.is_empty());
     }
 }

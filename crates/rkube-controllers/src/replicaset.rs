@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::controller_ref::{self, controlled_by_kind, controller_of};
 use crate::events::{EventType, Recorder};
 use crate::expectations::Expectations;
-use crate::informer::SharedInformers;
 use crate::informer::{self, Change, Key, Next, WorkQueue};
+use crate::informer::{OwnerIndex, SharedInformers};
 use crate::podutil;
 
 /// At most this many pods are created or deleted in one sync (upstream's burstReplicas).
@@ -278,7 +278,7 @@ pub enum Error {
 pub struct ReplicaController<K: ReplicaOwner> {
     client: kube::Client,
     owners: Store<K>,
-    pods: Store<Pod>,
+    pods: OwnerIndex<Pod>,
     expectations: Expectations,
     recorder: Recorder,
 }
@@ -325,10 +325,10 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         let informers: SharedInformers = client.into();
         let client = informers.client().clone();
         let (owners, owner_changes) = informers.informer::<K>().await;
-        let (pods, pod_changes) = informers.informer::<Pod>().await;
+        let (_, pod_changes) = informers.informer::<Pod>().await;
         let controller = Self {
             owners,
-            pods,
+            pods: informers.owner_index::<Pod>().await,
             expectations: Expectations::default(),
             recorder: Recorder::new(client.clone(), K::COMPONENT),
             client,
@@ -400,7 +400,6 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             let controller = controller.clone();
             async move {
                 let _ = controller.owners.wait_until_ready().await;
-                let _ = controller.pods.wait_until_ready().await;
                 informer::run_workers(queue, K::COMPONENT, WORKERS, move |key: Key| {
                     let controller = controller.clone();
                     async move {
@@ -426,7 +425,10 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         };
         let satisfied = self.expectations.satisfied(key);
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let candidates: Vec<_> = informer::in_namespace(&self.pods, &key.namespace)
+        let uid = owner.meta().uid.as_deref().unwrap_or_default();
+        let candidates: Vec<_> = self
+            .pods
+            .claimable(&key.namespace, uid)
             .into_iter()
             .filter(|p| podutil::is_active(p))
             .collect();
