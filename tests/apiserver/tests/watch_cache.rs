@@ -501,3 +501,70 @@ async fn a_watch_with_initial_events_ends_them_with_a_bookmark_from_the_cache() 
     }
     assert_eq!(added, BTreeSet::from(["x".into(), "y".into()]));
 }
+
+#[tokio::test]
+async fn events_are_counted_but_read_and_watched_from_the_store() {
+    use k8s_openapi::api::core::v1::Event;
+    let t = start().await;
+    cache_loaded(&t.server).await;
+    let events: Api<Event> = Api::namespaced(t.client.clone(), "default");
+    let event = |name: &str| -> Event {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web"},
+            "reason": "Started", "message": "Started container", "type": "Normal",
+        }))
+        .unwrap()
+    };
+    let first = events
+        .create(&PostParams::default(), &event("one"))
+        .await
+        .unwrap();
+    let rv = first.metadata.resource_version.clone().unwrap();
+    let mut stream = events
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    for name in ["two", "three"] {
+        events
+            .create(&PostParams::default(), &event(name))
+            .await
+            .unwrap();
+    }
+    // The watch follows the store: what came after its version, in order.
+    for name in ["two", "three"] {
+        let next = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
+            .await
+            .unwrap()
+            .unwrap();
+        match next {
+            Some(WatchEvent::Added(e)) => assert_eq!(e.metadata.name.as_deref(), Some(name)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    events
+        .delete("one", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let count = "apiserver_storage_objects{resource=\"events\"} 2\n";
+    let mut text = String::new();
+    for _ in 0..100 {
+        let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+        text = t.client.request_text(request).await.unwrap();
+        if text.contains(count) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no {count:?} in the metrics:\n{text}");
+}

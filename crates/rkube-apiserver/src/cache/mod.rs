@@ -132,9 +132,18 @@ pub(crate) struct ResourceCache {
     /// The resource's API group ("" for the core group) and plural name.
     group: &'static str,
     plural: &'static str,
+    /// False for a resource only counted: its reads and watches go to the store.
+    cached: bool,
     state: RwLock<ResourceState>,
     /// The revision of the resource's latest event, for its watchers to wait on.
     changed: watch::Sender<Revision>,
+}
+
+/// Whether the cache keeps `rt`'s objects. Events are only counted, as upstream's default
+/// `--watch-cache-sizes` leaves them out: they are a large share of the objects, written once
+/// and seldom read, and nothing in the cluster watches them all.
+fn cached(rt: &ResourceType) -> bool {
+    !(rt.plural == "events" && (rt.group.is_empty() || rt.group == "events.k8s.io"))
 }
 
 /// The objects and window of one resource.
@@ -150,6 +159,8 @@ pub(crate) struct ResourceState {
     pub last: Revision,
     /// Which load of the cache this state belongs to.
     pub generation: u64,
+    /// How many objects a resource that is only counted has.
+    pub counted: usize,
 }
 
 impl ResourceState {
@@ -220,6 +231,7 @@ impl WatchCache {
                     Arc::new(ResourceCache {
                         group: rt.group,
                         plural: rt.plural,
+                        cached: cached(rt),
                         state: RwLock::default(),
                         changed: watch::Sender::new(0),
                     })
@@ -255,7 +267,15 @@ impl WatchCache {
         let mut counts: Vec<_> = self
             .resources
             .values()
-            .map(|r| (r.group, r.plural, r.read().objects.len()))
+            .map(|r| {
+                let state = r.read();
+                let n = if r.cached {
+                    state.objects.len()
+                } else {
+                    state.counted
+                };
+                (r.group, r.plural, n)
+            })
             .collect();
         counts.sort_unstable();
         Some(counts)
@@ -282,7 +302,11 @@ impl WatchCache {
         if !self.config.enabled || !self.ready.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let Some(resource) = self.resources.get(&crate::objects::prefix(rt, None)) else {
+        let Some(resource) = self
+            .resources
+            .get(&crate::objects::prefix(rt, None))
+            .filter(|r| r.cached)
+        else {
             return Ok(None);
         };
         let target = match freshness {
@@ -358,14 +382,15 @@ impl WatchCache {
             revision = Some(page.revision);
             for kv in &page.items {
                 if let Some((prefix, rest)) = split_key(&kv.key)
-                    && let Some((prefix, _)) = self.resources.get_key_value(prefix)
+                    && let Some((prefix, resource)) = self.resources.get_key_value(prefix)
                 {
-                    let object = CachedObject::new(rest, kv.value.clone(), kv.mod_revision);
-                    fresh
-                        .entry(prefix.as_str())
-                        .or_default()
-                        .objects
-                        .insert(rest.into(), Arc::new(object));
+                    let state = fresh.entry(prefix.as_str()).or_default();
+                    if resource.cached {
+                        let object = CachedObject::new(rest, kv.value.clone(), kv.mod_revision);
+                        state.objects.insert(rest.into(), Arc::new(object));
+                    } else {
+                        state.counted += 1;
+                    }
                 }
             }
             match page.items.last() {
@@ -416,6 +441,16 @@ impl WatchCache {
         let Some(resource) = self.resources.get(prefix) else {
             return;
         };
+        if !resource.cached {
+            let mut state = resource.state.write().unwrap_or_else(|p| p.into_inner());
+            match (kv.is_some(), prev.is_some()) {
+                (true, false) => state.counted += 1,
+                (false, true) => state.counted = state.counted.saturating_sub(1),
+                _ => {}
+            }
+            state.last = revision;
+            return;
+        }
         {
             let mut state = resource.state.write().unwrap_or_else(|p| p.into_inner());
             let before = state.objects.get(rest).cloned().or_else(|| {
