@@ -83,28 +83,62 @@ class Api:
 
 
 class PodWatch:
-    """One watch of every pod in the namespace: when each was first seen, bound, Running."""
+    """One watch of every pod in the namespace: when each was first seen, bound, Running.
+    When the server ends the stream (a watcher that fell behind), it watches again from the
+    last version seen, or lists again when that version is gone (410)."""
 
     def __init__(self, base, namespace):
         self.seen, self.bound, self.running, self.gone = {}, {}, {}, {}
         self.lock = threading.Lock()
-        url = f"{base}/api/v1/namespaces/{namespace}/pods?watch=1&allowWatchBookmarks=false"
-        self.stream = urllib.request.urlopen(url, timeout=3600)
+        self.base, self.namespace, self.version = base, namespace, None
+        self.restarts = 0
         threading.Thread(target=self.run, daemon=True).start()
 
-    def run(self):
-        for line in self.stream:
-            event = json.loads(line)
-            pod, now = event["object"], time.monotonic()
-            uid = pod["metadata"].get("uid")
-            with self.lock:
-                self.seen.setdefault(uid, now)
-                if pod.get("spec", {}).get("nodeName"):
-                    self.bound.setdefault(uid, now)
-                if pod.get("status", {}).get("phase") == "Running":
-                    self.running.setdefault(uid, now)
-                if event["type"] == "DELETED":
+    def observe(self, kind, pod, now):
+        uid = pod["metadata"].get("uid")
+        with self.lock:
+            self.seen.setdefault(uid, now)
+            if pod.get("spec", {}).get("nodeName"):
+                self.bound.setdefault(uid, now)
+            if pod.get("status", {}).get("phase") == "Running":
+                self.running.setdefault(uid, now)
+            if kind == "DELETED":
+                self.gone.setdefault(uid, now)
+
+    def relist(self):
+        """Lists the pods; those known before and missing now were deleted meanwhile."""
+        url = f"{self.base}/api/v1/namespaces/{self.namespace}/pods"
+        with urllib.request.urlopen(url, timeout=600) as r:
+            listed = json.loads(r.read())
+        now, present = time.monotonic(), set()
+        for pod in listed["items"]:
+            present.add(pod["metadata"].get("uid"))
+            self.observe("ADDED", pod, now)
+        with self.lock:
+            for uid in self.seen:
+                if uid not in present:
                     self.gone.setdefault(uid, now)
+        self.version = listed["metadata"]["resourceVersion"]
+
+    def run(self):
+        while True:
+            url = (f"{self.base}/api/v1/namespaces/{self.namespace}/pods"
+                   "?watch=1&allowWatchBookmarks=true")
+            if self.version:
+                url += f"&resourceVersion={self.version}"
+            try:
+                for line in urllib.request.urlopen(url, timeout=3600):
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        if event["object"].get("code") == 410:
+                            self.relist()
+                        break
+                    self.version = event["object"]["metadata"].get("resourceVersion", self.version)
+                    if event["type"] != "BOOKMARK":
+                        self.observe(event["type"], event["object"], time.monotonic())
+            except Exception:
+                time.sleep(1)
+            self.restarts += 1
 
     def counts(self):
         with self.lock:
@@ -298,6 +332,7 @@ def main():
                      {"spec": {"replicas": 0}}, "application/merge-patch+json")
         wait_for("every pod gone", lambda: watch.counts()[2] >= args.pods, 1800)
         line("scale_to_zero", time.monotonic() - t1, "s")
+        line("pod_watch_restarts", watch.restarts, "")
         for name in names:
             api.call("DELETE", f"/apis/apps/v1/namespaces/default/deployments/{name}")
     finally:

@@ -88,6 +88,8 @@ pub async fn watch_pods(client: kube::Client, fields: Option<String>, nodes: imp
                 };
                 let uid = pod.metadata.uid.clone().unwrap_or_default();
                 if let Some(entry) = shared.pods.lock().await.get(&uid) {
+                    let mut pod = pod;
+                    pod.metadata.managed_fields = None;
                     *entry.pod.lock().await = pod;
                     entry.removed.store(true, Ordering::SeqCst);
                     entry.notify.notify_one();
@@ -101,7 +103,9 @@ pub async fn watch_pods(client: kube::Client, fields: Option<String>, nodes: imp
     }
 }
 
-async fn upsert(shared: &Arc<Shared>, pod: Pod) {
+async fn upsert(shared: &Arc<Shared>, mut pod: Pod) {
+    // The kubelet never reads managedFields, and they are a good part of every pod it keeps.
+    pod.metadata.managed_fields = None;
     let Some(uid) = pod.metadata.uid.clone() else {
         return;
     };
