@@ -279,7 +279,9 @@ impl PodSources {
     }
 
     /// Registers what `pod` (as now seen) refers to: its environment's, volumes' and image
-    /// pulls' ConfigMaps and Secrets.
+    /// pulls' ConfigMaps and Secrets. A pod that has finished (Succeeded or Failed) starts no
+    /// container and refreshes no volume any more, so its references go, as upstream's
+    /// kubelet unregisters terminated pods.
     pub fn register_pod(&self, pod: &Pod) {
         let (Some(uid), Some(namespace)) = (
             pod.metadata.uid.as_deref(),
@@ -287,6 +289,11 @@ impl PodSources {
         ) else {
             return;
         };
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            self.unregister_pod(uid);
+            return;
+        }
         let (config_maps, secrets) = crate::env::referenced(pod);
         self.config_maps.register(uid, namespace, &config_maps);
         self.secrets.register(uid, namespace, &secrets);
@@ -352,5 +359,32 @@ mod tests {
             "{read:?}"
         );
         assert!(started.elapsed() >= SYNC_WAIT);
+    }
+
+    #[tokio::test]
+    async fn a_finished_pod_refers_to_nothing_any_more() {
+        let sources = PodSources::new(silent_client());
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"namespace": "team", "name": "job-1", "uid": "u1"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox"}],
+                "volumes": [
+                    {"name": "ca", "configMap": {"name": "kube-root-ca.crt"}},
+                    {"name": "creds", "secret": {"secretName": "creds"}},
+                ],
+            },
+        }))
+        .unwrap_or_default();
+        sources.register_pod(&pod);
+        assert_eq!(
+            (sources.config_maps.watched(), sources.secrets.watched()),
+            (1, 1)
+        );
+        pod.status = serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).ok();
+        sources.register_pod(&pod);
+        assert_eq!(
+            (sources.config_maps.watched(), sources.secrets.watched()),
+            (0, 0)
+        );
     }
 }
