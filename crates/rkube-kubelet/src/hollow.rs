@@ -3,10 +3,11 @@
 //!
 //! Each hollow node is a real Node with its Lease, and runs the kubelet's own pod workers
 //! (`worker`, `sync`, `status`) over a [`FakeRuntime`]: pods go through the status transitions
-//! a real node writes, only their containers are not processes. Every node shares one client
-//! and one pod watch, dispatched by `spec.nodeName` (upstream's kubemark runs one kubelet per
-//! hollow node, each with its own watches; here the API server's cost is the pods', not the
-//! nodes').
+//! a real node writes, only their containers are not processes. Every node shares one client,
+//! one pod watch, dispatched by `spec.nodeName`, and one set of watches of what pods refer to
+//! (a watch per ConfigMap or Secret, one of Services; `sources`) — upstream's kubemark runs one
+//! kubelet per hollow node, each with its own watches; here the API server's cost is the pods',
+//! not the nodes'.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -23,6 +24,7 @@ use crate::fake::FakeRuntime;
 use crate::files::MemoryFiles;
 use crate::kubelet::{KubeletConfig, Shared};
 use crate::node::{self, Health, Machine, NodeConfig};
+use crate::sources::PodSources;
 
 /// The Lease is renewed this often, as upstream's kubelet does (a quarter of its 40 s).
 const LEASE_RENEW: Duration = Duration::from_secs(10);
@@ -139,8 +141,14 @@ pub struct HollowNode {
 }
 
 impl HollowNode {
-    /// Hollow node `index` of the simulation.
-    pub fn new(client: kube::Client, config: &SimConfig, index: usize) -> Self {
+    /// Hollow node `index` of the simulation, reading what its pods refer to through
+    /// `sources` (the simulation's, shared by its nodes).
+    pub fn new(
+        client: kube::Client,
+        config: &SimConfig,
+        index: usize,
+        sources: Arc<PodSources>,
+    ) -> Self {
         let name = format!("{}{index}", config.name_prefix);
         let ip = node_ip(index);
         let machine = machine(config, &name);
@@ -160,6 +168,7 @@ impl HollowNode {
             kubelet,
             runtime.clone(),
             Arc::new(MemoryFiles::new()),
+            sources,
             &machine,
             String::new(),
         ));
@@ -253,15 +262,28 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     let hollow = Arc::new(HollowNodes::default());
-    let mut tasks = vec![tokio::spawn(crate::podwatch::watch_pods(
-        client.clone(),
-        None,
-        hollow.clone(),
-    ))];
+    // One watch per referenced ConfigMap and Secret and one Service watch for all the nodes.
+    let sources = Arc::new(PodSources::new(client.clone()));
+    let mut tasks = vec![
+        tokio::spawn(crate::podwatch::watch_pods(
+            client.clone(),
+            None,
+            hollow.clone(),
+        )),
+        tokio::spawn(crate::services::watch_services(
+            client.clone(),
+            sources.services.clone(),
+        )),
+    ];
     let registering = Arc::new(Semaphore::new(REGISTERING));
     let mut names = Vec::with_capacity(config.nodes);
     for index in 0..config.nodes {
-        let node = Arc::new(HollowNode::new(client.clone(), &config, index));
+        let node = Arc::new(HollowNode::new(
+            client.clone(),
+            &config,
+            index,
+            sources.clone(),
+        ));
         names.push(node.name().to_owned());
         hollow
             .nodes

@@ -20,6 +20,7 @@ use crate::node::{self, Health, Machine, NodeConfig};
 use crate::observed::{self, RuntimePod};
 use crate::podconfig::NodeSettings;
 use crate::runtime::ContainerRuntime;
+use crate::sources::PodSources;
 use crate::sync::ProbeState;
 use crate::volumes::VolumeManager;
 
@@ -124,8 +125,9 @@ pub struct Shared {
     pub volumes: VolumeManager,
     /// The pods' files (volumes, /etc/hosts, termination messages, log directories).
     pub files: Arc<dyn PodFiles>,
-    /// ConfigMaps and Secrets as recently read, for refreshing running pods' volumes.
-    pub volume_sources: crate::sources::SourceCache,
+    /// The ConfigMaps, Secrets and Services the pods are made from (shared by the hollow
+    /// nodes of a simulation).
+    pub sources: Arc<PodSources>,
     /// Events.
     pub recorder: Recorder,
     /// Known pods by uid.
@@ -150,12 +152,14 @@ pub struct Shared {
 
 impl Shared {
     /// The state of a node's kubelet over `runtime`, keeping pod files in `files`, for a node
-    /// with `machine`'s resources and `host_resolv` as its /etc/resolv.conf.
+    /// with `machine`'s resources and `host_resolv` as its /etc/resolv.conf, reading the
+    /// objects its pods refer to through `sources`.
     pub fn new(
         client: kube::Client,
         config: KubeletConfig,
         runtime: Arc<dyn ContainerRuntime>,
         files: Arc<dyn PodFiles>,
+        sources: Arc<PodSources>,
         machine: &Machine,
         host_resolv: String,
     ) -> Self {
@@ -186,7 +190,7 @@ impl Shared {
             image_gc: crate::imagegc::Manager::new(config.image_gc),
             volumes: VolumeManager::new(pods_dir.clone(), files.clone(), client.clone()),
             files,
-            volume_sources: crate::sources::SourceCache::default(),
+            sources,
             recorder: Recorder::new(client.clone(), config.node_name.clone()),
             node_ips: vec![config.node_ip.clone()],
             client,
@@ -217,12 +221,14 @@ impl Kubelet {
     ) -> Self {
         let machine = Machine::read(&config.agent_dir);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let sources = Arc::new(PodSources::new(client.clone()));
         Self {
             shared: Arc::new(Shared::new(
                 client,
                 config,
                 runtime,
                 Arc::new(HostFiles),
+                sources,
                 &machine,
                 host_resolv,
             )),
@@ -280,6 +286,10 @@ impl Kubelet {
             Some(format!("spec.nodeName={}", shared.config.node_name)),
             shared.clone(),
         ));
+        let services = tokio::spawn(crate::services::watch_services(
+            shared.client.clone(),
+            shared.sources.services.clone(),
+        ));
         let pleg = tokio::spawn(relist(shared.clone()));
         let eviction = tokio::spawn(crate::eviction::run(shared.clone()));
         let image_gc = tokio::spawn(crate::imagegc::run(shared.clone()));
@@ -292,6 +302,7 @@ impl Kubelet {
         heartbeat.abort();
         api.abort();
         pods.abort();
+        services.abort();
         pleg.abort();
         eviction.abort();
         image_gc.abort();

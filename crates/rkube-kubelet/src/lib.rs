@@ -30,6 +30,7 @@ pub mod podwatch;
 pub mod probe;
 pub mod runtime;
 pub mod server;
+pub mod services;
 pub mod sources;
 pub mod static_pods;
 pub mod stats;

@@ -109,6 +109,8 @@ async fn upsert(shared: &Arc<Shared>, mut pod: Pod) {
     let Some(uid) = pod.metadata.uid.clone() else {
         return;
     };
+    // What the pod refers to is watched before its worker sees this version of it.
+    shared.sources.register_pod(&pod);
     let mut pods = shared.pods.lock().await;
     match pods.get(&uid) {
         Some(entry) => {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container as ContainerSpec, Pod, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::core::v1::{Container as ContainerSpec, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 
 use crate::env::Sources;
 use crate::kubelet::{PodEntry, Shared, runtime_pod};
@@ -47,6 +47,7 @@ pub async fn run(shared: Arc<Shared>, uid: String, entry: Arc<PodEntry>) {
         task.abort();
     }
     shared.pods.lock().await.remove(&uid);
+    shared.sources.unregister_pod(&uid);
     shared
         .backoff
         .lock()
@@ -298,28 +299,14 @@ async fn refresh_volumes(
     if !refreshable || !due {
         return;
     }
-    let mut sources = Sources {
-        node_allocatable: shared.allocatable,
-        host_ips: shared.node_ips.clone(),
-        pod_ips: pod_ips.to_vec(),
-        ..Default::default()
+    // From the watches of what the pod refers to: the refresh sends the API server nothing.
+    let sources = match fetch_sources(shared, pod, pod_ips.to_vec(), false).await {
+        Ok(sources) => sources,
+        Err(message) => {
+            tracing::debug!(pod = meta(pod).0, %message, "refreshing volumes");
+            return;
+        }
     };
-    // Through the node's short-lived cache: every running pod is refreshed each RESYNC, and
-    // on a full node most of them name the same ConfigMaps (kube-root-ca.crt).
-    let ns = meta(pod).1;
-    let (cms, secrets) = crate::env::referenced(pod);
-    for name in cms {
-        let api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), ns);
-        if let Some(cm) = shared.volume_sources.config_map(&api, ns, &name).await {
-            sources.config_maps.insert(name, cm);
-        }
-    }
-    for name in secrets {
-        let api: Api<Secret> = Api::namespaced(shared.client.clone(), ns);
-        if let Some(secret) = shared.volume_sources.secret(&api, ns, &name).await {
-            sources.secrets.insert(name, secret);
-        }
-    }
     match shared.volumes.setup(pod, &sources).await {
         Ok(v) => *entry.volumes.lock().await = v,
         Err(message) => tracing::debug!(pod = meta(pod).0, %message, "refreshing volumes"),
@@ -434,13 +421,16 @@ fn fill_termination_messages(shared: &Shared, pod: &Pod, runtime: &mut RuntimePo
 }
 
 /// What a pod's volumes and environment are made from: the ConfigMaps and Secrets it names
+/// (from their watches; an absent one is left out, for `optional` and "not found" to decide)
 /// and, with `services` (only a container's environment needs them), its Service variables.
+/// An object whose watch has not listed yet, or Services not yet listed, are an error for
+/// this sync.
 async fn fetch_sources(
     shared: &Shared,
     pod: &Pod,
     pod_ips: Vec<String>,
     services: bool,
-) -> Sources {
+) -> Result<Sources, String> {
     let ns = meta(pod).1;
     let (cms, secrets) = crate::env::referenced(pod);
     let mut sources = Sources {
@@ -449,85 +439,27 @@ async fn fetch_sources(
         pod_ips,
         ..Default::default()
     };
-    let cm_api: Api<ConfigMap> = Api::namespaced(shared.client.clone(), ns);
     for name in cms {
-        if let Ok(Some(cm)) = cm_api.get_opt(&name).await {
+        let found = shared.sources.config_maps.get(ns, &name).await;
+        if let Some(cm) = found.map_err(|e| e.to_string())? {
             sources.config_maps.insert(name, cm);
         }
     }
-    let secret_api: Api<Secret> = Api::namespaced(shared.client.clone(), ns);
     for name in secrets {
-        if let Ok(Some(s)) = secret_api.get_opt(&name).await {
-            sources.secrets.insert(name, s);
+        let found = shared.sources.secrets.get(ns, &name).await;
+        if let Some(secret) = found.map_err(|e| e.to_string())? {
+            sources.secrets.insert(name, secret);
         }
     }
     if services {
-        sources.service_env = service_env(shared, ns).await;
+        let links = pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false);
+        sources.service_env = shared
+            .sources
+            .services
+            .env(ns, links)
+            .map_err(|e| e.to_string())?;
     }
-    sources
-}
-
-/// Docker-links-style variables for the Services of the pod's namespace and the master
-/// Service (`KUBERNETES_SERVICE_HOST` …), as upstream.
-async fn service_env(shared: &Shared, ns: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut services: Vec<Service> = Vec::new();
-    if let Ok(list) = Api::<Service>::namespaced(shared.client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-    {
-        services.extend(list.items);
-    }
-    if ns != "default"
-        && let Ok(Some(k)) = Api::<Service>::namespaced(shared.client.clone(), "default")
-            .get_opt("kubernetes")
-            .await
-    {
-        services.push(k);
-    }
-    for svc in services {
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let Some(spec) = svc.spec else { continue };
-        let Some(ip) = spec
-            .cluster_ip
-            .clone()
-            .filter(|ip| ip != "None" && !ip.is_empty())
-        else {
-            continue;
-        };
-        let prefix = name.to_uppercase().replace('-', "_");
-        let ports = spec.ports.unwrap_or_default();
-        out.push((format!("{prefix}_SERVICE_HOST"), ip.clone()));
-        if let Some(first) = ports.first() {
-            out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
-            let proto = first.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
-            out.push((
-                format!("{prefix}_PORT"),
-                format!("{}://{ip}:{}", proto.to_lowercase(), first.port),
-            ));
-        }
-        for p in &ports {
-            let proto = p.protocol.clone().unwrap_or_else(|| "TCP".to_owned());
-            if let Some(pname) = &p.name {
-                out.push((
-                    format!(
-                        "{prefix}_SERVICE_PORT_{}",
-                        pname.to_uppercase().replace('-', "_")
-                    ),
-                    p.port.to_string(),
-                ));
-            }
-            let base = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
-            out.push((
-                base.clone(),
-                format!("{}://{ip}:{}", proto.to_lowercase(), p.port),
-            ));
-            out.push((format!("{base}_PROTO"), proto.to_lowercase()));
-            out.push((format!("{base}_PORT"), p.port.to_string()));
-            out.push((format!("{base}_ADDR"), ip.clone()));
-        }
-    }
-    out
+    Ok(sources)
 }
 
 async fn create_sandbox(
@@ -536,8 +468,11 @@ async fn create_sandbox(
     pod: &Pod,
     attempt: u32,
 ) -> Result<(), String> {
-    let sources = fetch_sources(shared, pod, Vec::new(), false).await;
-    let volumes = match shared.volumes.setup(pod, &sources).await {
+    let volumes = match fetch_sources(shared, pod, Vec::new(), false).await {
+        Ok(sources) => shared.volumes.setup(pod, &sources).await,
+        Err(message) => Err(message),
+    };
+    let volumes = match volumes {
         Ok(v) => v,
         Err(message) => {
             shared
@@ -716,7 +651,14 @@ async fn start_container(
                 )
                 .await;
             let started = std::time::Instant::now();
-            let secrets = fetch_sources(shared, pod, Vec::new(), false).await.secrets;
+            // Pulls go ahead with the secrets that can be read, as upstream's.
+            let secrets = match fetch_sources(shared, pod, Vec::new(), false).await {
+                Ok(sources) => sources.secrets,
+                Err(message) => {
+                    tracing::warn!(pod = meta(pod).0, %message, "reading image pull secrets");
+                    HashMap::new()
+                }
+            };
             let pull_secrets: Vec<&Secret> = pod
                 .spec
                 .as_ref()
@@ -795,7 +737,10 @@ async fn start_container(
         Duration::from_secs(5)
     };
     let pod_ips = sandbox_ips(shared, &sandbox.id).await;
-    let sources = fetch_sources(shared, pod, pod_ips.clone(), true).await;
+    let sources = match fetch_sources(shared, pod, pod_ips.clone(), true).await {
+        Ok(sources) => sources,
+        Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
+    };
     let envs = match crate::env::resolve(pod, c, &sources) {
         Ok(e) => e,
         Err(message) => return Err(config_error("CreateContainerConfigError", message).await),
