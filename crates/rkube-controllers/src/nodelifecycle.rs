@@ -18,7 +18,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_ready;
@@ -27,7 +26,7 @@ use crate::informer::SharedInformers;
 /// The manager of the nodes' cluster DNS endpoint slices (the agents).
 const DNS_MANAGER: &str = "rkube-agent";
 use crate::events::{EventType, Recorder};
-use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, informer, is_not_found};
+use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, is_not_found};
 
 /// The namespace of node heartbeats.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -222,21 +221,19 @@ impl NodeLifecycleController {
     pub async fn run(self) {
         let queue = WorkQueue::new();
         let (nodes, node_events) = self.informers.informer::<Node>().await;
-        let (leases, lease_events) = informer(
-            Api::<Lease>::namespaced(self.client.clone(), NODE_LEASE_NAMESPACE),
-            watcher::Config::default(),
-        );
+        let (leases, lease_events) = self.informers.informer::<Lease>().await;
         let (pods, pod_events) = self.informers.informer::<Pod>().await;
         let name_of =
             |change: &Change<Node>| vec![change.object().metadata.name.clone().unwrap_or_default()];
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(queue.clone(), node_events, name_of))),
+            // Renewals are read by each node's periodic pass (as upstream's monitor reads the
+            // lease lister every node monitor period): one pass per renewal would double the
+            // work of an idle cluster for nothing a pass a few seconds later does not see.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 lease_events,
-                |change: &Change<Lease>| {
-                    vec![change.object().metadata.name.clone().unwrap_or_default()]
-                },
+                |_: &Change<Lease>| Vec::new(),
             ))),
             // Pods are only read (to mark them not ready); their changes need no reconcile.
             AbortOnDrop(tokio::spawn(feed(
@@ -276,7 +273,7 @@ impl NodeLifecycleController {
             return Ok(Next::Wait);
         };
         // The cached Node is shared, not copied: most passes only read it, and a pass runs
-        // for every node each monitor period and for every Lease renewal.
+        // for every node each monitor period.
         let mut node = node;
         let lease_renew = caches
             .leases
