@@ -25,7 +25,7 @@ use crate::daemon_nodes::{
     eligibility, scaled,
 };
 use crate::events::{EventType, Recorder};
-use crate::informer::SharedInformers;
+use crate::informer::{OwnerIndex, SharedInformers};
 use crate::revisions;
 use crate::workload_pods::{
     Error, Expectations, Result, controller_reference, drain, is_available, is_running_and_ready,
@@ -87,6 +87,7 @@ impl FailedBackoff {
 struct Shared {
     controller: DaemonSetController,
     pods: Store<Pod>,
+    pod_index: OwnerIndex<Pod>,
     nodes: Store<Node>,
 }
 
@@ -170,6 +171,7 @@ impl DaemonSetController {
             node_queue,
         );
         let shared = Arc::new(Shared {
+            pod_index: self.informers.owner_index::<Pod>().await,
             controller: self,
             pods,
             nodes,
@@ -179,7 +181,7 @@ impl DaemonSetController {
                 Box::pin(async move {
                     shared
                         .controller
-                        .reconcile(&ds, &shared.pods, &shared.nodes)
+                        .reconcile(&ds, &shared.pods, &shared.pod_index, &shared.nodes)
                         .await
                 })
             },
@@ -196,6 +198,7 @@ impl DaemonSetController {
         &self,
         ds: &DaemonSet,
         pod_cache: &Store<Pod>,
+        pod_index: &OwnerIndex<Pod>,
         node_cache: &Store<Node>,
     ) -> Result<Action> {
         pod_cache
@@ -213,7 +216,7 @@ impl DaemonSetController {
             return Ok(Action::await_change());
         };
         let uid = ds.metadata.uid.clone().unwrap_or_default();
-        let pods = owned_pods(pod_cache, ds);
+        let pods = owned_pods(pod_index, ds);
         if !self.expectations.satisfied(&uid, &pods) {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }

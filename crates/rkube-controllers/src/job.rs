@@ -23,7 +23,7 @@ use kube::runtime::reflector::Store;
 use serde_json::json;
 
 use crate::events::{EventType, Recorder};
-use crate::informer::SharedInformers;
+use crate::informer::{OwnerIndex, SharedInformers};
 use crate::job_policy::{
     FailureAction, backoff_delay, format_indexes, match_failure_policy, parse_indexes,
 };
@@ -53,6 +53,7 @@ pub struct JobController {
 struct Shared {
     controller: JobController,
     pods: Store<Pod>,
+    pod_index: OwnerIndex<Pod>,
 }
 
 fn condition_true(status: &JobStatus, type_: &str) -> Option<JobCondition> {
@@ -142,12 +143,18 @@ impl JobController {
         );
         let sweeper = self.clone().release_orphans(jobs.clone(), pods.clone());
         let shared = Arc::new(Shared {
+            pod_index: self.informers.owner_index::<Pod>().await,
             controller: self,
             pods,
         });
         let results = applier(
             |job: Arc<Job>, shared: Arc<Shared>| {
-                Box::pin(async move { shared.controller.reconcile(&job, &shared.pods).await })
+                Box::pin(async move {
+                    shared
+                        .controller
+                        .reconcile(&job, &shared.pods, &shared.pod_index)
+                        .await
+                })
             },
             |_, _, _| Action::requeue(Duration::from_secs(1)),
             shared,
@@ -198,7 +205,12 @@ impl JobController {
         }
     }
 
-    async fn reconcile(&self, cached: &Job, cache: &Store<Pod>) -> Result<Action> {
+    async fn reconcile(
+        &self,
+        cached: &Job,
+        cache: &Store<Pod>,
+        index: &OwnerIndex<Pod>,
+    ) -> Result<Action> {
         cache
             .wait_until_ready()
             .await
@@ -214,7 +226,7 @@ impl JobController {
         if job.metadata.deletion_timestamp.is_some() {
             // A Job being deleted counts nothing more: its pods are let go, so that a
             // foreground deletion waiting for them can finish.
-            for pod in owned_pods(cache, job).iter().filter(|p| has_finalizer(p)) {
+            for pod in owned_pods(index, job).iter().filter(|p| has_finalizer(p)) {
                 self.remove_finalizer(pod).await?;
             }
             return Ok(Action::await_change());
@@ -231,7 +243,7 @@ impl JobController {
             return Ok(Action::await_change());
         }
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        let pods = owned_pods(cache, job);
+        let pods = owned_pods(index, job);
         if !self.expectations.satisfied(&uid, &pods) {
             return Ok(Action::requeue(Duration::from_secs(1)));
         }

@@ -21,7 +21,7 @@ use kube::runtime::reflector::Store;
 use serde_json::json;
 
 use crate::events::{EventType, Recorder};
-use crate::informer::SharedInformers;
+use crate::informer::{OwnerIndex, SharedInformers};
 use crate::revisions;
 use crate::workload_pods::{
     Error, Result, controller_reference, drain, is_available, is_conflict, is_not_found,
@@ -174,6 +174,7 @@ pub struct StatefulSetController {
 struct Shared {
     controller: StatefulSetController,
     pods: Store<Pod>,
+    pod_index: OwnerIndex<Pod>,
 }
 
 impl StatefulSetController {
@@ -196,12 +197,18 @@ impl StatefulSetController {
             trigger_owners(pod_events, (), ()),
         );
         let shared = Arc::new(Shared {
+            pod_index: self.informers.owner_index::<Pod>().await,
             controller: self,
             pods,
         });
         let results = applier(
             |set: Arc<StatefulSet>, shared: Arc<Shared>| {
-                Box::pin(async move { shared.controller.reconcile(&set, &shared.pods).await })
+                Box::pin(async move {
+                    shared
+                        .controller
+                        .reconcile(&set, &shared.pods, &shared.pod_index)
+                        .await
+                })
             },
             |_, _, _| Action::requeue(Duration::from_secs(1)),
             shared,
@@ -213,7 +220,12 @@ impl StatefulSetController {
     }
 
     /// Brings one set's pods, claims and status a step closer to its spec.
-    async fn reconcile(&self, set: &StatefulSet, cache: &Store<Pod>) -> Result<Action> {
+    async fn reconcile(
+        &self,
+        set: &StatefulSet,
+        cache: &Store<Pod>,
+        index: &OwnerIndex<Pod>,
+    ) -> Result<Action> {
         cache
             .wait_until_ready()
             .await
@@ -225,7 +237,7 @@ impl StatefulSetController {
             return Ok(Action::await_change());
         };
         let name = set.name_any();
-        let pods = owned_pods(cache, set);
+        let pods = owned_pods(index, set);
         let in_use: HashSet<String> = pods
             .iter()
             .filter_map(|p| p.labels().get(REVISION_LABEL).cloned())

@@ -6,11 +6,11 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::informer::OwnerIndex;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::reflector::Store;
 use kube::{Api, Resource};
 
 /// What a workload reconcile can fail with; the work queue retries it.
@@ -68,13 +68,12 @@ pub(crate) fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
         .any(|o| o.controller == Some(true) && o.uid == uid)
 }
 
-/// The pods in `cache` whose controller is `owner` (in its namespace).
-pub(crate) fn owned_pods<K: Resource>(cache: &Store<Pod>, owner: &K) -> Vec<Arc<Pod>> {
-    let uid = owner.meta().uid.clone().unwrap_or_default();
-    let namespace = owner.meta().namespace.clone();
-    cache.state_filter(|pod| {
-        pod.metadata.namespace == namespace && is_controlled_by(&pod.metadata, &uid)
-    })
+/// The pods whose controller is `owner` (in its namespace), from the pod cache's index.
+pub(crate) fn owned_pods<K: Resource>(pods: &OwnerIndex<Pod>, owner: &K) -> Vec<Arc<Pod>> {
+    let uid = owner.meta().uid.as_deref().unwrap_or_default();
+    let mut owned = pods.controlled_by(uid);
+    owned.retain(|pod| pod.metadata.namespace == owner.meta().namespace);
+    owned
 }
 
 /// The pod's phase, `Pending` when it has none yet.
