@@ -231,7 +231,12 @@ impl HollowNode {
     /// deleted under it.
     pub async fn heartbeat(&self, mut node: Node) {
         let leases: Api<Lease> = Api::namespaced(self.shared.client.clone(), "kube-node-lease");
-        let mut reported = tokio::time::Instant::now();
+        // Nodes of a simulation register within seconds of each other; real nodes join over
+        // time. Each node's reports are offset by a share of the period fixed by its name,
+        // so the cluster's unchanged-status reports spread over the period instead of
+        // arriving all at once every five minutes.
+        let now = tokio::time::Instant::now();
+        let mut reported = now.checked_sub(report_offset(self.name())).unwrap_or(now);
         let mut lease = node::NodeLease::default();
         loop {
             if let Err(e) = lease.renew(&leases, &node).await {
@@ -251,6 +256,15 @@ impl HollowNode {
             }
         }
     }
+}
+
+/// Where in the status report period a node's reports fall: a share of [`STATUS_REPORT`]
+/// fixed by the node's name.
+fn report_offset(name: &str) -> Duration {
+    let digest = crate::pause::sha256(name.as_bytes());
+    let hex = digest.trim_start_matches("sha256:");
+    let share = u16::from_str_radix(&hex[..4], 16).unwrap_or(0);
+    STATUS_REPORT.mul_f64(f64::from(share) / f64::from(u16::MAX) * 0.99)
 }
 
 /// Runs `config.nodes` hollow nodes until `stop` resolves, then deletes their Node objects
@@ -335,4 +349,25 @@ async fn delete_nodes(client: &kube::Client, names: Vec<String>) {
         let _ = handle.await;
     }
     tracing::info!("hollow nodes deleted");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_of_many_nodes_spread_over_the_period() {
+        let mut buckets = [0usize; 10];
+        for i in 0..1000 {
+            let offset = report_offset(&format!("hollow-{i}"));
+            assert!(offset < STATUS_REPORT);
+            let bucket = (offset.as_secs_f64() / STATUS_REPORT.as_secs_f64() * 10.0) as usize;
+            buckets[bucket] += 1;
+        }
+        // About a tenth of the nodes in each tenth of the period.
+        for n in buckets {
+            assert!((50..=150).contains(&n), "{buckets:?}");
+        }
+        assert_eq!(report_offset("hollow-1"), report_offset("hollow-1"));
+    }
 }
