@@ -179,13 +179,7 @@ async fn pods_of_two_nodes_naming_one_config_map_share_one_watch_that_refreshes_
     let a = node(&client, &sources, &dir, "node-a", "10.42.1.0/24");
     let b = node(&client, &sources, &dir, "node-b", "10.42.2.0/24");
 
-    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let settings = serde_json::from_value(json!({
-        "metadata": {"name": "settings"},
-        "data": {"greeting": "hello"},
-    }))
-    .unwrap();
-    cms.create(&PostParams::default(), &settings).await.unwrap();
+    let cms = create_settings(&t.client).await;
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     let names = ["a-0", "a-1", "b-0", "b-1"];
     for name in names {
@@ -374,13 +368,7 @@ async fn hollow_nodes_of_a_simulation_read_a_config_map_through_one_watch() {
             .unwrap();
     }
 
-    let cms: Api<ConfigMap> = Api::namespaced(t.client.clone(), "default");
-    let settings = serde_json::from_value(json!({
-        "metadata": {"name": "settings"},
-        "data": {"greeting": "hello"},
-    }))
-    .unwrap();
-    cms.create(&PostParams::default(), &settings).await.unwrap();
+    create_settings(&t.client).await;
     let pods: Api<Pod> = Api::namespaced(t.client.clone(), "default");
     for i in 0..9 {
         let node = format!("hollow-{}", i % 3);
@@ -407,4 +395,17 @@ async fn hollow_nodes_of_a_simulation_read_a_config_map_through_one_watch() {
     );
     let _ = stop.send(());
     sim.await.unwrap().unwrap();
+}
+
+/// Creates `default/settings` (`greeting: hello`), which the tests' pods name; returns the
+/// namespace's ConfigMaps.
+async fn create_settings(client: &kube::Client) -> Api<ConfigMap> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let settings = serde_json::from_value(json!({
+        "metadata": {"name": "settings"},
+        "data": {"greeting": "hello"},
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &settings).await.unwrap();
+    cms
 }
