@@ -20,6 +20,7 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -457,6 +458,30 @@ impl SharedInformers {
     }
 }
 
+/// What the shared caches leave out of each object, as upstream's controller manager
+/// transforms its informers' objects: what no controller reads, which would otherwise be a
+/// good part of every cached object. No controller writes a cached object back whole (they
+/// patch), so nothing left out is lost.
+/// - managedFields, of every object;
+/// - of a pod, the volumes whose contents only its node provides (configMap, secret,
+///   projected, downwardAPI, emptyDir): every pod has a projected token volume, and the
+///   typed form of one volume alone is over 3 KB. Volumes naming claims or other storage
+///   stay.
+fn trim<K: Resource + 'static>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(pod) = (obj as &mut dyn Any).downcast_mut::<Pod>()
+        && let Some(volumes) = pod.spec.as_mut().and_then(|s| s.volumes.as_mut())
+    {
+        volumes.retain(|v| {
+            v.config_map.is_none()
+                && v.secret.is_none()
+                && v.projected.is_none()
+                && v.downward_api.is_none()
+                && v.empty_dir.is_none()
+        });
+    }
+}
+
 /// Starts the one watch of `K` that every subscriber shares.
 fn start_shared<K>(client: kube::Client) -> SharedInformer<K>
 where
@@ -473,10 +498,8 @@ where
     let index = OwnerIndex::default();
     let indexed = index.clone();
     let (listed, ready) = tokio::sync::watch::channel(false);
-    // No controller reads managedFields (a write without them keeps the stored ones), and
-    // they are a good part of every object: the shared caches keep objects without them.
     let events = watch_events(watcher(Api::<K>::all(client), watcher::Config::default()))
-        .map(|event| event.modify(|obj| obj.meta_mut().managed_fields = None));
+        .map(|event| event.modify(trim));
     let task = tokio::spawn(async move {
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
@@ -845,6 +868,42 @@ mod tests {
     use super::*;
 
     use k8s_openapi::api::core::v1::ConfigMap;
+
+    #[test]
+    fn shared_caches_leave_out_managed_fields_and_node_local_pod_volumes() {
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "managedFields": [{"manager": "m", "operation": "Update"}]},
+            "spec": {"containers": [{"name": "c"}], "volumes": [
+                {"name": "token", "projected": {"sources": []}},
+                {"name": "config", "configMap": {"name": "c"}},
+                {"name": "secret", "secret": {"secretName": "s"}},
+                {"name": "scratch", "emptyDir": {}},
+                {"name": "info", "downwardAPI": {}},
+                {"name": "data", "persistentVolumeClaim": {"claimName": "c"}},
+                {"name": "host", "hostPath": {"path": "/srv"}}
+            ]}
+        }))
+        .unwrap();
+        trim(&mut pod);
+        assert!(pod.metadata.managed_fields.is_none());
+        let spec = pod.spec.unwrap();
+        let names: Vec<_> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(names, ["data", "host"]);
+        assert_eq!(spec.containers.len(), 1);
+        let mut map: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c", "managedFields": [{"manager": "m"}]},
+            "data": {"k": "v"}
+        }))
+        .unwrap();
+        trim(&mut map);
+        assert!(map.metadata.managed_fields.is_none());
+        assert_eq!(map.data.unwrap()["k"], "v");
+    }
 
     fn key(name: &str) -> Key {
         Key {

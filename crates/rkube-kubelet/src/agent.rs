@@ -207,6 +207,7 @@ pub async fn run(
         eviction_pressure_transition: config.eviction_pressure_transition,
         image_gc: config.image_gc,
         pod_cgroups: true,
+        sync_frequency: crate::worker::RESYNC,
     };
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
     let kubelet = Kubelet::new(client, kubelet_config, runtime);

@@ -65,6 +65,9 @@ pub struct KubeletConfig {
     pub image_gc: crate::imagegc::Policy,
     /// Pods get cgroups of their own with the pod's limits (real nodes; not hollow ones).
     pub pod_cgroups: bool,
+    /// How often a running pod is synced when nothing happens to it (volume contents,
+    /// deadlines): upstream's `syncFrequency`.
+    pub sync_frequency: Duration,
 }
 
 /// One pod the kubelet knows.

@@ -18,8 +18,10 @@ use crate::probe::{self, Counter, Outcome, ProbeKind, Target};
 use crate::status::{StatusInput, pod_status};
 use crate::sync::{self, Action, Kind, ProbeState};
 
-/// How often a running pod is synced even when nothing happens (volume contents, deadlines).
-const RESYNC: Duration = Duration::from_secs(10);
+/// How often an agent's running pods are synced even when nothing happens (volume contents,
+/// deadlines): more often than upstream's default minute, so that volume contents follow
+/// their sources within seconds.
+pub const RESYNC: Duration = Duration::from_secs(10);
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
@@ -266,13 +268,13 @@ async fn sync_pod(
     let default_wait = if phase == "Succeeded" || phase == "Failed" {
         Duration::from_secs(60)
     } else {
-        RESYNC
+        shared.config.sync_frequency
     };
     Ok(Some(requeue.unwrap_or(default_wait)))
 }
 
 /// Brings configMap, secret, downwardAPI and projected volumes of a running pod up to date
-/// (at most every 10 s), swapping their contents atomically when they changed.
+/// (at most every sync period), swapping their contents atomically when they changed.
 async fn refresh_volumes(
     shared: &Shared,
     entry: &PodEntry,
@@ -295,7 +297,7 @@ async fn refresh_volumes(
         .volumes_synced
         .lock()
         .await
-        .is_none_or(|t| t.elapsed() >= RESYNC);
+        .is_none_or(|t| t.elapsed() >= shared.config.sync_frequency);
     if !refreshable || !due {
         return;
     }

@@ -374,7 +374,7 @@ impl PodInfo {
                 .map(|t| t.0),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             namespace,
-            pod,
+            pod: kept(pod),
         }
     }
 
@@ -393,6 +393,39 @@ impl PodInfo {
             Some("Succeeded" | "Failed")
         )
     }
+}
+
+/// The pod as the scheduler keeps it once compiled. Of the status only the phase
+/// ([`PodInfo::is_terminal`]). A pod bound to a node also keeps of its spec only what is read
+/// of pods already placed: the volumes that can conflict with another pod's on the same node
+/// (VolumeRestrictions). A pod waiting to be scheduled keeps its whole spec, which the queue
+/// compares on updates. The cache holds every pod in the cluster, and the typed form of a
+/// running pod's containers, volumes and status is most of what it would hold.
+fn kept(mut pod: Pod) -> Pod {
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    pod.status = pod.status.map(|s| PodStatus {
+        phase: s.phase,
+        ..Default::default()
+    });
+    pod.spec = pod.spec.map(|spec| {
+        if spec.node_name.as_deref().is_none_or(str::is_empty) {
+            return spec;
+        }
+        let volumes: Vec<_> = spec
+            .volumes
+            .into_iter()
+            .flatten()
+            .filter(crate::plugins::volumerestrictions::needs_check)
+            .collect();
+        PodSpec {
+            node_name: spec.node_name,
+            priority: spec.priority,
+            scheduler_name: spec.scheduler_name,
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            ..Default::default()
+        }
+    });
+    pod
 }
 
 fn selector_text(selector: &LabelSelector) -> String {
@@ -685,5 +718,59 @@ impl NodeInfo {
             self.pods_with_required_anti_affinity -= 1;
         }
         Some(pod)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(node: Option<&str>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"app": "a"}},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "image": "i",
+                    "resources": {"requests": {"cpu": "100m"}}}],
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "volumes": [
+                    {"name": "disk", "gcePersistentDisk": {"pdName": "d"}},
+                    {"name": "tmp", "emptyDir": {}},
+                    {"name": "data", "persistentVolumeClaim": {"claimName": "c"}}
+                ]
+            },
+            "status": {"phase": "Running", "podIP": "10.0.0.1",
+                "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_placed_pod_keeps_what_is_read_of_placed_pods_only() {
+        let info = PodInfo::new(pod(Some("n1")));
+        // Compiled before the pod is slimmed.
+        assert_eq!(info.requests.milli_cpu, 100);
+        assert_eq!(info.tolerations.len(), 1);
+        assert_eq!(info.images, ["i:latest"]);
+        assert_eq!(info.pvc_claims().collect::<Vec<_>>(), ["c"]);
+        assert!(!info.is_terminal());
+        let spec = info.pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers.is_empty());
+        let volumes: Vec<_> = spec.volumes.iter().flatten().map(|v| &v.name).collect();
+        assert_eq!(volumes, ["disk"]);
+        let status = info.pod.status.as_ref().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert!(status.pod_ip.is_none() && status.conditions.is_none());
+        assert_eq!(info.pod.metadata.uid.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn a_waiting_pod_keeps_its_whole_spec() {
+        let info = PodInfo::new(pod(None));
+        let spec = info.pod.spec.as_ref().unwrap();
+        assert_eq!(spec.containers.len(), 1);
+        assert_eq!(spec.volumes.as_ref().map(Vec::len), Some(3));
+        assert_eq!(spec.tolerations.as_ref().map(Vec::len), Some(1));
     }
 }

@@ -103,6 +103,7 @@ fn node(
         eviction_pressure_transition: Duration::from_secs(300),
         image_gc: Default::default(),
         pod_cgroups: false,
+        sync_frequency: Duration::from_secs(10),
     };
     let runtime = Arc::new(FakeRuntime::hollow(Duration::from_millis(10)));
     runtime.set_pod_cidr(cidr).unwrap();

@@ -42,7 +42,8 @@ impl RestrictionsState {
     }
 }
 
-fn needs_check(volume: &Volume) -> bool {
+/// Whether the volume is of a kind that two pods on one node may not share.
+pub(crate) fn needs_check(volume: &Volume) -> bool {
     volume.gce_persistent_disk.is_some()
         || volume.aws_elastic_block_store.is_some()
         || volume.rbd.is_some()
