@@ -226,6 +226,8 @@ def main():
     p.add_argument("--rate", type=float, default=50.0, help="pods created per second")
     p.add_argument("--startup-delay", default="200ms")
     p.add_argument("--keep", action="store_true", help="keep the data directory")
+    p.add_argument("--idle-seconds", type=float, default=10.0,
+                   help="how long the idle server with every pod Running is watched")
     args = p.parse_args()
     case = f"{args.nodes}-nodes-{args.pods}-pods"
 
@@ -321,10 +323,13 @@ def main():
         line("sim_rss_peak", sim_rss, "MiB")
         time.sleep(5)
         idle = Sampler(server.pid)
-        time.sleep(10)
+        rss_before = usage(server.pid)[1] / 2**20
+        time.sleep(args.idle_seconds)
         cpu, rss = idle.finish()
         line("server_cpu_idle_with_pods", cpu, "%")
         line("server_rss_idle_with_pods", rss, "MiB")
+        # Growth over the idle window: the last sample against the first.
+        line("server_rss_idle_growth", usage(server.pid)[1] / 2**20 - rss_before, "MiB")
 
         t1 = time.monotonic()
         for name in names:
