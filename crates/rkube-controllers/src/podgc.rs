@@ -110,10 +110,10 @@ impl PodGcController {
                     let Change::Deleted(node) = change else {
                         return Vec::new();
                     };
-                    let node = node.metadata.name.clone();
+                    let node = node.metadata.name.as_deref();
                     reader
                         .state_filter(|pod| {
-                            pod.spec.as_ref().and_then(|s| s.node_name.clone()) == node
+                            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == node
                         })
                         .iter()
                         .map(|pod| {

@@ -85,6 +85,15 @@ pub fn eviction(
     }
 }
 
+/// The node's NoExecute taints.
+fn no_execute_taints(node: &Node) -> Vec<&Taint> {
+    node.spec
+        .iter()
+        .flat_map(|s| s.taints.iter().flatten())
+        .filter(|t| t.effect == "NoExecute")
+        .collect()
+}
+
 /// Deletes pods from nodes whose NoExecute taints they do not tolerate (long enough).
 pub struct TaintEvictionController {
     client: kube::Client,
@@ -119,15 +128,28 @@ impl TaintEvictionController {
                 pod_events,
                 |change: &Change<Pod>| vec![key_of(change.object())],
             ))),
-            // A node's taints changing concerns every pod on it.
+            // A node's NoExecute taints changing concerns every pod on it. Other changes to
+            // the node (status reports) do not: as upstream, only a change of those taints
+            // (or a node appearing with some, or going) looks for the node's pods, a pass over
+            // every pod.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 node_events,
                 move |change: &Change<Node>| {
-                    let node = change.object().metadata.name.clone();
+                    let concerns_pods = match change {
+                        Change::Added(node) => !no_execute_taints(node).is_empty(),
+                        Change::Updated { old, new } => {
+                            no_execute_taints(old) != no_execute_taints(new)
+                        }
+                        Change::Deleted(_) => true,
+                    };
+                    if !concerns_pods {
+                        return Vec::new();
+                    }
+                    let node = change.object().metadata.name.as_deref();
                     reader
                         .state_filter(|pod| {
-                            pod.spec.as_ref().and_then(|s| s.node_name.clone()) == node
+                            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == node
                         })
                         .iter()
                         .map(|pod| key_of(pod.as_ref()))
