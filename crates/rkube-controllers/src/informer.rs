@@ -176,6 +176,73 @@ impl<K: Resource> OwnerIndex<K> {
     }
 }
 
+/// The objects of one shared informer grouped by one string of each (a pod's node, an
+/// object's namespace), as upstream's informer indexers: "the pods on node N" is a lookup, not
+/// a pass over every pod. Objects the key function names nothing for are left out. Kept up to
+/// date with the cache, under the lock the informer applies changes with.
+pub struct KeyIndex<K> {
+    key: fn(&K) -> Option<&str>,
+    state: Arc<Mutex<HashMap<String, HashMap<Key, Arc<K>>>>>,
+}
+
+impl<K> Clone for KeyIndex<K> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key,
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl<K: Resource> KeyIndex<K> {
+    /// An empty index by `key`.
+    pub fn new(key: fn(&K) -> Option<&str>) -> Self {
+        Self {
+            key,
+            state: Arc::default(),
+        }
+    }
+
+    /// The objects whose key is `value`.
+    pub fn get(&self, value: &str) -> Vec<Arc<K>> {
+        lock(&self.state)
+            .get(value)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn insert(&self, obj: &Arc<K>) {
+        if let Some(value) = (self.key)(obj) {
+            lock(&self.state)
+                .entry(value.to_owned())
+                .or_default()
+                .insert(Key::of(obj.as_ref()), obj.clone());
+        }
+    }
+
+    fn remove(&self, obj: &Arc<K>) {
+        let Some(value) = (self.key)(obj) else { return };
+        let mut state = lock(&self.state);
+        if let Some(m) = state.get_mut(value) {
+            m.remove(&Key::of(obj.as_ref()));
+            if m.is_empty() {
+                state.remove(value);
+            }
+        }
+    }
+
+    fn apply(&self, change: &Change<K>) {
+        match change {
+            Change::Added(new) => self.insert(new),
+            Change::Updated { old, new } => {
+                self.remove(old);
+                self.insert(new);
+            }
+            Change::Deleted(old) => self.remove(old),
+        }
+    }
+}
+
 fn controller_uid(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<&str> {
@@ -348,8 +415,12 @@ struct SharedInformer<K: Resource<DynamicType = ()> + 'static> {
     ready: tokio::sync::watch::Receiver<bool>,
     subscribers: Subscribers<K>,
     index: OwnerIndex<K>,
+    /// The indexes by key asked for so far, by name.
+    keyed: KeyIndexes<K>,
     _watch: Arc<AbortOnDrop>,
 }
+
+type KeyIndexes<K> = Arc<Mutex<HashMap<&'static str, KeyIndex<K>>>>;
 
 /// The channels of the controllers following one informer. The lock is held while a change
 /// is applied to the cache and sent, so a new subscriber sees each object exactly once as it
@@ -363,6 +434,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for SharedInformer<K> {
             ready: self.ready.clone(),
             subscribers: self.subscribers.clone(),
             index: self.index.clone(),
+            keyed: self.keyed.clone(),
             _watch: self._watch.clone(),
         }
     }
@@ -434,6 +506,32 @@ impl SharedInformers {
         shared.index
     }
 
+    /// The cache of every `K` grouped by `key` ([`KeyIndex`]), once it holds the first list;
+    /// `name` names the index, so that every controller asking for it shares one. The first
+    /// call for `K` starts its watch.
+    pub async fn key_index<K>(&self, name: &'static str, key: fn(&K) -> Option<&str>) -> KeyIndex<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let shared = self.shared::<K>();
+        let mut ready = shared.ready.clone();
+        let _ = ready.wait_for(|listed| *listed).await;
+        // Changes are applied under the subscribers' lock: holding it, the cache is still
+        // while the new index is filled from it.
+        let _still = lock(&shared.subscribers);
+        let mut keyed = lock(&shared.keyed);
+        keyed
+            .entry(name)
+            .or_insert_with(|| {
+                let index = KeyIndex::new(key);
+                for obj in shared.store.state() {
+                    index.insert(&obj);
+                }
+                index
+            })
+            .clone()
+    }
+
     fn shared<K>(&self) -> SharedInformer<K>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -497,6 +595,8 @@ where
     let fanout = subscribers.clone();
     let index = OwnerIndex::default();
     let indexed = index.clone();
+    let keyed: KeyIndexes<K> = Arc::default();
+    let keyed_by = keyed.clone();
     let (listed, ready) = tokio::sync::watch::channel(false);
     let events = watch_events(watcher(Api::<K>::all(client), watcher::Config::default()))
         .map(|event| event.modify(trim));
@@ -508,6 +608,9 @@ where
             let changes = tracker.apply(event);
             for change in changes {
                 indexed.apply(&change);
+                for by in lock(&keyed_by).values() {
+                    by.apply(&change);
+                }
                 subscribers.retain(|tx| tx.unbounded_send(change.clone()).is_ok());
             }
             if init_done {
@@ -520,6 +623,7 @@ where
         ready,
         subscribers,
         index,
+        keyed,
         _watch: Arc::new(AbortOnDrop(task)),
     }
 }
@@ -1066,5 +1170,49 @@ mod tests {
         assert!(index.controlled_by("rs-1").is_empty());
         assert_eq!(names(index.claimable("ns", "rs-2")), ["a"]);
         assert!(lock(&index.state).controlled.is_empty());
+    }
+
+    #[test]
+    fn a_key_index_follows_binding_moves_and_deletion() {
+        use k8s_openapi::api::core::v1::PodSpec;
+        let pod = |name: &str, node: Option<&str>| {
+            Arc::new(Pod {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some("ns".into()),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    node_name: node.map(Into::into),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        };
+        let names = |objects: Vec<Arc<Pod>>| {
+            let mut names: Vec<String> = objects.iter().map(|o| o.name_any()).collect();
+            names.sort();
+            names
+        };
+        let index = KeyIndex::new(|pod: &Pod| pod.spec.as_ref()?.node_name.as_deref());
+        index.apply(&Change::Added(pod("a", None)));
+        index.apply(&Change::Added(pod("b", Some("n1"))));
+        assert_eq!(names(index.get("n1")), ["b"]);
+        // Bound: an unbound pod is in no group until then.
+        index.apply(&Change::Updated {
+            old: pod("a", None),
+            new: pod("a", Some("n1")),
+        });
+        assert_eq!(names(index.get("n1")), ["a", "b"]);
+        index.apply(&Change::Updated {
+            old: pod("b", Some("n1")),
+            new: pod("b", Some("n2")),
+        });
+        assert_eq!(names(index.get("n1")), ["a"]);
+        assert_eq!(names(index.get("n2")), ["b"]);
+        index.apply(&Change::Deleted(pod("a", Some("n1"))));
+        index.apply(&Change::Deleted(pod("b", Some("n2"))));
+        assert!(index.get("n1").is_empty());
+        assert!(lock(&index.state).is_empty(), "empty groups are dropped");
     }
 }

@@ -21,7 +21,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::time::Instant;
 
 use crate::endpoints::is_pod_ready;
-use crate::informer::SharedInformers;
+use crate::informer::{KeyIndex, SharedInformers};
 
 /// The manager of the nodes' cluster DNS endpoint slices (the agents).
 const DNS_MANAGER: &str = "rkube-agent";
@@ -193,8 +193,8 @@ pub struct NodeCaches {
     pub nodes: Store<Node>,
     /// Leases in kube-node-lease.
     pub leases: Store<Lease>,
-    /// Every pod.
-    pub pods: Store<Pod>,
+    /// Every bound pod, by node.
+    pub pods: KeyIndex<Pod>,
 }
 
 impl NodeLifecycleController {
@@ -222,7 +222,7 @@ impl NodeLifecycleController {
         let queue = WorkQueue::new();
         let (nodes, node_events) = self.informers.informer::<Node>().await;
         let (leases, lease_events) = self.informers.informer::<Lease>().await;
-        let (pods, pod_events) = self.informers.informer::<Pod>().await;
+        let pods = crate::podutil::pods_by_node(&self.informers).await;
         let name_of =
             |change: &Change<Node>| vec![change.object().metadata.name.clone().unwrap_or_default()];
         let _guards = [
@@ -235,17 +235,10 @@ impl NodeLifecycleController {
                 lease_events,
                 |_: &Change<Lease>| Vec::new(),
             ))),
-            // Pods are only read (to mark them not ready); their changes need no reconcile.
-            AbortOnDrop(tokio::spawn(feed(
-                queue.clone(),
-                pod_events,
-                |_: &Change<Pod>| Vec::new(),
-            ))),
         ];
         for store in [
             nodes.wait_until_ready().await,
             leases.wait_until_ready().await,
-            pods.wait_until_ready().await,
         ] {
             if store.is_err() {
                 return;
@@ -409,11 +402,8 @@ impl NodeLifecycleController {
         caches: &NodeCaches,
         node: &str,
     ) -> Result<(), kube::Error> {
-        let pods = caches.pods.state_filter(|pod| {
-            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-                && is_pod_ready(pod)
-        });
-        for pod in pods {
+        let pods = caches.pods.get(node);
+        for pod in pods.into_iter().filter(|pod| is_pod_ready(pod)) {
             let (ns, pod_name) = crate::informer::key_of(pod.as_ref());
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
             let patch = serde_json::json!({"status": {"conditions": [

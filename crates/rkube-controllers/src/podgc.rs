@@ -87,7 +87,7 @@ impl PodGcController {
         let queue = WorkQueue::new();
         let (nodes, node_events) = self.informers.informer::<Node>().await;
         let (pods, pod_events) = self.informers.informer::<Pod>().await;
-        let reader = pods.clone();
+        let by_node = crate::podutil::pods_by_node(&self.informers).await;
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
@@ -110,11 +110,8 @@ impl PodGcController {
                     let Change::Deleted(node) = change else {
                         return Vec::new();
                     };
-                    let node = node.metadata.name.as_deref();
-                    reader
-                        .state_filter(|pod| {
-                            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == node
-                        })
+                    by_node
+                        .get(node.metadata.name.as_deref().unwrap_or_default())
                         .iter()
                         .map(|pod| {
                             let (ns, name) = key_of(pod.as_ref());

@@ -6,6 +6,17 @@ use std::cmp::Ordering;
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::jiff::Timestamp;
 
+use crate::informer::{KeyIndex, SharedInformers};
+
+/// The shared index of pods by the node they are bound to (unbound pods are in none).
+pub async fn pods_by_node(informers: &SharedInformers) -> KeyIndex<Pod> {
+    informers
+        .key_index("spec.nodeName", |pod: &Pod| {
+            pod.spec.as_ref()?.node_name.as_deref()
+        })
+        .await
+}
+
 /// Whether the pod counts toward its controller: not finished and not being deleted.
 pub fn is_active(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());

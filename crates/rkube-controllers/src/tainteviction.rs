@@ -121,7 +121,7 @@ impl TaintEvictionController {
         let queue = WorkQueue::new();
         let (nodes, node_events) = self.informers.informer::<Node>().await;
         let (pods, pod_events) = self.informers.informer::<Pod>().await;
-        let reader = pods.clone();
+        let by_node = crate::podutil::pods_by_node(&self.informers).await;
         let _guards = [
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
@@ -130,8 +130,7 @@ impl TaintEvictionController {
             ))),
             // A node's NoExecute taints changing concerns every pod on it. Other changes to
             // the node (status reports) do not: as upstream, only a change of those taints
-            // (or a node appearing with some, or going) looks for the node's pods, a pass over
-            // every pod.
+            // (or a node appearing with some, or going) looks for the node's pods.
             AbortOnDrop(tokio::spawn(feed(
                 queue.clone(),
                 node_events,
@@ -146,11 +145,9 @@ impl TaintEvictionController {
                     if !concerns_pods {
                         return Vec::new();
                     }
-                    let node = change.object().metadata.name.as_deref();
-                    reader
-                        .state_filter(|pod| {
-                            pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == node
-                        })
+                    let node = change.object().metadata.name.as_deref().unwrap_or_default();
+                    by_node
+                        .get(node)
                         .iter()
                         .map(|pod| key_of(pod.as_ref()))
                         .collect()
