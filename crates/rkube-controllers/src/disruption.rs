@@ -20,8 +20,8 @@ use rkube_api::selector::LabelSelector;
 
 use crate::endpoints::is_pod_ready;
 use crate::events::{EventType, Recorder};
-use crate::informer::SharedInformers;
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed, key_of};
+use crate::informer::{KeyIndex, SharedInformers};
 
 /// How long an eviction recorded in `disruptedPods` is waited for before it is forgotten.
 pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -165,8 +165,9 @@ impl DisruptionController {
         if pdbs.wait_until_ready().await.is_err() || pods.wait_until_ready().await.is_err() {
             return;
         }
+        let by_namespace = crate::podutil::pods_by_namespace(&self.informers).await;
         let this = &self;
-        let (pdbs, pods) = (&pdbs, &pods);
+        let (pdbs, pods) = (&pdbs, &by_namespace);
         queue
             .run("disruption", |key| async move {
                 this.reconcile(pdbs, pods, &key).await
@@ -250,11 +251,11 @@ impl DisruptionController {
         Ok(Some(total))
     }
 
-    /// Recomputes one budget's status.
+    /// Recomputes one budget's status from the pods of its namespace (`pods`, by namespace).
     pub async fn reconcile(
         &self,
         pdbs: &Store<PodDisruptionBudget>,
-        pods: &Store<Pod>,
+        pods: &KeyIndex<Pod>,
         key: &(String, String),
     ) -> Result<Next, kube::Error> {
         let Some(pdb) = pdbs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
@@ -267,9 +268,9 @@ impl DisruptionController {
             .map_or(Ok(LabelSelector::nothing()), LabelSelector::from_api)
             .unwrap_or_else(|_| LabelSelector::nothing());
         let empty = BTreeMap::new();
-        let selected = pods.state_filter(|pod| {
-            pod.metadata.namespace.as_deref() == Some(key.0.as_str())
-                && !selector.matches_nothing()
+        let mut selected = pods.get(&key.0);
+        selected.retain(|pod| {
+            !selector.matches_nothing()
                 && selector.matches(pod.metadata.labels.as_ref().unwrap_or(&empty))
         });
         let now = Timestamp::now();

@@ -18,10 +18,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::informer::SharedInformers;
 use crate::informer::{
     AbortOnDrop, Change, Next, WorkQueue, feed, is_conflict, is_not_found, key_of,
 };
+use crate::informer::{KeyIndex, SharedInformers};
 
 /// Upstream's cap on addresses in one Endpoints object; beyond it the object is truncated
 /// and annotated.
@@ -328,6 +328,8 @@ pub struct ServiceCaches {
     pub services: Store<Service>,
     /// Every pod.
     pub pods: Store<Pod>,
+    /// Every pod, by namespace: a Service selects only pods of its own.
+    pub pods_by_namespace: KeyIndex<Pod>,
 }
 
 impl ServiceCaches {
@@ -338,7 +340,10 @@ impl ServiceCaches {
 
     /// The pods `service` selects.
     pub fn selected_pods(&self, service: &Service) -> Vec<Arc<Pod>> {
-        self.pods.state_filter(|pod| selects(service, pod))
+        let namespace = service.metadata.namespace.as_deref().unwrap_or_default();
+        let mut pods = self.pods_by_namespace.get(namespace);
+        pods.retain(|pod| selects(service, pod));
+        pods
     }
 }
 
@@ -353,13 +358,14 @@ pub async fn service_informers(
 ) -> (ServiceCaches, Vec<AbortOnDrop>) {
     let (services, service_events) = informers.informer::<Service>().await;
     let (pods, pod_events) = informers.informer::<Pod>().await;
+    let pods_by_namespace = crate::podutil::pods_by_namespace(informers).await;
     let services_feed = tokio::spawn(feed(
         queue.clone(),
         service_events,
         |change: &Change<Service>| vec![key_of(change.object())],
     ));
     // Which Services each pod was last seen in, so that a pod whose labels stop matching
-    // still updates the Service it left.
+    // still updates the Service it left. Pods in no Service are not kept.
     let memo: Arc<Mutex<PodServices>> = Arc::default();
     let reader = services.clone();
     let pods_feed = tokio::spawn(feed(
@@ -375,8 +381,12 @@ pub async fn service_informers(
                 .collect();
             let mut memo = memo.lock().unwrap_or_else(|p| p.into_inner());
             let before = match change {
-                Change::Added(_) | Change::Updated { .. } => memo.insert(pod_key, now.clone()),
-                Change::Deleted(_) => memo.remove(&pod_key),
+                Change::Added(_) | Change::Updated { .. } if !now.is_empty() => {
+                    memo.insert(pod_key, now.clone())
+                }
+                Change::Added(_) | Change::Updated { .. } | Change::Deleted(_) => {
+                    memo.remove(&pod_key)
+                }
             };
             now.into_iter()
                 .chain(before.into_iter().flatten())
@@ -384,7 +394,11 @@ pub async fn service_informers(
         },
     ));
     (
-        ServiceCaches { services, pods },
+        ServiceCaches {
+            services,
+            pods,
+            pods_by_namespace,
+        },
         vec![AbortOnDrop(services_feed), AbortOnDrop(pods_feed)],
     )
 }

@@ -182,8 +182,11 @@ impl<K: Resource> OwnerIndex<K> {
 /// date with the cache, under the lock the informer applies changes with.
 pub struct KeyIndex<K> {
     key: fn(&K) -> Option<&str>,
-    state: Arc<Mutex<HashMap<String, HashMap<Key, Arc<K>>>>>,
+    state: Arc<Mutex<Groups<K>>>,
 }
+
+/// Objects by key value, then by namespace and name.
+type Groups<K> = HashMap<String, HashMap<Key, Arc<K>>>;
 
 impl<K> Clone for KeyIndex<K> {
     fn clone(&self) -> Self {

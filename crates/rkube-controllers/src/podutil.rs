@@ -17,6 +17,15 @@ pub async fn pods_by_node(informers: &SharedInformers) -> KeyIndex<Pod> {
         .await
 }
 
+/// The shared index of pods by namespace.
+pub async fn pods_by_namespace(informers: &SharedInformers) -> KeyIndex<Pod> {
+    informers
+        .key_index("metadata.namespace", |pod: &Pod| {
+            pod.metadata.namespace.as_deref()
+        })
+        .await
+}
+
 /// Whether the pod counts toward its controller: not finished and not being deleted.
 pub fn is_active(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());

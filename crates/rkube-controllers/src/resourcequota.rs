@@ -22,8 +22,8 @@ use kube::runtime::watcher;
 use rkube_api::quota::{Format, Milli, format_quantity, object_usage, parse_quantity};
 use serde_json::Value;
 
-use crate::informer::SharedInformers;
 use crate::informer::{AbortOnDrop, Change, Next, WorkQueue, feed};
+use crate::informer::{KeyIndex, SharedInformers, in_namespace as in_ns};
 
 /// How often quotas counting resources without an informer (`count/<resource>.<group>`)
 /// are recomputed.
@@ -109,18 +109,12 @@ fn count_target(name: &str) -> Option<(&str, &str)> {
 pub struct QuotaCaches {
     quotas: Store<ResourceQuota>,
     pods: Store<Pod>,
+    pods_by_namespace: KeyIndex<Pod>,
     services: Store<Service>,
     claims: Store<PersistentVolumeClaim>,
     configmaps: Store<ConfigMap>,
     secrets: Store<Secret>,
     controllers: Store<ReplicationController>,
-}
-
-fn in_ns<K>(store: &Store<K>, ns: &str) -> Vec<std::sync::Arc<K>>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    store.state_filter(|o| o.meta().namespace.as_deref() == Some(ns))
 }
 
 fn as_json<K: serde::Serialize>(objects: Vec<std::sync::Arc<K>>) -> Vec<Value> {
@@ -218,6 +212,7 @@ impl ResourceQuotaController {
         ];
         let caches = QuotaCaches {
             quotas,
+            pods_by_namespace: crate::podutil::pods_by_namespace(&self.informers).await,
             pods,
             services,
             claims,
@@ -253,7 +248,7 @@ impl ResourceQuotaController {
             return Ok(Next::Wait);
         }
         let mut usage = NamespaceUsage {
-            pods: as_json(in_ns(&caches.pods, ns)),
+            pods: as_json(caches.pods_by_namespace.get(ns)),
             services: as_json(in_ns(&caches.services, ns)),
             claims: as_json(in_ns(&caches.claims, ns)),
             counts: BTreeMap::new(),

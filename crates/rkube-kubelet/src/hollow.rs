@@ -31,6 +31,9 @@ const LEASE_RENEW: Duration = Duration::from_secs(10);
 /// With a Lease, upstream's kubelet reports an unchanged node status this often
 /// (`nodeStatusReportFrequency`).
 const STATUS_REPORT: Duration = Duration::from_secs(300);
+/// How often upstream's kubelet looks at its node's status (`nodeStatusUpdateFrequency`): a
+/// node waiting for its podCIDR looks no more often than this once the first seconds pass.
+const STATUS_UPDATE: Duration = Duration::from_secs(10);
 /// Nodes registering at once.
 const REGISTERING: usize = 16;
 
@@ -194,13 +197,23 @@ impl HollowNode {
         let permit = registering.acquire().await;
         let mut node = node::register(&nodes, &self.node_config).await?;
         drop(permit);
-        // Like the kubelet, Ready only once the pod network (here: the podCIDR) is there.
+        // Like the kubelet, Ready only once the pod network (here: the podCIDR) is there. The
+        // NotReady status is reported once: while nothing changes, reporting it again would
+        // only add writes, which thousands of nodes joining at once would otherwise make
+        // every second. The wait for the podCIDR backs off to the status update period.
+        let mut reported = false;
+        let mut wait = Duration::from_secs(1);
         let cidr = loop {
             if let Some(cidr) = node.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
                 break cidr;
             }
-            self.report(&mut node, false).await?;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !reported {
+                self.report(&mut node, false).await?;
+                reported = true;
+                continue;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(STATUS_UPDATE);
             node = nodes.get(self.name()).await?;
         };
         if let Err(message) = self.runtime.set_pod_cidr(&cidr) {
