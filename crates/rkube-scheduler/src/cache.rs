@@ -49,7 +49,13 @@ pub struct Snapshot {
     pods_with_required_anti_affinity: usize,
     /// Per-node counts of the pods matching recently asked-for selectors.
     selector_counts: Mutex<SelectorCounts>,
+    /// Each node's value of the label keys asked for since the nodes or their labels last
+    /// changed, in node order.
+    label_values: Mutex<HashMap<String, LabelValues>>,
 }
+
+/// Each node's value of one label key, in node order (`None` where a node lacks it).
+pub type LabelValues = Arc<Vec<Option<String>>>;
 
 /// How many (namespace, selector) pairs keep their per-node counts.
 const COUNTED_SELECTORS: usize = 16;
@@ -162,6 +168,33 @@ impl Snapshot {
         per_node
     }
 
+    /// Each node's value of the label `key`, in node order. Spreading reads the domain of
+    /// every node for every pod it places; between node changes that is one answer.
+    pub fn label_values(&self, key: &str) -> LabelValues {
+        let mut cached = self
+            .label_values
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(values) = cached.get(key) {
+            return values.clone();
+        }
+        let values: LabelValues = Arc::new(
+            self.nodes
+                .iter()
+                .map(|n| n.labels.get(key).cloned())
+                .collect(),
+        );
+        cached.insert(key.to_owned(), values.clone());
+        values
+    }
+
+    fn forget_label_values(&mut self) {
+        self.label_values
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     fn counts(&self) -> std::sync::MutexGuard<'_, SelectorCounts> {
         self.selector_counts
             .lock()
@@ -244,6 +277,9 @@ impl Snapshot {
                 if old.images != new.images {
                     changed |= events::NODE_IMAGES;
                 }
+                if changed & events::NODE_LABEL != 0 {
+                    self.forget_label_values();
+                }
                 let header = self.nodes[i].clone_header();
                 self.count_images(&header, 1);
                 changed
@@ -260,6 +296,7 @@ impl Snapshot {
                 }
                 self.index.insert(name, self.nodes.len());
                 self.nodes.push(info);
+                self.forget_label_values();
                 events::NODE_ADD
             }
         }
@@ -271,6 +308,7 @@ impl Snapshot {
             return;
         };
         let info = self.nodes.swap_remove(i);
+        self.forget_label_values();
         for entry in &mut self.counts().entries {
             Arc::make_mut(&mut entry.per_node).swap_remove(i);
         }
@@ -441,5 +479,42 @@ mod tests {
             *cache.matching_pods("default", &LabelSelector::parse("app=db").unwrap()),
             vec![0, 1]
         );
+    }
+
+    #[test]
+    fn label_values_follow_nodes_and_their_labels() {
+        let zoned = |name: &str, zone: Option<&str>| {
+            let mut n = node(name, "4", "8Gi");
+            if let Some(zone) = zone {
+                n.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert("zone".to_owned(), zone.to_owned());
+            }
+            n
+        };
+        let values = |cache: &Snapshot| (*cache.label_values("zone")).clone();
+        let mut cache = Snapshot::new();
+        cache.upsert_node(zoned("n1", Some("a")));
+        cache.upsert_node(zoned("n2", None));
+        assert_eq!(values(&cache), [Some("a".to_owned()), None]);
+        cache.upsert_node(zoned("n3", Some("b")));
+        assert_eq!(
+            values(&cache),
+            [Some("a".to_owned()), None, Some("b".to_owned())]
+        );
+        // Relabelled.
+        cache.upsert_node(zoned("n2", Some("c")));
+        assert_eq!(
+            values(&cache),
+            [
+                Some("a".to_owned()),
+                Some("c".to_owned()),
+                Some("b".to_owned())
+            ]
+        );
+        // n3 takes n1's place.
+        cache.remove_node("n1");
+        assert_eq!(values(&cache), [Some("b".to_owned()), Some("c".to_owned())]);
     }
 }

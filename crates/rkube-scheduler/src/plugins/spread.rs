@@ -16,7 +16,7 @@ use rkube_api::selector::LabelSelector;
 use rkube_api::validation::names::is_qualified_name;
 use serde_json::Value;
 
-use crate::cache::Snapshot;
+use crate::cache::{LabelValues, Snapshot};
 use crate::framework::{CycleState, Failure, MAX_NODE_SCORE, Plugin, PreFilter, events};
 use crate::types::{NodeInfo, PodInfo, SpreadConstraint, tolerated};
 
@@ -430,11 +430,17 @@ impl Plugin for PodTopologySpread {
         // Only the system defaults score nodes that lack a key, so that a cluster without
         // zone labels still spreads by hostname (upstream's `requireAllTopologies`).
         let require_all_keys = !pod.spread.is_empty() || !self.system_defaulted;
+        // Each node's domain per constraint, from the snapshot (the same between node
+        // changes); a pass over every node per placed pod then compares no labels.
+        let values: Vec<LabelValues> = constraints
+            .iter()
+            .map(|c| snapshot.label_values(&c.topology_key))
+            .collect();
+        let keyed = |index: usize| values.iter().all(|v| v[index].is_some());
         let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); constraints.len()];
         let mut scored = 0usize;
         for index in feasible {
-            let node = &snapshot.nodes[*index];
-            if require_all_keys && !has_all_keys(&constraints, node) {
+            if require_all_keys && !keyed(*index) {
                 continue;
             }
             scored += 1;
@@ -443,12 +449,10 @@ impl Plugin for PodTopologySpread {
                     continue;
                 }
                 // A node without the key is the "" domain, as upstream's map lookup gives.
-                let value = node
-                    .labels
-                    .get(&c.topology_key)
-                    .cloned()
-                    .unwrap_or_default();
-                counts[slot].entry(value).or_default();
+                let value = values[slot][*index].as_deref().unwrap_or_default();
+                if !counts[slot].contains_key(value) {
+                    counts[slot].insert(value.to_owned(), 0);
+                }
             }
         }
         // Each constraint's weight grows with its number of domains among feasible nodes,
@@ -467,18 +471,18 @@ impl Plugin for PodTopologySpread {
             .collect();
         let matching = matching_pods(pod, &constraints, snapshot);
         for (index, node) in snapshot.nodes.iter().enumerate() {
-            if require_all_keys && !has_all_keys(&constraints, node) {
+            if require_all_keys && !keyed(index) {
                 continue;
             }
             for (slot, c) in constraints.iter().enumerate() {
-                if c.topology_key == HOSTNAME || !eligible(pod, c, node) {
+                // A node with no matching pods adds nothing to its domain.
+                if c.topology_key == HOSTNAME
+                    || matching[slot][index] == 0
+                    || !eligible(pod, c, node)
+                {
                     continue;
                 }
-                let value = node
-                    .labels
-                    .get(&c.topology_key)
-                    .map(String::as_str)
-                    .unwrap_or_default();
+                let value = values[slot][index].as_deref().unwrap_or_default();
                 if let Some(n) = counts[slot].get_mut(value) {
                     *n += matching[slot][index];
                 }
