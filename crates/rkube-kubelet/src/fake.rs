@@ -26,6 +26,8 @@ struct State {
     /// Sandbox addresses by sandbox id.
     ips: HashMap<String, String>,
     pod_cidr: Option<(Ipv4Addr, u32)>,
+    /// Counts changes to sandboxes and containers (what a relist would see).
+    changes: u64,
 }
 
 impl State {
@@ -110,6 +112,13 @@ impl FakeRuntime {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The state, to change a sandbox or container.
+    fn lock_to_change(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.changes += 1;
+        state
+    }
+
     /// The calls made so far (`RunPodSandbox name`, `CreateContainer name/attempt`, …).
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -125,7 +134,7 @@ impl FakeRuntime {
     /// Makes a running container exit with `code`.
     pub fn exit(&self, id: &str, code: i32) {
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         if let Some((c, s)) = state.containers.get_mut(id) {
             c.state = v1::ContainerState::ContainerExited as i32;
             s.state = c.state;
@@ -151,6 +160,10 @@ impl FakeRuntime {
 
 #[async_trait]
 impl ContainerRuntime for FakeRuntime {
+    fn changes(&self) -> Option<u64> {
+        Some(self.lock().changes)
+    }
+
     async fn version(&self) -> Result<v1::VersionResponse> {
         Ok(v1::VersionResponse {
             version: "0.1.0".into(),
@@ -169,7 +182,7 @@ impl ContainerRuntime for FakeRuntime {
             tokio::time::sleep(self.sandbox_delay).await;
         }
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.next += 1;
         let id = format!("sandbox-{}", state.next);
         let ip = state.allocate_ip(state.next);
@@ -197,7 +210,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.record(format!("StopPodSandbox {id}"));
         if let Some(s) = state.sandboxes.get_mut(id) {
             s.state = v1::PodSandboxState::SandboxNotready as i32;
@@ -214,7 +227,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.record(format!("RemovePodSandbox {id}"));
         state.sandboxes.remove(id);
         state.ips.remove(id);
@@ -262,7 +275,7 @@ impl ContainerRuntime for FakeRuntime {
         _sandbox_config: v1::PodSandboxConfig,
     ) -> Result<String> {
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         if !state.sandboxes.contains_key(sandbox_id) {
             return Err(RuntimeError::not_found(format!("sandbox {sandbox_id}")));
         }
@@ -299,7 +312,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.record(format!("StartContainer {id}"));
         let (c, s) = state
             .containers
@@ -313,7 +326,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn stop_container(&self, id: &str, _timeout: i64) -> Result<()> {
         let t = now(self);
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.record(format!("StopContainer {id}"));
         if let Some((c, s)) = state.containers.get_mut(id)
             && c.state == v1::ContainerState::ContainerRunning as i32
@@ -328,7 +341,7 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
-        let mut state = self.lock();
+        let mut state = self.lock_to_change();
         state.record(format!("RemoveContainer {id}"));
         state.containers.remove(id);
         Ok(())
@@ -422,5 +435,43 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn list_container_stats(&self) -> Result<Vec<v1::ContainerStats>> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn changes_move_with_sandboxes_and_containers_only() {
+        let rt = FakeRuntime::new();
+        let count = || rt.changes().expect("the fake counts its changes");
+        let start = count();
+        let sandbox = rt
+            .run_pod_sandbox(v1::PodSandboxConfig::default(), "")
+            .await
+            .unwrap();
+        let after_sandbox = count();
+        assert!(after_sandbox > start);
+        rt.list_pod_sandboxes(None).await.unwrap();
+        rt.list_containers(None).await.unwrap();
+        rt.pod_sandbox_status(&sandbox).await.unwrap();
+        rt.pull_image("busybox", None, None).await.unwrap();
+        assert_eq!(count(), after_sandbox, "reads and pulls change nothing a relist sees");
+        let id = rt
+            .create_container(
+                &sandbox,
+                v1::ContainerConfig::default(),
+                v1::PodSandboxConfig::default(),
+            )
+            .await
+            .unwrap();
+        let created = count();
+        assert!(created > after_sandbox);
+        rt.start_container(&id).await.unwrap();
+        let started = count();
+        assert!(started > created);
+        rt.exit(&id, 3);
+        assert!(count() > started, "an exit is a change");
     }
 }

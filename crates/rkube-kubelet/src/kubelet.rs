@@ -507,8 +507,22 @@ pub async fn runtime_pod(
 /// runtime holds for pods the API no longer has (orphans).
 pub async fn relist(shared: Arc<Shared>) {
     let mut last: HashMap<String, Vec<(String, crate::observed::State, bool)>> = HashMap::new();
+    // What the last relist looked at, when the runtime can tell its changes: the same runtime
+    // state, pods and sync state again find nothing new.
+    let mut looked_at = None;
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let mark = match shared.runtime.changes() {
+            Some(changes) => Some((
+                changes,
+                shared.synced.load(std::sync::atomic::Ordering::SeqCst),
+                pod_set_mark(&*shared.pods.lock().await),
+            )),
+            None => None,
+        };
+        if mark.is_some() && mark == looked_at {
+            continue;
+        }
         let sandboxes = match shared.runtime.list_pod_sandboxes(None).await {
             Ok(s) => s,
             Err(e) => {
@@ -582,5 +596,16 @@ pub async fn relist(shared: Arc<Shared>) {
             }
         }
         last = now;
+        looked_at = mark;
     }
+}
+
+/// A number standing for the set of pods the kubelet holds (their uids, in any order).
+fn pod_set_mark<V>(pods: &HashMap<String, V>) -> (usize, u64) {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let sum = pods
+        .keys()
+        .fold(0u64, |sum, uid| sum.wrapping_add(hasher.hash_one(uid)));
+    (pods.len(), sum)
 }

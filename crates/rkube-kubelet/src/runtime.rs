@@ -48,6 +48,11 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 /// The CRI v1 calls the kubelet makes, in CRI's own types.
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync {
+    /// A count that moves whenever the runtime's sandboxes or containers change, from a runtime
+    /// that can tell (`None`: it cannot, and every relist lists).
+    fn changes(&self) -> Option<u64> {
+        None
+    }
     /// The runtime's name and version.
     async fn version(&self) -> Result<v1::VersionResponse>;
     /// Creates and starts a pod sandbox; returns its id.
