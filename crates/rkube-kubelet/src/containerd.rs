@@ -229,6 +229,7 @@ impl Supervisor {
         cni_bin_dir: &Path,
         registries: &crate::images::Registries,
     ) -> Result<Self, ContainerdError> {
+        share_netns_dir();
         let config = paths.config();
         write_file(
             &config,
@@ -289,6 +290,89 @@ impl Supervisor {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Where containerd mounts pods' network namespaces (as `ip netns` does its own).
+const NETNS_DIR: &str = "/run/netns";
+
+/// What the mount table says of a directory.
+#[derive(Debug, PartialEq, Eq)]
+enum DirMounts {
+    /// The directory is a mount point.
+    MountPoint,
+    /// Not a mount point, but something is mounted below it.
+    HasMounts,
+    /// Neither.
+    Plain,
+}
+
+/// Reads `/proc/self/mountinfo` text for `dir` (an absolute path without escapes).
+fn dir_mounts(mountinfo: &str, dir: &str) -> DirMounts {
+    let below = format!("{}/", dir.trim_end_matches('/'));
+    let mut found = DirMounts::Plain;
+    for point in mountinfo.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if point == dir {
+            return DirMounts::MountPoint;
+        }
+        if point.starts_with(&below) {
+            found = DirMounts::HasMounts;
+        }
+    }
+    found
+}
+
+/// Makes the network namespace directory a shared mount point of its own, as the first
+/// `ip netns add` on a host does, while no namespace is mounted there yet. Otherwise a first
+/// `ip netns add` run later (by a user or a tool) binds the directory over the pods' namespaces
+/// with copies of their mounts; removing a pod then unmounts only the copy and its namespace
+/// file stays behind, busy, for good.
+fn share_netns_dir() {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    if let Err(err) = std::fs::create_dir_all(NETNS_DIR) {
+        tracing::warn!(dir = NETNS_DIR, error = %err, "creating the network namespace directory");
+        return;
+    }
+    match dir_mounts(&mountinfo, NETNS_DIR) {
+        DirMounts::MountPoint => return,
+        DirMounts::HasMounts => {
+            tracing::warn!(
+                dir = NETNS_DIR,
+                "network namespaces are mounted in a directory that is not a mount point; \
+                 a first `ip netns add` would hide them"
+            );
+            return;
+        }
+        DirMounts::Plain => {}
+    }
+    let dir = std::ffi::CString::new(NETNS_DIR).expect("no NUL in a constant");
+    // SAFETY: valid NUL-terminated strings; null filesystem type and data are allowed for
+    // bind and propagation changes.
+    #[allow(unsafe_code)]
+    let done = unsafe {
+        libc::mount(
+            dir.as_ptr(),
+            dir.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ) == 0
+            && libc::mount(
+                std::ptr::null(),
+                dir.as_ptr(),
+                std::ptr::null(),
+                libc::MS_SHARED | libc::MS_REC,
+                std::ptr::null(),
+            ) == 0
+    };
+    if !done {
+        tracing::warn!(
+            dir = NETNS_DIR,
+            error = %std::io::Error::last_os_error(),
+            "making the network namespace directory a shared mount point"
+        );
     }
 }
 
@@ -398,6 +482,22 @@ mod tests {
         assert!(toml.contains("restrict_oom_score_adj = true"));
         assert!(toml.contains("SystemdCgroup = false"));
         assert!(toml.contains("conf_dir = \"/data/agent/etc/cni/net.d\""));
+    }
+
+    #[test]
+    fn the_netns_directory_is_told_from_the_mount_table() {
+        let root = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
+        assert_eq!(dir_mounts(root, NETNS_DIR), DirMounts::Plain);
+        let bound = format!(
+            "{root}45 27 254:0 /run/netns /run/netns rw shared:1 - ext4 /dev/vda rw\n\
+             56 45 0:4 net:[4026532509] /run/netns/cni-1 rw - nsfs nsfs rw\n"
+        );
+        assert_eq!(dir_mounts(&bound, NETNS_DIR), DirMounts::MountPoint);
+        let hidden =
+            format!("{root}56 27 0:4 net:[4026532509] /run/netns/cni-1 rw - nsfs nsfs rw\n");
+        assert_eq!(dir_mounts(&hidden, NETNS_DIR), DirMounts::HasMounts);
+        let other = format!("{root}57 27 0:4 net:[1] /run/netns2/x rw - nsfs nsfs rw\n");
+        assert_eq!(dir_mounts(&other, NETNS_DIR), DirMounts::Plain);
     }
 
     #[test]
