@@ -28,9 +28,39 @@ struct State {
     pod_cidr: Option<(Ipv4Addr, u32)>,
     /// Counts changes to sandboxes and containers (what a relist would see).
     changes: u64,
+    /// Sandbox and container ids by their pod uid label (a pod's are looked up on every sync).
+    by_pod: HashMap<String, Vec<String>>,
+}
+
+/// The pod uid label of a sandbox's or container's labels.
+fn pod_of(labels: &HashMap<String, String>) -> &str {
+    labels.get(LABEL_POD_UID).map_or("", String::as_str)
 }
 
 impl State {
+    /// Files a sandbox or container id under its pod.
+    fn index(&mut self, uid: &str, id: &str) {
+        self.by_pod
+            .entry(uid.to_owned())
+            .or_default()
+            .push(id.to_owned());
+    }
+
+    /// Takes ids out of their pod's entry.
+    fn unindex(&mut self, uid: &str, gone: impl Fn(&str) -> bool) {
+        if let Some(ids) = self.by_pod.get_mut(uid) {
+            ids.retain(|id| !gone(id));
+            if ids.is_empty() {
+                self.by_pod.remove(uid);
+            }
+        }
+    }
+
+    /// The ids filed under a pod.
+    fn of_pod(&self, uid: &str) -> &[String] {
+        self.by_pod.get(uid).map_or(&[], Vec::as_slice)
+    }
+
     fn record(&mut self, call: String) {
         if !self.unrecorded {
             self.calls.push(call);
@@ -193,6 +223,7 @@ impl ContainerRuntime for FakeRuntime {
             .map(|m| m.name.clone())
             .unwrap_or_default();
         state.record(format!("RunPodSandbox {name}"));
+        state.index(pod_of(&config.labels), &id);
         state.sandboxes.insert(
             id.clone(),
             v1::PodSandbox {
@@ -229,9 +260,23 @@ impl ContainerRuntime for FakeRuntime {
     async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
         let mut state = self.lock_to_change();
         state.record(format!("RemovePodSandbox {id}"));
-        state.sandboxes.remove(id);
+        if let Some(sandbox) = state.sandboxes.remove(id) {
+            let uid = pod_of(&sandbox.labels).to_owned();
+            let containers: Vec<String> = state
+                .containers
+                .values()
+                .filter(|(c, _)| c.pod_sandbox_id == id)
+                .map(|(c, _)| c.id.clone())
+                .collect();
+            for c in &containers {
+                if let Some((c, _)) = state.containers.remove(c) {
+                    let owner = pod_of(&c.labels).to_owned();
+                    state.unindex(&owner, |i| i == c.id);
+                }
+            }
+            state.unindex(&uid, |i| i == id);
+        }
         state.ips.remove(id);
-        state.containers.retain(|_, (c, _)| c.pod_sandbox_id != id);
         Ok(())
     }
 
@@ -256,16 +301,14 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn list_pod_sandboxes(&self, pod_uid: Option<&str>) -> Result<Vec<v1::PodSandbox>> {
-        Ok(self
-            .lock()
-            .sandboxes
-            .values()
-            .filter(|s| {
-                pod_uid
-                    .is_none_or(|uid| s.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid))
-            })
-            .cloned()
-            .collect())
+        let state = self.lock();
+        Ok(match pod_uid {
+            Some(uid) => (state.of_pod(uid).iter())
+                .filter_map(|id| state.sandboxes.get(id))
+                .cloned()
+                .collect(),
+            None => state.sandboxes.values().cloned().collect(),
+        })
     }
 
     async fn create_container(
@@ -306,6 +349,7 @@ impl ContainerRuntime for FakeRuntime {
             created_at: t,
             ..Default::default()
         };
+        state.index(pod_of(&container.labels), &id);
         state.containers.insert(id.clone(), (container, status));
         Ok(id)
     }
@@ -343,21 +387,21 @@ impl ContainerRuntime for FakeRuntime {
     async fn remove_container(&self, id: &str) -> Result<()> {
         let mut state = self.lock_to_change();
         state.record(format!("RemoveContainer {id}"));
-        state.containers.remove(id);
+        if let Some((c, _)) = state.containers.remove(id) {
+            state.unindex(pod_of(&c.labels), |i| i == id);
+        }
         Ok(())
     }
 
     async fn list_containers(&self, pod_uid: Option<&str>) -> Result<Vec<v1::Container>> {
-        Ok(self
-            .lock()
-            .containers
-            .values()
-            .filter(|(c, _)| {
-                pod_uid
-                    .is_none_or(|uid| c.labels.get(LABEL_POD_UID).map(String::as_str) == Some(uid))
-            })
-            .map(|(c, _)| c.clone())
-            .collect())
+        let state = self.lock();
+        Ok(match pod_uid {
+            Some(uid) => (state.of_pod(uid).iter())
+                .filter_map(|id| state.containers.get(id))
+                .map(|(c, _)| c.clone())
+                .collect(),
+            None => state.containers.values().map(|(c, _)| c.clone()).collect(),
+        })
     }
 
     async fn container_status(&self, id: &str) -> Result<v1::ContainerStatus> {
@@ -457,7 +501,11 @@ mod tests {
         rt.list_containers(None).await.unwrap();
         rt.pod_sandbox_status(&sandbox).await.unwrap();
         rt.pull_image("busybox", None, None).await.unwrap();
-        assert_eq!(count(), after_sandbox, "reads and pulls change nothing a relist sees");
+        assert_eq!(
+            count(),
+            after_sandbox,
+            "reads and pulls change nothing a relist sees"
+        );
         let id = rt
             .create_container(
                 &sandbox,
