@@ -565,21 +565,72 @@ impl SharedInformers {
 /// patch), so nothing left out is lost.
 /// - managedFields, of every object;
 /// - of a pod, the volumes whose contents only its node provides (configMap, secret,
-///   projected, downwardAPI, emptyDir): every pod has a projected token volume, and the
-///   typed form of one volume alone is over 3 KB. Volumes naming claims or other storage
-///   stay.
+///   projected, downwardAPI, emptyDir) and their mounts: every pod has a projected token
+///   volume, and the typed form of one volume alone is over 3 KB. Volumes naming claims or
+///   other storage stay;
+///
+/// and a pod's lists are cut to their length (decoding leaves room for four or eight items: a
+/// spare typed container status alone is 750 bytes).
 fn trim<K: Resource + 'static>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
-    if let Some(pod) = (obj as &mut dyn Any).downcast_mut::<Pod>()
-        && let Some(volumes) = pod.spec.as_mut().and_then(|s| s.volumes.as_mut())
-    {
-        volumes.retain(|v| {
-            v.config_map.is_none()
-                && v.secret.is_none()
-                && v.projected.is_none()
-                && v.downward_api.is_none()
-                && v.empty_dir.is_none()
-        });
+    if let Some(pod) = (obj as &mut dyn Any).downcast_mut::<Pod>() {
+        compact_pod(pod);
+    }
+}
+
+/// The pod part of [`trim`].
+fn compact_pod(pod: &mut Pod) {
+    fn fit<T>(list: &mut Option<Vec<T>>) {
+        if let Some(list) = list {
+            list.shrink_to_fit();
+        }
+    }
+    let meta = &mut pod.metadata;
+    fit(&mut meta.owner_references);
+    fit(&mut meta.finalizers);
+    if let Some(spec) = pod.spec.as_mut() {
+        if let Some(volumes) = spec.volumes.as_mut() {
+            volumes.retain(|v| {
+                v.config_map.is_none()
+                    && v.secret.is_none()
+                    && v.projected.is_none()
+                    && v.downward_api.is_none()
+                    && v.empty_dir.is_none()
+            });
+            volumes.shrink_to_fit();
+        }
+        let kept: Vec<String> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        spec.containers.shrink_to_fit();
+        fit(&mut spec.init_containers);
+        for c in spec
+            .containers
+            .iter_mut()
+            .chain(spec.init_containers.iter_mut().flatten())
+        {
+            if let Some(mounts) = c.volume_mounts.as_mut() {
+                mounts.retain(|m| kept.contains(&m.name));
+            }
+            if c.volume_mounts.as_ref().is_some_and(Vec::is_empty) {
+                c.volume_mounts = None;
+            }
+            fit(&mut c.volume_mounts);
+            fit(&mut c.ports);
+            fit(&mut c.env);
+        }
+        fit(&mut spec.tolerations);
+    }
+    if let Some(status) = pod.status.as_mut() {
+        fit(&mut status.conditions);
+        fit(&mut status.container_statuses);
+        fit(&mut status.init_container_statuses);
+        fit(&mut status.ephemeral_container_statuses);
+        fit(&mut status.host_ips);
+        fit(&mut status.pod_ips);
     }
 }
 
@@ -980,7 +1031,10 @@ mod tests {
     fn shared_caches_leave_out_managed_fields_and_node_local_pod_volumes() {
         let mut pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "p", "managedFields": [{"manager": "m", "operation": "Update"}]},
-            "spec": {"containers": [{"name": "c"}], "volumes": [
+            "spec": {"containers": [{"name": "c", "volumeMounts": [
+                {"name": "token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+                {"name": "data", "mountPath": "/data"}
+            ]}], "volumes": [
                 {"name": "token", "projected": {"sources": []}},
                 {"name": "config", "configMap": {"name": "c"}},
                 {"name": "secret", "secret": {"secretName": "s"}},
@@ -988,12 +1042,26 @@ mod tests {
                 {"name": "info", "downwardAPI": {}},
                 {"name": "data", "persistentVolumeClaim": {"claimName": "c"}},
                 {"name": "host", "hostPath": {"path": "/srv"}}
-            ]}
+            ]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true,
+                    "restartCount": 0}]}
         }))
         .unwrap();
         trim(&mut pod);
         assert!(pod.metadata.managed_fields.is_none());
+        let status = pod.status.unwrap();
+        let statuses = status.container_statuses.unwrap();
+        assert_eq!((statuses.len(), statuses.capacity()), (1, 1));
+        assert_eq!(status.conditions.unwrap().capacity(), 1);
         let spec = pod.spec.unwrap();
+        let mounts: Vec<_> = spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.name.as_str())
+            .collect();
+        assert_eq!(mounts, ["data"], "mounts of left-out volumes go with them");
         let names: Vec<_> = spec
             .volumes
             .iter()
