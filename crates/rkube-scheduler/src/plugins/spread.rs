@@ -281,19 +281,27 @@ struct ScoreState {
     require_all_keys: bool,
     /// Per constraint, its matching pods on each node (indexed like `Snapshot::nodes`).
     matching: Vec<Arc<Vec<i64>>>,
+    /// Per constraint, each node's domain (indexed like `Snapshot::nodes`).
+    values: Vec<LabelValues>,
 }
 
 impl ScoreState {
-    /// A node's raw score; `on_node(slot, constraint)` counts a hostname constraint's
-    /// matching pods there.
-    fn score(&self, node: &NodeInfo, on_node: impl Fn(usize, &SpreadConstraint) -> i64) -> i64 {
-        if self.require_all_keys && !has_all_keys(&self.constraints, node) {
+    /// A node's raw score; `domain(slot, constraint)` is the node's value of a constraint's
+    /// key, and `on_node(slot, constraint)` counts a hostname constraint's matching pods there.
+    fn score<'a>(
+        &self,
+        domain: impl Fn(usize, &SpreadConstraint) -> Option<&'a str>,
+        on_node: impl Fn(usize, &SpreadConstraint) -> i64,
+    ) -> i64 {
+        if self.require_all_keys
+            && !(self.constraints.iter().enumerate()).all(|(slot, c)| domain(slot, c).is_some())
+        {
             // Nodes without the keys are ignored, and score 0 after normalizing.
             return i64::MIN;
         }
         let mut total = 0.0;
         for (slot, c) in self.constraints.iter().enumerate() {
-            let Some(value) = node.labels.get(&c.topology_key) else {
+            let Some(value) = domain(slot, c) else {
                 continue;
             };
             let n = if c.topology_key == HOSTNAME {
@@ -496,6 +504,7 @@ impl Plugin for PodTopologySpread {
                 weights,
                 require_all_keys,
                 matching,
+                values,
             },
         );
         true
@@ -504,15 +513,16 @@ impl Plugin for PodTopologySpread {
         let Some(s) = state.read::<ScoreState>(SCORE_STATE) else {
             return 0;
         };
-        s.score(node, |_, c| {
-            node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64
-        })
+        s.score(
+            |_, c| node.labels.get(&c.topology_key).map(String::as_str),
+            |_, c| node.pods.iter().filter(|p| counts_pod(pod, c, p)).count() as i64,
+        )
     }
     fn score_nodes(
         &self,
         state: &CycleState,
         _pod: &PodInfo,
-        snapshot: &Snapshot,
+        _snapshot: &Snapshot,
         nodes: &[usize],
         scores: &mut [i64],
     ) {
@@ -521,8 +531,10 @@ impl Plugin for PodTopologySpread {
             return;
         };
         for (slot, index) in scores.iter_mut().zip(nodes) {
-            let node = &snapshot.nodes[*index];
-            *slot = s.score(node, |at, _| s.matching[at][*index]);
+            *slot = s.score(
+                |at, _| s.values[at][*index].as_deref(),
+                |at, _| s.matching[at][*index],
+            );
         }
     }
     fn normalize(&self, _: &CycleState, _: &PodInfo, scores: &mut [i64]) {
