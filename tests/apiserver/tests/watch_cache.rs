@@ -328,6 +328,23 @@ async fn pages_stay_one_snapshot_while_writes_go_on() {
         cms.delete(&format!("p-{:02}", 29 - round), &DeleteParams::default())
             .await
             .unwrap();
+        // A change to an object of a page still to come, and one to an object already
+        // listed that is then deleted and made again.
+        cms.patch(
+            &format!("p-{:02}", 14 + round),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"changed": "yes"}}})),
+        )
+        .await
+        .unwrap();
+        let again = format!("p-{round:02}");
+        cms.delete(&again, &DeleteParams::default()).await.unwrap();
+        cms.create(
+            &PostParams::default(),
+            &configmap(&again, &[("changed", "yes")]),
+        )
+        .await
+        .unwrap();
         let page = cms
             .list(&ListParams::default().limit(7).continue_token(&t2))
             .await
@@ -336,6 +353,20 @@ async fn pages_stay_one_snapshot_while_writes_go_on() {
             page.metadata.resource_version.as_deref(),
             Some(snapshot.as_str())
         );
+        let listed = names.len() + page.items.len();
+        let remaining = page.metadata.remaining_item_count.unwrap_or(0);
+        assert_eq!(
+            listed as i64 + remaining,
+            30,
+            "remainingItemCount of the snapshot"
+        );
+        for item in &page.items {
+            assert!(
+                !(item.metadata.labels.as_ref()).is_some_and(|l| l.contains_key("changed")),
+                "{:?} as it was at the snapshot",
+                item.metadata.name
+            );
+        }
         names.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
         token = page.metadata.continue_;
         round += 1;

@@ -1,13 +1,14 @@
 //! Gets and lists from the cache: one consistent view of a resource under its read lock,
 //! pages with continue tokens, and list bodies assembled from the stored bytes.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use rkube_api::ApiError;
 use rkube_store::Revision;
 
-use super::{CachedObject, ResourceCache, WatchCache};
+use super::{CachedObject, EventKind, ResourceCache, WatchCache};
 
 /// One page of a list read from the cache.
 pub(crate) struct CachedPage {
@@ -27,8 +28,7 @@ pub(crate) struct CachedList<'a> {
     pub namespace: Option<&'a str>,
     /// Start at this key below the listed prefix (from a continue token).
     pub start: Option<&'a str>,
-    /// The revision a continue token was issued at: the page is served from the cache only
-    /// if the resource has not changed since.
+    /// The revision a continue token was issued at, which the page shows.
     pub at: Option<Revision>,
     /// At most this many objects.
     pub limit: Option<usize>,
@@ -52,7 +52,10 @@ impl WatchCache {
     }
 
     /// A page of the objects `keep` accepts; `None` when a continue token's revision cannot
-    /// be served from the cache (the resource changed since), so the store must answer.
+    /// be served from the cache, so the store must answer: the cache has not reached it yet,
+    /// or some change after it has left the window. A continue token's page shows the
+    /// resource as it was at the token's revision: the objects changed since are taken back
+    /// to their state then, from the window's events.
     pub fn list(
         &self,
         resource: &ResourceCache,
@@ -61,20 +64,36 @@ impl WatchCache {
     ) -> Option<CachedPage> {
         let state = resource.read();
         let revision = state.revision(self.seen());
-        if let Some(at) = request.at
-            && (state.last > at || revision < at)
-        {
-            return None;
+        // Per key changed after the token's revision, the object as it was then.
+        let mut then: BTreeMap<&str, Option<Arc<CachedObject>>> = BTreeMap::new();
+        if let Some(at) = request.at {
+            if revision < at || (state.last > at && at < state.floor) {
+                return None;
+            }
+            let first = state.events.partition_point(|e| e.revision <= at);
+            for event in state.events.iter().skip(first) {
+                then.entry(&*event.object.key)
+                    .or_insert_with(|| match event.kind {
+                        EventKind::Added => None,
+                        EventKind::Modified | EventKind::Deleted => event.prev.clone(),
+                    });
+            }
         }
         let base = match request.namespace {
             Some(ns) => format!("{ns}/"),
             None => String::new(),
         };
         let lower = format!("{base}{}", request.start.unwrap_or(""));
-        let mut range = state
+        let from = (Bound::Included(lower.as_str()), Bound::Unbounded);
+        let unchanged = state
             .objects
-            .range::<str, _>((Bound::Included(lower.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&base));
+            .range::<str, _>(from)
+            .map(|(k, o)| (&**k, o))
+            .filter(|(k, _)| !then.contains_key(k));
+        let changed = then
+            .range::<str, _>(from)
+            .filter_map(|(k, o)| o.as_ref().map(|o| (*k, o)));
+        let mut range = merged(unchanged, changed).take_while(|(k, _)| k.starts_with(&base));
         let limit = request.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         let mut page = CachedPage {
             items: Vec::new(),
@@ -102,6 +121,19 @@ impl WatchCache {
         }
         Some(page)
     }
+}
+
+/// Two key-ordered sequences with no key in common, as one in key order.
+fn merged<'a, T: 'a>(
+    a: impl Iterator<Item = (&'a str, T)>,
+    b: impl Iterator<Item = (&'a str, T)>,
+) -> impl Iterator<Item = (&'a str, T)> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some((x, _)), Some((y, _))) if y < x => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
 }
 
 /// A list body in JSON, assembled from the cached bytes: items go without their type, as
